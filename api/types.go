@@ -1,0 +1,445 @@
+// Package api holds PanelX's resource model: the Project, Service and Volume
+// manifests (apiVersion panelx.dev/v1), their defaulting, validation and strict
+// JSON/YAML decoding. It does no I/O; the HTTP layer lives in sub-packages.
+package api
+
+import (
+	"encoding/json"
+	"fmt"
+	"time"
+)
+
+// APIVersion is the only apiVersion PanelX manifests carry.
+const APIVersion = "panelx.dev/v1"
+
+// Kind names a resource type.
+type Kind string
+
+// The kinds of resources PanelX manages.
+const (
+	KindProject Kind = "Project"
+	KindService Kind = "Service"
+	KindVolume  Kind = "Volume"
+)
+
+// Kinds lists every kind, in the order a project is built: the project first,
+// then what its services mount, then the services.
+var Kinds = []Kind{KindProject, KindVolume, KindService}
+
+// TypeMeta says what a document is.
+type TypeMeta struct {
+	APIVersion string `json:"apiVersion"`
+	Kind       Kind   `json:"kind"`
+}
+
+// ObjectMeta is the metadata every resource carries. Name and Project come from
+// the user; the rest is set by the server and ignored on input.
+type ObjectMeta struct {
+	// Name is a DNS-1123 label, unique within the project (or, for a
+	// Project, within the installation).
+	Name string `json:"name"`
+	// Project is the owning project of a Service or Volume; empty for a Project.
+	Project string            `json:"project,omitempty"`
+	UID     string            `json:"uid,omitempty"`
+	Labels  map[string]string `json:"labels,omitempty"`
+	// Annotations carry machine-written notes, such as the deletion options
+	// of a project being deleted.
+	Annotations map[string]string `json:"annotations,omitempty"`
+	// Generation rises on every spec change and never on status writes.
+	Generation int64 `json:"generation,omitempty"`
+	// ResourceVersion rises on every write; it is the optimistic-concurrency
+	// token (HTTP ETag / If-Match). Opaque to clients.
+	ResourceVersion   string     `json:"resourceVersion,omitempty"`
+	CreationTimestamp time.Time  `json:"creationTimestamp,omitzero"`
+	DeletionTimestamp *time.Time `json:"deletionTimestamp,omitempty"`
+}
+
+// AnnotationPurgeVolumes on a Project being deleted asks the controller to
+// remove its volumes' data too.
+const AnnotationPurgeVolumes = "panelx.dev/purge-volumes"
+
+// Key identifies one resource of a known kind.
+type Key struct {
+	Project string // empty for a Project
+	Name    string
+}
+
+func (k Key) String() string {
+	if k.Project == "" {
+		return k.Name
+	}
+	return k.Project + "/" + k.Name
+}
+
+// Object is implemented by *Project, *Service and *Volume.
+type Object interface {
+	GetKind() Kind
+	GetMeta() *ObjectMeta
+	GetTypeMeta() *TypeMeta
+	// SpecPtr and StatusPtr return pointers to the spec and status so generic
+	// code (the store) can encode and decode them without a type switch.
+	SpecPtr() any
+	StatusPtr() any
+	// Default fills unset fields with their defaults.
+	Default()
+	// Validate reports every problem of the object, each with its field path.
+	Validate() ErrorList
+}
+
+// New returns an empty object of the kind, with its TypeMeta filled in.
+func New(kind Kind) (Object, error) {
+	var obj Object
+	switch kind {
+	case KindProject:
+		obj = &Project{}
+	case KindService:
+		obj = &Service{}
+	case KindVolume:
+		obj = &Volume{}
+	default:
+		return nil, fmt.Errorf("unknown kind %q", kind)
+	}
+	*obj.GetTypeMeta() = TypeMeta{APIVersion: APIVersion, Kind: kind}
+	return obj, nil
+}
+
+// KeyOf returns the key of an object.
+func KeyOf(obj Object) Key {
+	m := obj.GetMeta()
+	return Key{Project: m.Project, Name: m.Name}
+}
+
+// Clone returns a deep copy of an object (through JSON, which every field
+// round-trips through by construction).
+func Clone[T Object](obj T) T {
+	data, err := json.Marshal(obj)
+	if err != nil {
+		panic(fmt.Sprintf("clone %s: %v", obj.GetKind(), err))
+	}
+	out, err := New(obj.GetKind())
+	if err != nil {
+		panic(err)
+	}
+	if err := json.Unmarshal(data, out); err != nil {
+		panic(fmt.Sprintf("clone %s: %v", obj.GetKind(), err))
+	}
+	return out.(T)
+}
+
+// ---- Project ----
+
+// Project groups services and volumes; it owns a Docker bridge network.
+type Project struct {
+	TypeMeta
+	Metadata ObjectMeta    `json:"metadata"`
+	Spec     ProjectSpec   `json:"spec"`
+	Status   ProjectStatus `json:"status,omitzero"`
+}
+
+// ProjectSpec is the desired state of a project.
+type ProjectSpec struct {
+	// Domain is an optional base domain; routing to services comes later.
+	Domain string `json:"domain,omitempty"`
+	// DisplayName is a free-form human name for dashboards.
+	DisplayName string `json:"displayName,omitempty"`
+}
+
+// ProjectStatus is what the controller last observed of a project.
+type ProjectStatus struct {
+	ObservedGeneration int64         `json:"observedGeneration,omitempty"`
+	Phase              Phase         `json:"phase,omitempty"`
+	Conditions         []Condition   `json:"conditions,omitempty"`
+	Services           ServiceCounts `json:"services,omitzero"`
+	Network            string        `json:"network,omitempty"`
+}
+
+// ServiceCounts summarises the services of a project.
+type ServiceCounts struct {
+	Total int32 `json:"total"`
+	Ready int32 `json:"ready"`
+}
+
+func (p *Project) GetKind() Kind          { return KindProject }
+func (p *Project) GetMeta() *ObjectMeta   { return &p.Metadata }
+func (p *Project) GetTypeMeta() *TypeMeta { return &p.TypeMeta }
+func (p *Project) SpecPtr() any           { return &p.Spec }
+func (p *Project) StatusPtr() any         { return &p.Status }
+
+// ---- Volume ----
+
+// Volume is a named Docker volume of a project. Only an explicit delete of
+// the Volume (or a project delete that asks to purge volumes) removes data.
+type Volume struct {
+	TypeMeta
+	Metadata ObjectMeta   `json:"metadata"`
+	Spec     VolumeSpec   `json:"spec"`
+	Status   VolumeStatus `json:"status,omitzero"`
+}
+
+// ReclaimPolicy says what happens to a volume's data when its project is
+// deleted.
+type ReclaimPolicy string
+
+const (
+	// ReclaimRetain keeps the Docker volume when the project is deleted
+	// without purge; only a delete of this Volume removes it.
+	ReclaimRetain ReclaimPolicy = "Retain"
+	// ReclaimDelete removes the Docker volume with its project, too.
+	ReclaimDelete ReclaimPolicy = "Delete"
+)
+
+// VolumeSpec is the desired state of a volume.
+type VolumeSpec struct {
+	ReclaimPolicy ReclaimPolicy `json:"reclaimPolicy,omitempty"`
+	// Driver is the Docker volume driver (default "local").
+	Driver string `json:"driver,omitempty"`
+	// DriverOpts are passed to the driver. Options that bind a host path
+	// (local driver: o=bind, device=/path) are refused for non-administrators.
+	DriverOpts map[string]string `json:"driverOpts,omitempty"`
+}
+
+// VolumeStatus is what the controller last observed of a volume.
+type VolumeStatus struct {
+	ObservedGeneration int64       `json:"observedGeneration,omitempty"`
+	Phase              Phase       `json:"phase,omitempty"`
+	Conditions         []Condition `json:"conditions,omitempty"`
+	// DockerName is the name of the Docker volume holding the data.
+	DockerName string `json:"dockerName,omitempty"`
+}
+
+func (v *Volume) GetKind() Kind          { return KindVolume }
+func (v *Volume) GetMeta() *ObjectMeta   { return &v.Metadata }
+func (v *Volume) GetTypeMeta() *TypeMeta { return &v.TypeMeta }
+func (v *Volume) SpecPtr() any           { return &v.Spec }
+func (v *Volume) StatusPtr() any         { return &v.Status }
+
+// ---- Service ----
+
+// Service is a set of identical containers (replicas) of one image.
+type Service struct {
+	TypeMeta
+	Metadata ObjectMeta    `json:"metadata"`
+	Spec     ServiceSpec   `json:"spec"`
+	Status   ServiceStatus `json:"status,omitzero"`
+}
+
+func (s *Service) GetKind() Kind          { return KindService }
+func (s *Service) GetMeta() *ObjectMeta   { return &s.Metadata }
+func (s *Service) GetTypeMeta() *TypeMeta { return &s.TypeMeta }
+func (s *Service) SpecPtr() any           { return &s.Spec }
+func (s *Service) StatusPtr() any         { return &s.Status }
+
+// PullPolicy says when an image is pulled.
+type PullPolicy string
+
+const (
+	PullAlways       PullPolicy = "Always"
+	PullIfNotPresent PullPolicy = "IfNotPresent"
+	PullNever        PullPolicy = "Never"
+)
+
+// RestartPolicy maps onto Docker's restart policies.
+type RestartPolicy string
+
+const (
+	RestartAlways    RestartPolicy = "Always"
+	RestartOnFailure RestartPolicy = "OnFailure"
+	RestartNever     RestartPolicy = "Never"
+)
+
+// Protocol of a published port.
+type Protocol string
+
+const (
+	ProtocolTCP Protocol = "tcp"
+	ProtocolUDP Protocol = "udp"
+)
+
+// ServiceSpec is the desired state of a service.
+type ServiceSpec struct {
+	Image           string     `json:"image"`
+	ImagePullPolicy PullPolicy `json:"imagePullPolicy,omitempty"`
+	// Command replaces the image's ENTRYPOINT, Args its CMD.
+	Command    []string `json:"command,omitempty"`
+	Args       []string `json:"args,omitempty"`
+	WorkingDir string   `json:"workingDir,omitempty"`
+	User       string   `json:"user,omitempty"`
+	Env        []EnvVar `json:"env,omitempty"`
+	Ports      []Port   `json:"ports,omitempty"`
+	// Replicas is the number of containers, 0–100 (default 1).
+	Replicas      *int32        `json:"replicas,omitempty"`
+	Volumes       []VolumeMount `json:"volumes,omitempty"`
+	Resources     Resources     `json:"resources,omitzero"`
+	Healthcheck   *Healthcheck  `json:"healthcheck,omitempty"`
+	DependsOn     []string      `json:"dependsOn,omitempty"`
+	RestartPolicy RestartPolicy `json:"restartPolicy,omitempty"`
+
+	// Host-level settings. Each of them breaks the container's isolation
+	// from the host; the API refuses them for non-administrators.
+	Privileged  bool              `json:"privileged,omitempty"`
+	NetworkMode string            `json:"networkMode,omitempty"` // "" (the project network), "host" or "none"
+	PIDMode     string            `json:"pidMode,omitempty"`     // "" or "host"
+	IPCMode     string            `json:"ipcMode,omitempty"`     // "", "private", "shareable" or "host"
+	UTSMode     string            `json:"utsMode,omitempty"`     // "" or "host"
+	CapAdd      []string          `json:"capAdd,omitempty"`
+	CapDrop     []string          `json:"capDrop,omitempty"`
+	Devices     []string          `json:"devices,omitempty"` // /dev/host[:/dev/container[:rwm]]
+	Sysctls     map[string]string `json:"sysctls,omitempty"`
+	SecurityOpt []string          `json:"securityOpt,omitempty"`
+}
+
+// EnvVar is one environment variable of a container.
+type EnvVar struct {
+	Name  string `json:"name"`
+	Value string `json:"value"`
+}
+
+// Port is a container port, published on the host when HostPort is set.
+type Port struct {
+	ContainerPort int32    `json:"containerPort"`
+	HostPort      int32    `json:"hostPort,omitempty"`
+	HostIP        string   `json:"hostIP,omitempty"`
+	Protocol      Protocol `json:"protocol,omitempty"`
+}
+
+// VolumeMount mounts one source into the containers at MountPath. Exactly one
+// source is set: Name (a Volume of the project), HostPath (a bind mount, for
+// administrators only) or Tmpfs.
+type VolumeMount struct {
+	Name      string `json:"name,omitempty"`
+	HostPath  string `json:"hostPath,omitempty"`
+	Tmpfs     bool   `json:"tmpfs,omitempty"`
+	MountPath string `json:"mountPath"`
+	ReadOnly  bool   `json:"readOnly,omitempty"`
+}
+
+// Resources limits a container's CPU and memory.
+type Resources struct {
+	// CPUs is a number of cores ("0.5", "2") or millicores ("500m").
+	CPUs Quantity `json:"cpus,omitempty"`
+	// Memory is a byte quantity: "256Mi", "1Gi", "500M", "1048576".
+	Memory Quantity `json:"memory,omitempty"`
+}
+
+// Quantity is a CPU or memory amount as the user wrote it; YAML numbers are
+// accepted and kept as text.
+type Quantity string
+
+// Healthcheck runs a command inside the container.
+type Healthcheck struct {
+	// Command runs without a shell (exec form).
+	Command     []string `json:"command"`
+	Interval    Duration `json:"interval,omitzero"`
+	Timeout     Duration `json:"timeout,omitzero"`
+	StartPeriod Duration `json:"startPeriod,omitzero"`
+	Retries     int32    `json:"retries,omitempty"`
+}
+
+// Duration is a time.Duration written as a Go duration string ("5s", "1m30s").
+type Duration struct{ time.Duration }
+
+// MarshalJSON writes the duration as a string.
+func (d Duration) MarshalJSON() ([]byte, error) { return json.Marshal(d.String()) }
+
+// UnmarshalJSON reads a duration string.
+func (d *Duration) UnmarshalJSON(b []byte) error {
+	var s string
+	if err := json.Unmarshal(b, &s); err != nil {
+		return fmt.Errorf("must be a duration string such as \"5s\"")
+	}
+	v, err := time.ParseDuration(s)
+	if err != nil {
+		return fmt.Errorf("must be a duration such as \"5s\" or \"1m30s\": %q", s)
+	}
+	d.Duration = v
+	return nil
+}
+
+// ---- status ----
+
+// Phase summarises where a resource is in its life.
+type Phase string
+
+const (
+	PhasePending     Phase = "Pending"
+	PhaseProgressing Phase = "Progressing"
+	PhaseRunning     Phase = "Running"
+	PhaseReady       Phase = "Ready"
+	PhaseDegraded    Phase = "Degraded"
+	PhaseFailed      Phase = "Failed"
+	PhaseDeleting    Phase = "Deleting"
+)
+
+// ConditionStatus is True, False or Unknown.
+type ConditionStatus string
+
+const (
+	ConditionTrue    ConditionStatus = "True"
+	ConditionFalse   ConditionStatus = "False"
+	ConditionUnknown ConditionStatus = "Unknown"
+)
+
+// Condition types the controller reports.
+const (
+	ConditionReady       = "Ready"
+	ConditionProgressing = "Progressing"
+	ConditionDegraded    = "Degraded"
+)
+
+// Condition is one aspect of a resource's state, Kubernetes-style.
+type Condition struct {
+	Type               string          `json:"type"`
+	Status             ConditionStatus `json:"status"`
+	Reason             string          `json:"reason,omitempty"`
+	Message            string          `json:"message,omitempty"`
+	ObservedGeneration int64           `json:"observedGeneration,omitempty"`
+	LastTransitionTime time.Time       `json:"lastTransitionTime,omitzero"`
+}
+
+// ServiceStatus is what the controller last observed of a service.
+type ServiceStatus struct {
+	ObservedGeneration int64           `json:"observedGeneration,omitempty"`
+	Phase              Phase           `json:"phase,omitempty"`
+	ReadyReplicas      int32           `json:"readyReplicas"`
+	Conditions         []Condition     `json:"conditions,omitempty"`
+	Replicas           []ReplicaStatus `json:"replicas,omitempty"`
+	// ImageID is the image the replicas run (or were last created from).
+	ImageID string `json:"imageID,omitempty"`
+}
+
+// ReplicaStatus is the state of one container of a service.
+type ReplicaStatus struct {
+	Index       int32      `json:"index"`
+	ContainerID string     `json:"containerId,omitempty"`
+	State       string     `json:"state"`            // created, running, restarting, exited, missing…
+	Health      string     `json:"health,omitempty"` // starting, healthy, unhealthy
+	Restarts    int32      `json:"restarts"`
+	StartedAt   *time.Time `json:"startedAt,omitempty"`
+	Message     string     `json:"message,omitempty"`
+}
+
+// FindCondition returns the condition of the type, or nil.
+func FindCondition(conds []Condition, typ string) *Condition {
+	for i := range conds {
+		if conds[i].Type == typ {
+			return &conds[i]
+		}
+	}
+	return nil
+}
+
+// SetCondition sets a condition, keeping its LastTransitionTime when the
+// status did not change. It returns the new slice.
+func SetCondition(conds []Condition, c Condition, now time.Time) []Condition {
+	if old := FindCondition(conds, c.Type); old != nil {
+		if old.Status == c.Status {
+			c.LastTransitionTime = old.LastTransitionTime
+		} else {
+			c.LastTransitionTime = now
+		}
+		*old = c
+		return conds
+	}
+	c.LastTransitionTime = now
+	return append(conds, c)
+}

@@ -1,0 +1,65 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"time"
+
+	"github.com/spf13/pflag"
+)
+
+// envFlags registers flags whose defaults come from environment variables,
+// so `--listen` and PANELX_LISTEN mean the same thing and a flag wins over
+// the environment. A malformed variable is an error, not a silent default.
+type envFlags struct {
+	fs   *pflag.FlagSet
+	errs []error
+}
+
+func newEnvFlags(fs *pflag.FlagSet) *envFlags { return &envFlags{fs: fs} }
+
+func usage(env, text string) string { return text + " [$" + env + "]" }
+
+func (e *envFlags) String(p *string, name, env, def, text string) {
+	if v, ok := os.LookupEnv(env); ok {
+		def = v
+	}
+	e.fs.StringVar(p, name, def, usage(env, text))
+}
+
+// Secret is String for values that must not appear in --help (where a
+// default taken from the environment would otherwise be printed).
+func (e *envFlags) Secret(p *string, name, env, text string) {
+	e.fs.StringVar(p, name, "", usage(env, text))
+	*p = os.Getenv(env)
+}
+
+func (e *envFlags) Duration(p *time.Duration, name, env string, def time.Duration, text string) {
+	if v, ok := os.LookupEnv(env); ok {
+		d, err := time.ParseDuration(v)
+		if err != nil {
+			e.errs = append(e.errs, fmt.Errorf("%s=%q: not a duration such as 30s", env, v))
+		} else {
+			def = d
+		}
+	}
+	e.fs.DurationVar(p, name, def, usage(env, text))
+}
+
+func (e *envFlags) Bool(p *bool, name, env string, def bool, text string) {
+	if v, ok := os.LookupEnv(env); ok {
+		switch v {
+		case "1", "true", "TRUE", "True", "yes":
+			def = true
+		case "0", "false", "FALSE", "False", "no", "":
+			def = false
+		default:
+			e.errs = append(e.errs, fmt.Errorf("%s=%q: want true or false", env, v))
+		}
+	}
+	e.fs.BoolVar(p, name, def, usage(env, text))
+}
+
+// Err reports every malformed environment variable.
+func (e *envFlags) Err() error { return errors.Join(e.errs...) }

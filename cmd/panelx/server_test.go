@@ -1,0 +1,146 @@
+package main
+
+import (
+	"bufio"
+	"encoding/json"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/panelx/panelx/internal/testenv"
+)
+
+// buildPanelx compiles the binary once per test run.
+func buildPanelx(t *testing.T) string {
+	t.Helper()
+	bin := filepath.Join(t.TempDir(), "panelx")
+	out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput()
+	if err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	return bin
+}
+
+// startServer runs `panelx server` and returns its base URL once it logs
+// the address it serves on.
+func startServer(t *testing.T, bin string, env ...string) (*exec.Cmd, string, *strings.Builder) {
+	t.Helper()
+	cmd := exec.Command(bin, "server")
+	cmd.Env = append(os.Environ(), append([]string{"PANELX_LISTEN=127.0.0.1:0", "PANELX_LOG_FORMAT=json"}, env...)...)
+	stderr, err := cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+	logs := &strings.Builder{}
+	addr := make(chan string, 1)
+	go func() {
+		sc := bufio.NewScanner(stderr)
+		for sc.Scan() {
+			logs.WriteString(sc.Text() + "\n")
+			var line struct{ Msg, Addr string }
+			if json.Unmarshal(sc.Bytes(), &line) == nil && line.Msg == "serving API" {
+				addr <- line.Addr
+			}
+		}
+		close(addr)
+	}()
+	select {
+	case a, ok := <-addr:
+		if !ok {
+			t.Fatalf("server exited before serving:\n%s", logs)
+		}
+		return cmd, "http://" + a, logs
+	case <-time.After(60 * time.Second):
+		t.Fatalf("server did not start:\n%s", logs)
+	}
+	return nil, "", nil
+}
+
+func get(t *testing.T, url string) (int, string) {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(body)
+}
+
+func TestServerHealthReadyAndGracefulStop(t *testing.T) {
+	dbURL := testenv.NewDatabase(t)
+	bin := buildPanelx(t)
+
+	// Without migrations the server is alive but not ready.
+	cmd, base, _ := startServer(t, bin, "PANELX_DATABASE_URL="+dbURL, "PANELX_MIGRATE=false")
+	if code, _ := get(t, base+"/healthz"); code != http.StatusOK {
+		t.Errorf("/healthz = %d, want 200", code)
+	}
+	code, body := get(t, base+"/readyz")
+	if code != http.StatusServiceUnavailable || !strings.Contains(body, "panelx migrate") {
+		t.Errorf("/readyz on an unmigrated database = %d %s, want 503 naming `panelx migrate`", code, body)
+	}
+	_ = cmd.Process.Signal(syscall.SIGTERM)
+	_ = cmd.Wait()
+
+	// `panelx migrate`, then a server that is ready.
+	out, err := exec.Command(bin, "migrate", "--database-url", dbURL).CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "schema is up to date") {
+		t.Fatalf("panelx migrate: %v\n%s", err, out)
+	}
+	cmd, base, logs := startServer(t, bin, "PANELX_DATABASE_URL="+dbURL)
+	if code, body := get(t, base+"/readyz"); code != http.StatusOK {
+		t.Errorf("/readyz = %d %s, want 200", code, body)
+	}
+	start := time.Now()
+	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Wait(); err != nil {
+		t.Fatalf("server exited with %v after SIGTERM:\n%s", err, logs)
+	}
+	if d := time.Since(start); d > 10*time.Second {
+		t.Errorf("graceful stop took %v", d)
+	}
+	if !strings.Contains(logs.String(), `"stopped"`) {
+		t.Errorf("no clean stop in the logs:\n%s", logs)
+	}
+}
+
+func TestServerRefusesBadConfiguration(t *testing.T) {
+	bin := buildPanelx(t)
+	tests := []struct {
+		env  []string
+		want string
+	}{
+		{[]string{"PANELX_DATABASE_URL="}, "PANELX_DATABASE_URL"},
+		{[]string{"PANELX_DATABASE_URL=postgres://x@127.0.0.1:1/x", "PANELX_SHUTDOWN_TIMEOUT=soon"}, "PANELX_SHUTDOWN_TIMEOUT"},
+		{[]string{"PANELX_DATABASE_URL=postgres://x@127.0.0.1:1/x", "PANELX_LOG_LEVEL=loud"}, "log level"},
+		{[]string{"PANELX_DATABASE_URL=postgres://x:hunter2@127.0.0.1:1/x?connect_timeout=2"}, "connect to database"},
+	}
+	for _, tt := range tests {
+		cmd := exec.Command(bin, "server")
+		cmd.Env = append(os.Environ(), tt.env...)
+		out, err := cmd.CombinedOutput()
+		if err == nil {
+			t.Errorf("%v: server started", tt.env)
+			continue
+		}
+		if !strings.Contains(string(out), tt.want) {
+			t.Errorf("%v: output %q does not mention %q", tt.env, out, tt.want)
+		}
+		if strings.Contains(string(out), "hunter2") {
+			t.Errorf("%v: output leaks the password: %s", tt.env, out)
+		}
+	}
+}

@@ -1,0 +1,28 @@
+package testenv
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/docker/docker/client"
+)
+
+// Docker returns a client of the Docker Engine at DOCKER_HOST (default: the
+// local socket), with API version negotiation, so Engine 20.10 (API 1.41)
+// and current engines both work. A missing engine fails the test in CI.
+func Docker(tb testing.TB) *client.Client {
+	tb.Helper()
+	cli, err := client.NewClientWithOpts(client.FromEnv, client.WithAPIVersionNegotiation())
+	if err != nil {
+		Missing(tb, "Docker client: %v", err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if _, err := cli.Ping(ctx); err != nil {
+		cli.Close()
+		Missing(tb, "Docker Engine not reachable: %v", err)
+	}
+	tb.Cleanup(func() { cli.Close() })
+	return cli
+}

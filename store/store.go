@@ -1,0 +1,226 @@
+// Package store keeps PanelX's desired state and status. This file is the
+// backend-independent interface the API and the controller depend on; the
+// PostgreSQL backend lives in store/postgres, and store/storetest holds the
+// conformance suite every backend must pass.
+package store
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/panelx/panelx/api"
+)
+
+// Errors a backend returns, wrapped with context. Test with errors.Is.
+var (
+	ErrNotFound      = errors.New("not found")
+	ErrAlreadyExists = errors.New("already exists")
+	// ErrConflict: the object changed since the caller read it (stale
+	// resourceVersion or uid), or the write is not allowed in its state.
+	ErrConflict = errors.New("conflict")
+	// ErrInvalid: a malformed argument, such as a bad continue token.
+	ErrInvalid = errors.New("invalid")
+)
+
+// Store is a backend: the resource repository plus transactions, the change
+// feed and lifecycle.
+type Store interface {
+	Repo
+	// InTx runs fn in one transaction: all of its writes land or none does.
+	// fn must use only the Repo it is given.
+	InTx(ctx context.Context, fn func(Repo) error) error
+	// Watch delivers changes until ctx ends. Its first Change, and the first
+	// after every reconnect or overflow, is a Resync marker: changes may have
+	// been missed, so the consumer re-lists what it cares about.
+	Watch(ctx context.Context) (<-chan Change, error)
+	// Ready reports whether the backend is reachable and its schema current.
+	Ready(ctx context.Context) error
+	Close()
+}
+
+// Repo gives access to each table.
+type Repo interface {
+	Projects() Resources[*api.Project]
+	Services() Resources[*api.Service]
+	Volumes() Resources[*api.Volume]
+	Members() Members
+	Events() Events
+}
+
+// Resources is the repository of one kind. Keys: a Project has only a name;
+// Services and Volumes have their project and name.
+type Resources[T api.Object] interface {
+	// Create stores a new object. Server-set metadata (uid, generation,
+	// resourceVersion, timestamps) and status are ignored. A Service or
+	// Volume needs its project to exist and not be deleting.
+	Create(ctx context.Context, obj T) (T, error)
+	Get(ctx context.Context, key api.Key) (T, error)
+	List(ctx context.Context, opts ListOptions) (List[T], error)
+	// Update replaces labels, annotations and spec. When the object's
+	// resourceVersion (or uid) is set and no longer current, it fails with
+	// ErrConflict. Generation rises only when the spec changes.
+	Update(ctx context.Context, obj T) (T, error)
+	// UpdateStatus replaces the status only; generation never changes. The
+	// same preconditions as Update apply.
+	UpdateStatus(ctx context.Context, obj T) (T, error)
+	// Delete marks the object for deletion (sets deletionTimestamp); the
+	// controller removes what it owns and then calls Remove. Deleting a
+	// project marks its services, too.
+	Delete(ctx context.Context, key api.Key, opts DeleteOptions) (T, error)
+	// Remove drops the row of an object marked for deletion, if its uid
+	// still matches. A project's rows (services, volumes, members, events)
+	// go with it.
+	Remove(ctx context.Context, key api.Key, uid string) error
+}
+
+// ListOptions narrow a list. The zero value lists everything.
+type ListOptions struct {
+	// Project restricts to one project (ignored for Projects).
+	Project string
+	// Projects, when not nil, restricts to these projects (tenancy).
+	Projects []string
+	Selector api.Selector
+	// Limit caps the page size (0: no limit); Continue resumes after the
+	// last item of the previous page.
+	Limit    int
+	Continue string
+}
+
+// List is one page of objects, in (project, name) order.
+type List[T api.Object] struct {
+	Items []T
+	// Continue is set when there are more items.
+	Continue string
+	// ResourceVersion is the store's latest resourceVersion when the list was
+	// read, so a watcher can tell older changes from newer ones.
+	ResourceVersion string
+}
+
+// DeleteOptions are the preconditions and options of a delete.
+type DeleteOptions struct {
+	ResourceVersion string
+	UID             string
+	// PurgeVolumes, on a project delete, removes the volumes' data too.
+	PurgeVolumes bool
+}
+
+// Role is a member's role in a project.
+type Role string
+
+const (
+	RoleOwner  Role = "owner"
+	RoleAdmin  Role = "admin"
+	RoleEditor Role = "editor"
+	RoleViewer Role = "viewer"
+)
+
+// Roles lists the roles from most to least powerful.
+var Roles = []Role{RoleOwner, RoleAdmin, RoleEditor, RoleViewer}
+
+// Valid reports whether r is one of the roles.
+func (r Role) Valid() bool {
+	for _, x := range Roles {
+		if r == x {
+			return true
+		}
+	}
+	return false
+}
+
+// Member is a user's membership in a project.
+type Member struct {
+	Project   string    `json:"project"`
+	UserID    string    `json:"userId"`
+	Role      Role      `json:"role"`
+	CreatedAt time.Time `json:"createdAt"`
+}
+
+// Members stores project memberships.
+type Members interface {
+	// Get returns ErrNotFound when the user is not a member.
+	Get(ctx context.Context, project, userID string) (Member, error)
+	List(ctx context.Context, project string) ([]Member, error)
+	// Put adds the member or changes their role.
+	Put(ctx context.Context, m Member) (Member, error)
+	Delete(ctx context.Context, project, userID string) error
+	// ProjectsOf lists the projects the user is a member of, by name.
+	ProjectsOf(ctx context.Context, userID string) ([]Member, error)
+}
+
+// EventType is Normal or Warning, as in Kubernetes.
+type EventType string
+
+const (
+	EventNormal  EventType = "Normal"
+	EventWarning EventType = "Warning"
+)
+
+// Event is a notable step in a resource's life. Repeats of the same event
+// (same object, type, reason and message) raise Count instead of adding rows.
+type Event struct {
+	ID             int64     `json:"id"`
+	Project        string    `json:"project"`
+	Kind           api.Kind  `json:"kind"`
+	Name           string    `json:"name"`
+	Type           EventType `json:"type"`
+	Reason         string    `json:"reason"`
+	Message        string    `json:"message"`
+	Count          int32     `json:"count"`
+	FirstTimestamp time.Time `json:"firstTimestamp"`
+	LastTimestamp  time.Time `json:"lastTimestamp"`
+}
+
+// EventFilter narrows an event list.
+type EventFilter struct {
+	Kind  api.Kind
+	Name  string
+	Limit int // newest first; 0 means 100
+}
+
+// Events stores events.
+type Events interface {
+	Record(ctx context.Context, e Event) error
+	List(ctx context.Context, project string, f EventFilter) ([]Event, error)
+}
+
+// ChangeType says what a Change is.
+type ChangeType int
+
+const (
+	// ChangeResync: changes may have been missed; re-list.
+	ChangeResync ChangeType = iota
+	// ChangeUpsert: the row was inserted or updated.
+	ChangeUpsert
+	// ChangeRemoved: the row is gone.
+	ChangeRemoved
+)
+
+func (t ChangeType) String() string {
+	switch t {
+	case ChangeResync:
+		return "resync"
+	case ChangeUpsert:
+		return "upsert"
+	case ChangeRemoved:
+		return "removed"
+	}
+	return "unknown"
+}
+
+// Change says which object changed and how; it carries no object, so a
+// consumer always reads the current state (level-triggered).
+type Change struct {
+	Type ChangeType
+	Kind api.Kind
+	Key  api.Key
+	UID  string
+	// ResourceVersion of the write.
+	ResourceVersion int64
+	SpecChanged     bool
+	StatusChanged   bool
+	// Deleting: this write set deletionTimestamp.
+	Deleting bool
+	// CommittedAt is when the backend sent the change (for lag metrics).
+	CommittedAt time.Time
+}
