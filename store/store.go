@@ -224,3 +224,11 @@ type Change struct {
 	// CommittedAt is when the backend sent the change (for lag metrics).
 	CommittedAt time.Time
 }
+
+// Elector is implemented by backends several servers can share. Only the
+// leader runs the controller; the others serve the API and stand by.
+type Elector interface {
+	// Campaign blocks until this process leads (or ctx ends). The returned
+	// context ends when leadership is lost; release gives it up.
+	Campaign(ctx context.Context) (leading context.Context, release func(), err error)
+}

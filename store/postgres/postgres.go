@@ -183,3 +183,12 @@ func mapErr(err error, what string) error {
 	}
 	return fmt.Errorf("%s: %w", what, err)
 }
+
+// InstallationID returns the ID of this installation, created with the schema.
+func (s *Store) InstallationID(ctx context.Context) (string, error) {
+	var id string
+	if err := s.pool.QueryRow(ctx, `SELECT id FROM panelx.installation`).Scan(&id); err != nil {
+		return "", fmt.Errorf("read installation id: %w", err)
+	}
+	return id, nil
+}

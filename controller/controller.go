@@ -1,0 +1,394 @@
+package controller
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"go.uber.org/zap"
+	"k8s.io/client-go/util/workqueue"
+
+	"github.com/panelx/panelx/api"
+	"github.com/panelx/panelx/reconcile"
+	"github.com/panelx/panelx/store"
+)
+
+// Defaults of Options.
+const (
+	DefaultWorkers        = 4
+	DefaultResyncInterval = 5 * time.Minute
+	DefaultPullInterval   = 5 * time.Minute
+	reconcileTimeout      = 15 * time.Minute
+	feedRetryMin          = 200 * time.Millisecond
+	feedRetryMax          = 10 * time.Second
+)
+
+// Options configure a Controller.
+type Options struct {
+	Store    store.Store
+	Runtime  reconcile.Runtime
+	Instance string
+	Log      *zap.Logger
+	// Workers reconcile keys in parallel; a key is never handled by two.
+	Workers int
+	// ResyncInterval is the period of the full resync safety net.
+	ResyncInterval time.Duration
+	// PullInterval is how often pullPolicy Always looks for a moved tag.
+	PullInterval time.Duration
+	// Parallel bounds the Docker operations one plan runs at once.
+	Parallel    int
+	Credentials reconcile.CredentialSource
+	// RateLimiter overrides the per-key backoff (tests use short ones).
+	RateLimiter workqueue.TypedRateLimiter[reconcile.Key]
+	// MetricsProvider, when set, receives the workqueue's metrics.
+	MetricsProvider workqueue.MetricsProvider
+	// OnLeader is called with true when this process starts acting and
+	// false when it stops.
+	OnLeader func(bool)
+}
+
+// Controller runs the reconcile loop: keys come from the store's change
+// feed, the Docker events stream and a periodic resync; workers reconcile
+// them through a de-duplicating, rate-limited queue.
+type Controller struct {
+	opts Options
+	log  *zap.Logger
+}
+
+// New checks the options and fills defaults.
+func New(opts Options) (*Controller, error) {
+	if opts.Store == nil || opts.Runtime == nil || opts.Instance == "" {
+		return nil, errors.New("controller: Store, Runtime and Instance are required")
+	}
+	if opts.Log == nil {
+		opts.Log = zap.NewNop()
+	}
+	if opts.Workers <= 0 {
+		opts.Workers = DefaultWorkers
+	}
+	if opts.ResyncInterval <= 0 {
+		opts.ResyncInterval = DefaultResyncInterval
+	}
+	if opts.PullInterval <= 0 {
+		opts.PullInterval = DefaultPullInterval
+	}
+	if opts.RateLimiter == nil {
+		opts.RateLimiter = workqueue.NewTypedMaxOfRateLimiter(
+			workqueue.NewTypedItemExponentialFailureRateLimiter[reconcile.Key](500*time.Millisecond, 5*time.Minute),
+			&workqueue.TypedBucketRateLimiter[reconcile.Key]{Limiter: defaultBucket()},
+		)
+	}
+	return &Controller{opts: opts, log: opts.Log.Named("controller")}, nil
+}
+
+// Run acts as the controller whenever this process holds leadership, until
+// ctx ends. Backends without an Elector (the embedded one) always lead.
+func (c *Controller) Run(ctx context.Context) error {
+	elector, shared := c.opts.Store.(store.Elector)
+	if !shared {
+		return c.lead(ctx)
+	}
+	for ctx.Err() == nil {
+		c.log.Info("waiting for leadership")
+		leading, release, err := elector.Campaign(ctx)
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			return err
+		}
+		c.log.Info("acting as the leader")
+		err = c.lead(leading)
+		release()
+		if err != nil && ctx.Err() == nil {
+			c.log.Error("controller stopped; campaigning again", zap.Error(err))
+		}
+	}
+	return nil
+}
+
+// lead runs the loop until ctx ends.
+func (c *Controller) lead(ctx context.Context) error {
+	if c.opts.OnLeader != nil {
+		c.opts.OnLeader(true)
+		defer c.opts.OnLeader(false)
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	cache := reconcile.NewCache(c.opts.Runtime)
+	queue := workqueue.NewTypedRateLimitingQueueWithConfig(c.opts.RateLimiter, workqueue.TypedRateLimitingQueueConfig[reconcile.Key]{
+		Name: "reconcile", MetricsProvider: c.opts.MetricsProvider,
+	})
+	defer queue.ShutDown()
+	r := &Reconciler{
+		Store: c.opts.Store, Runtime: c.opts.Runtime, Cache: cache, Instance: c.opts.Instance, Log: c.log,
+		PullInterval: c.opts.PullInterval,
+		Executor:     &reconcile.Executor{Runtime: c.opts.Runtime, Cache: cache, Credentials: c.opts.Credentials, Parallel: c.opts.Parallel},
+	}
+	l := &loop{c: c, cache: cache, queue: queue, rec: r}
+
+	// The store feed and the Docker feed each resync after (re)connecting;
+	// workers wait until the cache has been listed once.
+	var wg sync.WaitGroup
+	errc := make(chan error, 2)
+	wg.Add(2)
+	go func() { defer wg.Done(); errc <- l.followStore(ctx) }()
+	go func() { defer wg.Done(); l.followDocker(ctx) }()
+	go l.periodicResync(ctx)
+	for i := 0; i < c.opts.Workers; i++ {
+		wg.Add(1)
+		go func() { defer wg.Done(); l.work(ctx) }()
+	}
+	<-ctx.Done()
+	queue.ShutDown()
+	wg.Wait()
+	select {
+	case err := <-errc:
+		return err
+	default:
+		return nil
+	}
+}
+
+type loop struct {
+	c     *Controller
+	cache *reconcile.Cache
+	queue workqueue.TypedRateLimitingInterface[reconcile.Key]
+	rec   *Reconciler
+
+	resyncMu sync.Mutex
+}
+
+// followStore turns store changes into keys; a resync marker (at start and
+// after every reconnect) triggers a full resync.
+func (l *loop) followStore(ctx context.Context) error {
+	ch, err := l.c.opts.Store.Watch(ctx)
+	if err != nil {
+		return fmt.Errorf("watch store: %w", err)
+	}
+	for change := range ch {
+		switch change.Type {
+		case store.ChangeResync:
+			l.resync(ctx, "store feed (re)connected")
+		default:
+			l.enqueueChange(ctx, change)
+		}
+	}
+	return nil
+}
+
+func (l *loop) enqueueChange(ctx context.Context, ch store.Change) {
+	switch ch.Kind {
+	case api.KindService:
+		// A status-only write is the controller's own report: the service
+		// needs no new look, but its project's summary does.
+		if !ch.StatusChanged || ch.SpecChanged || ch.Deleting || ch.Type != store.ChangeUpsert {
+			l.addNow(reconcile.ServiceKey(ch.Key.Project, ch.Key.Name))
+		}
+		l.add(reconcile.ProjectKey(ch.Key.Project))
+	case api.KindProject:
+		if !ch.StatusChanged || ch.SpecChanged || ch.Deleting || ch.Type != store.ChangeUpsert {
+			l.addNow(reconcile.ProjectKey(ch.Key.Name))
+		}
+	case api.KindVolume:
+		if !ch.StatusChanged || ch.SpecChanged || ch.Deleting || ch.Type != store.ChangeUpsert {
+			l.addNow(reconcile.VolumeKey(ch.Key.Project, ch.Key.Name))
+		}
+		// Services waiting for this volume to be declared look again.
+		if ch.SpecChanged || ch.Type == store.ChangeRemoved || ch.Deleting {
+			l.enqueueServicesOf(ctx, ch.Key.Project)
+		}
+	}
+}
+
+// addNow queues a key whose desired state changed: a new spec deserves a
+// new chance, so any failure backoff is reset.
+func (l *loop) addNow(k reconcile.Key) {
+	l.queue.Forget(k)
+	l.queue.Add(k)
+}
+
+// add queues a key for another look, unless it is backing off after a
+// failure: its retry is already scheduled, and a reconcile's own Docker
+// calls (a failed start emits events) must not turn backoff into a spin.
+func (l *loop) add(k reconcile.Key) {
+	if l.queue.NumRequeues(k) > 0 {
+		return
+	}
+	l.queue.Add(k)
+}
+
+func (l *loop) enqueueServicesOf(ctx context.Context, project string) {
+	list, err := l.c.opts.Store.Services().List(ctx, store.ListOptions{Project: project})
+	if err != nil {
+		l.c.log.Warn("list services", zap.String("project", project), zap.Error(err))
+		return
+	}
+	for _, s := range list.Items {
+		l.add(reconcile.ServiceKey(project, s.Metadata.Name))
+	}
+}
+
+// followDocker keeps the cache current from the events stream. Docker
+// replays at most a short buffer of missed events (none after a daemon
+// restart), so every (re)connect is followed by a full list.
+func (l *loop) followDocker(ctx context.Context) {
+	backoff := feedRetryMin
+	for ctx.Err() == nil {
+		events, errs := l.c.opts.Runtime.Events(ctx)
+		// Subscribed first, then listed: nothing falls in between.
+		l.resync(ctx, "docker events (re)connected")
+		connected := time.Now()
+	recv:
+		for {
+			select {
+			case ev, ok := <-events:
+				if !ok {
+					break recv
+				}
+				keys, err := l.cache.Apply(ctx, ev)
+				if err != nil {
+					l.c.log.Warn("apply docker event", zap.String("type", string(ev.Type)), zap.String("id", ev.ID), zap.Error(err))
+				}
+				for _, k := range keys {
+					l.add(k)
+				}
+			case err := <-errs:
+				if ctx.Err() == nil {
+					l.c.log.Warn("docker events stream ended; reconnecting", zap.Error(err))
+				}
+				break recv
+			case <-ctx.Done():
+				return
+			}
+		}
+		if time.Since(connected) > time.Minute {
+			backoff = feedRetryMin
+		}
+		select {
+		case <-time.After(backoff):
+		case <-ctx.Done():
+			return
+		}
+		backoff = min(2*backoff, feedRetryMax)
+	}
+}
+
+func (l *loop) periodicResync(ctx context.Context) {
+	t := time.NewTicker(l.c.opts.ResyncInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			l.resync(ctx, "periodic")
+		}
+	}
+}
+
+// resync lists Docker into the cache and enqueues every key the store or
+// Docker knows of. Failures are retried: a resync must happen.
+func (l *loop) resync(ctx context.Context, why string) {
+	l.resyncMu.Lock()
+	defer l.resyncMu.Unlock()
+	backoff := feedRetryMin
+	for ctx.Err() == nil {
+		err := l.resyncOnce(ctx)
+		if err == nil {
+			l.c.log.Debug("resynced", zap.String("why", why))
+			return
+		}
+		l.c.log.Warn("resync failed; retrying", zap.String("why", why), zap.Error(err), zap.Duration("backoff", backoff))
+		select {
+		case <-time.After(backoff):
+		case <-ctx.Done():
+			return
+		}
+		backoff = min(2*backoff, feedRetryMax)
+	}
+}
+
+func (l *loop) resyncOnce(ctx context.Context) error {
+	if err := l.cache.Sync(ctx); err != nil {
+		return err
+	}
+	keys := l.cache.Keys()
+	st := l.c.opts.Store
+	if err := listAll(ctx, st.Projects(), func(p *api.Project) { keys = append(keys, reconcile.ProjectKey(p.Metadata.Name)) }); err != nil {
+		return err
+	}
+	if err := listAll(ctx, st.Services(), func(s *api.Service) {
+		keys = append(keys, reconcile.ServiceKey(s.Metadata.Project, s.Metadata.Name))
+	}); err != nil {
+		return err
+	}
+	if err := listAll(ctx, st.Volumes(), func(v *api.Volume) {
+		keys = append(keys, reconcile.VolumeKey(v.Metadata.Project, v.Metadata.Name))
+	}); err != nil {
+		return err
+	}
+	for _, k := range keys {
+		l.queue.Add(k)
+	}
+	return nil
+}
+
+// listAll pages through every object of a kind.
+func listAll[T api.Object](ctx context.Context, res store.Resources[T], fn func(T)) error {
+	opts := store.ListOptions{Limit: 500}
+	for {
+		page, err := res.List(ctx, opts)
+		if err != nil {
+			return err
+		}
+		for _, obj := range page.Items {
+			fn(obj)
+		}
+		if page.Continue == "" {
+			return nil
+		}
+		opts.Continue = page.Continue
+	}
+}
+
+// work processes keys until the queue shuts down.
+func (l *loop) work(ctx context.Context) {
+	// Plans made from a cache that was never listed would re-create what exists.
+	for !l.cache.Synced() {
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+	for {
+		key, shutdown := l.queue.Get()
+		if shutdown {
+			return
+		}
+		l.process(ctx, key)
+	}
+}
+
+func (l *loop) process(ctx context.Context, key reconcile.Key) {
+	defer l.queue.Done(key)
+	rctx, cancel := context.WithTimeout(ctx, reconcileTimeout)
+	defer cancel()
+	res, err := l.rec.Reconcile(rctx, key)
+	switch {
+	case ctx.Err() != nil:
+		return
+	case err != nil:
+		l.c.log.Warn("reconcile failed; retrying with backoff", zap.Stringer("key", key), zap.Error(err),
+			zap.Int("retries", l.queue.NumRequeues(key)))
+		l.queue.AddRateLimited(key)
+	default:
+		l.queue.Forget(key)
+		if res.RequeueAfter > 0 {
+			l.queue.AddAfter(key, res.RequeueAfter)
+		}
+	}
+}

@@ -1,0 +1,402 @@
+package controller
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/panelx/panelx/api"
+	"github.com/panelx/panelx/reconcile"
+	"github.com/panelx/panelx/store"
+)
+
+// maxIterations bounds observe → plan → execute rounds in one reconcile; a
+// key that needs more is requeued.
+const maxIterations = 8
+
+// Reconciler reconciles one key at a time: it reads the desired state from
+// the store and the observed state from the cache, plans, executes, and
+// writes status and events back.
+type Reconciler struct {
+	Store        store.Store
+	Runtime      reconcile.Runtime
+	Cache        *reconcile.Cache
+	Executor     *reconcile.Executor
+	Instance     string
+	Log          *zap.Logger
+	PullInterval time.Duration
+	Now          func() time.Time
+
+	imagesMu sync.Mutex
+	images   map[string]reconcile.ImageState // by reference
+}
+
+// Result tells the queue when to look at the key again.
+type Result struct {
+	RequeueAfter time.Duration
+}
+
+func (r *Reconciler) now() time.Time {
+	if r.Now != nil {
+		return r.Now()
+	}
+	return time.Now()
+}
+
+// Reconcile converges one key.
+func (r *Reconciler) Reconcile(ctx context.Context, key reconcile.Key) (Result, error) {
+	switch key.Kind {
+	case api.KindService:
+		return r.reconcileService(ctx, key)
+	case api.KindProject:
+		return r.reconcileProject(ctx, key)
+	case api.KindVolume:
+		return r.reconcileVolume(ctx, key)
+	}
+	return Result{}, fmt.Errorf("reconcile %s: unknown kind", key)
+}
+
+// getOrNil returns nil for a missing object.
+func getOrNil[T api.Object](ctx context.Context, res store.Resources[T], key api.Key) (T, error) {
+	obj, err := res.Get(ctx, key)
+	if errors.Is(err, store.ErrNotFound) {
+		var zero T
+		return zero, nil
+	}
+	return obj, err
+}
+
+func (r *Reconciler) reconcileService(ctx context.Context, key reconcile.Key) (Result, error) {
+	akey := api.Key{Project: key.Project, Name: key.Name}
+	var (
+		svc     *api.Service
+		plan    reconcile.Plan
+		img     reconcile.ImageState
+		lastErr error
+	)
+	for iter := 0; iter < maxIterations; iter++ {
+		in, err := r.serviceInput(ctx, akey)
+		if err != nil {
+			return Result{}, err
+		}
+		svc, img = in.Service, in.Image
+		plan = reconcile.PlanService(in)
+		if plan.Empty() {
+			break
+		}
+		r.Log.Debug("executing plan", zap.Stringer("key", key), zap.String("plan", plan.String()))
+		results := r.Executor.Run(ctx, plan)
+		lastErr = r.afterRun(ctx, key, results)
+		if lastErr != nil {
+			break
+		}
+		if iter == maxIterations-1 {
+			plan.RequeueAfter = time.Millisecond // more to do: come back at once
+		}
+	}
+	if svc == nil {
+		return Result{RequeueAfter: plan.RequeueAfter}, lastErr
+	}
+	if plan.Finalize {
+		err := r.Store.Services().Remove(ctx, akey, svc.Metadata.UID)
+		if err != nil && !errors.Is(err, store.ErrNotFound) {
+			return Result{}, err
+		}
+		r.event(ctx, key, store.EventNormal, "Deleted", "service removed: its containers are gone")
+		return Result{}, lastErr
+	}
+	if svc.Metadata.DeletionTimestamp == nil {
+		status := reconcile.ComputeServiceStatus(reconcile.ServiceStatusInput{
+			Instance: r.Instance, Service: svc, Previous: svc.Status, Containers: r.Cache.Containers(key.Project, key.Name),
+			Image: img, Plan: plan, Err: lastErr, Now: r.now(),
+		})
+		if err := r.writeServiceStatus(ctx, svc, status); err != nil && lastErr == nil {
+			lastErr = err
+		}
+	}
+	return Result{RequeueAfter: plan.RequeueAfter}, lastErr
+}
+
+func (r *Reconciler) serviceInput(ctx context.Context, key api.Key) (reconcile.ServiceInput, error) {
+	in := reconcile.ServiceInput{
+		Instance: r.Instance, Key: key, Now: r.now(), PullInterval: r.PullInterval,
+		Network: r.Cache.Network(key.Project), DockerVolumes: r.Cache.Volumes(key.Project),
+		Containers: r.Cache.Containers(key.Project, key.Name),
+	}
+	var err error
+	if in.Service, err = getOrNil(ctx, r.Store.Services(), key); err != nil {
+		return in, err
+	}
+	if in.Project, err = getOrNil(ctx, r.Store.Projects(), api.Key{Name: key.Project}); err != nil {
+		return in, err
+	}
+	if in.Service == nil || in.Project == nil {
+		return in, nil
+	}
+	sp := &in.Service.Spec
+	if len(sp.Volumes) > 0 {
+		vols, err := r.Store.Volumes().List(ctx, store.ListOptions{Project: key.Project})
+		if err != nil {
+			return in, err
+		}
+		in.Volumes = map[string]*api.Volume{}
+		for _, v := range vols.Items {
+			in.Volumes[v.Metadata.Name] = v
+		}
+	}
+	if len(sp.DependsOn) > 0 {
+		in.Ready = map[string]bool{}
+		for _, dep := range sp.DependsOn {
+			d, err := getOrNil(ctx, r.Store.Services(), api.Key{Project: key.Project, Name: dep})
+			if err != nil {
+				return in, err
+			}
+			in.Ready[dep] = d != nil && d.Status.ReadyReplicas > 0
+		}
+	}
+	in.Image, err = r.imageState(ctx, sp.Image)
+	return in, err
+}
+
+// imageState combines what PanelX remembers of pulls with the local
+// image's current ID (an image may be removed behind PanelX's back).
+func (r *Reconciler) imageState(ctx context.Context, ref string) (reconcile.ImageState, error) {
+	id, err := r.Runtime.ImageID(ctx, ref)
+	if err != nil {
+		return reconcile.ImageState{}, err
+	}
+	r.imagesMu.Lock()
+	defer r.imagesMu.Unlock()
+	if r.images == nil {
+		r.images = map[string]reconcile.ImageState{}
+	}
+	st := r.images[ref]
+	st.Ref, st.ID = ref, id
+	r.images[ref] = st
+	return st, nil
+}
+
+func (r *Reconciler) recordPull(ref string, err error) {
+	r.imagesMu.Lock()
+	defer r.imagesMu.Unlock()
+	if r.images == nil {
+		r.images = map[string]reconcile.ImageState{}
+	}
+	st := r.images[ref]
+	st.AttemptedAt = r.now()
+	if err != nil {
+		st.Failures++
+		st.PullError = err.Error()
+	} else {
+		st.Failures, st.PullError, st.PulledAt = 0, "", st.AttemptedAt
+	}
+	r.images[ref] = st
+}
+
+// afterRun records events for what happened and returns the first failure
+// that should stop this reconcile. A failed pull does not: the next plan
+// reports it (and backs off) or runs the local image.
+func (r *Reconciler) afterRun(ctx context.Context, key reconcile.Key, results []reconcile.OpResult) error {
+	var firstErr error
+	for _, res := range results {
+		op := res.Op
+		if op.Kind == reconcile.OpPullImage {
+			r.recordPull(op.Target, res.Err)
+		}
+		switch {
+		case res.Skipped:
+			continue
+		case res.Err != nil:
+			reason := "Failed"
+			if op.Kind == reconcile.OpPullImage {
+				reason = reconcile.ReasonPullFailed
+			}
+			r.event(ctx, key, store.EventWarning, reason, fmt.Sprintf("%s %s: %v", op.Kind, op.Target, res.Err))
+			r.Log.Warn("operation failed", zap.Stringer("key", key), zap.String("op", string(op.Kind)),
+				zap.String("target", op.Target), zap.Error(res.Err))
+			if op.Kind != reconcile.OpPullImage && firstErr == nil {
+				firstErr = res.Err
+			}
+		default:
+			if reason, msg := eventFor(op); reason != "" {
+				r.event(ctx, key, store.EventNormal, reason, msg)
+			}
+		}
+	}
+	return firstErr
+}
+
+// eventFor names the notable ops; stops and renames within a replacement
+// are covered by the create/remove events around them.
+func eventFor(op reconcile.Op) (string, string) {
+	switch op.Kind {
+	case reconcile.OpPullImage:
+		return "Pulled", "pulled image " + op.Target
+	case reconcile.OpCreateContainer:
+		return "Created", fmt.Sprintf("created container %s: %s", op.Target, op.Cause)
+	case reconcile.OpStartContainer:
+		return "Started", fmt.Sprintf("started container %s: %s", op.Target, op.Cause)
+	case reconcile.OpRemoveContainer:
+		return "Removed", fmt.Sprintf("removed container %s: %s", op.Target, op.Cause)
+	case reconcile.OpRenameContainer:
+		return "Replaced", fmt.Sprintf("container %s now serves as %s", op.Target, op.NewName)
+	case reconcile.OpCreateNetwork:
+		return "NetworkCreated", fmt.Sprintf("created network %s: %s", op.Target, op.Cause)
+	case reconcile.OpRemoveNetwork:
+		return "NetworkRemoved", "removed network " + op.Target
+	case reconcile.OpCreateVolume:
+		return "VolumeCreated", "created volume " + op.Target
+	case reconcile.OpRemoveVolume:
+		return "VolumeRemoved", fmt.Sprintf("removed volume %s: %s", op.Target, op.Cause)
+	}
+	return "", ""
+}
+
+func (r *Reconciler) event(ctx context.Context, key reconcile.Key, typ store.EventType, reason, msg string) {
+	project := key.Project
+	if key.Kind == api.KindProject {
+		project = key.Name
+	}
+	err := r.Store.Events().Record(ctx, store.Event{Project: project, Kind: key.Kind, Name: key.Name, Type: typ, Reason: reason, Message: msg})
+	if err != nil && !errors.Is(err, store.ErrNotFound) { // the project may be gone
+		r.Log.Warn("record event", zap.Stringer("key", key), zap.Error(err))
+	}
+}
+
+// sameJSON compares statuses; an unchanged status is not written, so a
+// status write does not set off an endless chain of reconciles.
+func sameJSON(a, b any) bool {
+	ja, err1 := json.Marshal(a)
+	jb, err2 := json.Marshal(b)
+	return err1 == nil && err2 == nil && string(ja) == string(jb)
+}
+
+func (r *Reconciler) writeServiceStatus(ctx context.Context, svc *api.Service, status api.ServiceStatus) error {
+	if sameJSON(svc.Status, status) {
+		return nil
+	}
+	upd := api.Clone(svc)
+	upd.Status = status
+	upd.Metadata.ResourceVersion = "" // status is the controller's alone; uid guards the incarnation
+	_, err := r.Store.Services().UpdateStatus(ctx, upd)
+	if errors.Is(err, store.ErrNotFound) || errors.Is(err, store.ErrConflict) {
+		return nil // deleted or re-created meanwhile: its own change feed event follows
+	}
+	return err
+}
+
+func (r *Reconciler) reconcileProject(ctx context.Context, key reconcile.Key) (Result, error) {
+	akey := api.Key{Name: key.Name}
+	var (
+		project  *api.Project
+		services []*api.Service
+		plan     reconcile.Plan
+		lastErr  error
+	)
+	for iter := 0; iter < maxIterations; iter++ {
+		var err error
+		if project, err = getOrNil(ctx, r.Store.Projects(), akey); err != nil {
+			return Result{}, err
+		}
+		svcs, err := r.Store.Services().List(ctx, store.ListOptions{Project: key.Name})
+		if err != nil {
+			return Result{}, err
+		}
+		vols, err := r.Store.Volumes().List(ctx, store.ListOptions{Project: key.Name})
+		if err != nil {
+			return Result{}, err
+		}
+		services = svcs.Items
+		plan = reconcile.PlanProject(reconcile.ProjectInput{
+			Instance: r.Instance, Name: key.Name, Project: project, Services: services, Volumes: vols.Items,
+			Network: r.Cache.Network(key.Name), DockerVolumes: r.Cache.Volumes(key.Name), Containers: r.Cache.Containers(key.Name, ""),
+		})
+		if plan.Empty() {
+			break
+		}
+		if lastErr = r.afterRun(ctx, key, r.Executor.Run(ctx, plan)); lastErr != nil {
+			break
+		}
+	}
+	if project == nil {
+		return Result{RequeueAfter: plan.RequeueAfter}, lastErr
+	}
+	if plan.Finalize {
+		err := r.Store.Projects().Remove(ctx, akey, project.Metadata.UID)
+		if err != nil && !errors.Is(err, store.ErrNotFound) {
+			return Result{}, err
+		}
+		r.Log.Info("project removed", zap.String("project", key.Name))
+		return Result{}, nil
+	}
+	status := reconcile.ComputeProjectStatus(project, services, r.Cache.Network(key.Name), plan, lastErr, r.now())
+	if !sameJSON(project.Status, status) {
+		upd := api.Clone(project)
+		upd.Status = status
+		upd.Metadata.ResourceVersion = ""
+		if _, err := r.Store.Projects().UpdateStatus(ctx, upd); err != nil && !errors.Is(err, store.ErrNotFound) && !errors.Is(err, store.ErrConflict) && lastErr == nil {
+			lastErr = err
+		}
+	}
+	return Result{RequeueAfter: plan.RequeueAfter}, lastErr
+}
+
+func (r *Reconciler) reconcileVolume(ctx context.Context, key reconcile.Key) (Result, error) {
+	akey := api.Key{Project: key.Project, Name: key.Name}
+	name := reconcile.VolumeName(key.Project, key.Name)
+	var (
+		vol     *api.Volume
+		plan    reconcile.Plan
+		lastErr error
+	)
+	for iter := 0; iter < maxIterations; iter++ {
+		var err error
+		if vol, err = getOrNil(ctx, r.Store.Volumes(), akey); err != nil {
+			return Result{}, err
+		}
+		project, err := getOrNil(ctx, r.Store.Projects(), api.Key{Name: key.Project})
+		if err != nil {
+			return Result{}, err
+		}
+		in := reconcile.VolumeInput{Instance: r.Instance, Key: akey, Volume: vol, Project: project, UsedBy: r.Cache.VolumeUsers(name)}
+		if dv, ok := r.Cache.Volumes(key.Project)[name]; ok {
+			in.DockerVolume = &dv
+		}
+		plan = reconcile.PlanVolume(in)
+		if plan.Empty() {
+			break
+		}
+		if lastErr = r.afterRun(ctx, key, r.Executor.Run(ctx, plan)); lastErr != nil {
+			break
+		}
+	}
+	if vol == nil {
+		return Result{RequeueAfter: plan.RequeueAfter}, lastErr
+	}
+	if plan.Finalize {
+		err := r.Store.Volumes().Remove(ctx, akey, vol.Metadata.UID)
+		if err != nil && !errors.Is(err, store.ErrNotFound) {
+			return Result{}, err
+		}
+		return Result{}, nil
+	}
+	var dv *reconcile.Volume
+	if v, ok := r.Cache.Volumes(key.Project)[name]; ok {
+		dv = &v
+	}
+	status := reconcile.ComputeVolumeStatus(vol, dv, plan, lastErr, r.now())
+	if !sameJSON(vol.Status, status) {
+		upd := api.Clone(vol)
+		upd.Status = status
+		upd.Metadata.ResourceVersion = ""
+		if _, err := r.Store.Volumes().UpdateStatus(ctx, upd); err != nil && !errors.Is(err, store.ErrNotFound) && !errors.Is(err, store.ErrConflict) && lastErr == nil {
+			lastErr = err
+		}
+	}
+	return Result{RequeueAfter: plan.RequeueAfter}, lastErr
+}

@@ -1,0 +1,392 @@
+package reconcile
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/panelx/panelx/api"
+)
+
+// Key names what a reconcile looks at: a Project (Name only), a Service or
+// a Volume (Project and Name).
+type Key struct {
+	Kind    api.Kind
+	Project string
+	Name    string
+}
+
+func (k Key) String() string {
+	if k.Kind == api.KindProject {
+		return string(k.Kind) + "/" + k.Name
+	}
+	return string(k.Kind) + "/" + k.Project + "/" + k.Name
+}
+
+// ServiceKey, ProjectKey and VolumeKey build keys.
+func ServiceKey(project, name string) Key {
+	return Key{Kind: api.KindService, Project: project, Name: name}
+}
+func ProjectKey(name string) Key { return Key{Kind: api.KindProject, Name: name} }
+func VolumeKey(project, name string) Key {
+	return Key{Kind: api.KindVolume, Project: project, Name: name}
+}
+
+// tombstoneTTL is how long a removed container's ID is remembered, so a
+// late inspect result cannot bring it back into the cache.
+const tombstoneTTL = 10 * time.Minute
+
+// Cache is the observed Docker state: listed once, then kept current by
+// the events stream and by the executor writing its own changes through.
+// Reconciles read it instead of listing Docker objects each time.
+type Cache struct {
+	rt Runtime
+
+	mu         sync.RWMutex
+	containers map[string]Container // by ID
+	networks   map[string]Network   // by project
+	volumes    map[string]Volume    // by Docker name
+	removed    map[string]time.Time // container ID → when removed
+	syncing    bool
+	dirty      map[string]bool // container IDs touched by events during a sync
+	synced     bool
+}
+
+// NewCache returns an empty cache; call Sync before reading it.
+func NewCache(rt Runtime) *Cache {
+	return &Cache{rt: rt, containers: map[string]Container{}, networks: map[string]Network{},
+		volumes: map[string]Volume{}, removed: map[string]time.Time{}, dirty: map[string]bool{}}
+}
+
+// Synced reports whether a full list has completed.
+func (c *Cache) Synced() bool {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	return c.synced
+}
+
+// Sync lists every object of the installation and replaces the cache.
+// Events that arrive while it lists are re-inspected afterwards, so the
+// older list cannot overwrite them.
+func (c *Cache) Sync(ctx context.Context) error {
+	c.mu.Lock()
+	c.syncing = true
+	c.dirty = map[string]bool{}
+	c.mu.Unlock()
+	defer func() {
+		c.mu.Lock()
+		c.syncing = false
+		c.mu.Unlock()
+	}()
+
+	containers, err := c.rt.ListContainers(ctx)
+	if err != nil {
+		return err
+	}
+	networks, err := c.rt.ListNetworks(ctx)
+	if err != nil {
+		return err
+	}
+	volumes, err := c.rt.ListVolumes(ctx)
+	if err != nil {
+		return err
+	}
+	c.mu.Lock()
+	c.containers = map[string]Container{}
+	for _, ct := range containers {
+		if _, gone := c.removed[ct.ID]; !gone {
+			c.containers[ct.ID] = ct
+		}
+	}
+	c.networks = map[string]Network{}
+	for _, n := range networks {
+		c.networks[n.Project] = n
+	}
+	c.volumes = map[string]Volume{}
+	for _, v := range volumes {
+		c.volumes[v.Name] = v
+	}
+	now := time.Now()
+	for id, at := range c.removed {
+		if now.Sub(at) > tombstoneTTL {
+			delete(c.removed, id)
+		}
+	}
+	dirty := c.dirty
+	c.dirty = map[string]bool{}
+	c.synced = true
+	c.mu.Unlock()
+	for id := range dirty {
+		if err := c.RefreshContainer(ctx, id); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// RefreshContainer re-inspects one container and updates the cache.
+func (c *Cache) RefreshContainer(ctx context.Context, ref string) error {
+	ct, err := c.rt.InspectContainer(ctx, ref)
+	if errors.Is(err, ErrNotFound) {
+		c.mu.Lock()
+		if old, ok := c.findContainerLocked(ref); ok {
+			delete(c.containers, old.ID)
+		}
+		c.mu.Unlock()
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.syncing {
+		c.dirty[ct.ID] = true
+	}
+	if _, gone := c.removed[ct.ID]; !gone {
+		c.containers[ct.ID] = ct
+	}
+	return nil
+}
+
+func (c *Cache) findContainerLocked(ref string) (Container, bool) {
+	if ct, ok := c.containers[ref]; ok {
+		return ct, true
+	}
+	for _, ct := range c.containers {
+		if ct.Name == ref {
+			return ct, true
+		}
+	}
+	return Container{}, false
+}
+
+// ContainerRemoved forgets a container for good.
+func (c *Cache) ContainerRemoved(ref string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if ct, ok := c.findContainerLocked(ref); ok {
+		ref = ct.ID
+	}
+	delete(c.containers, ref)
+	c.removed[ref] = time.Now()
+}
+
+// SetNetwork and the other setters write an executor's change through.
+func (c *Cache) SetNetwork(n Network) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.networks[n.Project] = n
+}
+
+// NetworkRemoved forgets the network of a project.
+func (c *Cache) NetworkRemoved(name string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for p, n := range c.networks {
+		if n.Name == name || n.ID == name {
+			delete(c.networks, p)
+		}
+	}
+}
+
+// SetVolume records a volume.
+func (c *Cache) SetVolume(v Volume) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.volumes[v.Name] = v
+}
+
+// VolumeRemoved forgets a volume.
+func (c *Cache) VolumeRemoved(name string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	delete(c.volumes, name)
+}
+
+// Apply updates the cache for a runtime event and returns the keys whose
+// reconcile it concerns.
+func (c *Cache) Apply(ctx context.Context, ev RuntimeEvent) ([]Key, error) {
+	switch ev.Type {
+	case ObjectContainer:
+		var keys []Key
+		if ev.Action == "destroy" {
+			c.mu.Lock()
+			if old, ok := c.containers[ev.ID]; ok {
+				keys = append(keys, ServiceKey(old.Project, old.Service))
+			}
+			delete(c.containers, ev.ID)
+			c.removed[ev.ID] = time.Now()
+			c.mu.Unlock()
+		} else if err := c.RefreshContainer(ctx, ev.ID); err != nil {
+			return nil, err
+		}
+		if ev.Project != "" && ev.Service != "" {
+			keys = append(keys, ServiceKey(ev.Project, ev.Service))
+		}
+		return dedupKeys(keys), nil
+	case ObjectNetwork:
+		if ev.Action == "connect" || ev.Action == "disconnect" {
+			if ev.Container == "" {
+				return nil, nil
+			}
+			if err := c.RefreshContainer(ctx, ev.Container); err != nil {
+				return nil, err
+			}
+			c.mu.RLock()
+			ct, ok := c.containers[ev.Container]
+			c.mu.RUnlock()
+			if ok {
+				return []Key{ServiceKey(ct.Project, ct.Service)}, nil
+			}
+			return nil, nil
+		}
+		if ev.Action == "destroy" {
+			c.mu.Lock()
+			var keys []Key
+			for p, n := range c.networks {
+				if n.ID == ev.ID {
+					delete(c.networks, p)
+					keys = append(keys, c.projectKeysLocked(p)...)
+				}
+			}
+			c.mu.Unlock()
+			return keys, nil
+		}
+		n, err := c.rt.InspectNetwork(ctx, ev.ID)
+		if errors.Is(err, ErrNotFound) || errors.Is(err, ErrNotOwned) {
+			return nil, nil
+		}
+		if err != nil {
+			return nil, err
+		}
+		c.SetNetwork(n)
+		return []Key{ProjectKey(n.Project)}, nil
+	case ObjectVolume:
+		if ev.Action == "destroy" {
+			c.mu.Lock()
+			old, ok := c.volumes[ev.Name]
+			delete(c.volumes, ev.Name)
+			c.mu.Unlock()
+			if ok {
+				return []Key{VolumeKey(old.Project, old.Volume)}, nil
+			}
+			return nil, nil
+		}
+		v, err := c.rt.InspectVolume(ctx, ev.Name)
+		if errors.Is(err, ErrNotFound) || errors.Is(err, ErrNotOwned) {
+			return nil, nil
+		}
+		if err != nil {
+			return nil, err
+		}
+		c.SetVolume(v)
+		return []Key{VolumeKey(v.Project, v.Volume)}, nil
+	}
+	return nil, fmt.Errorf("unknown event type %q", ev.Type)
+}
+
+// projectKeysLocked: a lost network concerns the project and every service
+// of it that has containers (they lost their network too).
+func (c *Cache) projectKeysLocked(project string) []Key {
+	keys := []Key{ProjectKey(project)}
+	for _, ct := range c.containers {
+		if ct.Project == project {
+			keys = append(keys, ServiceKey(ct.Project, ct.Service))
+		}
+	}
+	return dedupKeys(keys)
+}
+
+func dedupKeys(keys []Key) []Key {
+	seen := map[Key]bool{}
+	out := keys[:0]
+	for _, k := range keys {
+		if !seen[k] {
+			seen[k] = true
+			out = append(out, k)
+		}
+	}
+	return out
+}
+
+// Containers returns the containers of a service, or of a whole project
+// when service is "".
+func (c *Cache) Containers(project, service string) []Container {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	var out []Container
+	for _, ct := range c.containers {
+		if ct.Project == project && (service == "" || ct.Service == service) {
+			out = append(out, ct)
+		}
+	}
+	slices.SortFunc(out, func(a, b Container) int {
+		if a.Name < b.Name {
+			return -1
+		}
+		if a.Name > b.Name {
+			return 1
+		}
+		return 0
+	})
+	return out
+}
+
+// Network returns the network of a project, or nil.
+func (c *Cache) Network(project string) *Network {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	if n, ok := c.networks[project]; ok {
+		return &n
+	}
+	return nil
+}
+
+// Volumes returns the Docker volumes of a project, by Docker name.
+func (c *Cache) Volumes(project string) map[string]Volume {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	out := map[string]Volume{}
+	for name, v := range c.volumes {
+		if v.Project == project {
+			out[name] = v
+		}
+	}
+	return out
+}
+
+// Keys returns a key for every project, service and volume that has Docker
+// objects, so a resync also visits orphans whose rows are gone.
+func (c *Cache) Keys() []Key {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	var keys []Key
+	for _, ct := range c.containers {
+		keys = append(keys, ServiceKey(ct.Project, ct.Service))
+	}
+	for p := range c.networks {
+		keys = append(keys, ProjectKey(p))
+	}
+	for _, v := range c.volumes {
+		keys = append(keys, VolumeKey(v.Project, v.Volume))
+	}
+	return dedupKeys(keys)
+}
+
+// VolumeUsers names the containers mounting a Docker volume.
+func (c *Cache) VolumeUsers(name string) []string {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	var users []string
+	for _, ct := range c.containers {
+		if slices.Contains(ct.Volumes, name) {
+			users = append(users, ct.Name)
+		}
+	}
+	slices.Sort(users)
+	return users
+}

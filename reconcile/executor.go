@@ -1,0 +1,170 @@
+package reconcile
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/distribution/reference"
+)
+
+// CredentialSource finds the registry credentials a project stored for a
+// registry host; nil credentials mean an anonymous pull.
+type CredentialSource interface {
+	RegistryCredential(ctx context.Context, project, registry string) (*RegistryAuth, error)
+}
+
+// Executor runs plans: ops whose dependencies succeeded run in parallel, up
+// to a bound. It makes no decisions; what it changes it writes through to
+// the cache so the next plan sees it at once.
+type Executor struct {
+	Runtime     Runtime
+	Cache       *Cache
+	Credentials CredentialSource // may be nil
+	Parallel    int
+}
+
+// OpResult is the outcome of one op.
+type OpResult struct {
+	Op       Op
+	Err      error
+	Skipped  bool // a dependency failed
+	Duration time.Duration
+}
+
+// errSkipped marks ops not run because a dependency failed.
+var errSkipped = errors.New("skipped: a prerequisite failed")
+
+// Run executes the plan and returns one result per op, in plan order.
+func (e *Executor) Run(ctx context.Context, p Plan) []OpResult {
+	n := len(p.Ops)
+	results := make([]OpResult, n)
+	done := make([]chan struct{}, n)
+	for i := range done {
+		done[i] = make(chan struct{})
+	}
+	parallel := e.Parallel
+	if parallel <= 0 {
+		parallel = 4
+	}
+	sem := make(chan struct{}, parallel)
+	for i := range p.Ops {
+		go func() {
+			defer close(done[i])
+			op := p.Ops[i]
+			results[i].Op = op
+			for _, dep := range op.After {
+				<-done[dep]
+				if results[dep].Err != nil {
+					results[i].Err, results[i].Skipped = errSkipped, true
+					return
+				}
+			}
+			select {
+			case sem <- struct{}{}:
+			case <-ctx.Done():
+				results[i].Err = ctx.Err()
+				return
+			}
+			start := time.Now()
+			results[i].Err = e.runOp(ctx, op)
+			results[i].Duration = time.Since(start)
+			<-sem
+		}()
+	}
+	for i := range done {
+		<-done[i]
+	}
+	return results
+}
+
+func (e *Executor) runOp(ctx context.Context, op Op) error {
+	rt := e.Runtime
+	switch op.Kind {
+	case OpCreateNetwork:
+		n, err := rt.CreateNetwork(ctx, op.Target, op.Labels)
+		if err == nil {
+			e.Cache.SetNetwork(n)
+		}
+		return err
+	case OpRemoveNetwork:
+		err := rt.RemoveNetwork(ctx, op.Target)
+		if err == nil {
+			e.Cache.NetworkRemoved(op.Target)
+		}
+		return err
+	case OpCreateVolume:
+		v, err := rt.CreateVolume(ctx, *op.VolumeSpec)
+		if err == nil {
+			e.Cache.SetVolume(v)
+		}
+		return err
+	case OpRemoveVolume:
+		err := rt.RemoveVolume(ctx, op.Target)
+		if err == nil {
+			e.Cache.VolumeRemoved(op.Target)
+		}
+		return err
+	case OpPullImage:
+		auth, err := e.credentials(ctx, op.Project, op.Target)
+		if err != nil {
+			return err
+		}
+		return rt.PullImage(ctx, op.Target, auth)
+	case OpCreateContainer:
+		spec := *op.Container
+		if spec.Network != "" {
+			// Attach by ID: names of networks are not unique in Docker.
+			n := e.Cache.Network(spec.Labels[LabelProject])
+			if n == nil {
+				return fmt.Errorf("create container %s: network %s does not exist", spec.Name, spec.Network)
+			}
+			spec.NetworkID = n.ID
+		}
+		id, err := rt.CreateContainer(ctx, spec)
+		if err != nil {
+			return err
+		}
+		return e.Cache.RefreshContainer(ctx, id)
+	case OpStartContainer:
+		err := rt.StartContainer(ctx, op.ref())
+		// Refresh even after a failed start: the container records why.
+		if rerr := e.Cache.RefreshContainer(ctx, op.ref()); err == nil {
+			err = rerr
+		}
+		return err
+	case OpStopContainer:
+		if err := rt.StopContainer(ctx, op.ref(), stopGrace); err != nil {
+			return err
+		}
+		return e.Cache.RefreshContainer(ctx, op.ref())
+	case OpRemoveContainer:
+		if err := rt.RemoveContainer(ctx, op.ref()); err != nil {
+			return err
+		}
+		e.Cache.ContainerRemoved(op.ref())
+		return nil
+	case OpRenameContainer:
+		if err := rt.RenameContainer(ctx, op.ref(), op.NewName); err != nil {
+			return err
+		}
+		return e.Cache.RefreshContainer(ctx, op.ref())
+	}
+	return fmt.Errorf("unknown op %q", op.Kind)
+}
+
+func (e *Executor) credentials(ctx context.Context, project, ref string) (*RegistryAuth, error) {
+	if e.Credentials == nil {
+		return nil, nil
+	}
+	named, err := reference.ParseNormalizedNamed(ref)
+	if err != nil {
+		return nil, fmt.Errorf("pull %s: %w", ref, err)
+	}
+	auth, err := e.Credentials.RegistryCredential(ctx, project, reference.Domain(named))
+	if err != nil {
+		return nil, fmt.Errorf("pull %s: look up registry credentials: %w", ref, err)
+	}
+	return auth, nil
+}

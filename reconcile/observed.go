@@ -1,0 +1,82 @@
+package reconcile
+
+import (
+	"strconv"
+	"time"
+)
+
+// Container is what PanelX knows of one Docker container it owns.
+type Container struct {
+	ID           string
+	Name         string
+	Project      string
+	Service      string
+	Replica      int
+	SpecHash     string
+	Fields       map[string]string // LabelFields, decoded
+	Generation   int64
+	ImageID      string
+	State        string // created, running, paused, restarting, removing, exited, dead
+	Health       string // "", starting, healthy, unhealthy
+	ExitCode     int
+	RestartCount int
+	StartedAt    time.Time
+	FinishedAt   time.Time
+	OOMKilled    bool
+	Error        string   // Docker's message when it could not start the container
+	Volumes      []string // names of the Docker volumes it mounts
+	Networks     []string // IDs of the networks it is attached to
+}
+
+// Running reports whether the container's process runs.
+func (c *Container) Running() bool { return c.State == "running" }
+
+// Ready reports whether the container runs and, when it has a healthcheck,
+// is healthy.
+func (c *Container) Ready() bool {
+	return c.State == "running" && (c.Health == "" || c.Health == "healthy")
+}
+
+// Network is a Docker network PanelX owns.
+type Network struct {
+	ID      string
+	Name    string
+	Project string
+}
+
+// Volume is a Docker volume PanelX owns.
+type Volume struct {
+	Name    string
+	Project string
+	Volume  string // the Volume resource's name
+	Driver  string
+}
+
+// Image is what the local Docker knows of an image reference.
+type Image struct {
+	Ref string
+	// ID is empty when the image is not present locally.
+	ID string
+	// PulledAt is when PanelX last pulled it successfully (zero: never).
+	PulledAt time.Time
+	// PullError is the message of the last failed pull, cleared by a success.
+	PullError string
+}
+
+// Present reports whether the image is available locally.
+func (i Image) Present() bool { return i.ID != "" }
+
+// containerFromLabels fills the identity fields of a container from its
+// labels; ok is false when they are incomplete (not a replica PanelX made).
+func containerFromLabels(labels map[string]string) (c Container, ok bool) {
+	c.Project, c.Service = labels[LabelProject], labels[LabelService]
+	idx, err := strconv.Atoi(labels[LabelReplica])
+	if err != nil || idx < 0 || c.Project == "" || c.Service == "" {
+		return c, false
+	}
+	c.Replica = idx
+	c.SpecHash = labels[LabelSpecHash]
+	c.Generation, _ = strconv.ParseInt(labels[LabelGeneration], 10, 64)
+	c.Fields = decodeFields(labels[LabelFields])
+	return c, true
+}

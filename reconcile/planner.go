@@ -1,0 +1,495 @@
+package reconcile
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/panelx/panelx/api"
+)
+
+// The planner is pure: it reads desired resources and observed Docker
+// objects and returns what to do now. It never waits and never calls out;
+// waiting is a requeue, so no worker is ever held by a slow container.
+
+// Reasons of Blocked plans, used as condition reasons.
+const (
+	ReasonImageNotPresent   = "ImageNotPresent"
+	ReasonPullFailed        = "PullFailed"
+	ReasonVolumeNotDeclared = "VolumeNotDeclared"
+	ReasonDependency        = "WaitingForDependency"
+	ReasonVolumeInUse       = "VolumeInUse"
+)
+
+// Pull backoff after failures: 5s, 10s, 20s … up to 5 minutes.
+const (
+	pullBackoffBase = 5 * time.Second
+	pullBackoffMax  = 5 * time.Minute
+	readyRecheck    = 2 * time.Second
+)
+
+// PullBackoff returns how long to wait after the nth consecutive failure.
+func PullBackoff(failures int) time.Duration {
+	if failures <= 0 {
+		return 0
+	}
+	d := pullBackoffBase
+	for i := 1; i < failures && d < pullBackoffMax; i++ {
+		d *= 2
+	}
+	return min(d, pullBackoffMax)
+}
+
+// ImageState is what the reconciler remembers of pulls of one reference.
+type ImageState struct {
+	Image
+	AttemptedAt time.Time // last pull attempt, successful or not
+	Failures    int       // consecutive failed pulls
+}
+
+// ServiceInput is everything the planner needs for one service.
+type ServiceInput struct {
+	Instance string
+	Key      api.Key
+	// Project and Service are nil when their rows are gone; then whatever
+	// is left of the service is an orphan and is removed.
+	Project *api.Project
+	Service *api.Service
+	// Volumes are the project's Volume resources, by name.
+	Volumes map[string]*api.Volume
+	// Ready says, per service of the project, whether it has ready replicas
+	// (for dependsOn).
+	Ready map[string]bool
+
+	Image         ImageState
+	Network       *Network
+	DockerVolumes map[string]Volume // the project's Docker volumes, by Docker name
+	Containers    []Container       // this service's containers
+
+	Now          time.Time
+	PullInterval time.Duration // how often pullPolicy Always re-checks the registry
+}
+
+// PlanService plans one service.
+func PlanService(in ServiceInput) Plan {
+	var p Plan
+	if cause := removalCause(in); cause != "" {
+		planRemoveAll(&p, in.Containers, cause)
+		if len(in.Containers) == 0 && in.Service != nil {
+			p.Finalize = true
+		}
+		return p
+	}
+	sp := &in.Service.Spec
+
+	prereqs := planPrerequisites(&p, in)
+	if p.Blocked != "" {
+		return p
+	}
+	imageID, ready := planImage(&p, in, prereqs)
+	if !ready {
+		return p
+	}
+
+	desired := int(sp.ReplicaCount())
+	byIndex := map[int][]Container{}
+	for _, c := range in.Containers {
+		byIndex[c.Replica] = append(byIndex[c.Replica], c)
+	}
+	depsWait := dependenciesNotReady(in)
+	publishesHostPort := slices.ContainsFunc(sp.Ports, func(p api.Port) bool { return p.HostPort != 0 }) || sp.NetworkMode == "host"
+	for i := 0; i < desired; i++ {
+		spec := BuildContainerSpec(in.Instance, in.Service, i, imageID)
+		planReplica(&p, replicaInput{
+			network: in.Network,
+			index:   i, spec: spec, containers: byIndex[i], prereqs: prereqs,
+			stopFirst: publishesHostPort, depsWait: depsWait, policy: sp.RestartPolicy,
+		})
+	}
+	// Scale down from the highest index.
+	var extra []int
+	for idx := range byIndex {
+		if idx >= desired {
+			extra = append(extra, idx)
+		}
+	}
+	slices.Sort(extra)
+	for _, idx := range slices.Backward(extra) {
+		planRemoveAll(&p, byIndex[idx], fmt.Sprintf("scale down: replica %d is above the desired %d", idx, desired))
+	}
+	return p
+}
+
+func removalCause(in ServiceInput) string {
+	switch {
+	case in.Service == nil:
+		return "orphan: service no longer exists"
+	case in.Project == nil:
+		return "orphan: project no longer exists"
+	case in.Service.Metadata.DeletionTimestamp != nil:
+		return "service deleted"
+	case in.Project.Metadata.DeletionTimestamp != nil:
+		return "project deleted"
+	}
+	return ""
+}
+
+// planRemoveAll stops and removes containers; stopping first lets the
+// process shut down gracefully.
+func planRemoveAll(p *Plan, cs []Container, cause string) {
+	for _, c := range sortContainers(cs) {
+		after := []int(nil)
+		if c.Running() || c.State == "restarting" || c.State == "paused" {
+			after = []int{p.add(Op{Kind: OpStopContainer, Target: c.Name, ContainerID: c.ID, Cause: cause})}
+		}
+		p.add(Op{Kind: OpRemoveContainer, Target: c.Name, ContainerID: c.ID, Cause: cause, After: after})
+	}
+}
+
+func sortContainers(cs []Container) []Container {
+	out := slices.Clone(cs)
+	slices.SortFunc(out, func(a, b Container) int { return strings.Compare(a.Name, b.Name) })
+	return out
+}
+
+// planPrerequisites adds the network and volumes the containers need and
+// returns the indexes of those ops.
+func planPrerequisites(p *Plan, in ServiceInput) []int {
+	var prereqs []int
+	sp := &in.Service.Spec
+	project := in.Key.Project
+	if sp.NetworkMode == "" && in.Network == nil {
+		prereqs = append(prereqs, p.add(Op{Kind: OpCreateNetwork, Target: NetworkName(project),
+			Cause: "network missing", Labels: networkLabels(in.Instance, project)}))
+	}
+	for i, m := range sp.Volumes {
+		if m.Name == "" {
+			continue
+		}
+		vol, ok := in.Volumes[m.Name]
+		if !ok || vol.Metadata.DeletionTimestamp != nil {
+			p.block(ReasonVolumeNotDeclared, "spec.volumes[%d]: volume %q is not declared in project %q (or is being deleted)", i, m.Name, project)
+			return nil
+		}
+		name := VolumeName(project, m.Name)
+		if _, ok := in.DockerVolumes[name]; !ok {
+			prereqs = append(prereqs, p.add(Op{Kind: OpCreateVolume, Target: name, Cause: "volume missing",
+				VolumeSpec: volumeSpec(in.Instance, vol)}))
+		}
+	}
+	return prereqs
+}
+
+// planImage decides whether the image must be pulled first. It returns the
+// image ID to run and whether containers can be planned now.
+func planImage(p *Plan, in ServiceInput, prereqs []int) (string, bool) {
+	sp := &in.Service.Spec
+	img := in.Image
+	pull := func(cause string) {
+		p.add(Op{Kind: OpPullImage, Target: sp.Image, Project: in.Key.Project, Cause: cause})
+	}
+	if !img.Present() {
+		switch {
+		case sp.ImagePullPolicy == api.PullNever:
+			p.block(ReasonImageNotPresent, "image %s is not present and imagePullPolicy is Never", sp.Image)
+		case img.Failures > 0 && in.Now.Sub(img.AttemptedAt) < PullBackoff(img.Failures):
+			p.block(ReasonPullFailed, "pull %s: %s", sp.Image, img.PullError)
+			p.RequeueAfter = PullBackoff(img.Failures) - in.Now.Sub(img.AttemptedAt)
+		default:
+			pull("image not present")
+		}
+		return "", false
+	}
+	if sp.ImagePullPolicy == api.PullAlways {
+		since := in.Now.Sub(img.AttemptedAt)
+		if since >= in.PullInterval {
+			// Look for a moved tag first; containers are planned with what it finds.
+			pull("pullPolicy Always: check the registry for a newer image")
+			return "", false
+		}
+		p.RequeueAfter = in.PullInterval - since // the next check
+	}
+	return img.ID, true
+}
+
+func dependenciesNotReady(in ServiceInput) []string {
+	var waiting []string
+	for _, d := range in.Service.Spec.DependsOn {
+		if !in.Ready[d] {
+			waiting = append(waiting, d)
+		}
+	}
+	return waiting
+}
+
+type replicaInput struct {
+	network    *Network // the project network, when the service uses it
+	index      int
+	spec       ContainerSpec
+	containers []Container
+	prereqs    []int
+	stopFirst  bool
+	depsWait   []string
+	policy     api.RestartPolicy
+}
+
+// attached reports whether a container is on the project network it
+// should be on. One that lost it (the network was removed and re-created
+// behind PanelX's back) no longer counts as current and is replaced.
+func (r replicaInput) attached(c Container) bool {
+	if r.spec.Network == "" || r.network == nil {
+		return true
+	}
+	return slices.Contains(c.Networks, r.network.ID)
+}
+
+// planReplica converges one replica index. A replacement is created under a
+// temporary name; once it is ready the old container goes and the new one
+// takes the final name. Every intermediate state is recognisable from the
+// labels, so a controller killed halfway picks up where it stopped.
+func planReplica(p *Plan, r replicaInput) {
+	var current, stale []Container
+	for _, c := range r.containers {
+		if c.SpecHash == r.spec.Hash() && r.attached(c) {
+			current = append(current, c)
+		} else {
+			stale = append(stale, c)
+		}
+	}
+	if len(current) > 1 {
+		keep := bestContainer(current, r.spec.Name)
+		var dups []Container
+		for _, c := range current {
+			if c.ID != keep.ID {
+				dups = append(dups, c)
+			}
+		}
+		planRemoveAll(p, dups, fmt.Sprintf("duplicate of replica %d", r.index))
+		current = []Container{keep}
+	}
+	if len(current) == 0 {
+		planCreate(p, r, stale)
+		return
+	}
+	c := current[0]
+	switch {
+	case c.State == "dead":
+		planRemoveAll(p, []Container{c}, fmt.Sprintf("replica %d is dead", r.index))
+		return
+	case c.State == "created":
+		p.add(Op{Kind: OpStartContainer, Target: c.Name, ContainerID: c.ID, Cause: fmt.Sprintf("replica %d created but not started", r.index), After: r.prereqs})
+		p.wait(readyRecheck, "replica %d starting", r.index)
+		return
+	case c.State == "exited" && shouldRestart(r.policy, c.ExitCode):
+		p.add(Op{Kind: OpStartContainer, Target: c.Name, ContainerID: c.ID, Cause: fmt.Sprintf("replica %d stopped (exit code %d)", r.index, c.ExitCode), After: r.prereqs})
+		p.wait(readyRecheck, "replica %d starting", r.index)
+		return
+	case c.State == "paused":
+		p.wait(readyRecheck*5, "replica %d is paused", r.index)
+		return
+	case !c.Ready():
+		// Starting, restarting, or not healthy yet: the old one keeps serving.
+		if c.State == "running" || c.State == "restarting" {
+			p.wait(readyRecheck, "replica %d not ready yet", r.index)
+		}
+		return
+	}
+	// The current container is ready: retire the old ones, then take the name.
+	var removals []int
+	for _, s := range sortContainers(stale) {
+		cause := fmt.Sprintf("replaced by %s (%s)", c.Name, describeChange(s.Fields, r.spec.fields()))
+		var after []int
+		if s.Running() || s.State == "restarting" {
+			after = []int{p.add(Op{Kind: OpStopContainer, Target: s.Name, ContainerID: s.ID, Cause: cause})}
+		}
+		removals = append(removals, p.add(Op{Kind: OpRemoveContainer, Target: s.Name, ContainerID: s.ID, Cause: cause, After: after}))
+	}
+	if c.Name != r.spec.Name {
+		p.add(Op{Kind: OpRenameContainer, Target: c.Name, ContainerID: c.ID, NewName: r.spec.Name,
+			Cause: fmt.Sprintf("replica %d replacement is ready", r.index), After: removals})
+	}
+}
+
+// fields returns the decoded part hashes of the spec.
+func (cs *ContainerSpec) fields() map[string]string { return decodeFields(cs.Labels[LabelFields]) }
+
+// planCreate creates a replica that has no current container. With a
+// running old container and no host port, the new one starts first
+// (no downtime); otherwise the old one stops first (it holds the port).
+func planCreate(p *Plan, r replicaInput, stale []Container) {
+	if len(r.depsWait) > 0 {
+		p.wait(readyRecheck, "replica %d waits for %s to be ready", r.index, strings.Join(r.depsWait, ", "))
+		return
+	}
+	cause := fmt.Sprintf("replica %d missing", r.index)
+	anyRunning := slices.ContainsFunc(stale, func(c Container) bool { return c.Running() })
+	if len(stale) > 0 {
+		cause = fmt.Sprintf("spec changed: %s", describeChange(stale[0].Fields, r.spec.fields()))
+		if stale[0].SpecHash == r.spec.Hash() {
+			cause = "not attached to network " + r.spec.Network
+		}
+	}
+	spec := r.spec
+	after := slices.Clone(r.prereqs)
+	if len(stale) > 0 && (!anyRunning || r.stopFirst) {
+		// Stop-first: the final name frees up once the old ones are gone.
+		for _, s := range sortContainers(stale) {
+			var stop []int
+			if s.Running() || s.State == "restarting" {
+				stop = []int{p.add(Op{Kind: OpStopContainer, Target: s.Name, ContainerID: s.ID, Cause: cause})}
+			}
+			after = append(after, p.add(Op{Kind: OpRemoveContainer, Target: s.Name, ContainerID: s.ID, Cause: cause, After: stop}))
+		}
+	} else if len(stale) > 0 {
+		// Start-first: run the replacement beside the old one.
+		spec.Name = tempContainerName(spec.Labels[LabelProject], spec.Labels[LabelService], r.index, spec.Hash())
+		for n := 2; slices.ContainsFunc(r.containers, func(c Container) bool { return c.Name == spec.Name }); n++ {
+			spec.Name = fmt.Sprintf("%s-%d", tempContainerName(spec.Labels[LabelProject], spec.Labels[LabelService], r.index, spec.Hash()), n)
+		}
+	}
+	created := p.add(Op{Kind: OpCreateContainer, Target: spec.Name, Container: &spec, Cause: cause, After: after})
+	p.add(Op{Kind: OpStartContainer, Target: spec.Name, Cause: cause, After: []int{created}})
+	p.wait(readyRecheck, "replica %d starting", r.index)
+}
+
+// bestContainer picks which of several current containers of one replica to
+// keep: the one with the final name, else a running one, else the first.
+func bestContainer(cs []Container, finalName string) Container {
+	sorted := sortContainers(cs)
+	for _, c := range sorted {
+		if c.Name == finalName {
+			return c
+		}
+	}
+	for _, c := range sorted {
+		if c.Running() {
+			return c
+		}
+	}
+	return sorted[0]
+}
+
+// shouldRestart says whether an exited container is started again: Docker
+// restarts crashed containers itself per the restart policy, so this
+// repairs stops made behind PanelX's back (docker stop).
+func shouldRestart(policy api.RestartPolicy, exitCode int) bool {
+	switch policy {
+	case api.RestartNever:
+		return false
+	case api.RestartOnFailure:
+		return exitCode != 0
+	default:
+		return true
+	}
+}
+
+func networkLabels(instance, project string) map[string]string {
+	l := ownerLabels(instance)
+	l[LabelProject] = project
+	return l
+}
+
+func volumeSpec(instance string, v *api.Volume) *VolumeSpec {
+	l := ownerLabels(instance)
+	l[LabelProject] = v.Metadata.Project
+	l[LabelVolume] = v.Metadata.Name
+	return &VolumeSpec{
+		Name:       VolumeName(v.Metadata.Project, v.Metadata.Name),
+		Driver:     v.Spec.Driver,
+		DriverOpts: v.Spec.DriverOpts,
+		Labels:     l,
+	}
+}
+
+// ProjectInput is everything the planner needs for one project.
+type ProjectInput struct {
+	Instance string
+	Name     string
+	Project  *api.Project // nil when the row is gone
+	// Services and Volumes are the project's rows.
+	Services      []*api.Service
+	Volumes       []*api.Volume
+	Network       *Network
+	DockerVolumes map[string]Volume
+	Containers    []Container // every container of the project
+}
+
+// PlanProject plans a project: its network while it lives; when it is
+// deleted, waits for its services to go, removes the volumes whose data the
+// delete asked to purge (or whose reclaimPolicy is Delete), the network, and
+// then the row. Volume data is never removed for a project whose row simply
+// vanished: only an explicit delete removes data.
+func PlanProject(in ProjectInput) Plan {
+	var p Plan
+	if in.Project != nil && in.Project.Metadata.DeletionTimestamp == nil {
+		if in.Network == nil {
+			p.add(Op{Kind: OpCreateNetwork, Target: NetworkName(in.Name), Cause: "network missing", Labels: networkLabels(in.Instance, in.Name)})
+		}
+		return p
+	}
+	if len(in.Services) > 0 || len(in.Containers) > 0 {
+		p.wait(readyRecheck, "%d service(s) and %d container(s) of the project are being removed", len(in.Services), len(in.Containers))
+		return p
+	}
+	var volumeOps []int
+	if in.Project != nil {
+		purge := in.Project.Metadata.Annotations[api.AnnotationPurgeVolumes] == "true"
+		for _, v := range in.Volumes {
+			name := VolumeName(in.Name, v.Metadata.Name)
+			if _, exists := in.DockerVolumes[name]; !exists {
+				continue
+			}
+			switch {
+			case purge:
+				volumeOps = append(volumeOps, p.add(Op{Kind: OpRemoveVolume, Target: name, Cause: "project deleted with purge of volumes"}))
+			case v.Spec.ReclaimPolicy == api.ReclaimDelete:
+				volumeOps = append(volumeOps, p.add(Op{Kind: OpRemoveVolume, Target: name, Cause: "project deleted; volume reclaimPolicy is Delete"}))
+			}
+		}
+	}
+	if in.Network != nil {
+		p.add(Op{Kind: OpRemoveNetwork, Target: in.Network.Name, Cause: "project deleted", After: volumeOps})
+	}
+	if p.Empty() && in.Project != nil {
+		p.Finalize = true
+	}
+	return p
+}
+
+// VolumeInput is everything the planner needs for one volume.
+type VolumeInput struct {
+	Instance     string
+	Key          api.Key
+	Volume       *api.Volume // nil when the row is gone
+	Project      *api.Project
+	DockerVolume *Volume
+	// UsedBy names the containers that mount it.
+	UsedBy []string
+}
+
+// PlanVolume plans a volume: create it while declared; remove its data only
+// when the Volume itself is deleted, and only once no container uses it.
+func PlanVolume(in VolumeInput) Plan {
+	var p Plan
+	switch {
+	case in.Volume == nil:
+		// The row vanished (its project was removed): data stays.
+	case in.Volume.Metadata.DeletionTimestamp != nil:
+		if in.DockerVolume == nil {
+			p.Finalize = true
+			return p
+		}
+		if len(in.UsedBy) > 0 {
+			p.block(ReasonVolumeInUse, "volume is still mounted by %s", strings.Join(in.UsedBy, ", "))
+			p.RequeueAfter = readyRecheck
+			return p
+		}
+		p.add(Op{Kind: OpRemoveVolume, Target: in.DockerVolume.Name, Cause: "volume deleted"})
+	case in.Project == nil || in.Project.Metadata.DeletionTimestamp != nil:
+		// The project's delete decides about this volume's data.
+	case in.DockerVolume == nil:
+		p.add(Op{Kind: OpCreateVolume, Target: VolumeName(in.Key.Project, in.Key.Name), Cause: "volume missing", VolumeSpec: volumeSpec(in.Instance, in.Volume)})
+	}
+	return p
+}

@@ -1,0 +1,78 @@
+package reconcile
+
+import (
+	"context"
+	"errors"
+	"time"
+)
+
+// Runtime is the small set of container-engine operations the loop needs.
+// The Docker implementation is DockerRuntime. Every method touches only
+// objects carrying the installation's instance label.
+type Runtime interface {
+	ListContainers(ctx context.Context) ([]Container, error)
+	// InspectContainer returns ErrNotFound when the container is gone or is
+	// not this installation's.
+	InspectContainer(ctx context.Context, id string) (Container, error)
+	ListNetworks(ctx context.Context) ([]Network, error)
+	InspectNetwork(ctx context.Context, id string) (Network, error)
+	ListVolumes(ctx context.Context) ([]Volume, error)
+	InspectVolume(ctx context.Context, name string) (Volume, error)
+	// ImageID returns the local ID of an image reference, or "" when the
+	// image is not present.
+	ImageID(ctx context.Context, ref string) (string, error)
+
+	PullImage(ctx context.Context, ref string, auth *RegistryAuth) error
+	CreateNetwork(ctx context.Context, name string, labels map[string]string) (Network, error)
+	RemoveNetwork(ctx context.Context, name string) error
+	CreateVolume(ctx context.Context, spec VolumeSpec) (Volume, error)
+	RemoveVolume(ctx context.Context, name string) error
+	CreateContainer(ctx context.Context, spec ContainerSpec) (string, error)
+	StartContainer(ctx context.Context, ref string) error
+	StopContainer(ctx context.Context, ref string, grace time.Duration) error
+	RemoveContainer(ctx context.Context, ref string) error
+	RenameContainer(ctx context.Context, ref, newName string) error
+
+	// Events streams changes of this installation's containers and of all
+	// networks and volumes (those events carry no labels). The error channel
+	// yields one error when the stream ends; callers then re-list.
+	Events(ctx context.Context) (<-chan RuntimeEvent, <-chan error)
+}
+
+// RegistryAuth are credentials for pulling from a private registry.
+type RegistryAuth struct {
+	Registry string
+	Username string
+	Password string
+}
+
+// ObjectType of a runtime event.
+type ObjectType string
+
+const (
+	ObjectContainer ObjectType = "container"
+	ObjectNetwork   ObjectType = "network"
+	ObjectVolume    ObjectType = "volume"
+)
+
+// RuntimeEvent says that an object changed; handlers re-inspect it rather
+// than trusting the event's content.
+type RuntimeEvent struct {
+	Type   ObjectType
+	Action string
+	ID     string // container or network ID, volume name
+	Name   string
+	// Project and Service, for containers (from their labels).
+	Project string
+	Service string
+	// Container is the container a network (dis)connect event is about.
+	Container string
+	Time      time.Time
+}
+
+// ErrNotFound: the object does not exist or is not this installation's.
+var ErrNotFound = errors.New("not found")
+
+// ErrNotOwned: an object with the name exists but belongs to someone else;
+// PanelX will not touch it.
+var ErrNotOwned = errors.New("exists but is not managed by this PanelX installation")

@@ -1,0 +1,222 @@
+package reconcile
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"maps"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/panelx/panelx/api"
+)
+
+// ContainerSpec is the effective configuration of one replica, independent
+// of the Docker API types. Its hash decides whether a container is current.
+type ContainerSpec struct {
+	Name     string            `json:"-"`
+	Labels   map[string]string `json:"-"`
+	Image    string            `json:"image"` // the resolved image ID
+	ImageRef string            `json:"-"`     // the reference the user wrote
+
+	Entrypoint    []string     `json:"entrypoint,omitempty"`
+	Cmd           []string     `json:"cmd,omitempty"`
+	Env           []string     `json:"env,omitempty"`
+	User          string       `json:"user,omitempty"`
+	WorkingDir    string       `json:"workingDir,omitempty"`
+	Ports         []api.Port   `json:"ports,omitempty"`
+	Mounts        []Mount      `json:"mounts,omitempty"`
+	NanoCPUs      int64        `json:"nanoCPUs,omitempty"`
+	MemoryBytes   int64        `json:"memoryBytes,omitempty"`
+	Healthcheck   *Healthcheck `json:"healthcheck,omitempty"`
+	RestartPolicy string       `json:"restartPolicy"` // always, on-failure, no
+
+	Network     string   `json:"network,omitempty"` // the project network, when NetworkMode is ""
+	NetworkID   string   `json:"-"`                 // resolved by the executor at creation
+	Aliases     []string `json:"aliases,omitempty"`
+	NetworkMode string   `json:"networkMode,omitempty"` // host or none
+
+	Privileged  bool              `json:"privileged,omitempty"`
+	PIDMode     string            `json:"pidMode,omitempty"`
+	IPCMode     string            `json:"ipcMode,omitempty"`
+	UTSMode     string            `json:"utsMode,omitempty"`
+	CapAdd      []string          `json:"capAdd,omitempty"`
+	CapDrop     []string          `json:"capDrop,omitempty"`
+	Devices     []string          `json:"devices,omitempty"`
+	Sysctls     map[string]string `json:"sysctls,omitempty"`
+	SecurityOpt []string          `json:"securityOpt,omitempty"`
+}
+
+// Mount is one mount of a container.
+type Mount struct {
+	Type     string `json:"type"` // volume, bind, tmpfs
+	Source   string `json:"source,omitempty"`
+	Target   string `json:"target"`
+	ReadOnly bool   `json:"readOnly,omitempty"`
+}
+
+// Healthcheck is Docker's healthcheck, in exec form.
+type Healthcheck struct {
+	Test        []string      `json:"test"`
+	Interval    time.Duration `json:"interval"`
+	Timeout     time.Duration `json:"timeout"`
+	StartPeriod time.Duration `json:"startPeriod,omitempty"`
+	Retries     int           `json:"retries"`
+}
+
+// BuildContainerSpec turns a service's spec into the configuration of
+// replica index, running imageID. Validation already vetted the spec, so
+// quantities parse; a failure here would be a bug and yields zero limits.
+func BuildContainerSpec(instance string, svc *api.Service, index int, imageID string) ContainerSpec {
+	sp := &svc.Spec
+	project, service := svc.Metadata.Project, svc.Metadata.Name
+	cs := ContainerSpec{
+		Image:       imageID,
+		ImageRef:    sp.Image,
+		Entrypoint:  sp.Command,
+		Cmd:         sp.Args,
+		User:        sp.User,
+		WorkingDir:  sp.WorkingDir,
+		Ports:       sp.Ports,
+		NetworkMode: sp.NetworkMode,
+		Privileged:  sp.Privileged,
+		PIDMode:     sp.PIDMode,
+		IPCMode:     sp.IPCMode,
+		UTSMode:     sp.UTSMode,
+		CapAdd:      sp.CapAdd,
+		CapDrop:     sp.CapDrop,
+		Devices:     sp.Devices,
+		Sysctls:     sp.Sysctls,
+		SecurityOpt: sp.SecurityOpt,
+	}
+	for _, e := range sp.Env {
+		cs.Env = append(cs.Env, e.Name+"="+e.Value)
+	}
+	for _, v := range sp.Volumes {
+		m := Mount{Target: v.MountPath, ReadOnly: v.ReadOnly}
+		switch {
+		case v.Name != "":
+			m.Type, m.Source = "volume", VolumeName(project, v.Name)
+		case v.HostPath != "":
+			m.Type, m.Source = "bind", v.HostPath
+		default:
+			m.Type = "tmpfs"
+		}
+		cs.Mounts = append(cs.Mounts, m)
+	}
+	if sp.Resources.CPUs != "" {
+		cs.NanoCPUs, _ = sp.Resources.CPUs.NanoCPUs()
+	}
+	if sp.Resources.Memory != "" {
+		cs.MemoryBytes, _ = sp.Resources.Memory.Bytes()
+	}
+	if hc := sp.Healthcheck; hc != nil {
+		cs.Healthcheck = &Healthcheck{
+			Test:        append([]string{"CMD"}, hc.Command...),
+			Interval:    hc.Interval.Duration,
+			Timeout:     hc.Timeout.Duration,
+			StartPeriod: hc.StartPeriod.Duration,
+			Retries:     int(hc.Retries),
+		}
+	}
+	switch sp.RestartPolicy {
+	case api.RestartOnFailure:
+		cs.RestartPolicy = "on-failure"
+	case api.RestartNever:
+		cs.RestartPolicy = "no"
+	default:
+		cs.RestartPolicy = "always"
+	}
+	if cs.NetworkMode == "" {
+		cs.Network = NetworkName(project)
+		// Services reach each other by service name; a replica by name-index.
+		cs.Aliases = []string{service, service + "-" + strconv.Itoa(index)}
+	}
+
+	hash, fields := hashSpec(&cs)
+	cs.Name = ContainerName(project, service, index)
+	cs.Labels = ownerLabels(instance)
+	maps.Copy(cs.Labels, map[string]string{
+		LabelProject:    project,
+		LabelService:    service,
+		LabelReplica:    strconv.Itoa(index),
+		LabelSpecHash:   hash,
+		LabelGeneration: strconv.FormatInt(svc.Metadata.Generation, 10),
+		LabelFields:     encodeFields(fields),
+		LabelImage:      sp.Image,
+	})
+	return cs
+}
+
+// Hash returns the spec hash stored in the container's labels.
+func (cs *ContainerSpec) Hash() string { return cs.Labels[LabelSpecHash] }
+
+// hashSpec returns the hash of the whole effective configuration and short
+// hashes of its parts. Replica count, pull policy and dependencies are not
+// part of a container's configuration, so changing them recreates nothing.
+func hashSpec(cs *ContainerSpec) (string, map[string]string) {
+	whole, _ := json.Marshal(cs)
+	sum := sha256.Sum256(whole)
+	fields := map[string]string{}
+	part := func(name string, v any) {
+		data, _ := json.Marshal(v)
+		s := sha256.Sum256(data)
+		fields[name] = hex.EncodeToString(s[:4])
+	}
+	part("image", cs.Image)
+	part("command", cs.Entrypoint)
+	part("args", cs.Cmd)
+	for _, e := range cs.Env {
+		name, _, _ := strings.Cut(e, "=")
+		part("env "+name, e)
+	}
+	part("user", cs.User)
+	part("workingDir", cs.WorkingDir)
+	part("ports", cs.Ports)
+	part("volumes", cs.Mounts)
+	part("resources", []int64{cs.NanoCPUs, cs.MemoryBytes})
+	part("healthcheck", cs.Healthcheck)
+	part("restartPolicy", cs.RestartPolicy)
+	part("network", []any{cs.Network, cs.Aliases, cs.NetworkMode})
+	part("host settings", []any{cs.Privileged, cs.PIDMode, cs.IPCMode, cs.UTSMode, cs.CapAdd, cs.CapDrop, cs.Devices, cs.Sysctls, cs.SecurityOpt})
+	return hex.EncodeToString(sum[:16]), fields
+}
+
+func encodeFields(f map[string]string) string {
+	data, _ := json.Marshal(f)
+	return string(data)
+}
+
+func decodeFields(s string) map[string]string {
+	var f map[string]string
+	if json.Unmarshal([]byte(s), &f) != nil {
+		return nil
+	}
+	return f
+}
+
+// describeChange names the parts of the configuration that differ, for a
+// plan's cause: "env LOG_LEVEL, image".
+func describeChange(old, new map[string]string) string {
+	if old == nil {
+		return "configuration changed"
+	}
+	var changed []string
+	for k, v := range new {
+		if old[k] != v {
+			changed = append(changed, k)
+		}
+	}
+	for k := range old {
+		if _, ok := new[k]; !ok {
+			changed = append(changed, k)
+		}
+	}
+	if len(changed) == 0 {
+		return "configuration changed"
+	}
+	slices.Sort(changed)
+	return strings.Join(changed, ", ")
+}

@@ -1,0 +1,265 @@
+package reconcile
+
+import (
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/panelx/panelx/api"
+)
+
+// Condition reasons the controller reports besides the planner's.
+const (
+	ReasonAllReady         = "AllReplicasReady"
+	ReasonNotReady         = "ReplicasNotReady"
+	ReasonReconciling      = "Reconciling"
+	ReasonComplete         = "Complete"
+	ReasonReconcileError   = "ReconcileError"
+	ReasonUnhealthy        = "Unhealthy"
+	ReasonCrashLoop        = "CrashLoop"
+	ReasonAsExpected       = "AsExpected"
+	ReasonServicesNotReady = "ServicesNotReady"
+	ReasonDeleting         = "Deleting"
+)
+
+// ServiceStatusInput is what a service's status is computed from: the
+// observation and plan of the reconcile that just ran, and its error.
+type ServiceStatusInput struct {
+	Instance   string
+	Service    *api.Service
+	Previous   api.ServiceStatus
+	Containers []Container
+	Image      ImageState
+	Plan       Plan
+	Err        error
+	Now        time.Time
+}
+
+// ComputeServiceStatus derives the status the user sees.
+func ComputeServiceStatus(in ServiceStatusInput) api.ServiceStatus {
+	svc := in.Service
+	desired := int(svc.Spec.ReplicaCount())
+	st := api.ServiceStatus{
+		ObservedGeneration: svc.Metadata.Generation,
+		Conditions:         append([]api.Condition(nil), in.Previous.Conditions...),
+		ImageID:            in.Image.ID,
+	}
+	byIndex := map[int][]Container{}
+	for _, c := range in.Containers {
+		byIndex[c.Replica] = append(byIndex[c.Replica], c)
+	}
+	var problems []string
+	problemReason := ""
+	addProblem := func(reason, msg string) {
+		if problemReason == "" {
+			problemReason = reason
+		}
+		problems = append(problems, msg)
+	}
+	stale := 0
+	for i := 0; i < desired; i++ {
+		want := ""
+		if in.Image.Present() {
+			spec := BuildContainerSpec(in.Instance, svc, i, in.Image.ID)
+			want = spec.Hash()
+		}
+		rs := api.ReplicaStatus{Index: int32(i), State: "missing"}
+		var cur *Container
+		for j, c := range byIndex[i] {
+			if want != "" && c.SpecHash == want {
+				cur = &byIndex[i][j]
+			} else {
+				stale++
+			}
+		}
+		if cur != nil {
+			rs = replicaStatus(i, cur)
+			if cur.Ready() {
+				st.ReadyReplicas++
+			}
+			switch {
+			case cur.Health == "unhealthy":
+				addProblem(ReasonUnhealthy, fmt.Sprintf("replica %d is unhealthy", i))
+			case cur.State == "restarting" || (cur.State == "exited" && cur.ExitCode != 0 && cur.RestartCount > 0):
+				addProblem(ReasonCrashLoop, fmt.Sprintf("replica %d keeps crashing (exit code %d, %d restarts)", i, cur.ExitCode, cur.RestartCount))
+			case cur.Error != "":
+				addProblem(ReasonReconcileError, fmt.Sprintf("replica %d: %s", i, cur.Error))
+			}
+		}
+		st.Replicas = append(st.Replicas, rs)
+	}
+	for idx, cs := range byIndex {
+		if idx >= desired {
+			stale += len(cs)
+		}
+	}
+	if in.Plan.Blocked != "" {
+		addProblem(in.Plan.BlockedReason, in.Plan.Blocked)
+	}
+	if in.Err != nil {
+		addProblem(ReasonReconcileError, in.Err.Error())
+	}
+	if in.Image.PullError != "" && in.Image.Present() {
+		addProblem(ReasonPullFailed, "pull "+svc.Spec.Image+" (running the local image meanwhile): "+in.Image.PullError)
+	}
+
+	now := in.Now
+	allReady := int(st.ReadyReplicas) == desired && stale == 0
+	progressing := !in.Plan.Empty() || in.Plan.Wait != "" || stale > 0
+	set := func(typ string, ok bool, reason, msg string) {
+		status := api.ConditionFalse
+		if ok {
+			status = api.ConditionTrue
+		}
+		st.Conditions = api.SetCondition(st.Conditions, api.Condition{Type: typ, Status: status, Reason: reason,
+			Message: msg, ObservedGeneration: svc.Metadata.Generation}, now)
+	}
+	degraded := len(problems) > 0
+	if degraded {
+		set(api.ConditionDegraded, true, problemReason, strings.Join(problems, "; "))
+	} else {
+		set(api.ConditionDegraded, false, ReasonAsExpected, "")
+	}
+	switch {
+	case allReady:
+		set(api.ConditionProgressing, false, ReasonComplete, fmt.Sprintf("%d/%d replicas ready", st.ReadyReplicas, desired))
+	case in.Plan.Wait != "":
+		set(api.ConditionProgressing, true, ReasonReconciling, in.Plan.Wait)
+	default:
+		set(api.ConditionProgressing, progressing && !degraded, ReasonReconciling, fmt.Sprintf("%d/%d replicas ready", st.ReadyReplicas, desired))
+	}
+	if allReady && !degraded {
+		set(api.ConditionReady, true, ReasonAllReady, fmt.Sprintf("%d/%d replicas ready", st.ReadyReplicas, desired))
+	} else {
+		set(api.ConditionReady, false, ReasonNotReady, fmt.Sprintf("%d/%d replicas ready", st.ReadyReplicas, desired))
+	}
+
+	switch {
+	case svc.Metadata.DeletionTimestamp != nil:
+		st.Phase = api.PhaseDeleting
+	case allReady && !degraded:
+		st.Phase = api.PhaseRunning
+	case degraded:
+		st.Phase = api.PhaseDegraded
+	case len(in.Containers) == 0 && desired > 0:
+		st.Phase = api.PhasePending
+	default:
+		st.Phase = api.PhaseProgressing
+	}
+	return st
+}
+
+func replicaStatus(i int, c *Container) api.ReplicaStatus {
+	rs := api.ReplicaStatus{
+		Index:       int32(i),
+		ContainerID: c.ID,
+		State:       c.State,
+		Health:      c.Health,
+		Restarts:    int32(c.RestartCount),
+	}
+	if !c.StartedAt.IsZero() && c.Running() {
+		t := c.StartedAt.UTC()
+		rs.StartedAt = &t
+	}
+	switch {
+	case c.Error != "":
+		rs.Message = c.Error
+	case c.OOMKilled:
+		rs.Message = "killed: out of memory"
+	case c.State == "exited":
+		rs.Message = fmt.Sprintf("exited with code %d", c.ExitCode)
+	}
+	return rs
+}
+
+// ComputeProjectStatus summarises a project from its services' statuses.
+func ComputeProjectStatus(p *api.Project, services []*api.Service, net *Network, plan Plan, err error, now time.Time) api.ProjectStatus {
+	st := api.ProjectStatus{
+		ObservedGeneration: p.Metadata.Generation,
+		Conditions:         append([]api.Condition(nil), p.Status.Conditions...),
+	}
+	if net != nil {
+		st.Network = net.Name
+	}
+	var notReady []string
+	for _, s := range services {
+		if s.Metadata.DeletionTimestamp != nil {
+			continue
+		}
+		st.Services.Total++
+		if ServiceReady(s) {
+			st.Services.Ready++
+		} else {
+			notReady = append(notReady, s.Metadata.Name)
+		}
+	}
+	set := func(typ string, ok bool, reason, msg string) {
+		status := api.ConditionFalse
+		if ok {
+			status = api.ConditionTrue
+		}
+		st.Conditions = api.SetCondition(st.Conditions, api.Condition{Type: typ, Status: status, Reason: reason,
+			Message: msg, ObservedGeneration: p.Metadata.Generation}, now)
+	}
+	switch {
+	case p.Metadata.DeletionTimestamp != nil:
+		st.Phase = api.PhaseDeleting
+		msg := plan.Wait
+		if err != nil {
+			msg = err.Error()
+		}
+		set(api.ConditionReady, false, ReasonDeleting, msg)
+	case err != nil:
+		st.Phase = api.PhaseDegraded
+		set(api.ConditionReady, false, ReasonReconcileError, err.Error())
+	case len(notReady) > 0:
+		st.Phase = api.PhaseProgressing
+		set(api.ConditionReady, false, ReasonServicesNotReady, "not ready: "+strings.Join(notReady, ", "))
+	default:
+		st.Phase = api.PhaseReady
+		set(api.ConditionReady, true, ReasonAsExpected, fmt.Sprintf("%d/%d services ready", st.Services.Ready, st.Services.Total))
+	}
+	return st
+}
+
+// ServiceReady reports whether a service's status says Ready for its
+// current generation.
+func ServiceReady(s *api.Service) bool {
+	c := api.FindCondition(s.Status.Conditions, api.ConditionReady)
+	return c != nil && c.Status == api.ConditionTrue && s.Status.ObservedGeneration == s.Metadata.Generation
+}
+
+// ComputeVolumeStatus reports whether a volume's Docker volume exists.
+func ComputeVolumeStatus(v *api.Volume, dv *Volume, plan Plan, err error, now time.Time) api.VolumeStatus {
+	st := api.VolumeStatus{ObservedGeneration: v.Metadata.Generation, Conditions: append([]api.Condition(nil), v.Status.Conditions...)}
+	set := func(typ string, ok bool, reason, msg string) {
+		status := api.ConditionFalse
+		if ok {
+			status = api.ConditionTrue
+		}
+		st.Conditions = api.SetCondition(st.Conditions, api.Condition{Type: typ, Status: status, Reason: reason,
+			Message: msg, ObservedGeneration: v.Metadata.Generation}, now)
+	}
+	if dv != nil {
+		st.DockerName = dv.Name
+	}
+	switch {
+	case v.Metadata.DeletionTimestamp != nil:
+		st.Phase = api.PhaseDeleting
+		msg := plan.Blocked
+		if err != nil {
+			msg = err.Error()
+		}
+		set(api.ConditionReady, false, ReasonDeleting, msg)
+	case err != nil:
+		st.Phase = api.PhaseDegraded
+		set(api.ConditionReady, false, ReasonReconcileError, err.Error())
+	case dv != nil:
+		st.Phase = api.PhaseReady
+		set(api.ConditionReady, true, ReasonAsExpected, "")
+	default:
+		st.Phase = api.PhasePending
+		set(api.ConditionReady, false, ReasonReconciling, "volume not created yet")
+	}
+	return st
+}
