@@ -1,6 +1,7 @@
 # PanelX — the two commands a newcomer needs are `make run` and `make test`.
-# Both bring up what they need (Docker Engine, PostgreSQL) through
-# scripts/services.sh, which does nothing when those already run.
+# Both bring up what they need through scripts/services.sh (`make run` only
+# Docker; `make test` Docker and PostgreSQL), which does nothing when those
+# already run.
 
 GO        ?= go
 PKG       := github.com/panelx/panelx
@@ -30,9 +31,10 @@ lint:
 	if [ -n "$$unformatted" ]; then echo "gofmt needed on:"; echo "$$unformatted"; exit 1; fi
 	$(GO) vet ./...
 
-## run: start PanelX on :8080 against the local PostgreSQL (PANELX_DATABASE_URL overrides)
+## run: start PanelX on :8080 with its embedded database; it needs only Docker
+##      (set PANELX_DATABASE_URL to use PostgreSQL instead)
 run: build
-	@$(SERVICES) && PANELX_DATABASE_URL="$${PANELX_DATABASE_URL:-$$PANELX_DEV_DATABASE_URL}" ./$(BIN) server
+	@services_env=$$(bash scripts/services.sh --docker-only) && eval "$$services_env" && ./$(BIN) server
 
 ## bench: the benchmarks whose numbers the issues ask for
 bench:

@@ -38,7 +38,8 @@ type Options struct {
 	// PullInterval is how often pullPolicy Always looks for a moved tag.
 	PullInterval time.Duration
 	// Parallel bounds the Docker operations one plan runs at once.
-	Parallel    int
+	Parallel int
+	// Credentials finds registry credentials (default: the store's).
 	Credentials reconcile.CredentialSource
 	// RateLimiter overrides the per-key backoff (tests use short ones).
 	RateLimiter workqueue.TypedRateLimiter[reconcile.Key]
@@ -73,6 +74,9 @@ func New(opts Options) (*Controller, error) {
 	}
 	if opts.PullInterval <= 0 {
 		opts.PullInterval = DefaultPullInterval
+	}
+	if opts.Credentials == nil {
+		opts.Credentials = StoreCredentials{Store: opts.Store}
 	}
 	if opts.RateLimiter == nil {
 		opts.RateLimiter = workqueue.NewTypedMaxOfRateLimiter(

@@ -16,6 +16,7 @@ import (
 	"github.com/docker/docker/api/types/network"
 
 	"github.com/panelx/panelx/api"
+	"github.com/panelx/panelx/internal/testimage"
 	"github.com/panelx/panelx/reconcile"
 	"github.com/panelx/panelx/store"
 )
@@ -322,6 +323,60 @@ func TestImageErrorsDegradeAndRecover(t *testing.T) {
 	e.updateService(shop, "web", func(s *api.Service) { s.Spec.Image = good })
 	e.waitReady(shop, "web")
 
+	// A private registry: anonymous, then wrong credentials fail with the
+	// registry's message; the right ones, stored server-side, succeed.
+	private := testimage.StartRegistry(t, testimage.RegistryOptions{Username: "ci", Password: "s3cret"})
+	privImg := private.Push(t, "shop/private:1", testimage.Image(t, testimage.ImageOptions{Version: "private"}))
+	e.createService(shop, "priv", privImg, nil)
+	svc = e.waitCondition(shop, "priv", api.ConditionDegraded, api.ConditionTrue)
+	if d := api.FindCondition(svc.Status.Conditions, api.ConditionDegraded); !strings.Contains(d.Message, "auth") {
+		t.Errorf("anonymous pull from a private registry: Degraded %q", d.Message)
+	}
+	cred := store.RegistryCredential{Project: shop, Registry: private.Host(), Username: "ci", Password: "wrong"}
+	if _, err := e.store.RegistryCredentials().Put(e.ctx, cred); err != nil {
+		t.Fatal(err)
+	}
+	e.eventually(60*time.Second, "a pull with the wrong password failing", func() (bool, string) {
+		for _, ev := range e.events(shop) {
+			if ev.Name == "priv" && ev.Reason == reconcile.ReasonPullFailed && strings.Contains(ev.Message, "unauthorized") {
+				return true, ""
+			}
+		}
+		return false, "no unauthorized pull event yet"
+	})
+	cred.Password = "s3cret"
+	if _, err := e.store.RegistryCredentials().Put(e.ctx, cred); err != nil {
+		t.Fatal(err)
+	}
+	svc = e.waitReady(shop, "priv")
+	if d := api.FindCondition(svc.Status.Conditions, api.ConditionDegraded); d.Status != api.ConditionFalse {
+		t.Errorf("still degraded after the right credentials: %s", d.Message)
+	}
+}
+
+// TestPullAlwaysFollowsAMovedTag: with pullPolicy Always, pushing a new image
+// under the same tag replaces the running container, with no API call.
+func TestPullAlwaysFollowsAMovedTag(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	e.startController(e.controllerOptions())
+	ref := e.image("shop/web:stable", "1")
+	port := freePort(t)
+	shop := e.uniq("shop")
+	e.createProject(shop)
+	e.createService(shop, "web", ref, func(s *api.Service) {
+		s.Spec.ImagePullPolicy = api.PullAlways
+		s.Spec.Ports = []api.Port{{ContainerPort: 8080, HostPort: port, HostIP: "127.0.0.1"}}
+	})
+	e.waitReady(shop, "web")
+	if got := e.httpGet(port, "/env/APP_VERSION"); got != "1" {
+		t.Fatalf("version = %q, want 1", got)
+	}
+	e.image("shop/web:stable", "2") // move the tag
+	e.eventually(60*time.Second, "the new image serving", func() (bool, string) {
+		got := e.httpGet(port, "/env/APP_VERSION")
+		return got == "2", "version " + got
+	})
 }
 
 func imagePullOptions() image.PullOptions { return image.PullOptions{} }

@@ -33,8 +33,12 @@ type Reconciler struct {
 	Now          func() time.Time
 
 	imagesMu sync.Mutex
-	images   map[string]reconcile.ImageState // by reference
+	// images remembers pulls per project and reference: credentials are per
+	// project, so one project's failures must not hold back another's.
+	images map[imageKey]reconcile.ImageState
 }
+
+type imageKey struct{ project, ref string }
 
 // Result tells the queue when to look at the key again.
 type Result struct {
@@ -159,13 +163,13 @@ func (r *Reconciler) serviceInput(ctx context.Context, key api.Key) (reconcile.S
 			in.Ready[dep] = d != nil && d.Status.ReadyReplicas > 0
 		}
 	}
-	in.Image, err = r.imageState(ctx, sp.Image)
+	in.Image, err = r.imageState(ctx, key.Project, sp.Image)
 	return in, err
 }
 
 // imageState combines what PanelX remembers of pulls with the local
 // image's current ID (an image may be removed behind PanelX's back).
-func (r *Reconciler) imageState(ctx context.Context, ref string) (reconcile.ImageState, error) {
+func (r *Reconciler) imageState(ctx context.Context, project, ref string) (reconcile.ImageState, error) {
 	id, err := r.Runtime.ImageID(ctx, ref)
 	if err != nil {
 		return reconcile.ImageState{}, err
@@ -173,21 +177,23 @@ func (r *Reconciler) imageState(ctx context.Context, ref string) (reconcile.Imag
 	r.imagesMu.Lock()
 	defer r.imagesMu.Unlock()
 	if r.images == nil {
-		r.images = map[string]reconcile.ImageState{}
+		r.images = map[imageKey]reconcile.ImageState{}
 	}
-	st := r.images[ref]
+	k := imageKey{project, ref}
+	st := r.images[k]
 	st.Ref, st.ID = ref, id
-	r.images[ref] = st
+	r.images[k] = st
 	return st, nil
 }
 
-func (r *Reconciler) recordPull(ref string, err error) {
+func (r *Reconciler) recordPull(project, ref string, err error) {
 	r.imagesMu.Lock()
 	defer r.imagesMu.Unlock()
 	if r.images == nil {
-		r.images = map[string]reconcile.ImageState{}
+		r.images = map[imageKey]reconcile.ImageState{}
 	}
-	st := r.images[ref]
+	k := imageKey{project, ref}
+	st := r.images[k]
 	st.AttemptedAt = r.now()
 	if err != nil {
 		st.Failures++
@@ -195,7 +201,7 @@ func (r *Reconciler) recordPull(ref string, err error) {
 	} else {
 		st.Failures, st.PullError, st.PulledAt = 0, "", st.AttemptedAt
 	}
-	r.images[ref] = st
+	r.images[k] = st
 }
 
 // afterRun records events for what happened and returns the first failure
@@ -206,7 +212,7 @@ func (r *Reconciler) afterRun(ctx context.Context, key reconcile.Key, results []
 	for _, res := range results {
 		op := res.Op
 		if op.Kind == reconcile.OpPullImage {
-			r.recordPull(op.Target, res.Err)
+			r.recordPull(op.Project, op.Target, res.Err)
 		}
 		switch {
 		case res.Skipped:

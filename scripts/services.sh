@@ -9,9 +9,17 @@
 #
 #     eval "$(bash scripts/services.sh)"
 #
+# With --docker-only it brings up only the Docker Engine (what `panelx
+# server` needs with its embedded database).
+#
 # Variables: PANELX_PG_PASSWORD (default "panelx") for the "panelx" role it
 # creates; PANELX_TEST_DATABASE_URL, when set and reachable, skips PostgreSQL.
 set -euo pipefail
+
+docker_only=""
+if [ "${1:-}" = "--docker-only" ]; then
+  docker_only=1
+fi
 
 log() { printf 'services: %s\n' "$*" >&2; }
 die() { log "error: $*"; exit 1; }
@@ -109,4 +117,6 @@ SQL
 }
 
 ensure_docker
-ensure_postgres
+if [ -z "$docker_only" ]; then
+  ensure_postgres
+fi

@@ -36,6 +36,9 @@ type Store interface {
 	Watch(ctx context.Context) (<-chan Change, error)
 	// Ready reports whether the backend is reachable and its schema current.
 	Ready(ctx context.Context) error
+	// InstallationID identifies this installation; created with the schema,
+	// it is the value of the dev.panelx.instance label on Docker objects.
+	InstallationID(ctx context.Context) (string, error)
 	Close()
 }
 
@@ -46,6 +49,8 @@ type Repo interface {
 	Volumes() Resources[*api.Volume]
 	Members() Members
 	Events() Events
+	Tokens() Tokens
+	RegistryCredentials() RegistryCredentials
 }
 
 // Resources is the repository of one kind. Keys: a Project has only a name;
@@ -231,4 +236,56 @@ type Elector interface {
 	// Campaign blocks until this process leads (or ctx ends). The returned
 	// context ends when leadership is lost; release gives it up.
 	Campaign(ctx context.Context) (leading context.Context, release func(), err error)
+}
+
+// APIToken is a personal API token. Only its SHA-256 hash is stored; the
+// plaintext is shown once, when it is created.
+type APIToken struct {
+	ID     string `json:"id"`
+	UserID string `json:"userId"`
+	Name   string `json:"name"`
+	// Prefix is the token's first characters, to recognise it in a list.
+	Prefix string `json:"prefix"`
+	Hash   []byte `json:"-"`
+	// Project, when set, limits the token to that project.
+	Project    string     `json:"project,omitempty"`
+	ExpiresAt  *time.Time `json:"expiresAt,omitempty"`
+	CreatedAt  time.Time  `json:"createdAt"`
+	LastUsedAt *time.Time `json:"lastUsedAt,omitempty"`
+}
+
+// Tokens stores API tokens.
+type Tokens interface {
+	// Create stores a token; ID and CreatedAt are set by the store.
+	Create(ctx context.Context, t APIToken) (APIToken, error)
+	// GetByHash finds the token with this hash (ErrNotFound otherwise).
+	GetByHash(ctx context.Context, hash []byte) (APIToken, error)
+	List(ctx context.Context, userID string) ([]APIToken, error)
+	// Delete revokes a token of the user (ErrNotFound otherwise).
+	Delete(ctx context.Context, userID, id string) error
+	// Touch records a use; callers treat it as best effort.
+	Touch(ctx context.Context, id string, at time.Time) error
+}
+
+// RegistryCredential lets a project pull from a private registry. The
+// password never leaves the server: it is excluded from JSON, and List
+// leaves it empty.
+type RegistryCredential struct {
+	Project   string    `json:"project"`
+	Registry  string    `json:"registry"` // host[:port], as in image references
+	Username  string    `json:"username"`
+	Password  string    `json:"-"`
+	CreatedAt time.Time `json:"createdAt"`
+	UpdatedAt time.Time `json:"updatedAt"`
+}
+
+// RegistryCredentials stores registry credentials per project.
+type RegistryCredentials interface {
+	// Put creates or replaces the credential of a project for a registry.
+	Put(ctx context.Context, c RegistryCredential) (RegistryCredential, error)
+	// Get returns it with its password (for the controller's pulls only).
+	Get(ctx context.Context, project, registry string) (RegistryCredential, error)
+	// List returns a project's credentials without passwords.
+	List(ctx context.Context, project string) ([]RegistryCredential, error)
+	Delete(ctx context.Context, project, registry string) error
 }

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"strconv"
 	"time"
 
 	"github.com/spf13/pflag"
@@ -45,6 +46,18 @@ func (e *envFlags) Duration(p *time.Duration, name, env string, def time.Duratio
 		}
 	}
 	e.fs.DurationVar(p, name, def, usage(env, text))
+}
+
+func (e *envFlags) Int(p *int, name, env string, def int, text string) {
+	if v, ok := os.LookupEnv(env); ok {
+		n, err := strconv.Atoi(v)
+		if err != nil || n <= 0 {
+			e.errs = append(e.errs, fmt.Errorf("%s=%q: want a positive whole number", env, v))
+		} else {
+			def = n
+		}
+	}
+	e.fs.IntVar(p, name, def, usage(env, text))
 }
 
 func (e *envFlags) Bool(p *bool, name, env string, def bool, text string) {

@@ -5,23 +5,28 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"sync"
 	"time"
 
 	"github.com/spf13/cobra"
 	"go.uber.org/zap"
 
 	"github.com/panelx/panelx/api/httpapi"
+	"github.com/panelx/panelx/controller"
 	"github.com/panelx/panelx/internal/version"
-	"github.com/panelx/panelx/store/postgres"
+	"github.com/panelx/panelx/reconcile"
 )
 
-var errNoDatabase = errors.New("no database: set PANELX_DATABASE_URL (or --database-url) to a PostgreSQL URL such as postgres://panelx:secret@127.0.0.1:5432/panelx")
-
 type serverConfig struct {
-	databaseURL     string
+	backend         backendFlags
 	listen          string
 	migrate         bool
 	shutdownTimeout time.Duration
+
+	controller     bool
+	workers        int
+	resyncInterval time.Duration
+	pullInterval   time.Duration
 }
 
 func newServerCmd(g *globalFlags) *cobra.Command {
@@ -30,9 +35,14 @@ func newServerCmd(g *globalFlags) *cobra.Command {
 		Use:   "server",
 		Short: "Run the PanelX server: API, reconcile loop and metrics",
 		Long: `Run the PanelX server. It migrates the database schema (unless --migrate=false),
-then serves the API on --listen with /healthz (the process is alive) and /readyz
-(the database is reachable and migrated). SIGTERM or Ctrl-C stops it gracefully:
-it stops accepting connections and lets requests in flight finish.`,
+starts the reconcile loop against the Docker Engine at DOCKER_HOST (default: the
+local socket), and serves the API on --listen with /healthz (the process is
+alive) and /readyz (the database is reachable and migrated).
+
+State lives in PostgreSQL when --database-url is set, otherwise in an embedded
+SQLite database in --data-dir. Several servers may share one PostgreSQL
+database: one runs the reconcile loop, the others stand by and take over.
+SIGTERM or Ctrl-C stops it gracefully.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			log, err := g.logger()
@@ -44,24 +54,25 @@ it stops accepting connections and lets requests in flight finish.`,
 		},
 	}
 	env := newEnvFlags(cmd.Flags())
-	env.Secret(&cfg.databaseURL, "database-url", "PANELX_DATABASE_URL", "PostgreSQL URL, e.g. postgres://user:pass@host:5432/db")
+	cfg.backend.register(env)
 	env.String(&cfg.listen, "listen", "PANELX_LISTEN", ":8080", "address to serve the API on")
 	env.Bool(&cfg.migrate, "migrate", "PANELX_MIGRATE", true, "apply pending database migrations at start")
 	env.Duration(&cfg.shutdownTimeout, "shutdown-timeout", "PANELX_SHUTDOWN_TIMEOUT", 30*time.Second, "how long to let requests finish on shutdown")
+	env.Bool(&cfg.controller, "controller", "PANELX_CONTROLLER", true, "run the reconcile loop (false: serve the API only)")
+	env.Int(&cfg.workers, "workers", "PANELX_WORKERS", controller.DefaultWorkers, "keys reconciled in parallel")
+	env.Duration(&cfg.resyncInterval, "resync-interval", "PANELX_RESYNC_INTERVAL", controller.DefaultResyncInterval, "period of the full resync safety net")
+	env.Duration(&cfg.pullInterval, "pull-interval", "PANELX_PULL_INTERVAL", controller.DefaultPullInterval, "how often services with imagePullPolicy Always look for a moved tag")
 	cmd.PreRunE = func(*cobra.Command, []string) error { return env.Err() }
 	return cmd
 }
 
 func runServer(ctx context.Context, cfg *serverConfig, log *zap.Logger) error {
-	if cfg.databaseURL == "" {
-		return errNoDatabase
-	}
 	log.Info("starting", zap.String("version", version.String()))
-	st, err := postgres.Open(ctx, cfg.databaseURL, postgres.Options{Logger: log})
+	st, closeStore, err := cfg.backend.open(ctx, log)
 	if err != nil {
 		return err
 	}
-	defer st.Close()
+	defer closeStore()
 	if cfg.migrate {
 		applied, err := st.Migrate(ctx)
 		if err != nil {
@@ -73,11 +84,77 @@ func runServer(ctx context.Context, cfg *serverConfig, log *zap.Logger) error {
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w", cfg.listen, err)
 	}
+
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var wg sync.WaitGroup
+	errc := make(chan error, 2)
+	if cfg.controller {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			ctl, err := newController(ctx, cfg, st, log)
+			if err == nil {
+				err = ctl.Run(ctx)
+			}
+			if err != nil && ctx.Err() == nil {
+				errc <- fmt.Errorf("controller: %w", err)
+				cancel()
+			}
+		}()
+	}
 	log.Info("serving API", zap.String("addr", ln.Addr().String()))
 	h := httpapi.New(httpapi.Options{Store: st, Logger: log})
-	if err := httpapi.Serve(ctx, ln, h.Handler(), cfg.shutdownTimeout, log); err != nil {
+	serveErr := httpapi.Serve(ctx, ln, h.Handler(), cfg.shutdownTimeout, log)
+	cancel()
+	wg.Wait()
+	close(errc)
+	if err := errors.Join(serveErr, <-errc); err != nil {
 		return err
 	}
 	log.Info("stopped")
 	return nil
+}
+
+func newController(ctx context.Context, cfg *serverConfig, st migrator, log *zap.Logger) (*controller.Controller, error) {
+	cli, err := reconcile.NewDockerClient()
+	if err != nil {
+		return nil, err
+	}
+	pingCtx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	if _, err := cli.Ping(pingCtx); err != nil {
+		return nil, fmt.Errorf("docker engine at %s: %w (is dockerd running? set DOCKER_HOST, or --controller=false to serve the API only)", cli.DaemonHost(), err)
+	}
+	instance, err := waitForSchema(ctx, st, log)
+	if err != nil {
+		return nil, err
+	}
+	log.Info("reconciling Docker", zap.String("docker", cli.DaemonHost()), zap.String("instance", instance))
+	return controller.New(controller.Options{
+		Store:          st,
+		Runtime:        reconcile.NewDockerRuntime(cli, instance),
+		Instance:       instance,
+		Log:            log,
+		Workers:        cfg.workers,
+		ResyncInterval: cfg.resyncInterval,
+		PullInterval:   cfg.pullInterval,
+	})
+}
+
+// waitForSchema waits until the database is migrated (a server started with
+// --migrate=false serves /readyz meanwhile) and returns the installation ID.
+func waitForSchema(ctx context.Context, st migrator, log *zap.Logger) (string, error) {
+	for {
+		err := st.Ready(ctx)
+		if err == nil {
+			return st.InstallationID(ctx)
+		}
+		log.Warn("reconcile loop waits for the database", zap.Error(err))
+		select {
+		case <-ctx.Done():
+			return "", ctx.Err()
+		case <-time.After(2 * time.Second):
+		}
+	}
 }

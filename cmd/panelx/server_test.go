@@ -123,7 +123,8 @@ func TestServerRefusesBadConfiguration(t *testing.T) {
 		env  []string
 		want string
 	}{
-		{[]string{"PANELX_DATABASE_URL="}, "PANELX_DATABASE_URL"},
+		{[]string{"PANELX_DATABASE_URL=", "PANELX_DATA_DIR=/dev/null/x"}, "data directory"},
+		{[]string{"PANELX_DATABASE_URL=postgres://x@127.0.0.1:1/x", "PANELX_WORKERS=0"}, "PANELX_WORKERS"},
 		{[]string{"PANELX_DATABASE_URL=postgres://x@127.0.0.1:1/x", "PANELX_SHUTDOWN_TIMEOUT=soon"}, "PANELX_SHUTDOWN_TIMEOUT"},
 		{[]string{"PANELX_DATABASE_URL=postgres://x@127.0.0.1:1/x", "PANELX_LOG_LEVEL=loud"}, "log level"},
 		{[]string{"PANELX_DATABASE_URL=postgres://x:hunter2@127.0.0.1:1/x?connect_timeout=2"}, "connect to database"},
@@ -142,5 +143,32 @@ func TestServerRefusesBadConfiguration(t *testing.T) {
 		if strings.Contains(string(out), "hunter2") {
 			t.Errorf("%v: output leaks the password: %s", tt.env, out)
 		}
+	}
+}
+
+// TestEmbeddedServer: with no database URL the server keeps its state in
+// SQLite under the data directory, and a second server on the same
+// directory refuses to start, saying why.
+func TestEmbeddedServer(t *testing.T) {
+	testenv.Docker(t) // the controller needs the engine
+	bin := buildPanelx(t)
+	dir := t.TempDir()
+	env := []string{"PANELX_DATABASE_URL=", "PANELX_DATA_DIR=" + dir}
+	cmd, base, logs := startServer(t, bin, env...)
+	if code, body := get(t, base+"/readyz"); code != http.StatusOK {
+		t.Fatalf("/readyz = %d %s\n%s", code, body, logs)
+	}
+	second := exec.Command(bin, "server")
+	second.Env = append(os.Environ(), append(env, "PANELX_LISTEN=127.0.0.1:0")...)
+	out, err := second.CombinedOutput()
+	if err == nil || !strings.Contains(string(out), "another PanelX server is using it") {
+		t.Errorf("second server on the same data directory: err %v, output %s", err, out)
+	}
+	_ = cmd.Process.Signal(syscall.SIGTERM)
+	if err := cmd.Wait(); err != nil {
+		t.Fatalf("server exited with %v:\n%s", err, logs)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "panelx.db")); err != nil {
+		t.Errorf("no database file in the data directory: %v", err)
 	}
 }

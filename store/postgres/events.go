@@ -3,6 +3,8 @@ package postgres
 import (
 	"context"
 	"fmt"
+	"strings"
+	"unicode/utf8"
 
 	"github.com/jackc/pgx/v5"
 
@@ -22,10 +24,7 @@ func (e events) Record(ctx context.Context, ev store.Event) error {
 	if ev.Type != store.EventNormal && ev.Type != store.EventWarning {
 		return fmt.Errorf("%s: type %q: %w", what, ev.Type, store.ErrInvalid)
 	}
-	msg := ev.Message
-	if len(msg) > maxEventMessage {
-		msg = msg[:maxEventMessage-3] + "..."
-	}
+	msg := truncateUTF8(ev.Message, maxEventMessage)
 	var id int64
 	err := e.q.QueryRow(ctx, `INSERT INTO panelx.events (project, kind, name, type, reason, message)
 		VALUES ($1, $2, $3, $4, $5, $6)
@@ -67,4 +66,17 @@ func (e events) List(ctx context.Context, project string, f store.EventFilter) (
 		return nil, fmt.Errorf("list events of project %s: %w", project, err)
 	}
 	return out, nil
+}
+
+// truncateUTF8 cuts s to at most n bytes on a character boundary, marking
+// the cut; PostgreSQL refuses invalid UTF-8.
+func truncateUTF8(s string, n int) string {
+	if len(s) <= n {
+		return strings.ToValidUTF8(s, "\uFFFD")
+	}
+	cut := n - 3
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return strings.ToValidUTF8(s[:cut], "\uFFFD") + "..."
 }

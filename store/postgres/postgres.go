@@ -151,6 +151,10 @@ func (r repo) Volumes() store.Resources[*api.Volume] {
 }
 func (r repo) Members() store.Members { return members{q: r.q} }
 func (r repo) Events() store.Events   { return events{q: r.q} }
+func (r repo) Tokens() store.Tokens   { return tokens{q: r.q} }
+func (r repo) RegistryCredentials() store.RegistryCredentials {
+	return credentials{q: r.q}
+}
 
 // withTx runs fn in a transaction, or in a savepoint when q already is one.
 func withTx(ctx context.Context, q querier, fn func(querier) error) error {

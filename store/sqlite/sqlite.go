@@ -334,6 +334,19 @@ func (r repo) Volumes() store.Resources[*api.Volume] {
 }
 func (r repo) Members() store.Members { return members{r: r} }
 func (r repo) Events() store.Events   { return events{r: r} }
+func (r repo) Tokens() store.Tokens   { return tokens{r: r} }
+func (r repo) RegistryCredentials() store.RegistryCredentials {
+	return credentials{r: r}
+}
+
+// InstallationID returns the ID of this installation, created with the schema.
+func (s *Store) InstallationID(ctx context.Context) (string, error) {
+	var id string
+	if err := s.rdb.QueryRowContext(ctx, `SELECT id FROM installation`).Scan(&id); err != nil {
+		return "", fmt.Errorf("read installation id: %w", err)
+	}
+	return id, nil
+}
 
 // write runs one write operation atomically: as its own transaction, or in
 // a savepoint of the caller's.

@@ -5,7 +5,9 @@
 package storetest
 
 import (
+	"bytes"
 	"context"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"slices"
@@ -41,6 +43,9 @@ func Run(t *testing.T, newStore Factory) {
 		{"Members", testMembers},
 		{"Events", testEvents},
 		{"TransactionsAreAllOrNothing", testTransactions},
+		{"APITokens", testTokens},
+		{"RegistryCredentials", testRegistryCredentials},
+		{"InstallationID", testInstallationID},
 		{"WatchDeliversChangesInOrder", testWatch},
 		{"WatchSlowConsumerGetsResync", testWatchSlowConsumer},
 	}
@@ -758,5 +763,87 @@ func testWatchSlowConsumer(t *testing.T, s store.Store) {
 		case <-deadline:
 			t.Fatalf("no resync marker after %d items", n)
 		}
+	}
+}
+
+func testTokens(t *testing.T, s store.Store) {
+	ctx := ctxFor(t)
+	must(s.Projects().Create(ctx, Project("shop")))(t)
+	hash := func(s string) []byte { h := sha256.Sum256([]byte(s)); return h[:] }
+	exp := time.Now().Add(time.Hour).UTC().Truncate(time.Microsecond)
+	a := must(s.Tokens().Create(ctx, store.APIToken{UserID: "alice", Name: "ci", Prefix: "pnx_aaaa", Hash: hash("a"), Project: "shop", ExpiresAt: &exp}))(t)
+	if a.ID == "" || a.CreatedAt.IsZero() || a.Project != "shop" || a.ExpiresAt == nil || !a.ExpiresAt.Equal(exp) {
+		t.Errorf("created token = %+v", a)
+	}
+	must(s.Tokens().Create(ctx, store.APIToken{UserID: "alice", Name: "laptop", Prefix: "pnx_bbbb", Hash: hash("b")}))(t)
+	must(s.Tokens().Create(ctx, store.APIToken{UserID: "bob", Name: "x", Prefix: "pnx_cccc", Hash: hash("c")}))(t)
+	_, err := s.Tokens().Create(ctx, store.APIToken{UserID: "bob", Name: "dup", Prefix: "pnx_aaaa", Hash: hash("a")})
+	wantErr(t, err, store.ErrAlreadyExists, "token with a hash in use")
+
+	got := must(s.Tokens().GetByHash(ctx, hash("a")))(t)
+	if got.ID != a.ID || got.UserID != "alice" || !bytes.Equal(got.Hash, hash("a")) {
+		t.Errorf("GetByHash = %+v", got)
+	}
+	_, err = s.Tokens().GetByHash(ctx, hash("nope"))
+	wantErr(t, err, store.ErrNotFound, "unknown hash")
+	if list := must(s.Tokens().List(ctx, "alice"))(t); len(list) != 2 {
+		t.Errorf("alice's tokens = %+v", list)
+	}
+	used := time.Now().UTC().Truncate(time.Microsecond)
+	if err := s.Tokens().Touch(ctx, a.ID, used); err != nil {
+		t.Fatal(err)
+	}
+	if got := must(s.Tokens().GetByHash(ctx, hash("a")))(t); got.LastUsedAt == nil || !got.LastUsedAt.Equal(used) {
+		t.Errorf("LastUsedAt = %v, want %v", got.LastUsedAt, used)
+	}
+	wantErr(t, s.Tokens().Delete(ctx, "bob", a.ID), store.ErrNotFound, "revoke another user's token")
+	if err := s.Tokens().Delete(ctx, "alice", a.ID); err != nil {
+		t.Fatal(err)
+	}
+	_, err = s.Tokens().GetByHash(ctx, hash("a"))
+	wantErr(t, err, store.ErrNotFound, "revoked token")
+	// A project-scoped token goes with its project.
+	scoped := must(s.Tokens().Create(ctx, store.APIToken{UserID: "carol", Name: "p", Prefix: "pnx_dddd", Hash: hash("d"), Project: "shop"}))(t)
+	p := must(s.Projects().Delete(ctx, api.Key{Name: "shop"}, store.DeleteOptions{}))(t)
+	if err := s.Projects().Remove(ctx, api.Key{Name: "shop"}, p.Metadata.UID); err != nil {
+		t.Fatal(err)
+	}
+	_, err = s.Tokens().GetByHash(ctx, scoped.Hash)
+	wantErr(t, err, store.ErrNotFound, "token of a removed project")
+}
+
+func testRegistryCredentials(t *testing.T, s store.Store) {
+	ctx := ctxFor(t)
+	must(s.Projects().Create(ctx, Project("shop")))(t)
+	must(s.Projects().Create(ctx, Project("blog")))(t)
+	put := must(s.RegistryCredentials().Put(ctx, store.RegistryCredential{Project: "shop", Registry: "registry.example.com", Username: "u", Password: "p1"}))(t)
+	if put.Password != "" || put.CreatedAt.IsZero() {
+		t.Errorf("Put returned %+v; the password must not come back", put)
+	}
+	must(s.RegistryCredentials().Put(ctx, store.RegistryCredential{Project: "shop", Registry: "registry.example.com", Username: "u2", Password: "p2"}))(t)
+	got := must(s.RegistryCredentials().Get(ctx, "shop", "registry.example.com"))(t)
+	if got.Username != "u2" || got.Password != "p2" {
+		t.Errorf("Get after replace = %+v", got)
+	}
+	_, err := s.RegistryCredentials().Get(ctx, "blog", "registry.example.com")
+	wantErr(t, err, store.ErrNotFound, "another project's credentials")
+	list := must(s.RegistryCredentials().List(ctx, "shop"))(t)
+	if len(list) != 1 || list[0].Password != "" || list[0].Username != "u2" {
+		t.Errorf("List = %+v", list)
+	}
+	_, err = s.RegistryCredentials().Put(ctx, store.RegistryCredential{Project: "missing", Registry: "r", Username: "u", Password: "p"})
+	wantErr(t, err, store.ErrNotFound, "credentials of a missing project")
+	if err := s.RegistryCredentials().Delete(ctx, "shop", "registry.example.com"); err != nil {
+		t.Fatal(err)
+	}
+	wantErr(t, s.RegistryCredentials().Delete(ctx, "shop", "registry.example.com"), store.ErrNotFound, "delete twice")
+}
+
+func testInstallationID(t *testing.T, s store.Store) {
+	ctx := ctxFor(t)
+	a := must(s.InstallationID(ctx))(t)
+	b := must(s.InstallationID(ctx))(t)
+	if len(a) < 16 || a != b {
+		t.Errorf("InstallationID = %q then %q, want one stable ID", a, b)
 	}
 }
