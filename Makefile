@@ -36,9 +36,12 @@ lint:
 run: build
 	@services_env=$$(bash scripts/services.sh --docker-only) && eval "$$services_env" && ./$(BIN) server
 
-## bench: the benchmarks whose numbers the issues ask for
+## bench: the benchmarks whose numbers the issues ask for (takes a few minutes)
 bench:
-	@$(SERVICES) && $(GO) test -run '^$$' -bench WatchLatency -benchtime 1000x ./store/postgres/
+	@$(SERVICES) && \
+	$(GO) test -run '^$$' -bench WatchLatency -benchtime 1000x ./store/postgres/ && \
+	$(GO) test -run '^$$' -bench ServiceToReady -benchtime 20x ./controller/ && \
+	$(GO) test -run '^$$' -bench 'FiftyServicesToReady|RepairAfterRemoval|IdleCPU' -benchtime 1x -timeout 30m ./controller/
 
 ## fuzz: run the manifest decoder fuzzer for FUZZTIME (default 60s)
 FUZZTIME ?= 60s

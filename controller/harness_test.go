@@ -37,7 +37,7 @@ import (
 // Engine, an in-process registry and a unique installation ID, so parallel
 // tests never see each other's objects.
 type env struct {
-	t        *testing.T
+	t        testing.TB
 	ctx      context.Context
 	dbURL    string
 	store    *postgres.Store
@@ -47,12 +47,15 @@ type env struct {
 	log      *zap.Logger
 }
 
-func newEnv(t *testing.T) *env {
+func newEnv(t testing.TB) *env {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	t.Cleanup(cancel)
 	e := &env{t: t, ctx: ctx, docker: testenv.Docker(t), instance: "test-" + randomHex(6)}
 	e.log = zaptest.NewLogger(t, zaptest.Level(zap.InfoLevel))
+	if _, bench := t.(*testing.B); bench {
+		e.log = zap.NewNop() // keep benchmark output readable
+	}
 	e.dbURL = testenv.NewDatabase(t)
 	e.store = openStore(t, e.dbURL)
 	e.reg = testimage.StartRegistry(t, testimage.RegistryOptions{})
@@ -60,7 +63,7 @@ func newEnv(t *testing.T) *env {
 	return e
 }
 
-func openStore(t *testing.T, url string) *postgres.Store {
+func openStore(t testing.TB, url string) *postgres.Store {
 	t.Helper()
 	s, err := postgres.Open(context.Background(), url, postgres.Options{})
 	if err != nil {
@@ -267,7 +270,7 @@ func (e *env) containers(project, service string) []container.Summary {
 }
 
 // freePort returns a TCP port free on 127.0.0.1 right now.
-func freePort(t *testing.T) int32 {
+func freePort(t testing.TB) int32 {
 	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
