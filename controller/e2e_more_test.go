@@ -142,7 +142,7 @@ func TestKilledMidPlanConvergesWithoutDuplicates(t *testing.T) {
 // acts, and when it dies the other converges a change made afterwards.
 func TestOneLeaderAndTakeover(t *testing.T) {
 	t.Parallel()
-	e := newEnv(t)
+	e := newEnv(t) // PostgreSQL: the backend several servers share
 	img := e.image("shop/web:1", "1")
 	shop := e.uniq("shop")
 	e.createProject(shop)

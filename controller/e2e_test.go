@@ -27,7 +27,17 @@ import (
 // exactly the service's containers.
 func TestServiceLifecycle(t *testing.T) {
 	t.Parallel()
-	e := newEnv(t)
+	testServiceLifecycle(t, newEnv(t))
+}
+
+// TestServiceLifecycleOnSQLite runs the same end-to-end test on the
+// embedded store.
+func TestServiceLifecycleOnSQLite(t *testing.T) {
+	t.Parallel()
+	testServiceLifecycle(t, newEnvSQLite(t))
+}
+
+func testServiceLifecycle(t *testing.T, e *env) {
 	e.startController(e.controllerOptions())
 	img := e.image("shop/web:1", "1")
 	port := freePort(t)

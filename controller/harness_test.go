@@ -9,6 +9,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -30,6 +31,7 @@ import (
 	"github.com/panelx/panelx/reconcile"
 	"github.com/panelx/panelx/store"
 	"github.com/panelx/panelx/store/postgres"
+	"github.com/panelx/panelx/store/sqlite"
 	"github.com/panelx/panelx/store/storetest"
 )
 
@@ -40,14 +42,48 @@ type env struct {
 	t        testing.TB
 	ctx      context.Context
 	dbURL    string
-	store    *postgres.Store
+	store    migratedStore
 	docker   *client.Client
 	reg      *testimage.Registry
 	instance string
 	log      *zap.Logger
 }
 
+// migratedStore is what both backends offer.
+type migratedStore interface {
+	store.Store
+	Migrate(ctx context.Context) ([]int64, error)
+}
+
+// newEnvSQLite is newEnv on the embedded backend.
+func newEnvSQLite(t testing.TB) *env {
+	t.Helper()
+	e := newEnvWith(t, func() migratedStore {
+		s, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "panelx.db"), sqlite.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.Migrate(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(s.Close)
+		return s
+	})
+	return e
+}
+
 func newEnv(t testing.TB) *env {
+	t.Helper()
+	var url string
+	e := newEnvWith(t, func() migratedStore {
+		url = testenv.NewDatabase(t)
+		return openStore(t, url)
+	})
+	e.dbURL = url
+	return e
+}
+
+func newEnvWith(t testing.TB, open func() migratedStore) *env {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	t.Cleanup(cancel)
@@ -56,8 +92,7 @@ func newEnv(t testing.TB) *env {
 	if _, bench := t.(*testing.B); bench {
 		e.log = zap.NewNop() // keep benchmark output readable
 	}
-	e.dbURL = testenv.NewDatabase(t)
-	e.store = openStore(t, e.dbURL)
+	e.store = open()
 	e.reg = testimage.StartRegistry(t, testimage.RegistryOptions{})
 	t.Cleanup(e.removeDockerObjects)
 	return e

@@ -117,14 +117,9 @@ func runServer(ctx context.Context, cfg *serverConfig, log *zap.Logger) error {
 }
 
 func newController(ctx context.Context, cfg *serverConfig, st migrator, log *zap.Logger) (*controller.Controller, error) {
-	cli, err := reconcile.NewDockerClient()
+	cli, err := reconcile.NewDockerClient(ctx)
 	if err != nil {
-		return nil, err
-	}
-	pingCtx, cancel := context.WithTimeout(ctx, 10*time.Second)
-	defer cancel()
-	if _, err := cli.Ping(pingCtx); err != nil {
-		return nil, fmt.Errorf("docker engine at %s: %w (is dockerd running? set DOCKER_HOST, or --controller=false to serve the API only)", cli.DaemonHost(), err)
+		return nil, fmt.Errorf("%w (is dockerd running? set DOCKER_HOST, or --controller=false to serve the API only)", err)
 	}
 	instance, err := waitForSchema(ctx, st, log)
 	if err != nil {

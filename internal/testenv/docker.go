@@ -23,6 +23,9 @@ func Docker(tb testing.TB) *client.Client {
 		cli.Close()
 		Missing(tb, "Docker Engine not reachable: %v", err)
 	}
+	// Negotiate now: the client negotiates lazily on its first request,
+	// and concurrent first requests race on the version it stores.
+	cli.NegotiateAPIVersion(ctx)
 	tb.Cleanup(func() { cli.Close() })
 	return cli
 }
