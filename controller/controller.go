@@ -43,8 +43,9 @@ type Options struct {
 	Credentials reconcile.CredentialSource
 	// RateLimiter overrides the per-key backoff (tests use short ones).
 	RateLimiter workqueue.TypedRateLimiter[reconcile.Key]
-	// MetricsProvider, when set, receives the workqueue's metrics.
-	MetricsProvider workqueue.MetricsProvider
+	// Metrics, when set, records the controller's Prometheus metrics
+	// (and the workqueue's).
+	Metrics *Metrics
 	// OnLeader is called with true when this process starts acting and
 	// false when it stops.
 	OnLeader func(bool)
@@ -115,6 +116,8 @@ func (c *Controller) Run(ctx context.Context) error {
 
 // lead runs the loop until ctx ends.
 func (c *Controller) lead(ctx context.Context) error {
+	c.opts.Metrics.setLeader(true)
+	defer c.opts.Metrics.setLeader(false)
 	if c.opts.OnLeader != nil {
 		c.opts.OnLeader(true)
 		defer c.opts.OnLeader(false)
@@ -122,14 +125,16 @@ func (c *Controller) lead(ctx context.Context) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	cache := reconcile.NewCache(c.opts.Runtime)
-	queue := workqueue.NewTypedRateLimitingQueueWithConfig(c.opts.RateLimiter, workqueue.TypedRateLimitingQueueConfig[reconcile.Key]{
-		Name: "reconcile", MetricsProvider: c.opts.MetricsProvider,
-	})
+	qcfg := workqueue.TypedRateLimitingQueueConfig[reconcile.Key]{}
+	if c.opts.Metrics != nil {
+		qcfg.Name, qcfg.MetricsProvider = "reconcile", c.opts.Metrics
+	}
+	queue := workqueue.NewTypedRateLimitingQueueWithConfig(c.opts.RateLimiter, qcfg)
 	defer queue.ShutDown()
 	r := &Reconciler{
 		Store: c.opts.Store, Runtime: c.opts.Runtime, Cache: cache, Instance: c.opts.Instance, Log: c.log,
-		PullInterval: c.opts.PullInterval,
-		Executor:     &reconcile.Executor{Runtime: c.opts.Runtime, Cache: cache, Credentials: c.opts.Credentials, Parallel: c.opts.Parallel},
+		PullInterval: c.opts.PullInterval, Metrics: c.opts.Metrics,
+		Executor: &reconcile.Executor{Runtime: c.opts.Runtime, Cache: cache, Credentials: c.opts.Credentials, Parallel: c.opts.Parallel},
 	}
 	l := &loop{c: c, cache: cache, queue: queue, rec: r}
 
@@ -189,16 +194,22 @@ func (l *loop) enqueueChange(ctx context.Context, ch store.Change) {
 		// A status-only write is the controller's own report: the service
 		// needs no new look, but its project's summary does.
 		if !ch.StatusChanged || ch.SpecChanged || ch.Deleting || ch.Type != store.ChangeUpsert {
-			l.addNow(reconcile.ServiceKey(ch.Key.Project, ch.Key.Name))
+			k := reconcile.ServiceKey(ch.Key.Project, ch.Key.Name)
+			l.c.opts.Metrics.changeQueued(k, ch.CommittedAt)
+			l.addNow(k)
 		}
 		l.add(reconcile.ProjectKey(ch.Key.Project))
 	case api.KindProject:
 		if !ch.StatusChanged || ch.SpecChanged || ch.Deleting || ch.Type != store.ChangeUpsert {
-			l.addNow(reconcile.ProjectKey(ch.Key.Name))
+			k := reconcile.ProjectKey(ch.Key.Name)
+			l.c.opts.Metrics.changeQueued(k, ch.CommittedAt)
+			l.addNow(k)
 		}
 	case api.KindVolume:
 		if !ch.StatusChanged || ch.SpecChanged || ch.Deleting || ch.Type != store.ChangeUpsert {
-			l.addNow(reconcile.VolumeKey(ch.Key.Project, ch.Key.Name))
+			k := reconcile.VolumeKey(ch.Key.Project, ch.Key.Name)
+			l.c.opts.Metrics.changeQueued(k, ch.CommittedAt)
+			l.addNow(k)
 		}
 		// Services waiting for this volume to be declared look again.
 		if ch.SpecChanged || ch.Type == store.ChangeRemoved || ch.Deleting {
@@ -381,7 +392,10 @@ func (l *loop) process(ctx context.Context, key reconcile.Key) {
 	defer l.queue.Done(key)
 	rctx, cancel := context.WithTimeout(ctx, reconcileTimeout)
 	defer cancel()
+	l.c.opts.Metrics.reconcileStarted(key)
+	start := time.Now()
 	res, err := l.rec.Reconcile(rctx, key)
+	l.c.opts.Metrics.observeReconcile(key, time.Since(start), err)
 	switch {
 	case ctx.Err() != nil:
 		return

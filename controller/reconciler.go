@@ -31,6 +31,7 @@ type Reconciler struct {
 	Log          *zap.Logger
 	PullInterval time.Duration
 	Now          func() time.Time
+	Metrics      *Metrics
 
 	imagesMu sync.Mutex
 	// images remembers pulls per project and reference: credentials are per
@@ -104,6 +105,7 @@ func (r *Reconciler) reconcileService(ctx context.Context, key reconcile.Key) (R
 		}
 	}
 	if svc == nil {
+		r.Metrics.serviceGone(key.Project, key.Name)
 		return Result{RequeueAfter: plan.RequeueAfter}, lastErr
 	}
 	if plan.Finalize {
@@ -111,6 +113,7 @@ func (r *Reconciler) reconcileService(ctx context.Context, key reconcile.Key) (R
 		if err != nil && !errors.Is(err, store.ErrNotFound) {
 			return Result{}, err
 		}
+		r.Metrics.serviceGone(key.Project, key.Name)
 		r.event(ctx, key, store.EventNormal, "Deleted", "service removed: its containers are gone")
 		return Result{}, lastErr
 	}
@@ -122,6 +125,9 @@ func (r *Reconciler) reconcileService(ctx context.Context, key reconcile.Key) (R
 		if err := r.writeServiceStatus(ctx, svc, status); err != nil && lastErr == nil {
 			lastErr = err
 		}
+		withStatus := *svc
+		withStatus.Status = status
+		r.Metrics.serviceStatus(&withStatus)
 	}
 	return Result{RequeueAfter: plan.RequeueAfter}, lastErr
 }
