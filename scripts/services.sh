@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Makes sure the services PanelX and its tests need are running on this
-# machine: a Docker Engine and a PostgreSQL server on 127.0.0.1.
+# machine: a Docker Engine and a PostgreSQL server on 127.0.0.1, and that
+# Prometheus is installed (the metrics tests start their own).
 #
 # Idempotent: what already runs is left alone. On a fresh Debian 12 machine
 # (as root, or with sudo) it installs docker.io and postgresql from Debian's
@@ -116,7 +117,20 @@ SQL
   echo "export PANELX_DEV_DATABASE_URL='${PG_URL_BASE}/panelx?sslmode=disable'"
 }
 
+# The metrics tests run a real Prometheus of their own; it only needs to be
+# installed, not started.
+ensure_prometheus() {
+  if command -v prometheus >/dev/null 2>&1; then
+    log "Prometheus is installed"
+    return
+  fi
+  apt_install prometheus
+  # Debian's package enables a system-wide instance; the tests start their
+  # own on loopback ports, so leave the service to the administrator.
+}
+
 ensure_docker
 if [ -z "$docker_only" ]; then
   ensure_postgres
+  ensure_prometheus
 fi

@@ -2,6 +2,9 @@ package testenv
 
 import (
 	"context"
+	"fmt"
+	"net"
+	"net/http"
 	"testing"
 	"time"
 
@@ -33,4 +36,31 @@ func TestServicesArePresent(t *testing.T) {
 		}
 		t.Logf("Docker Engine %s, API %s (client negotiated %s)", v.Version, v.APIVersion, cli.ClientVersion())
 	})
+}
+
+// TestPrometheusScrapes: the metrics tests' Prometheus runs and scrapes.
+func TestPrometheusScrapes(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprintln(w, "# TYPE canary gauge\ncanary 42")
+	})}
+	go srv.Serve(ln)
+	defer srv.Close()
+	p := StartPrometheus(t, ln.Addr().String())
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	for {
+		got, err := p.Query(ctx, "canary")
+		if err == nil && len(got) == 1 && got[0].Value == 42 {
+			return
+		}
+		select {
+		case <-ctx.Done():
+			t.Fatalf("canary never scraped: %v %v", got, err)
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
 }
