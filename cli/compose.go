@@ -1,0 +1,79 @@
+package cli
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+
+	"github.com/spf13/cobra"
+
+	"github.com/panelx/panelx/compose"
+)
+
+// convertCompose turns a Compose file into a manifest stream, telling the
+// user on stderr what could not be mapped.
+func convertCompose(in input, stderr io.Writer) ([]byte, error) {
+	res, err := composeResult(context.Background(), in, "")
+	if err != nil {
+		return nil, err
+	}
+	reportFindings(stderr, in.name, res.Unmapped)
+	var b bytes.Buffer
+	if err := compose.WriteYAML(&b, res.Objects); err != nil {
+		return nil, err
+	}
+	return b.Bytes(), nil
+}
+
+func composeResult(ctx context.Context, in input, project string) (*compose.Result, error) {
+	f := compose.File{Content: in.data}
+	if in.name != "-" {
+		f.Path = in.name
+	}
+	res, err := compose.Convert(ctx, compose.Input{Files: []compose.File{f}, ProjectName: project})
+	if err != nil {
+		return nil, fmt.Errorf("compose file %s: %w", in.name, err)
+	}
+	return res, nil
+}
+
+func reportFindings(w io.Writer, name string, findings []compose.Finding) {
+	for _, f := range findings {
+		fmt.Fprintf(w, "%s: not mapped: %s: %s\n", name, f.Field, f.Detail)
+	}
+}
+
+func newConvertCmd() *cobra.Command {
+	var (
+		file    string
+		project string
+	)
+	cmd := &cobra.Command{
+		Use:   "convert -f docker-compose.yml",
+		Short: "Print the PanelX manifests of a Docker Compose file",
+		Long: `Convert a Docker Compose file into a Project with its Services and Volumes
+and print them as YAML manifests, to review or keep in git. Whatever cannot be
+mapped (build:, host bind mounts, network_mode, …) is listed in a comment at
+the top and on stderr: nothing is dropped silently. Interpolation uses the
+environment and the .env file beside the Compose file; nothing is executed.`,
+		Example: `  panelx convert -f docker-compose.yml > shop.yaml
+  panelx convert -f compose.yaml --project shop | panelx apply -f -`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			ins, err := readInputs([]string{file}, cmd.InOrStdin())
+			if err != nil {
+				return err
+			}
+			res, err := composeResult(cmd.Context(), ins[0], project)
+			if err != nil {
+				return err
+			}
+			reportFindings(cmd.ErrOrStderr(), ins[0].name, res.Unmapped)
+			return compose.WriteYAML(cmd.OutOrStdout(), res.Objects, res.Unmapped...)
+		},
+	}
+	cmd.Flags().StringVarP(&file, "filename", "f", "docker-compose.yml", "the Compose file, or - for stdin")
+	cmd.Flags().StringVar(&project, "project", "", "project name (default: the file's name: or its directory)")
+	return cmd
+}

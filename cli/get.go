@@ -1,0 +1,236 @@
+package cli
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/panelx/panelx/api"
+	"github.com/panelx/panelx/client"
+	"github.com/panelx/panelx/store"
+)
+
+// parseKind accepts project(s), service(s), volume(s) in any case.
+func parseKind(s string) (api.Kind, error) {
+	switch strings.TrimSuffix(strings.ToLower(s), "s") {
+	case "project":
+		return api.KindProject, nil
+	case "service", "svc":
+		return api.KindService, nil
+	case "volume":
+		return api.KindVolume, nil
+	}
+	return "", fmt.Errorf("unknown kind %q: want projects, services or volumes", s)
+}
+
+func newGetCmd(conn *connection) *cobra.Command {
+	var (
+		project  string
+		output   string
+		watch    bool
+		selector string
+	)
+	cmd := &cobra.Command{
+		Use:   "get projects|services|volumes|events [NAME]",
+		Short: "Show resources or a project's events",
+		Example: `  panelx get projects
+  panelx get services -p shop
+  panelx get service web -p shop -o yaml
+  panelx get events -p shop
+  panelx get services -p shop -w`,
+		Args: cobra.RangeArgs(1, 2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if output != "table" && output != "yaml" && output != "json" {
+				return fmt.Errorf("-o %q: want table, yaml or json", output)
+			}
+			c, err := conn.client()
+			if err != nil {
+				return err
+			}
+			out := cmd.OutOrStdout()
+			name := ""
+			if len(args) == 2 {
+				name = args[1]
+			}
+			if strings.HasPrefix(strings.ToLower(args[0]), "event") {
+				if project == "" {
+					return fmt.Errorf("events belong to a project: give -p PROJECT")
+				}
+				evs, err := c.Events(cmd.Context(), project, "", name, 0)
+				if err != nil {
+					return err
+				}
+				return printEvents(out, evs, output)
+			}
+			kind, err := parseKind(args[0])
+			if err != nil {
+				return err
+			}
+			if kind == api.KindProject && name == "" && project != "" {
+				name = project
+			}
+			if watch {
+				return watchObjects(cmd.Context(), c, out, kind, project, name)
+			}
+			var objs []api.Object
+			if name != "" {
+				obj, err := c.Get(cmd.Context(), kind, project, name)
+				if err != nil {
+					return err
+				}
+				objs = []api.Object{obj}
+			} else if objs, err = c.List(cmd.Context(), kind, project, selector); err != nil {
+				return err
+			}
+			return printObjects(out, objs, kind, output, name != "")
+		},
+	}
+	cmd.Flags().StringVarP(&project, "project", "p", "", "the project")
+	cmd.Flags().StringVarP(&output, "output", "o", "table", "table, yaml or json")
+	cmd.Flags().BoolVarP(&watch, "watch", "w", false, "after the current state, print every change")
+	cmd.Flags().StringVarP(&selector, "selector", "l", "", "label selector, e.g. tier=front,env!=prod")
+	return cmd
+}
+
+func printObjects(w io.Writer, objs []api.Object, kind api.Kind, output string, single bool) error {
+	switch output {
+	case "yaml":
+		data, err := api.MarshalYAMLStream(objs)
+		if err != nil {
+			return err
+		}
+		_, err = w.Write(data)
+		return err
+	case "json":
+		var v any = objs
+		if single && len(objs) == 1 {
+			v = objs[0]
+		}
+		enc := json.NewEncoder(w)
+		enc.SetIndent("", "  ")
+		return enc.Encode(v)
+	}
+	tw := tabwriter.NewWriter(w, 0, 4, 3, ' ', 0)
+	fmt.Fprintln(tw, tableHeader(kind))
+	for _, o := range objs {
+		fmt.Fprintln(tw, tableRow(o))
+	}
+	return tw.Flush()
+}
+
+func tableHeader(kind api.Kind) string {
+	switch kind {
+	case api.KindProject:
+		return "NAME\tSERVICES\tPHASE\tAGE"
+	case api.KindService:
+		return "NAME\tIMAGE\tREADY\tPHASE\tMESSAGE\tAGE"
+	default:
+		return "NAME\tRECLAIM\tPHASE\tAGE"
+	}
+}
+
+func tableRow(o api.Object) string {
+	m := o.GetMeta()
+	age := humanAge(m.CreationTimestamp)
+	switch v := o.(type) {
+	case *api.Project:
+		return fmt.Sprintf("%s\t%d/%d\t%s\t%s", m.Name, v.Status.Services.Ready, v.Status.Services.Total, orDash(string(v.Status.Phase)), age)
+	case *api.Service:
+		msg := ""
+		if d := api.FindCondition(v.Status.Conditions, api.ConditionDegraded); d != nil && d.Status == api.ConditionTrue {
+			msg = d.Message
+		} else if p := api.FindCondition(v.Status.Conditions, api.ConditionProgressing); p != nil && p.Status == api.ConditionTrue {
+			msg = p.Message
+		}
+		if len(msg) > 60 {
+			msg = msg[:57] + "..."
+		}
+		return fmt.Sprintf("%s\t%s\t%d/%d\t%s\t%s\t%s", m.Name, v.Spec.Image, v.Status.ReadyReplicas, v.Spec.ReplicaCount(),
+			orDash(string(v.Status.Phase)), orDash(msg), age)
+	case *api.Volume:
+		return fmt.Sprintf("%s\t%s\t%s\t%s", m.Name, v.Spec.ReclaimPolicy, orDash(string(v.Status.Phase)), age)
+	}
+	return m.Name
+}
+
+func orDash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}
+
+func humanAge(t time.Time) string {
+	if t.IsZero() {
+		return "-"
+	}
+	d := time.Since(t)
+	switch {
+	case d < time.Minute:
+		return fmt.Sprintf("%ds", int(d.Seconds()))
+	case d < time.Hour:
+		return fmt.Sprintf("%dm", int(d.Minutes()))
+	case d < 48*time.Hour:
+		return fmt.Sprintf("%dh", int(d.Hours()))
+	}
+	return fmt.Sprintf("%dd", int(d.Hours()/24))
+}
+
+func printEvents(w io.Writer, evs []store.Event, output string) error {
+	switch output {
+	case "json":
+		enc := json.NewEncoder(w)
+		enc.SetIndent("", "  ")
+		return enc.Encode(evs)
+	case "yaml":
+		data, err := api.MarshalYAML(evs)
+		if err != nil {
+			return err
+		}
+		_, err = w.Write(data)
+		return err
+	}
+	tw := tabwriter.NewWriter(w, 0, 4, 3, ' ', 0)
+	fmt.Fprintln(tw, "LAST SEEN\tTYPE\tREASON\tOBJECT\tCOUNT\tMESSAGE")
+	for _, e := range evs {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%s\n", humanAge(e.LastTimestamp), e.Type, e.Reason,
+			strings.ToLower(string(e.Kind))+"/"+e.Name, e.Count, e.Message)
+	}
+	return tw.Flush()
+}
+
+// watchObjects prints a table row for the current state, then one per change.
+func watchObjects(ctx context.Context, c *client.Client, w io.Writer, kind api.Kind, project, name string) error {
+	f := client.WatchFilter{Project: project, Kind: kind, Name: name}
+	if kind == api.KindProject {
+		f.Project = name
+	}
+	events, errs, err := c.Watch(ctx, f)
+	if err != nil {
+		return err
+	}
+	tw := tabwriter.NewWriter(w, 0, 4, 3, ' ', 0)
+	fmt.Fprintln(tw, "EVENT\t"+tableHeader(kind))
+	for ev := range events {
+		if ev.Type == "SYNCED" || ev.Kind != kind {
+			tw.Flush()
+			continue
+		}
+		obj, err := ev.Decode()
+		if err != nil {
+			return err
+		}
+		fmt.Fprintln(tw, ev.Type+"\t"+tableRow(obj))
+		tw.Flush()
+	}
+	if err := <-errs; err != nil {
+		return err
+	}
+	return nil
+}

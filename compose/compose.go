@@ -1,0 +1,296 @@
+// Package compose imports a Docker Compose file as PanelX manifests: one
+// Project, its Volumes and its Services.
+//
+// The file is loaded by the official parser (compose-go/v2) with its
+// interpolation, normalisation and consistency checks, then mapped field by
+// field. Whatever has no PanelX equivalent is reported as a Finding at its
+// compose path rather than dropped: the fields of compose-go's types are
+// walked by reflection, so a field this package does not know about is
+// reported too.
+package compose
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"strings"
+
+	"github.com/compose-spec/compose-go/v2/types"
+
+	"github.com/panelx/panelx/api"
+)
+
+// File is one compose file. Content, when set, is used instead of reading
+// Path; Path then only names the file in errors (and may be empty).
+type File struct {
+	Path    string
+	Content []byte
+}
+
+// Input says what to convert and how.
+type Input struct {
+	// Files are merged in order, as `docker compose -f a.yml -f b.yml` does.
+	Files []File
+	// WorkingDir resolves relative paths in the file (env_file, extends,
+	// bind sources). Default: the directory of the first file with a path,
+	// else the current directory.
+	WorkingDir string
+	// ProjectName overrides the compose `name:` and the directory name.
+	ProjectName string
+	// Env is the environment for ${VAR} interpolation and for environment
+	// entries written without a value. Nil means the process environment
+	// over the variables of WorkingDir/.env, as docker compose does; a
+	// non-nil map (even empty) is used exactly as given.
+	// Interpolation never executes anything: $(…) and `…` stay literal.
+	Env map[string]string
+	// Profiles to activate; services of other profiles are not imported
+	// (and reported).
+	Profiles []string
+}
+
+// Finding is one thing of the compose file that was not imported, or not
+// imported as written.
+type Finding struct {
+	// Field is the compose path ("services.web.build",
+	// "services.web.volumes[1]", "services.web.labels[com.example.x]"), or
+	// "${NAME}" for an interpolation variable that is not set.
+	Field string `json:"field"`
+	// Detail says what was not mapped and what to do instead.
+	Detail string `json:"detail"`
+}
+
+func (f Finding) String() string {
+	if f.Field == "" {
+		return f.Detail
+	}
+	return f.Field + ": " + f.Detail
+}
+
+// Result is a converted compose project.
+type Result struct {
+	// Objects are the Project, then its Volumes, then its Services (each
+	// group sorted by name), defaulted and valid.
+	Objects []api.Object
+	// Unmapped lists every finding, sorted by field.
+	Unmapped []Finding
+}
+
+// Convert loads the compose file(s) of in and maps them to PanelX objects.
+// An error means the file could not be loaded (syntax, schema, consistency,
+// a missing env_file or required variable) or cannot be expressed at all
+// (a name that collides after normalisation); everything else that does not
+// map is a Finding.
+func Convert(ctx context.Context, in Input) (*Result, error) {
+	loaded, err := load(ctx, in)
+	if err != nil {
+		return nil, err
+	}
+	c := &converter{project: loaded.project, name: loaded.name}
+	c.findings = append(c.findings, loaded.findings...)
+	objs, err := c.convert()
+	if err != nil {
+		return nil, err
+	}
+	for _, obj := range objs {
+		if errs := obj.Validate(); len(errs) > 0 {
+			// The mapping checks what it can foresee; this catches the rest
+			// (an invalid environment variable name, a relative working_dir).
+			return nil, fmt.Errorf("compose: %s %s as converted is invalid: %w", obj.GetKind(), obj.GetMeta().Name, errs)
+		}
+	}
+	slices.SortStableFunc(c.findings, func(a, b Finding) int { return strings.Compare(a.Field, b.Field) })
+	return &Result{Objects: objs, Unmapped: c.findings}, nil
+}
+
+// converter holds the state of one conversion.
+type converter struct {
+	project  *types.Project
+	name     string // the PanelX project name
+	findings []Finding
+
+	// services maps each imported compose service to its PanelX name,
+	// volumes each top-level volume; volumeNames holds every Volume name
+	// taken, generated ones included.
+	services    map[string]string
+	volumes     map[string]string
+	volumeNames *nameTable
+	// skipped holds services that are not imported, with the reason.
+	skipped map[string]string
+	// anonymous are the Volumes generated for anonymous mounts.
+	anonymous []*api.Volume
+}
+
+func (c *converter) report(field, format string, args ...any) {
+	c.findings = append(c.findings, Finding{Field: field, Detail: fmt.Sprintf(format, args...)})
+}
+
+func (c *converter) convert() ([]api.Object, error) {
+	c.reportProject()
+	if err := c.nameServices(); err != nil {
+		return nil, err
+	}
+	vols, err := c.convertVolumes()
+	if err != nil {
+		return nil, err
+	}
+	var services []*api.Service
+	for _, name := range sortedKeys(c.project.Services) {
+		if _, ok := c.services[name]; !ok {
+			continue
+		}
+		svc, err := c.convertService(c.project.Services[name])
+		if err != nil {
+			return nil, err
+		}
+		services = append(services, svc)
+	}
+	vols = append(vols, c.anonymous...)
+	slices.SortFunc(vols, func(a, b *api.Volume) int { return strings.Compare(a.Metadata.Name, b.Metadata.Name) })
+
+	project := &api.Project{Metadata: api.ObjectMeta{Name: c.name}}
+	objs := []api.Object{project}
+	for _, v := range vols {
+		objs = append(objs, v)
+	}
+	for _, s := range services {
+		objs = append(objs, s)
+	}
+	for _, obj := range objs {
+		obj.Default()
+	}
+	return objs, nil
+}
+
+// nameServices decides which services are imported and their PanelX names.
+// A service without an image cannot be a PanelX service; it is reported
+// and references to it are dropped.
+func (c *converter) nameServices() error {
+	c.services = map[string]string{}
+	c.skipped = map[string]string{}
+	names := newNameTable("services")
+	for _, name := range sortedKeys(c.project.Services) {
+		s := c.project.Services[name]
+		pname, err := names.add(name)
+		if err != nil {
+			return err
+		}
+		if pname != name {
+			c.report(servicePath(name), "%q is not a DNS-1123 label: the service is named %q (other services reach it by that name)", name, pname)
+		}
+		switch {
+		case s.Image != "":
+			c.services[name] = pname
+		case s.Build != nil:
+			c.skipped[name] = "it has only a build"
+			c.report(servicePath(name)+".build", "PanelX runs images; build and push it, then set image (the service was not imported)")
+		case s.Provider != nil:
+			c.skipped[name] = "it is run by a provider"
+			c.report(servicePath(name)+".provider", "PanelX runs containers, not provider services (the service was not imported)")
+		default:
+			// compose-go's consistency check rejects this already.
+			return fmt.Errorf("compose: %s: no image", servicePath(name))
+		}
+	}
+	for _, name := range sortedKeys(c.project.DisabledServices) {
+		s := c.project.DisabledServices[name]
+		c.skipped[name] = "its profile is not active"
+		c.report(servicePath(name), "in profile(s) %s, none of them active: not imported (activate the profile to import it)", strings.Join(s.Profiles, ", "))
+	}
+	return nil
+}
+
+// projectFields are the top-level fields of types.Project that are mapped
+// (services, volumes) or reported entry by entry below.
+var projectFields = []string{"name", "services", "volumes", "networks", "secrets", "configs", "models", "jobs"}
+
+// reportProject reports the top-level sections PanelX has no place for.
+func (c *converter) reportProject() {
+	// Anything else set at the top level (x-* fields, or a section a newer
+	// compose-go knows) is reported by reflection.
+	c.reportUnset("", *c.project, projectFields...)
+	for _, section := range []struct {
+		name   string
+		keys   []string
+		detail string
+	}{
+		{"secrets", sortedKeys(c.project.Secrets), "PanelX has no secrets: pass the value through environment (or a volume) instead"},
+		{"configs", sortedKeys(c.project.Configs), "PanelX has no configs: bake the file into the image or put it on a volume"},
+		{"models", sortedKeys(c.project.Models), "PanelX does not run AI models: run a model runner as a service"},
+		{"jobs", append(sortedKeys(c.project.Jobs), sortedKeys(c.project.DisabledJobs)...), "PanelX runs long-lived services, not run-to-completion jobs: not imported"},
+	} {
+		for _, k := range section.keys {
+			c.report(keyPath(section.name, k), "%s", section.detail)
+		}
+	}
+	for _, name := range sortedKeys(c.project.Networks) {
+		n := c.project.Networks[name]
+		np := keyPath("networks", name)
+		if name != "default" {
+			c.report(np, "PanelX gives each project one network shared by all its services: not imported")
+			continue
+		}
+		if n.Name != c.project.Name+"_default" {
+			c.report(np+".name", "PanelX names the project network itself: not imported")
+		}
+		c.reportUnset(np, n, defaultNetFields...)
+	}
+}
+
+// nameTable normalises names of one kind and rejects collisions.
+type nameTable struct {
+	kind string
+	from map[string]string // PanelX name → compose name
+}
+
+func newNameTable(kind string) *nameTable {
+	return &nameTable{kind: kind, from: map[string]string{}}
+}
+
+func (t *nameTable) add(name string) (string, error) {
+	pname, err := normalizeName(name)
+	if err != nil {
+		return "", fmt.Errorf("compose: %s.%s: %w", t.kind, name, err)
+	}
+	if prev, ok := t.from[pname]; ok {
+		return "", fmt.Errorf("compose: %s %q and %q both become %q in PanelX: rename one of them", t.kind, prev, name, pname)
+	}
+	t.from[pname] = name
+	return pname, nil
+}
+
+func (t *nameTable) taken(pname string) bool {
+	_, ok := t.from[pname]
+	return ok
+}
+
+// normalizeName turns a compose name into a DNS-1123 label: lower case,
+// '_', '.' and spaces become '-', other characters are dropped, and the
+// result is trimmed of '-' and cut to 63 characters.
+func normalizeName(s string) (string, error) {
+	var b strings.Builder
+	for _, r := range strings.ToLower(s) {
+		switch {
+		case r >= 'a' && r <= 'z', r >= '0' && r <= '9', r == '-':
+			b.WriteRune(r)
+		case r == '_', r == '.', r == ' ':
+			b.WriteByte('-')
+		}
+	}
+	out := strings.Trim(b.String(), "-")
+	if len(out) > api.MaxNameLength {
+		out = strings.TrimRight(out[:api.MaxNameLength], "-")
+	}
+	if out == "" {
+		return "", fmt.Errorf("%q has no letters or digits to make a DNS-1123 label from", s)
+	}
+	return out, nil
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	return keys
+}
