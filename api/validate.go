@@ -73,6 +73,9 @@ func validateMeta(p Path, m *ObjectMeta, kind Kind) ErrorList {
 		if msg := labelKeyProblem(k); msg != "" {
 			errs = append(errs, Invalid(p.Child("annotations").Key(k), k, strings.Replace(msg, "label", "annotation", 1)))
 		}
+		if v := m.Annotations[k]; !validText(v) {
+			errs = append(errs, Invalid(p.Child("annotations").Key(k), v, "must be valid UTF-8 without NUL bytes"))
+		}
 		size += len(k) + len(m.Annotations[k])
 	}
 	if size > 256<<10 {
@@ -120,6 +123,8 @@ func (p *Project) Validate() ErrorList {
 	}
 	if len(p.Spec.DisplayName) > 200 {
 		errs = append(errs, fieldErr("spec.displayName", ErrTooLong, "must be at most 200 characters"))
+	} else if !validText(p.Spec.DisplayName) {
+		errs = append(errs, Invalid("spec.displayName", p.Spec.DisplayName, "must be valid UTF-8 without NUL bytes"))
 	}
 	return errs
 }
@@ -288,6 +293,10 @@ func ValidateImage(p Path, image string) ErrorList {
 	}
 	return nil
 }
+
+// validText: the stores keep text in PostgreSQL, which refuses NUL and
+// invalid UTF-8.
+func validText(s string) bool { return utf8.ValidString(s) && !strings.ContainsRune(s, 0) }
 
 func validateArgv(p Path, argv []string) ErrorList {
 	var errs ErrorList

@@ -18,6 +18,10 @@ type Claims struct {
 	AppMetadata map[string]any
 	ExpiresAt   time.Time
 	Issuer      string
+	// IsAnonymous is Supabase's is_anonymous claim, true for users of an
+	// anonymous sign-in. Such a token proves only that someone asked for
+	// one; the HTTP layer refuses it.
+	IsAnonymous bool
 }
 
 // adminRoleKey is the app_metadata key that grants PanelX admin rights.
@@ -46,6 +50,7 @@ type tokenClaims struct {
 	Email       string         `json:"email"`
 	Role        string         `json:"role"`
 	AppMetadata map[string]any `json:"app_metadata"`
+	IsAnonymous bool           `json:"is_anonymous"`
 }
 
 func (tc *tokenClaims) toClaims() *Claims {
@@ -55,6 +60,7 @@ func (tc *tokenClaims) toClaims() *Claims {
 		Role:        tc.Role,
 		AppMetadata: tc.AppMetadata,
 		Issuer:      tc.Issuer,
+		IsAnonymous: tc.IsAnonymous,
 	}
 	if tc.ExpiresAt != nil {
 		c.ExpiresAt = tc.ExpiresAt.Time

@@ -66,3 +66,36 @@ func TestIsAdminIgnoresUserMetadata(t *testing.T) {
 		})
 	}
 }
+
+// TestIsAnonymousClaim: Supabase marks tokens of anonymous sign-ins with
+// is_anonymous; the claim must reach Claims so the API can refuse them.
+func TestIsAnonymousClaim(t *testing.T) {
+	e := newTestEnv(t, nil)
+	now := e.clock.Now()
+	tests := []struct {
+		name   string
+		claims jwt.MapClaims
+		want   bool
+	}{
+		{"anonymous", with(validClaims(now), "is_anonymous", true), true},
+		{"signed in", with(validClaims(now), "is_anonymous", false), false},
+		{"claim absent", validClaims(now), false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c, err := e.v.Verify(context.Background(), sign(t, jwt.SigningMethodHS256, []byte(testSecret), "", tt.claims))
+			if err != nil {
+				t.Fatalf("Verify: %v", err)
+			}
+			if c.IsAnonymous != tt.want {
+				t.Errorf("IsAnonymous = %v, want %v", c.IsAnonymous, tt.want)
+			}
+		})
+	}
+	// A non-boolean is_anonymous is not a Supabase token: refuse it rather
+	// than guess.
+	tok := sign(t, jwt.SigningMethodHS256, []byte(testSecret), "", with(validClaims(now), "is_anonymous", "true"))
+	if _, err := e.v.Verify(context.Background(), tok); err == nil {
+		t.Error("Verify accepted is_anonymous as a string")
+	}
+}

@@ -1,10 +1,14 @@
-// Package httpapi is PanelX's HTTP layer: the chi router, health and
-// readiness endpoints, and (as the API grows) the resource handlers.
+// Package httpapi is PanelX's REST API: the chi router and its middleware
+// (request ids, access log, panic recovery, CORS, authentication), the
+// resource handlers (projects, services, volumes, members, events, API
+// tokens, registry credentials), RFC 9457 problem documents, and the
+// OpenAPI document generated from the same route table that builds the
+// router. Authorization is decided by api/authz and the spec policy by
+// api/policy; this package only asks them.
 package httpapi
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net"
@@ -12,22 +16,49 @@ import (
 	"time"
 
 	"github.com/go-chi/chi/v5"
+	"github.com/go-chi/cors"
 	"go.uber.org/zap"
 
+	"github.com/panelx/panelx/api/auth"
+	"github.com/panelx/panelx/api/authz"
+	"github.com/panelx/panelx/api/policy"
 	"github.com/panelx/panelx/store"
 )
+
+// DefaultMaxBodyBytes bounds request bodies unless configured otherwise.
+const DefaultMaxBodyBytes = 1 << 20
 
 // Options configure the HTTP layer.
 type Options struct {
 	Store  store.Store
 	Logger *zap.Logger
+	// Verifier checks Supabase JWTs; nil: only API tokens authenticate.
+	Verifier *auth.Verifier
+	// AdminUsers are the user ids of the server administrators.
+	AdminUsers []string
+	// Policy is the spec policy (default policy.DefaultConfig()).
+	Policy *policy.Config
+	// CORSOrigins may call the API from a browser ("*": any).
+	CORSOrigins []string
+	// MaxBodyBytes bounds request bodies (default DefaultMaxBodyBytes).
+	MaxBodyBytes int64
+	// Now is the clock (tests); default time.Now.
+	Now func() time.Time
 }
 
 // Server holds the router and what the handlers need.
 type Server struct {
-	store  store.Store
-	log    *zap.Logger
-	router chi.Router
+	store   store.Store
+	log     *zap.Logger
+	router  chi.Router
+	authn   *authz.Authenticator
+	authz   *authz.Authorizer
+	origins *authz.Origins
+	policy  policy.Config
+	maxBody int64
+	now     func() time.Time
+	routes  []route
+	openapi []byte
 }
 
 // New builds the router.
@@ -36,14 +67,83 @@ func New(opts Options) *Server {
 	if log == nil {
 		log = zap.NewNop()
 	}
-	s := &Server{store: opts.Store, log: log.Named("http"), router: chi.NewRouter()}
-	s.router.Get("/healthz", s.healthz)
-	s.router.Get("/readyz", s.readyz)
+	s := &Server{
+		store:   opts.Store,
+		log:     log.Named("http"),
+		router:  chi.NewRouter(),
+		origins: authz.NewOrigins(opts.CORSOrigins),
+		policy:  policy.DefaultConfig(),
+		maxBody: opts.MaxBodyBytes,
+		now:     opts.Now,
+	}
+	if opts.Policy != nil {
+		s.policy = *opts.Policy
+	}
+	if s.maxBody <= 0 {
+		s.maxBody = DefaultMaxBodyBytes
+	}
+	if s.now == nil {
+		s.now = time.Now
+	}
+	s.authn = authz.NewAuthenticator(authz.AuthenticatorOptions{
+		Verifier:   opts.Verifier,
+		Tokens:     func() store.Tokens { return s.store.Tokens() },
+		AdminUsers: opts.AdminUsers,
+		Logger:     s.log,
+		Now:        s.now,
+	})
+	s.authz = authz.NewAuthorizer(func() store.Members { return s.store.Members() })
+	s.routes = s.routeTable()
+	s.buildRouter()
+	s.openapi = s.openAPIDocument()
 	return s
 }
 
 // Handler returns the root handler.
 func (s *Server) Handler() http.Handler { return s.router }
+
+// Router exposes the chi router (tests walk it).
+func (s *Server) Router() chi.Router { return s.router }
+
+// Authenticator, Authorizer and Origins are the pieces the WebSocket
+// endpoints reuse: authenticate before upgrading, check the Origin, then
+// authorize the project exactly as the REST routes do.
+func (s *Server) Authenticator() *authz.Authenticator { return s.authn }
+func (s *Server) Authorizer() *authz.Authorizer       { return s.authz }
+func (s *Server) Origins() *authz.Origins             { return s.origins }
+
+func (s *Server) buildRouter() {
+	r := s.router
+	r.Use(s.withRequest)
+	if len(s.origins.List()) > 0 {
+		r.Use(cors.Handler(cors.Options{
+			AllowOriginFunc:  func(_ *http.Request, origin string) bool { return s.origins.Allowed(origin) },
+			AllowedMethods:   []string{http.MethodGet, http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete},
+			AllowedHeaders:   []string{"Authorization", "Content-Type", "If-Match", "X-Request-Id"},
+			ExposedHeaders:   []string{"ETag", "X-Request-Id", "Location"},
+			AllowCredentials: false, // bearer tokens, never cookies
+			MaxAge:           600,
+		}))
+	}
+	r.NotFound(func(w http.ResponseWriter, r *http.Request) {
+		s.fail(w, r, httpErr(http.StatusNotFound, "no such route"))
+	})
+	r.MethodNotAllowed(func(w http.ResponseWriter, r *http.Request) {
+		s.fail(w, r, httpErr(http.StatusMethodNotAllowed, "method %s is not allowed here", r.Method))
+	})
+	for _, rt := range s.routes {
+		if rt.public {
+			r.Method(rt.method, rt.pattern, rt.handler)
+		} else {
+			r.With(s.authenticate).Method(rt.method, rt.pattern, rt.handler)
+		}
+	}
+}
+
+// authorize checks the caller's permission in a project.
+func (s *Server) authorize(r *http.Request, project string, action authz.Action) (store.Role, error) {
+	return s.authz.Authorize(r.Context(), authz.PrincipalFrom(r.Context()), project, action)
+}
 
 // healthz answers while the process can serve HTTP at all.
 func (s *Server) healthz(w http.ResponseWriter, r *http.Request) {
@@ -55,29 +155,12 @@ func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
 	ctx, cancel := context.WithTimeout(r.Context(), 3*time.Second)
 	defer cancel()
 	if err := s.store.Ready(ctx); err != nil {
-		s.log.Warn("not ready", zap.Error(err))
-		writeProblem(w, http.StatusServiceUnavailable, "Not ready", err.Error())
+		logger(r.Context()).Warn("not ready", zap.Error(err))
+		writeProblem(w, Problem{Type: "about:blank", Title: http.StatusText(http.StatusServiceUnavailable),
+			Status: http.StatusServiceUnavailable, Detail: err.Error(), Instance: r.URL.Path, RequestID: requestID(r.Context())})
 		return
 	}
 	writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})
-}
-
-func writeJSON(w http.ResponseWriter, status int, v any) {
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(status)
-	_ = json.NewEncoder(w).Encode(v)
-}
-
-// writeProblem writes an RFC 9457 problem document.
-func writeProblem(w http.ResponseWriter, status int, title, detail string) {
-	w.Header().Set("Content-Type", "application/problem+json")
-	w.WriteHeader(status)
-	_ = json.NewEncoder(w).Encode(map[string]any{
-		"type":   "about:blank",
-		"title":  title,
-		"status": status,
-		"detail": detail,
-	})
 }
 
 // Serve serves h on ln until ctx ends, then stops accepting, lets requests
@@ -87,6 +170,7 @@ func Serve(ctx context.Context, ln net.Listener, h http.Handler, drain time.Dura
 		Handler:           h,
 		ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout:       120 * time.Second,
+		MaxHeaderBytes:    64 << 10,
 		ErrorLog:          zap.NewStdLog(log.Named("http")),
 	}
 	errc := make(chan error, 1)

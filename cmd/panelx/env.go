@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/spf13/pflag"
@@ -76,3 +77,21 @@ func (e *envFlags) Bool(p *bool, name, env string, def bool, text string) {
 
 // Err reports every malformed environment variable.
 func (e *envFlags) Err() error { return errors.Join(e.errs...) }
+
+// List reads a comma-separated list ("a, b,c"); empty items are dropped.
+func (e *envFlags) List(p *[]string, name, env string, def []string, text string) {
+	if v, ok := os.LookupEnv(env); ok {
+		def = splitList(v)
+	}
+	e.fs.StringSliceVar(p, name, def, usage(env, text))
+}
+
+func splitList(s string) []string {
+	var out []string
+	for _, item := range strings.Split(s, ",") {
+		if item = strings.TrimSpace(item); item != "" {
+			out = append(out, item)
+		}
+	}
+	return out
+}

@@ -35,6 +35,6 @@ Every flag can also be set through the environment variable shown in its help.`,
 	env.String(&g.logLevel, "log-level", "PANELX_LOG_LEVEL", "info", "log level: debug, info, warn or error")
 	env.String(&g.logFormat, "log-format", "PANELX_LOG_FORMAT", "auto", "log format: json, console, or auto (console in a terminal, JSON otherwise)")
 	root.PersistentPreRunE = func(cmd *cobra.Command, args []string) error { return env.Err() }
-	root.AddCommand(newServerCmd(g), newMigrateCmd(g), newVersionCmd())
+	root.AddCommand(newServerCmd(g), newMigrateCmd(g), newTokenCmd(g), newVersionCmd())
 	return root
 }

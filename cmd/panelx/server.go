@@ -23,6 +23,8 @@ type serverConfig struct {
 	migrate         bool
 	shutdownTimeout time.Duration
 
+	api apiConfig
+
 	controller     bool
 	workers        int
 	resyncInterval time.Duration
@@ -36,8 +38,13 @@ func newServerCmd(g *globalFlags) *cobra.Command {
 		Short: "Run the PanelX server: API, reconcile loop and metrics",
 		Long: `Run the PanelX server. It migrates the database schema (unless --migrate=false),
 starts the reconcile loop against the Docker Engine at DOCKER_HOST (default: the
-local socket), and serves the API on --listen with /healthz (the process is
-alive) and /readyz (the database is reachable and migrated).
+local socket), and serves the REST API on --listen under /api/v1 (OpenAPI
+document at /api/v1/openapi.json), with /healthz (the process is alive) and
+/readyz (the database is reachable and migrated).
+
+Callers authenticate with Supabase JWTs (--jwt-secret and/or --jwks-url) or
+PanelX API tokens; with neither JWT setting only API tokens work — create the
+first with ` + "`panelx token create --user <id>`" + `.
 
 State lives in PostgreSQL when --database-url is set, otherwise in an embedded
 SQLite database in --data-dir. Several servers may share one PostgreSQL
@@ -62,7 +69,13 @@ SIGTERM or Ctrl-C stops it gracefully.`,
 	env.Int(&cfg.workers, "workers", "PANELX_WORKERS", controller.DefaultWorkers, "keys reconciled in parallel")
 	env.Duration(&cfg.resyncInterval, "resync-interval", "PANELX_RESYNC_INTERVAL", controller.DefaultResyncInterval, "period of the full resync safety net")
 	env.Duration(&cfg.pullInterval, "pull-interval", "PANELX_PULL_INTERVAL", controller.DefaultPullInterval, "how often services with imagePullPolicy Always look for a moved tag")
-	cmd.PreRunE = func(*cobra.Command, []string) error { return env.Err() }
+	cfg.api.register(env)
+	cmd.PreRunE = func(*cobra.Command, []string) error {
+		if err := env.Err(); err != nil {
+			return err
+		}
+		return cfg.api.check()
+	}
 	return cmd
 }
 
@@ -103,8 +116,11 @@ func runServer(ctx context.Context, cfg *serverConfig, log *zap.Logger) error {
 			}
 		}()
 	}
+	cfg.api.logSummary(log)
+	opts := cfg.api.options()
+	opts.Store, opts.Logger = st, log
+	h := httpapi.New(opts)
 	log.Info("serving API", zap.String("addr", ln.Addr().String()))
-	h := httpapi.New(httpapi.Options{Store: st, Logger: log})
 	serveErr := httpapi.Serve(ctx, ln, h.Handler(), cfg.shutdownTimeout, log)
 	cancel()
 	wg.Wait()

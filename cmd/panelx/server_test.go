@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -27,9 +28,28 @@ func buildPanelx(t *testing.T) string {
 	return bin
 }
 
+// syncLog collects the server's log lines; tests read it while the
+// scanner goroutine still writes.
+type syncLog struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (l *syncLog) WriteString(s string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.b.WriteString(s)
+}
+
+func (l *syncLog) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
 // startServer runs `panelx server` and returns its base URL once it logs
 // the address it serves on.
-func startServer(t *testing.T, bin string, env ...string) (*exec.Cmd, string, *strings.Builder) {
+func startServer(t *testing.T, bin string, env ...string) (*exec.Cmd, string, *syncLog) {
 	t.Helper()
 	cmd := exec.Command(bin, "server")
 	cmd.Env = append(os.Environ(), append([]string{"PANELX_LISTEN=127.0.0.1:0", "PANELX_LOG_FORMAT=json"}, env...)...)
@@ -41,7 +61,7 @@ func startServer(t *testing.T, bin string, env ...string) (*exec.Cmd, string, *s
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
-	logs := &strings.Builder{}
+	logs := &syncLog{}
 	addr := make(chan string, 1)
 	go func() {
 		sc := bufio.NewScanner(stderr)

@@ -8,6 +8,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"time"
 
@@ -20,10 +21,14 @@ import (
 	"github.com/panelx/panelx/store"
 )
 
+// DefaultMaxConns is the pool size unless the URL's pool_max_conns or
+// Options.MaxConns say otherwise.
+const DefaultMaxConns = 16
+
 // Options tune the backend. The zero value is usable.
 type Options struct {
 	Logger *zap.Logger
-	// MaxConns caps the pool (0: pgxpool's default, max(4, CPUs)).
+	// MaxConns caps the pool (0: the URL's pool_max_conns, else DefaultMaxConns).
 	MaxConns int32
 	// WatchQueue is how far a watcher may fall behind before it is sent a
 	// Resync marker instead (0: store.DefaultWatchQueue).
@@ -54,8 +59,13 @@ func Open(ctx context.Context, url string, opts Options) (*Store, error) {
 	if cfg.ConnConfig.RuntimeParams["application_name"] == "" {
 		cfg.ConnConfig.RuntimeParams["application_name"] = "panelx"
 	}
-	if opts.MaxConns > 0 {
+	switch {
+	case opts.MaxConns > 0:
 		cfg.MaxConns = opts.MaxConns
+	case !strings.Contains(url, "pool_max_conns"):
+		// pgxpool's default (max(4, CPUs)) starves the API under load; 16
+		// is far below PostgreSQL's default max_connections of 100.
+		cfg.MaxConns = DefaultMaxConns
 	}
 	log := opts.Logger
 	if log == nil {
@@ -118,9 +128,7 @@ func (s *Store) Ready(ctx context.Context) error {
 
 // InTx runs fn in one transaction.
 func (s *Store) InTx(ctx context.Context, fn func(store.Repo) error) error {
-	return pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
-		return fn(repo{q: tx})
-	})
+	return withTx(ctx, s.pool, func(q querier) error { return fn(repo{q: q}) })
 }
 
 // querier is what both the pool and a transaction offer.
@@ -167,7 +175,8 @@ func withTx(ctx context.Context, q querier, fn func(querier) error) error {
 		return err
 	}
 	if err := tx.Commit(ctx); err != nil {
-		return fmt.Errorf("commit: %w", err)
+		// Deferred constraints (a project keeps an owner) fail here.
+		return mapErr(err, "commit")
 	}
 	return nil
 }
@@ -181,8 +190,10 @@ func mapErr(err error, what string) error {
 			return fmt.Errorf("%s: %w", what, store.ErrAlreadyExists)
 		case "23503": // foreign_key_violation
 			return fmt.Errorf("%s: project: %w", what, store.ErrNotFound)
-		case "23514", "22P02": // check_violation, invalid_text_representation
+		case "23514", "22P02", "22P05", "22021": // check_violation, invalid_text_representation, untranslatable_character, character_not_in_repertoire
 			return fmt.Errorf("%s: %w: %s", what, store.ErrInvalid, pgErr.Message)
+		case "P0001": // raise_exception from a guard trigger
+			return fmt.Errorf("%s: %w: %s", what, store.ErrConflict, pgErr.Message)
 		}
 	}
 	return fmt.Errorf("%s: %w", what, err)

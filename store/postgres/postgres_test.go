@@ -2,10 +2,13 @@ package postgres_test
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/panelx/panelx/api"
 	"github.com/panelx/panelx/internal/testenv"
 	"github.com/panelx/panelx/store"
 	"github.com/panelx/panelx/store/postgres"
@@ -270,5 +273,64 @@ func TestOpenFailsClearly(t *testing.T) {
 	}
 	if msg := err.Error(); strings.Contains(msg, "secret-password") {
 		t.Errorf("error leaks the password: %s", msg)
+	}
+}
+
+// TestProjectKeepsAnOwner: two transactions that each demote one of the
+// last two owners cannot both commit.
+func TestProjectKeepsAnOwner(t *testing.T) {
+	s := newStore(t)
+	defer s.Close()
+	ctx := ctxFor(t)
+	if _, err := s.Projects().Create(ctx, storetest.Project("shop")); err != nil {
+		t.Fatal(err)
+	}
+	for _, u := range []string{"alice", "bob"} {
+		if _, err := s.Members().Put(ctx, store.Member{Project: "shop", UserID: u, Role: store.RoleOwner}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Both transactions read two owners, then demote one each.
+	start := make(chan struct{})
+	errs := make(chan error, 2)
+	for _, u := range []string{"alice", "bob"} {
+		go func() {
+			errs <- s.InTx(ctx, func(r store.Repo) error {
+				if list, err := r.Members().List(ctx, "shop"); err != nil || len(list) != 2 {
+					return fmt.Errorf("list: %v %v", list, err)
+				}
+				<-start
+				_, err := r.Members().Put(ctx, store.Member{Project: "shop", UserID: u, Role: store.RoleViewer})
+				return err
+			})
+		}()
+	}
+	close(start)
+	var failed int
+	for range 2 {
+		if err := <-errs; err != nil {
+			if !errors.Is(err, store.ErrConflict) {
+				t.Errorf("unexpected error: %v", err)
+			}
+			failed++
+		}
+	}
+	if failed != 1 {
+		t.Fatalf("%d of the two demotions failed, want exactly 1", failed)
+	}
+	owners := 0
+	list, _ := s.Members().List(ctx, "shop")
+	for _, m := range list {
+		if m.Role == store.RoleOwner {
+			owners++
+		}
+	}
+	if owners != 1 {
+		t.Errorf("%d owners left, want 1", owners)
+	}
+	// A project on its way out needs no owner.
+	p, _ := s.Projects().Delete(ctx, api.Key{Name: "shop"}, store.DeleteOptions{})
+	if err := s.Projects().Remove(ctx, api.Key{Name: "shop"}, p.Metadata.UID); err != nil {
+		t.Fatalf("removing a project with its owner: %v", err)
 	}
 }

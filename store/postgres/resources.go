@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/jackc/pgx/v5"
 
@@ -328,10 +329,16 @@ func decodeContinue(s string) (continueToken, error) {
 	if err == nil {
 		err = json.Unmarshal(data, &c)
 	}
-	if err != nil {
+	if err != nil || !validKeyText(c.Project) || !validKeyText(c.Name) {
 		return c, fmt.Errorf("bad continue token: %w", store.ErrInvalid)
 	}
 	return c, nil
+}
+
+// validKeyText: names in a continue token come from the client, so they
+// must be text the database accepts.
+func validKeyText(s string) bool {
+	return len(s) <= 253 && utf8.ValidString(s) && !strings.ContainsRune(s, 0)
 }
 
 // sqlBuilder collects a WHERE clause and its numbered arguments.

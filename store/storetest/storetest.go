@@ -711,7 +711,9 @@ func testWatch(t *testing.T, s store.Store) {
 // writers, and when it reads again it gets a resync marker, not a stale
 // backlog of unbounded size.
 func testWatchSlowConsumer(t *testing.T, s store.Store) {
-	ctx := ctxFor(t)
+	// Thousands of writes: generous on a loaded machine under -race.
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
 	ch, err := s.Watch(ctx)
 	if err != nil {
 		t.Fatal(err)

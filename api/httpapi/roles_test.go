@@ -1,0 +1,95 @@
+package httpapi_test
+
+import (
+	"fmt"
+	"net/http"
+	"strings"
+	"testing"
+)
+
+// roleMatrix is the least role each project route needs, written out by
+// hand: a change in authorization must change this table.
+var roleMatrix = map[string]string{
+	"GET /api/v1/projects/{project}":                                    "viewer",
+	"PUT /api/v1/projects/{project}":                                    "admin",
+	"PATCH /api/v1/projects/{project}":                                  "admin",
+	"DELETE /api/v1/projects/{project}":                                 "owner",
+	"GET /api/v1/projects/{project}/services":                           "viewer",
+	"POST /api/v1/projects/{project}/services":                          "editor",
+	"GET /api/v1/projects/{project}/services/{service}":                 "viewer",
+	"PUT /api/v1/projects/{project}/services/{service}":                 "editor",
+	"PATCH /api/v1/projects/{project}/services/{service}":               "editor",
+	"DELETE /api/v1/projects/{project}/services/{service}":              "editor",
+	"GET /api/v1/projects/{project}/volumes":                            "viewer",
+	"POST /api/v1/projects/{project}/volumes":                           "editor",
+	"GET /api/v1/projects/{project}/volumes/{volume}":                   "viewer",
+	"PUT /api/v1/projects/{project}/volumes/{volume}":                   "editor",
+	"PATCH /api/v1/projects/{project}/volumes/{volume}":                 "editor",
+	"DELETE /api/v1/projects/{project}/volumes/{volume}":                "editor",
+	"GET /api/v1/projects/{project}/events":                             "viewer",
+	"GET /api/v1/projects/{project}/members":                            "viewer",
+	"PUT /api/v1/projects/{project}/members/{userId}":                   "admin",
+	"DELETE /api/v1/projects/{project}/members/{userId}":                "admin",
+	"GET /api/v1/projects/{project}/registry-credentials":               "admin",
+	"GET /api/v1/projects/{project}/registry-credentials/{registry}":    "admin",
+	"PUT /api/v1/projects/{project}/registry-credentials/{registry}":    "admin",
+	"DELETE /api/v1/projects/{project}/registry-credentials/{registry}": "admin",
+}
+
+var roleRank = map[string]int{"viewer": 0, "editor": 1, "admin": 2, "owner": 3}
+
+// TestRoleMatrix: each role against each project route, with a request
+// that is valid for whoever may make it: allowed → 2xx, otherwise 403 (a
+// member knows the project exists, so this is no 404).
+func TestRoleMatrix(t *testing.T) {
+	e := newEnv(t)
+	owner := e.jwtFor("owner")
+	for _, rt := range walkRoutes(t, e) {
+		if strings.Contains(rt[1], "{project}") {
+			if _, ok := roleMatrix[rt[0]+" "+rt[1]]; !ok {
+				t.Errorf("route %s %s is missing from roleMatrix", rt[0], rt[1])
+			}
+		}
+	}
+	n := 0
+	for route, least := range roleMatrix {
+		method, pattern, _ := strings.Cut(route, " ")
+		for _, role := range []string{"owner", "admin", "editor", "viewer"} {
+			n++
+			project := fmt.Sprintf("p%d", n)
+			e.project(t, owner, project)
+			e.service(t, owner, project, "web")
+			e.volume(t, owner, project, "data")
+			e.member(t, owner, project, "dave", "viewer")
+			e.must(t, http.StatusCreated, req{method: "PUT", path: "/api/v1/projects/" + project + "/registry-credentials/ghcr.io", token: owner,
+				body: map[string]any{"username": "u", "password": "p"}})
+			tok := owner
+			if role != "owner" {
+				e.member(t, owner, project, "user-"+role, role)
+				tok = e.jwtFor("user-" + role)
+			}
+			path := fill(pattern, map[string]string{"project": project, "service": "web", "volume": "data", "userId": "dave", "registry": "ghcr.io"})
+			body := validBody(method, pattern)
+			switch {
+			case strings.HasSuffix(pattern, "/members/{userId}") && method == "PUT":
+				body = map[string]any{"role": "editor"}
+			case strings.HasSuffix(pattern, "/services") && method == "POST":
+				body = map[string]any{"metadata": map[string]any{"name": "api"}, "spec": map[string]any{"image": "nginx:1.27"}}
+			case strings.HasSuffix(pattern, "/volumes") && method == "POST":
+				body = map[string]any{"metadata": map[string]any{"name": "cache"}}
+			case strings.HasSuffix(pattern, "/projects/{project}") && method == "PUT":
+				body = map[string]any{"metadata": map[string]any{"name": project}, "spec": map[string]any{"displayName": "Shop"}}
+			}
+			r := e.do(t, req{method: method, path: path, token: tok, body: body})
+			allowed := roleRank[role] >= roleRank[least]
+			switch {
+			case allowed && (r.Status < 200 || r.Status > 299):
+				t.Errorf("%s as %s: %d, want 2xx\n%s", route, role, r.Status, r.Body)
+			case !allowed && r.Status != http.StatusForbidden:
+				t.Errorf("%s as %s: %d, want 403\n%s", route, role, r.Status, r.Body)
+			case !allowed:
+				r.problem(t)
+			}
+		}
+	}
+}

@@ -1,0 +1,119 @@
+package httpapi
+
+import (
+	"net/http"
+
+	"github.com/panelx/panelx/api"
+	"github.com/panelx/panelx/api/authz"
+	"github.com/panelx/panelx/store"
+)
+
+// route is one entry of the route table: the router and the OpenAPI
+// document are both built from it, so neither can miss a route.
+type route struct {
+	method  string
+	pattern string
+	handler http.HandlerFunc
+	public  bool // served without authentication
+	doc     opDoc
+}
+
+// opDoc is what the OpenAPI document says about a route.
+type opDoc struct {
+	summary string
+	tag     string
+	body    schemaRef // request body; nil: none
+	patch   bool      // the body is a JSON merge patch of the object
+	status  int       // success status
+	resp    schemaRef // success body; nil: none
+	query   []queryParam
+	ifMatch bool
+}
+
+type queryParam struct{ name, typ, description string }
+
+var (
+	pageParams = []queryParam{
+		{"limit", "integer", "page size, 1–1000 (default 500)"},
+		{"continue", "string", "the metadata.continue of the previous page"},
+		{"labelSelector", "string", "Kubernetes-style label selector: tier=front,env!=prod,canary,!legacy,zone in (a,b)"},
+	}
+)
+
+func (s *Server) routeTable() []route {
+	projects := &kindAPI[*api.Project]{s: s, kind: api.KindProject, param: "project",
+		repo: store.Repo.Projects, writeAction: authz.UpdateProject, deleteAction: authz.DeleteProject}
+	services := &kindAPI[*api.Service]{s: s, kind: api.KindService, param: "service",
+		repo: store.Repo.Services, writeAction: authz.Write, deleteAction: authz.Write}
+	volumes := &kindAPI[*api.Volume]{s: s, kind: api.KindVolume, param: "volume",
+		repo: store.Repo.Volumes, writeAction: authz.Write, deleteAction: authz.Write}
+
+	rts := []route{
+		{method: "GET", pattern: "/healthz", handler: s.healthz, public: true,
+			doc: opDoc{summary: "The process is alive", tag: "health", status: 200, resp: ref[map[string]string]()}},
+		{method: "GET", pattern: "/readyz", handler: s.readyz, public: true,
+			doc: opDoc{summary: "The database is reachable and migrated", tag: "health", status: 200, resp: ref[map[string]string]()}},
+		{method: "GET", pattern: "/api/v1/openapi.json", handler: s.serveOpenAPI, public: true,
+			doc: opDoc{summary: "This OpenAPI 3.1 document", tag: "meta", status: 200, resp: anyRef}},
+		{method: "GET", pattern: "/api/v1/me", handler: s.me,
+			doc: opDoc{summary: "Who the credential authenticates", tag: "meta", status: 200, resp: ref[authz.Principal]()}},
+
+		{method: "GET", pattern: "/api/v1/tokens", handler: s.listTokens,
+			doc: opDoc{summary: "List your API tokens (never their secret)", tag: "tokens", status: 200, resp: itemsRef[store.APIToken]("APITokenList")}},
+		{method: "POST", pattern: "/api/v1/tokens", handler: s.createToken,
+			doc: opDoc{summary: "Create an API token; its secret is shown once", tag: "tokens", body: ref[tokenRequest](), status: 201, resp: ref[tokenCreated]()}},
+		{method: "DELETE", pattern: "/api/v1/tokens/{id}", handler: s.deleteToken,
+			doc: opDoc{summary: "Revoke an API token", tag: "tokens", status: 204}},
+	}
+	rts = append(rts, resourceRoutes(projects, "/api/v1/projects", "/{project}")...)
+	rts = append(rts, resourceRoutes(services, "/api/v1/projects/{project}/services", "/{service}")...)
+	rts = append(rts, resourceRoutes(volumes, "/api/v1/projects/{project}/volumes", "/{volume}")...)
+	return append(rts, []route{
+		{method: "GET", pattern: "/api/v1/projects/{project}/events", handler: s.listEvents,
+			doc: opDoc{summary: "List a project's events, newest first", tag: "events", status: 200, resp: itemsRef[store.Event]("EventList"),
+				query: []queryParam{{"kind", "string", "Project, Service or Volume"}, {"name", "string", "the object's name"}, {"limit", "integer", "1–1000 (default 100)"}}}},
+
+		{method: "GET", pattern: "/api/v1/projects/{project}/members", handler: s.listMembers,
+			doc: opDoc{summary: "List the project's members", tag: "members", status: 200, resp: itemsRef[store.Member]("MemberList")}},
+		{method: "PUT", pattern: "/api/v1/projects/{project}/members/{userId}", handler: s.putMember,
+			doc: opDoc{summary: "Add a member or change their role (owner, admin)", tag: "members", body: ref[memberRequest](), status: 200, resp: ref[store.Member]()}},
+		{method: "DELETE", pattern: "/api/v1/projects/{project}/members/{userId}", handler: s.deleteMember,
+			doc: opDoc{summary: "Remove a member (owner, admin; anyone may leave)", tag: "members", status: 204}},
+
+		{method: "GET", pattern: "/api/v1/projects/{project}/registry-credentials", handler: s.listCredentials,
+			doc: opDoc{summary: "List registry credentials, without passwords (owner, admin)", tag: "registry credentials", status: 200, resp: itemsRef[store.RegistryCredential]("RegistryCredentialList")}},
+		{method: "GET", pattern: "/api/v1/projects/{project}/registry-credentials/{registry}", handler: s.getCredential,
+			doc: opDoc{summary: "Get a registry credential, without its password (owner, admin)", tag: "registry credentials", status: 200, resp: ref[store.RegistryCredential]()}},
+		{method: "PUT", pattern: "/api/v1/projects/{project}/registry-credentials/{registry}", handler: s.putCredential,
+			doc: opDoc{summary: "Set the credential for a registry; the password is write-only (owner, admin)", tag: "registry credentials", body: ref[credentialRequest](), status: 200, resp: ref[store.RegistryCredential]()}},
+		{method: "DELETE", pattern: "/api/v1/projects/{project}/registry-credentials/{registry}", handler: s.deleteCredential,
+			doc: opDoc{summary: "Delete a registry credential (owner, admin)", tag: "registry credentials", status: 204}},
+	}...)
+}
+
+// resourceRoutes are the seven routes of a kind: list, create, get,
+// replace, patch, delete.
+func resourceRoutes[T api.Object](k *kindAPI[T], collection, item string) []route {
+	tag := k.lower() + "s"
+	obj := manifestRef(k.kind)
+	deleteSummary := "Delete a " + k.lower() + " (two-phase: marked now, removed by the controller)"
+	var deleteQuery []queryParam
+	if k.isProject() {
+		deleteSummary = "Delete the project and everything in it (owner only; two-phase)"
+		deleteQuery = []queryParam{{"purgeVolumes", "boolean", "also remove the data of the project's volumes"}}
+	}
+	return []route{
+		{method: "GET", pattern: collection, handler: k.list,
+			doc: opDoc{summary: "List " + tag, tag: tag, status: 200, resp: manifestListRef(k.kind), query: pageParams}},
+		{method: "POST", pattern: collection, handler: k.create,
+			doc: opDoc{summary: "Create a " + k.lower(), tag: tag, body: obj, status: 201, resp: obj}},
+		{method: "GET", pattern: collection + item, handler: k.get,
+			doc: opDoc{summary: "Get a " + k.lower() + "; the ETag is its resourceVersion", tag: tag, status: 200, resp: obj}},
+		{method: "PUT", pattern: collection + item, handler: k.replace,
+			doc: opDoc{summary: "Replace a " + k.lower() + "'s labels, annotations and spec", tag: tag, body: obj, status: 200, resp: obj, ifMatch: true}},
+		{method: "PATCH", pattern: collection + item, handler: k.patch,
+			doc: opDoc{summary: "Change a " + k.lower() + " with a JSON merge patch (RFC 7396)", tag: tag, body: obj, patch: true, status: 200, resp: obj, ifMatch: true}},
+		{method: "DELETE", pattern: collection + item, handler: k.remove,
+			doc: opDoc{summary: deleteSummary, tag: tag, status: 202, resp: obj, query: deleteQuery, ifMatch: true}},
+	}
+}
