@@ -91,9 +91,8 @@ func ParseManifests(data []byte) ([]Object, error) {
 	var merr ManifestError
 	for i, doc := range docs {
 		obj, errs := decodeDocument(doc, "")
-		if len(errs) == 0 {
-			obj.Default()
-			errs = obj.Validate()
+		if obj != nil {
+			errs = validatePartial(obj, errs)
 		}
 		if len(errs) > 0 {
 			de := &DocumentError{Index: i, Errors: errs}
@@ -120,11 +119,10 @@ func DecodeObject(data []byte, kind Kind) (Object, error) {
 		return nil, ErrorList{fieldErr("", ErrInvalid, "expected exactly one %s document, got %d", kind, len(docs))}
 	}
 	obj, errs := decodeDocument(docs[0], kind)
-	if len(errs) > 0 {
-		return nil, errs
+	if obj != nil {
+		errs = validatePartial(obj, errs)
 	}
-	obj.Default()
-	if errs := obj.Validate(); len(errs) > 0 {
+	if len(errs) > 0 {
 		return nil, errs
 	}
 	return obj, nil
@@ -181,10 +179,9 @@ func decodeDocument(doc any, want Kind) (Object, ErrorList) {
 	if len(errs) > 0 {
 		return nil, errs
 	}
-	if errs := convert(doc, reflect.TypeOf(obj).Elem(), obj); len(errs) > 0 {
-		return nil, errs
-	}
-	return obj, nil
+	// The object comes back even with errors: what decoded can still be
+	// validated, so every problem is reported at once.
+	return obj, convert(doc, reflect.TypeOf(obj).Elem(), obj)
 }
 
 func peekKindName(doc any) (Kind, string) {
@@ -200,21 +197,39 @@ func peekKindName(doc any) (Kind, string) {
 }
 
 // convert checks doc against t, and when it fits unmarshals it into out.
+// convert checks doc against t and unmarshals what fits into out: unknown
+// fields and mistyped values are left out (and reported), so the caller can
+// still validate the rest and report every problem at once.
 func convert(doc any, t reflect.Type, out any) ErrorList {
 	var errs ErrorList
 	norm := check(doc, t, "", &errs)
-	if len(errs) > 0 {
-		return errs
-	}
 	data, err := json.Marshal(norm)
 	if err == nil {
 		err = json.Unmarshal(data, out)
 	}
 	if err != nil {
-		// check accepts only what unmarshals, so this is a bug, reported plainly.
-		return ErrorList{fieldErr("", ErrInvalid, "decode: %v", err)}
+		// check keeps only what unmarshals, so this is a bug, reported plainly.
+		return append(errs, fieldErr("", ErrInvalid, "decode: %v", err))
 	}
-	return nil
+	return errs
+}
+
+// validatePartial defaults and validates an object decoded with errors,
+// adding the validation problems of fields the decode errors do not
+// already name (a mistyped field would otherwise also be "required").
+func validatePartial(obj Object, decodeErrs ErrorList) ErrorList {
+	obj.Default()
+	named := map[string]bool{}
+	for _, e := range decodeErrs {
+		named[e.Field] = true
+	}
+	errs := decodeErrs
+	for _, e := range obj.Validate() {
+		if !named[e.Field] {
+			errs = append(errs, e)
+		}
+	}
+	return errs
 }
 
 // ---- the generic tree ----

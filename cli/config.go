@@ -103,8 +103,8 @@ type connection struct {
 }
 
 func (c *connection) register(cmd *cobra.Command) {
-	cmd.PersistentFlags().StringVar(&c.server, "server", "", "PanelX server URL, e.g. http://localhost:8080 [$PANELX_SERVER] (default: from `panelx login`)")
-	cmd.PersistentFlags().StringVar(&c.token, "token", "", "API token or Supabase JWT [$PANELX_TOKEN] (default: from `panelx login`)")
+	cmd.PersistentFlags().StringVar(&c.server, "server", "", "PanelX server URL, e.g. http://localhost:8080 [$PANELX_SERVER] (default: saved by panelx login)")
+	cmd.PersistentFlags().StringVar(&c.token, "token", "", "API token or Supabase JWT [$PANELX_TOKEN] (default: saved by panelx login)")
 }
 
 // client builds an API client from flags, then the environment, then the

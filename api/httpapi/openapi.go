@@ -38,6 +38,17 @@ func manifestRef(kind api.Kind) schemaRef {
 	return func(g *schema.Generator) schema.Schema { return schema.Manifests(g)[kind] }
 }
 
+// manifestStreamRef: one manifest or a JSON array of them; as YAML, any
+// number of documents separated by "---".
+func manifestStreamRef(g *schema.Generator) schema.Schema {
+	m := schema.Manifests(g)
+	one := schema.Schema{"oneOf": []any{m[api.KindProject], m[api.KindService], m[api.KindVolume]}}
+	return schema.Schema{
+		"description": "a manifest, a JSON array of manifests, or a multi-document YAML stream",
+		"oneOf":       []any{one, schema.Schema{"type": "array", "items": one}},
+	}
+}
+
 func manifestListRef(kind api.Kind) schemaRef {
 	return func(g *schema.Generator) schema.Schema {
 		name := string(kind) + "List"

@@ -214,17 +214,21 @@ func (k *kindAPI[T]) decode(data []byte, want api.Key) (T, string, error) {
 		return zero, "", err
 	}
 	obj := o.(T)
+	// Decoding problems do not stop here: what decoded is validated too, so
+	// the client hears of every problem at once.
+	var decodeErrs api.ErrorList
 	if err := api.DecodeStrict(data, obj); err != nil {
-		var errs api.ErrorList
-		if errors.As(err, &errs) {
-			return zero, "", invalid(errs)
+		if !errors.As(err, &decodeErrs) {
+			return zero, "", err
 		}
-		return zero, "", err
+		if len(decodeErrs) == 1 && decodeErrs[0].Field == "" {
+			return zero, "", invalid(decodeErrs) // not a document at all
+		}
 	}
 	m := obj.GetMeta()
 	rv := m.ResourceVersion
 	*m = api.ObjectMeta{Name: m.Name, Project: m.Project, Labels: m.Labels, Annotations: m.Annotations}
-	var errs api.ErrorList
+	errs := decodeErrs
 	if m.Name == "" {
 		m.Name = want.Name
 	} else if want.Name != "" && m.Name != want.Name {
@@ -238,9 +242,18 @@ func (k *kindAPI[T]) decode(data []byte, want api.Key) (T, string, error) {
 		}
 	}
 	obj.Default()
-	errs = append(errs, checkText(obj)...)
-	if len(errs) == 0 { // validation of text that is not text would only repeat it
-		errs = append(errs, obj.Validate()...)
+	textErrs := checkText(obj)
+	errs = append(errs, textErrs...)
+	if len(textErrs) == 0 { // validation of text that is not text would only repeat it
+		named := map[string]bool{}
+		for _, e := range decodeErrs {
+			named[e.Field] = true
+		}
+		for _, e := range obj.Validate() {
+			if !named[e.Field] { // a mistyped field is not also "required"
+				errs = append(errs, e)
+			}
+		}
 	}
 	if len(errs) > 0 {
 		return zero, "", invalid(errs)

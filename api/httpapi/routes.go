@@ -15,7 +15,10 @@ type route struct {
 	pattern string
 	handler http.HandlerFunc
 	public  bool // served without authentication
-	doc     opDoc
+	// selfAuth: the handler authenticates itself (WebSocket upgrades take
+	// the token from a subprotocol too); documented like any secured route.
+	selfAuth bool
+	doc      opDoc
 }
 
 // opDoc is what the OpenAPI document says about a route.
@@ -55,6 +58,16 @@ func (s *Server) routeTable() []route {
 			doc: opDoc{summary: "The database is reachable and migrated", tag: "health", status: 200, resp: ref[map[string]string]()}},
 		{method: "GET", pattern: "/api/v1/openapi.json", handler: s.serveOpenAPI, public: true,
 			doc: opDoc{summary: "This OpenAPI 3.1 document", tag: "meta", status: 200, resp: anyRef}},
+		{method: "POST", pattern: "/api/v1/apply", handler: s.applyManifests,
+			doc: opDoc{summary: "Apply manifests (multi-document YAML or JSON) in one transaction; dryRun, prune, pruneVolumes", tag: "apply",
+				body: manifestStreamRef, status: 200, resp: ref[applyResponse](),
+				query: []queryParam{{"dryRun", "boolean", "report what would change; write nothing"},
+					{"prune", "boolean", "delete services of the applied projects missing from the manifests"},
+					{"pruneVolumes", "boolean", "with prune, delete volumes too (and their data)"}}}},
+		{method: "GET", pattern: "/api/v1/watch", handler: s.watch, selfAuth: true,
+			doc: opDoc{summary: "Stream the current state, then every change, as Server-Sent Events or WebSocket messages (token in the Authorization header or a panelx.bearer.<token> subprotocol)", tag: "watch",
+				status: 200, resp: ref[WatchEvent](),
+				query: []queryParam{{"project", "string", "only this project"}, {"kind", "string", "Project, Service or Volume"}, {"name", "string", "only objects of this name"}}}},
 		{method: "GET", pattern: "/api/v1/me", handler: s.me,
 			doc: opDoc{summary: "Who the credential authenticates", tag: "meta", status: 200, resp: ref[authz.Principal]()}},
 

@@ -132,7 +132,7 @@ func (s *Server) buildRouter() {
 		s.fail(w, r, httpErr(http.StatusMethodNotAllowed, "method %s is not allowed here", r.Method))
 	})
 	for _, rt := range s.routes {
-		if rt.public {
+		if rt.public || rt.selfAuth {
 			r.Method(rt.method, rt.pattern, rt.handler)
 		} else {
 			r.With(s.authenticate).Method(rt.method, rt.pattern, rt.handler)

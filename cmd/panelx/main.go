@@ -1,5 +1,5 @@
-// Command panelx is PanelX: the server (API, reconcile loop, metrics) and,
-// as it grows, the CLI that talks to it.
+// Command panelx is PanelX: the server (API, reconcile loop, metrics) and
+// the CLI that talks to it.
 package main
 
 import (
@@ -9,22 +9,23 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+
+	"github.com/panelx/panelx/cli"
 )
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	if err := newRootCmd().ExecuteContext(ctx); err != nil {
-		var exit exitError
+		code := 1
+		var exit *cli.ExitError
 		if errors.As(err, &exit) {
-			os.Exit(exit.code)
+			code = exit.Code
+			err = exit.Err
 		}
-		fmt.Fprintln(os.Stderr, "panelx:", err)
-		os.Exit(1)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "panelx:", err)
+		}
+		os.Exit(code)
 	}
 }
-
-// exitError ends the process with a code and no further message.
-type exitError struct{ code int }
-
-func (e exitError) Error() string { return fmt.Sprintf("exit status %d", e.code) }

@@ -4,6 +4,7 @@ import (
 	"github.com/spf13/cobra"
 	"go.uber.org/zap"
 
+	"github.com/panelx/panelx/cli"
 	"github.com/panelx/panelx/internal/logging"
 )
 
@@ -27,6 +28,9 @@ declare, like a Kubernetes controller: declare desired state over its REST API
 (or as YAML), and its reconcile loop converges containers, networks and volumes
 and keeps them converged.
 
+Server side: server, migrate, token. Client side (talking to a server's API,
+like kubectl): login, apply, diff, get, delete, convert.
+
 Every flag can also be set through the environment variable shown in its help.`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
@@ -36,5 +40,6 @@ Every flag can also be set through the environment variable shown in its help.`,
 	env.String(&g.logFormat, "log-format", "PANELX_LOG_FORMAT", "auto", "log format: json, console, or auto (console in a terminal, JSON otherwise)")
 	root.PersistentPreRunE = func(cmd *cobra.Command, args []string) error { return env.Err() }
 	root.AddCommand(newServerCmd(g), newMigrateCmd(g), newTokenCmd(g), newVersionCmd())
+	root.AddCommand(cli.Commands()...)
 	return root
 }

@@ -30,6 +30,7 @@
 //	POST /burn?seconds=N     burn one CPU for N seconds (in the background)
 //	POST /exit?code=N        exit the process with code N
 //	POST /log?stream=stdout|stderr&line=...  print line on that stream
+//	GET  /fetch?url=http://...  GET the URL from inside and relay the answer
 //
 // SIGTERM and SIGINT make the process exit promptly with code 0. That needs
 // an explicit handler: as PID 1 of a container, the default action of
@@ -181,6 +182,7 @@ func newHandler(dataDir string) http.Handler {
 	mux.HandleFunc("POST /burn", handleBurn)
 	mux.HandleFunc("POST /exit", handleExit)
 	mux.HandleFunc("POST /log", handleLog)
+	mux.HandleFunc("GET /fetch", handleFetch)
 	return mux
 }
 
@@ -210,6 +212,31 @@ func handleEnv(w http.ResponseWriter, r *http.Request) {
 	}
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 	_, _ = io.WriteString(w, v)
+}
+
+// handleFetch GETs ?url=http://… from inside the container and relays the
+// answer, so tests can show services reaching each other by name.
+func handleFetch(w http.ResponseWriter, r *http.Request) {
+	target := r.URL.Query().Get("url")
+	if !strings.HasPrefix(target, "http://") {
+		http.Error(w, "url must be http://…", http.StatusBadRequest)
+		return
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), 5*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, target, nil)
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusBadRequest)
+		return
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusBadGateway)
+		return
+	}
+	defer resp.Body.Close()
+	w.WriteHeader(resp.StatusCode)
+	_, _ = io.Copy(w, io.LimitReader(resp.Body, 1<<20))
 }
 
 func handleHealth(w http.ResponseWriter, _ *http.Request) {
