@@ -7,6 +7,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 
 	"github.com/panelx/panelx/api"
 	"github.com/panelx/panelx/api/schema"
@@ -196,4 +197,20 @@ func (s *Server) serveOpenAPI(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("Access-Control-Allow-Origin", "*") // a public document
 	_, _ = w.Write(s.openapi)
+}
+
+// manifestSchema is the JSON Schema of one manifest document, rendered once.
+var manifestSchema = sync.OnceValue(func() []byte {
+	data, err := json.MarshalIndent(schema.ManifestDocument(), "", "  ")
+	if err != nil {
+		panic(err) // built from Go types: cannot fail
+	}
+	return data
+})
+
+// serveManifestSchema: GET /api/v1/schema.json.
+func (s *Server) serveManifestSchema(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Content-Type", "application/schema+json")
+	w.Header().Set("Access-Control-Allow-Origin", "*") // a public document, like the OpenAPI one
+	_, _ = w.Write(manifestSchema())
 }

@@ -58,6 +58,8 @@ func (s *Server) routeTable() []route {
 			doc: opDoc{summary: "The database is reachable and migrated", tag: "health", status: 200, resp: ref[map[string]string]()}},
 		{method: "GET", pattern: "/api/v1/openapi.json", handler: s.serveOpenAPI, public: true,
 			doc: opDoc{summary: "This OpenAPI 3.1 document", tag: "meta", status: 200, resp: anyRef}},
+		{method: "GET", pattern: "/api/v1/schema.json", handler: s.serveManifestSchema, public: true,
+			doc: opDoc{summary: "JSON Schema of the manifests, for editors (yaml-language-server)", tag: "meta", status: 200, resp: anyRef}},
 		{method: "POST", pattern: "/api/v1/apply", handler: s.applyManifests,
 			doc: opDoc{summary: "Apply manifests (multi-document YAML or JSON) in one transaction; dryRun, prune, pruneVolumes", tag: "apply",
 				body: manifestStreamRef, status: 200, resp: ref[applyResponse](),
