@@ -23,7 +23,8 @@ type serverConfig struct {
 	migrate         bool
 	shutdownTimeout time.Duration
 
-	api apiConfig
+	api           apiConfig
+	bootstrapUser string
 
 	controller     bool
 	workers        int
@@ -70,6 +71,8 @@ SIGTERM or Ctrl-C stops it gracefully.`,
 	env.Duration(&cfg.resyncInterval, "resync-interval", "PANELX_RESYNC_INTERVAL", controller.DefaultResyncInterval, "period of the full resync safety net")
 	env.Duration(&cfg.pullInterval, "pull-interval", "PANELX_PULL_INTERVAL", controller.DefaultPullInterval, "how often services with imagePullPolicy Always look for a moved tag")
 	cfg.api.register(env)
+	env.String(&cfg.bootstrapUser, "bootstrap-user", "PANELX_BOOTSTRAP_USER", "admin",
+		"embedded store without JWT settings: on first start, write an API token for this user to <data-dir>/"+bootstrapTokenFile+" (empty: don't)")
 	cmd.PreRunE = func(*cobra.Command, []string) error {
 		if err := env.Err(); err != nil {
 			return err
@@ -92,6 +95,11 @@ func runServer(ctx context.Context, cfg *serverConfig, log *zap.Logger) error {
 			return err
 		}
 		log.Info("database schema is up to date", zap.Int("applied", len(applied)))
+	}
+	if cfg.backend.databaseURL == "" && cfg.api.verifier == nil && cfg.bootstrapUser != "" {
+		if err := bootstrapToken(ctx, st, cfg.backend.dataDir, cfg.bootstrapUser, log); err != nil {
+			return err
+		}
 	}
 	ln, err := net.Listen("tcp", cfg.listen)
 	if err != nil {

@@ -191,4 +191,23 @@ func TestEmbeddedServer(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(dir, "panelx.db")); err != nil {
 		t.Errorf("no database file in the data directory: %v", err)
 	}
+	// With no JWT settings, the first start left a token to log in with.
+	fi, err := os.Stat(filepath.Join(dir, "admin-token"))
+	if err != nil || fi.Mode().Perm() != 0o600 {
+		t.Fatalf("bootstrap token file: %v, mode %v", err, fi.Mode())
+	}
+	token, _ := os.ReadFile(filepath.Join(dir, "admin-token"))
+	if strings.Contains(logs.String(), strings.TrimSpace(string(token))) {
+		t.Error("the bootstrap token is in the log")
+	}
+	cmd, base, _ = startServer(t, bin, env...)
+	req, _ := http.NewRequest("GET", base+"/api/v1/me", nil)
+	req.Header.Set("Authorization", "Bearer "+strings.TrimSpace(string(token)))
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("the bootstrap token does not authenticate: %v %v", err, resp.Status)
+	}
+	resp.Body.Close()
+	_ = cmd.Process.Signal(syscall.SIGTERM)
+	_ = cmd.Wait()
 }

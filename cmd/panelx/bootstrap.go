@@ -1,0 +1,61 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+
+	"go.uber.org/zap"
+
+	"github.com/panelx/panelx/api/auth"
+	"github.com/panelx/panelx/store"
+)
+
+// bootstrapTokenFile is where a server on the embedded store without JWT
+// authentication leaves its first API token, so `make run` gives a usable
+// installation with no extra step.
+const bootstrapTokenFile = "admin-token"
+
+// bootstrapToken creates an API token for user when no user has a way in
+// yet: only with the embedded store (one server on one host), without JWT
+// configuration, when user has no token and the file was never written.
+// The token goes to a file readable by its owner only, never to the log.
+func bootstrapToken(ctx context.Context, st store.Store, dataDir, user string, log *zap.Logger) error {
+	path := filepath.Join(dataDir, bootstrapTokenFile)
+	if _, err := os.Stat(path); err == nil || !errors.Is(err, fs.ErrNotExist) {
+		return nil // written before (or unreadable): leave it alone
+	}
+	existing, err := st.Tokens().List(ctx, user)
+	if err != nil {
+		return err
+	}
+	if len(existing) > 0 {
+		return nil
+	}
+	plain, hash, err := auth.GenerateAPIToken()
+	if err != nil {
+		return err
+	}
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return fmt.Errorf("write the bootstrap token: %w", err)
+	}
+	if _, err := fmt.Fprintln(f, plain); err != nil {
+		f.Close()
+		return fmt.Errorf("write the bootstrap token: %w", err)
+	}
+	if err := f.Close(); err != nil {
+		return fmt.Errorf("write the bootstrap token: %w", err)
+	}
+	if _, err := st.Tokens().Create(ctx, store.APIToken{UserID: user, Name: "bootstrap", Prefix: auth.TokenPrefix(plain), Hash: hash}); err != nil {
+		_ = os.Remove(path)
+		return err
+	}
+	log.Info("no authentication was configured: created an API token for the first user; log in with it",
+		zap.String("user", user), zap.String("tokenFile", path),
+		zap.String("login", "panelx login --server http://localhost:8080 < "+path))
+	return nil
+}
