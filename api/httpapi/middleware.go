@@ -89,6 +89,7 @@ func (s *Server) withRequest(next http.Handler) http.Handler {
 			if rc := chi.RouteContext(r.Context()); rc != nil {
 				pattern = rc.RoutePattern()
 			}
+			s.metrics.observe(pattern, r.Method, status, time.Since(start))
 			log.Info("request",
 				zap.String("method", r.Method),
 				zap.String("route", pattern),

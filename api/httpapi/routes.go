@@ -70,6 +70,8 @@ func (s *Server) routeTable() []route {
 			doc: opDoc{summary: "Stream the current state, then every change, as Server-Sent Events or WebSocket messages (token in the Authorization header or a panelx.bearer.<token> subprotocol)", tag: "watch",
 				status: 200, resp: ref[WatchEvent](),
 				query: []queryParam{{"project", "string", "only this project"}, {"kind", "string", "Project, Service or Volume"}, {"name", "string", "only objects of this name"}}}},
+		{method: "GET", pattern: "/metrics", handler: s.serveMetrics,
+			doc: opDoc{summary: "Prometheus metrics (server administrators; or PANELX_METRICS_LISTEN without authentication)", tag: "meta", status: 200, resp: anyRef}},
 		{method: "GET", pattern: "/api/v1/me", handler: s.me,
 			doc: opDoc{summary: "Who the credential authenticates", tag: "meta", status: 200, resp: ref[authz.Principal]()}},
 

@@ -17,6 +17,7 @@ import (
 
 	"github.com/go-chi/chi/v5"
 	"github.com/go-chi/cors"
+	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
 
 	"github.com/panelx/panelx/api/auth"
@@ -44,21 +45,27 @@ type Options struct {
 	MaxBodyBytes int64
 	// Now is the clock (tests); default time.Now.
 	Now func() time.Time
+	// Metrics, when set, receives the API's request metrics, and Gatherer
+	// is served at /metrics (to administrators).
+	Metrics  prometheus.Registerer
+	Gatherer prometheus.Gatherer
 }
 
 // Server holds the router and what the handlers need.
 type Server struct {
-	store   store.Store
-	log     *zap.Logger
-	router  chi.Router
-	authn   *authz.Authenticator
-	authz   *authz.Authorizer
-	origins *authz.Origins
-	policy  policy.Config
-	maxBody int64
-	now     func() time.Time
-	routes  []route
-	openapi []byte
+	store    store.Store
+	log      *zap.Logger
+	router   chi.Router
+	authn    *authz.Authenticator
+	authz    *authz.Authorizer
+	origins  *authz.Origins
+	policy   policy.Config
+	maxBody  int64
+	now      func() time.Time
+	routes   []route
+	openapi  []byte
+	metrics  *httpMetrics
+	gatherer prometheus.Gatherer
 }
 
 // New builds the router.
@@ -68,13 +75,17 @@ func New(opts Options) *Server {
 		log = zap.NewNop()
 	}
 	s := &Server{
-		store:   opts.Store,
-		log:     log.Named("http"),
-		router:  chi.NewRouter(),
-		origins: authz.NewOrigins(opts.CORSOrigins),
-		policy:  policy.DefaultConfig(),
-		maxBody: opts.MaxBodyBytes,
-		now:     opts.Now,
+		store:    opts.Store,
+		log:      log.Named("http"),
+		router:   chi.NewRouter(),
+		origins:  authz.NewOrigins(opts.CORSOrigins),
+		policy:   policy.DefaultConfig(),
+		maxBody:  opts.MaxBodyBytes,
+		now:      opts.Now,
+		gatherer: opts.Gatherer,
+	}
+	if opts.Metrics != nil {
+		s.metrics = newHTTPMetrics(opts.Metrics)
 	}
 	if opts.Policy != nil {
 		s.policy = *opts.Policy
