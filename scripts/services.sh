@@ -108,6 +108,9 @@ BEGIN
   END IF;
 END
 \$\$;
+-- Tests drop their databases WITH (FORCE), which must end every session
+-- on them, autovacuum's included.
+GRANT pg_signal_backend TO panelx;
 SQL
   if [ "$(pg_as_postgres -c "SELECT 1 FROM pg_database WHERE datname = 'panelx'")" != "1" ]; then
     pg_as_postgres -c "CREATE DATABASE panelx OWNER panelx" >&2

@@ -34,6 +34,13 @@ var roleMatrix = map[string]string{
 	"GET /api/v1/projects/{project}/registry-credentials/{registry}":    "admin",
 	"PUT /api/v1/projects/{project}/registry-credentials/{registry}":    "admin",
 	"DELETE /api/v1/projects/{project}/registry-credentials/{registry}": "admin",
+	"GET /api/v1/projects/{project}/metrics/stream":                     "viewer",
+}
+
+// webSockets are routes that, past authorization, ask a plain request to
+// upgrade (426): for them that is the "allowed" answer.
+var webSockets = map[string]bool{
+	"GET /api/v1/projects/{project}/metrics/stream": true,
 }
 
 var roleRank = map[string]int{"viewer": 0, "editor": 1, "admin": 2, "owner": 3}
@@ -83,6 +90,10 @@ func TestRoleMatrix(t *testing.T) {
 			r := e.do(t, req{method: method, path: path, token: tok, body: body})
 			allowed := roleRank[role] >= roleRank[least]
 			switch {
+			case allowed && webSockets[route]:
+				if r.Status != http.StatusUpgradeRequired {
+					t.Errorf("%s as %s: %d, want 426\n%s", route, role, r.Status, r.Body)
+				}
 			case allowed && (r.Status < 200 || r.Status > 299):
 				t.Errorf("%s as %s: %d, want 2xx\n%s", route, role, r.Status, r.Body)
 			case !allowed && r.Status != http.StatusForbidden:

@@ -90,6 +90,9 @@ func (s *Server) routeTable() []route {
 			doc: opDoc{summary: "List a project's events, newest first", tag: "events", status: 200, resp: itemsRef[store.Event]("EventList"),
 				query: []queryParam{{"kind", "string", "Project, Service or Volume"}, {"name", "string", "the object's name"}, {"limit", "integer", "1–1000 (default 100)"}}}},
 
+		{method: "GET", pattern: "/api/v1/projects/{project}/metrics/stream", handler: s.metricsStream, selfAuth: true,
+			doc: opDoc{summary: "WebSocket: one message per interval (1–60 s, default 1 s; ?interval= or {\"interval\": \"5s\"}) with every container's CPU %, memory and I/O rates [viewer]", tag: "metrics",
+				status: 101, resp: ref[statsMessage](), query: []queryParam{{"interval", "string", "1s to 60s, whole seconds"}}}},
 		{method: "GET", pattern: "/api/v1/projects/{project}/members", handler: s.listMembers,
 			doc: opDoc{summary: "List the project's members", tag: "members", status: 200, resp: itemsRef[store.Member]("MemberList")}},
 		{method: "PUT", pattern: "/api/v1/projects/{project}/members/{userId}", handler: s.putMember,

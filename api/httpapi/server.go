@@ -49,6 +49,8 @@ type Options struct {
 	// is served at /metrics (to administrators).
 	Metrics  prometheus.Registerer
 	Gatherer prometheus.Gatherer
+	// Stats feeds the live metrics stream; nil: not collected.
+	Stats StatsSource
 }
 
 // Server holds the router and what the handlers need.
@@ -66,6 +68,7 @@ type Server struct {
 	openapi  []byte
 	metrics  *httpMetrics
 	gatherer prometheus.Gatherer
+	stats    StatsSource
 }
 
 // New builds the router.
@@ -83,6 +86,7 @@ func New(opts Options) *Server {
 		maxBody:  opts.MaxBodyBytes,
 		now:      opts.Now,
 		gatherer: opts.Gatherer,
+		stats:    opts.Stats,
 	}
 	if opts.Metrics != nil {
 		s.metrics = newHTTPMetrics(opts.Metrics)

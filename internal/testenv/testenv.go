@@ -66,9 +66,15 @@ func NewDatabase(tb testing.TB) string {
 			return
 		}
 		defer conn.Close(ctx)
-		if _, err := conn.Exec(ctx, "DROP DATABASE IF EXISTS "+name+" WITH (FORCE)"); err != nil {
-			tb.Errorf("drop test database %s: %v", name, err)
+		// An autovacuum worker may hold the database for a moment; retry.
+		var err2 error
+		for attempt := 0; attempt < 5; attempt++ {
+			if _, err2 = conn.Exec(ctx, "DROP DATABASE IF EXISTS "+name+" WITH (FORCE)"); err2 == nil {
+				return
+			}
+			time.Sleep(time.Duration(attempt+1) * 200 * time.Millisecond)
 		}
+		tb.Errorf("drop test database %s: %v", name, err2)
 	})
 	return withDatabase(tb, admin, name)
 }
