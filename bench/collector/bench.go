@@ -102,6 +102,10 @@ func (b *bench) startOne(ctx context.Context, i int, memoryLimit int64) error {
 	}
 	hc := &container.HostConfig{Resources: container.Resources{Memory: memoryLimit}}
 	name := reconcile.ContainerName(b.instance, service, 0)
+	// A create canceled halfway may still finish in the daemon after the
+	// client gave up, out of sight of the cleanup's list: let it finish.
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
+	defer cancel()
 	created, err := b.cli.ContainerCreate(ctx, cfg, hc, nil, nil, name)
 	if err != nil {
 		return fmt.Errorf("create %s: %w", name, err)

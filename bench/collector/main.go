@@ -24,6 +24,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"os/signal"
+	"runtime/pprof"
 	"syscall"
 	"time"
 
@@ -45,6 +46,7 @@ type config struct {
 	parallel    int
 	memoryLimit int64
 	verbose     bool
+	cpuprofile  string
 }
 
 func main() {
@@ -58,6 +60,7 @@ func main() {
 	flag.IntVar(&cfg.parallel, "parallel", 8, "containers created at once")
 	flag.Int64Var(&cfg.memoryLimit, "memory-limit", 32<<20, "memory limit of each container in bytes")
 	flag.BoolVar(&cfg.verbose, "v", false, "log the collector's debug output")
+	flag.StringVar(&cfg.cpuprofile, "cpuprofile", "", "write a CPU profile of the measurement window to this file")
 	flag.Parse()
 	if cfg.mode != "cgroup" && cfg.mode != "stream" {
 		log.Fatalf("-mode %q: want cgroup or stream", cfg.mode)
@@ -147,11 +150,17 @@ func (b *bench) measureCollector(ctx context.Context, cfg config) error {
 		return err
 	}
 
+	stopProfile, err := startProfile(cfg.cpuprofile)
+	if err != nil {
+		return err
+	}
 	rep, err := measureCPU(ctx, cfg.duration)
+	stopProfile()
 	if err != nil {
 		return err
 	}
 	fmt.Printf("collector (%s mode, %v interval), %d containers: %v\n", cfg.mode, cfg.interval, cfg.n, rep)
+	fmt.Printf("time between a container's last two samples: %s\n", windows(c.ForProject(b.instance)))
 
 	lat, series, err := scrapeLatency(ctx, c, cfg.scrapes)
 	if err != nil {
@@ -160,6 +169,22 @@ func (b *bench) measureCollector(ctx context.Context, cfg config) error {
 	fmt.Printf("scrape of /metrics (%d series): %s\n", series, latencySummary(lat))
 	fmt.Printf("collector RSS after the run: %s\n", rss())
 	return nil
+}
+
+// windows summarises the time between the last two samples of each
+// container: the resolution the collector really achieves (a stream
+// delivers a frame only as often as the daemon manages to collect).
+func windows(ss []containers.Sample) string {
+	var ws []time.Duration
+	for _, s := range ss {
+		if s.Rates.Valid {
+			ws = append(ws, s.Rates.Window)
+		}
+	}
+	if len(ws) == 0 {
+		return "no container has two samples"
+	}
+	return latencySummary(ws)
 }
 
 // waitAllSampled waits until every container has a sample and says where
@@ -215,6 +240,28 @@ func scrapeLatency(ctx context.Context, c *containers.Collector, n int) ([]time.
 		series += len(f.GetMetric())
 	}
 	return lat, series, nil
+}
+
+// startProfile starts a CPU profile into name ("" profiles nothing) and
+// returns the function that ends it.
+func startProfile(name string) (stop func(), err error) {
+	if name == "" {
+		return func() {}, nil
+	}
+	f, err := os.Create(name)
+	if err != nil {
+		return nil, fmt.Errorf("cpu profile: %w", err)
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("cpu profile: %w", err)
+	}
+	return func() {
+		pprof.StopCPUProfile()
+		if err := f.Close(); err != nil {
+			log.Printf("cpu profile: %v", err)
+		}
+	}, nil
 }
 
 func sleep(ctx context.Context, d time.Duration) error {
