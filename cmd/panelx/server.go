@@ -6,8 +6,10 @@ import (
 	"fmt"
 	"net"
 	"sync"
+	"sync/atomic"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/spf13/cobra"
 	"go.uber.org/zap"
 
@@ -26,10 +28,12 @@ type serverConfig struct {
 	api           apiConfig
 	bootstrapUser string
 
-	controller     bool
-	workers        int
-	resyncInterval time.Duration
-	pullInterval   time.Duration
+	controller       bool
+	containerMetrics bool
+	metricsListen    string
+	workers          int
+	resyncInterval   time.Duration
+	pullInterval     time.Duration
 }
 
 func newServerCmd(g *globalFlags) *cobra.Command {
@@ -67,6 +71,8 @@ SIGTERM or Ctrl-C stops it gracefully.`,
 	env.Bool(&cfg.migrate, "migrate", "PANELX_MIGRATE", true, "apply pending database migrations at start")
 	env.Duration(&cfg.shutdownTimeout, "shutdown-timeout", "PANELX_SHUTDOWN_TIMEOUT", 30*time.Second, "how long to let requests finish on shutdown")
 	env.Bool(&cfg.controller, "controller", "PANELX_CONTROLLER", true, "run the reconcile loop (false: serve the API only)")
+	env.Bool(&cfg.containerMetrics, "container-metrics", "PANELX_CONTAINER_METRICS", true, "collect CPU, memory, network and block I/O of the managed containers for /metrics and the live stream")
+	env.String(&cfg.metricsListen, "metrics-listen", "PANELX_METRICS_LISTEN", "", "also serve /metrics, without authentication, on this address (e.g. 127.0.0.1:9464; empty: only on the API listener, for administrators)")
 	env.Int(&cfg.workers, "workers", "PANELX_WORKERS", controller.DefaultWorkers, "keys reconciled in parallel")
 	env.Duration(&cfg.resyncInterval, "resync-interval", "PANELX_RESYNC_INTERVAL", controller.DefaultResyncInterval, "period of the full resync safety net")
 	env.Duration(&cfg.pullInterval, "pull-interval", "PANELX_PULL_INTERVAL", controller.DefaultPullInterval, "how often services with imagePullPolicy Always look for a moved tag")
@@ -108,57 +114,110 @@ func runServer(ctx context.Context, cfg *serverConfig, log *zap.Logger) error {
 
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
+	reg := newRegistry()
+	ctlMetrics := controller.NewMetrics(reg)
+	stats := &lazyStats{}
 	var wg sync.WaitGroup
-	errc := make(chan error, 2)
-	if cfg.controller {
+	errc := make(chan error, 3)
+	fail := func(err error) {
+		if err != nil && ctx.Err() == nil {
+			errc <- err
+			cancel()
+		}
+	}
+	if cfg.controller || cfg.containerMetrics {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			ctl, err := newController(ctx, cfg, st, log)
-			if err == nil {
-				err = ctl.Run(ctx)
-			}
-			if err != nil && ctx.Err() == nil {
-				errc <- fmt.Errorf("controller: %w", err)
-				cancel()
-			}
+			fail(runDockerSide(ctx, cfg, st, reg, ctlMetrics, stats, log))
+		}()
+	}
+	if cfg.metricsListen != "" {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			fail(serveMetricsListener(ctx, cfg.metricsListen, reg, log))
 		}()
 	}
 	cfg.api.logSummary(log)
 	opts := cfg.api.options()
 	opts.Store, opts.Logger = st, log
+	opts.Metrics, opts.Gatherer, opts.Stats = reg, reg, stats
 	h := httpapi.New(opts)
 	log.Info("serving API", zap.String("addr", ln.Addr().String()))
 	serveErr := httpapi.Serve(ctx, ln, h.Handler(), cfg.shutdownTimeout, log)
 	cancel()
 	wg.Wait()
 	close(errc)
-	if err := errors.Join(serveErr, <-errc); err != nil {
+	var errs []error
+	for err := range errc {
+		errs = append(errs, err)
+	}
+	if err := errors.Join(append(errs, serveErr)...); err != nil {
 		return err
 	}
 	log.Info("stopped")
 	return nil
 }
 
-func newController(ctx context.Context, cfg *serverConfig, st migrator, log *zap.Logger) (*controller.Controller, error) {
+// runDockerSide connects to Docker and, once the schema is there, runs the
+// container metrics collector and (when enabled) the controller until ctx
+// ends.
+func runDockerSide(ctx context.Context, cfg *serverConfig, st migrator, reg prometheus.Registerer, m *controller.Metrics, stats *lazyStats, log *zap.Logger) error {
 	cli, err := reconcile.NewDockerClient(ctx)
 	if err != nil {
-		return nil, fmt.Errorf("%w (is dockerd running? set DOCKER_HOST, or --controller=false to serve the API only)", err)
+		return fmt.Errorf("%w (is dockerd running? set DOCKER_HOST, or --controller=false --container-metrics=false to serve the API only)", err)
 	}
+	defer cli.Close()
 	instance, err := waitForSchema(ctx, st, log)
 	if err != nil {
-		return nil, err
+		return err
+	}
+	if cfg.containerMetrics {
+		src, err := startContainerMetrics(ctx, cli, instance, reg, log)
+		if err != nil {
+			return err
+		}
+		stats.set(src)
+	}
+	if !cfg.controller {
+		<-ctx.Done()
+		return nil
 	}
 	log.Info("reconciling Docker", zap.String("docker", cli.DaemonHost()), zap.String("instance", instance))
-	return controller.New(controller.Options{
+	rt := reconcile.NewDockerRuntime(cli, instance)
+	rt.Observe = m.ObserveDockerCall
+	ctl, err := controller.New(controller.Options{
 		Store:          st,
-		Runtime:        reconcile.NewDockerRuntime(cli, instance),
+		Runtime:        rt,
 		Instance:       instance,
 		Log:            log,
 		Workers:        cfg.workers,
 		ResyncInterval: cfg.resyncInterval,
 		PullInterval:   cfg.pullInterval,
+		Metrics:        m,
 	})
+	if err != nil {
+		return err
+	}
+	if err := ctl.Run(ctx); err != nil {
+		return fmt.Errorf("controller: %w", err)
+	}
+	return nil
+}
+
+// lazyStats is the API's live-stats source, set once the collector runs.
+type lazyStats struct {
+	p atomic.Pointer[httpapi.StatsSource]
+}
+
+func (l *lazyStats) set(s httpapi.StatsSource) { l.p.Store(&s) }
+
+func (l *lazyStats) ProjectStats(project string) []httpapi.ContainerStats {
+	if s := l.p.Load(); s != nil {
+		return (*s).ProjectStats(project)
+	}
+	return nil
 }
 
 // waitForSchema waits until the database is migrated (a server started with
