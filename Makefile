@@ -41,7 +41,11 @@ bench:
 	@$(SERVICES) && \
 	$(GO) test -run '^$$' -bench WatchLatency -benchtime 1000x ./store/postgres/ && \
 	$(GO) test -run '^$$' -bench ServiceToReady -benchtime 20x ./controller/ && \
-	$(GO) test -run '^$$' -bench 'FiftyServicesToReady|RepairAfterRemoval|IdleCPU' -benchtime 1x -timeout 30m ./controller/
+	$(GO) test -run '^$$' -bench 'FiftyServicesToReady|RepairAfterRemoval|IdleCPU' -benchtime 1x -timeout 30m ./controller/ && \
+	$(GO) test -run '^$$' -bench 'GetService|CreateService' -benchtime 2000x ./api/httpapi/ && \
+	$(GO) test -run '^$$' -bench Scrape200 -benchtime 1000x ./metrics/containers/ && \
+	$(MAKE) build && $(GO) run ./bench/api -duration 30s -connections 32 && \
+	$(GO) run ./bench/collector -n 100 -duration 60s && $(GO) run ./bench/collector -n 200 -duration 60s
 
 ## fuzz: run the manifest decoder fuzzer for FUZZTIME (default 60s)
 FUZZTIME ?= 60s

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"net/http"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -173,42 +174,36 @@ func TestWatchDeliversTransitionsAndRefusesStrangers(t *testing.T) {
 		t.Fatalf("initial state: %v", initial)
 	}
 
-	// Status transitions, written as the controller would.
+	// Status transitions, written as the controller would. The feed is
+	// level-triggered: changes written faster than a client reads may reach
+	// it as their latest state only, but never out of order. So each phase
+	// is written once the previous one has arrived.
 	phases := []api.Phase{api.PhasePending, api.PhaseProgressing, api.PhaseRunning}
-	go func() {
-		for _, ph := range phases {
-			svc, err := e.Store.Services().Get(ctx, api.Key{Project: "shop", Name: "web"})
-			if err != nil {
-				t.Error(err)
-				return
-			}
-			svc.Status.Phase = ph
-			svc.Metadata.ResourceVersion = ""
-			if _, err := e.Store.Services().UpdateStatus(ctx, svc); err != nil {
-				t.Error(err)
-				return
-			}
+	lastRV := 0
+	for _, ph := range phases {
+		svc, err := e.Store.Services().Get(ctx, api.Key{Project: "shop", Name: "web"})
+		if err != nil {
+			t.Fatal(err)
 		}
-	}()
-	var seen []api.Phase
-	for ev := range events {
+		svc.Status.Phase = ph
+		svc.Metadata.ResourceVersion = ""
+		if _, err := e.Store.Services().UpdateStatus(ctx, svc); err != nil {
+			t.Fatal(err)
+		}
+		ev, ok := <-events
+		if !ok {
+			t.Fatal("the stream ended")
+		}
 		obj, err := ev.Decode()
 		if err != nil {
 			t.Fatal(err)
 		}
-		svc := obj.(*api.Service)
-		if ev.Type != "MODIFIED" || svc.Metadata.Name != "web" {
-			t.Fatalf("unexpected %s of %s", ev.Type, svc.Metadata.Name)
+		got := obj.(*api.Service)
+		rv, _ := strconv.Atoi(got.Metadata.ResourceVersion)
+		if ev.Type != "MODIFIED" || got.Metadata.Name != "web" || got.Status.Phase != ph || rv <= lastRV {
+			t.Fatalf("after writing %s: %s of %s in phase %s (rv %d after %d)", ph, ev.Type, got.Metadata.Name, got.Status.Phase, rv, lastRV)
 		}
-		seen = append(seen, svc.Status.Phase)
-		if len(seen) == len(phases) {
-			break
-		}
-	}
-	for i, ph := range phases {
-		if seen[i] != ph {
-			t.Fatalf("transitions %v, want %v", seen, phases)
-		}
+		lastRV = rv
 	}
 
 	// A stranger: the project filter answers 404; an unfiltered watch

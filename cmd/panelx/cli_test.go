@@ -37,12 +37,12 @@ type cliEnv struct {
 	env  []string // PANELX_SERVER, PANELX_TOKEN, PANELX_CONFIG
 }
 
-func newCLIEnv(t *testing.T) *cliEnv {
+func newCLIEnv(t *testing.T, serverEnv ...string) *cliEnv {
 	t.Helper()
 	docker := testenv.Docker(t)
 	dbURL := testenv.NewDatabase(t)
 	bin := buildPanelx(t)
-	_, base, logs := startServer(t, bin, "PANELX_DATABASE_URL="+dbURL, "PANELX_PULL_INTERVAL=2s")
+	_, base, logs := startServer(t, bin, append([]string{"PANELX_DATABASE_URL=" + dbURL, "PANELX_PULL_INTERVAL=2s"}, serverEnv...)...)
 	t.Cleanup(func() {
 		if t.Failed() {
 			t.Logf("server log:\n%s", logs)
