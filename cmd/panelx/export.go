@@ -1,0 +1,192 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"github.com/panelx/panelx/api"
+	"github.com/panelx/panelx/store"
+)
+
+func newExportCmd(g *globalFlags) *cobra.Command {
+	var (
+		backend backendFlags
+		output  string
+		project string
+	)
+	cmd := &cobra.Command{
+		Use:   "export [-o FILE] [--project P]",
+		Short: "Write every project as manifests, to move to another server",
+		Long: `Read the database (the embedded one in --data-dir, or PostgreSQL with
+--database-url) and write every project, volume and service as manifests —
+spec and labels, no status — that ` + "`panelx apply -f`" + ` loads into another server,
+typically when moving from the embedded store to PostgreSQL:
+
+  panelx export -o shop.yaml            # stop the server first: the embedded store is locked while it runs
+  panelx apply -f shop.yaml --server https://new.example.com
+
+Environment values (often secrets) are in the manifests, so the file is written
+readable by its owner only. What manifests do not carry is listed in comments
+at the top: project members (add them again with PUT
+/api/v1/projects/{project}/members/{userId}) and registry credentials (their
+passwords are never exported; set them again with PUT
+/api/v1/projects/{project}/registry-credentials/{registry}).`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			log, err := g.logger()
+			if err != nil {
+				return err
+			}
+			ctx := cmd.Context()
+			st, closeStore, err := backend.open(ctx, log)
+			if err != nil {
+				return err
+			}
+			defer closeStore()
+			if err := st.Ready(ctx); err != nil {
+				return fmt.Errorf("database not ready: %w", err)
+			}
+			var w io.Writer = cmd.OutOrStdout()
+			if output != "" && output != "-" {
+				f, err := os.OpenFile(output, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
+				if err != nil {
+					return err
+				}
+				defer f.Close()
+				w = f
+			}
+			n, err := exportManifests(ctx, st, project, w)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.ErrOrStderr(), "exported %d object(s)\n", n)
+			return nil
+		},
+	}
+	env := newEnvFlags(cmd.Flags())
+	backend.register(env)
+	cmd.Flags().StringVarP(&output, "output", "o", "", "file to write (default: standard output)")
+	cmd.Flags().StringVar(&project, "project", "", "export only this project")
+	cmd.PreRunE = func(*cobra.Command, []string) error { return env.Err() }
+	return cmd
+}
+
+// exportManifests writes the projects (all, or one) with their volumes and
+// services as a manifest stream, and returns how many objects it wrote.
+func exportManifests(ctx context.Context, st store.Store, only string, w io.Writer) (int, error) {
+	var projects []*api.Project
+	opts := store.ListOptions{}
+	if only != "" {
+		opts.Projects = []string{only}
+	}
+	if err := eachPage(ctx, st.Projects(), opts, func(p *api.Project) { projects = append(projects, p) }); err != nil {
+		return 0, err
+	}
+	if only != "" && len(projects) == 0 {
+		return 0, fmt.Errorf("no project %q", only)
+	}
+	var objs []api.Object
+	var notes []string
+	for _, p := range projects {
+		if p.Metadata.DeletionTimestamp != nil {
+			notes = append(notes, fmt.Sprintf("project %s is being deleted: left out", p.Metadata.Name))
+			continue
+		}
+		objs = append(objs, manifestOf(p))
+		name := p.Metadata.Name
+		popts := store.ListOptions{Project: name}
+		if err := eachPage(ctx, st.Volumes(), popts, func(v *api.Volume) {
+			if v.Metadata.DeletionTimestamp == nil {
+				objs = append(objs, manifestOf(v))
+			}
+		}); err != nil {
+			return 0, err
+		}
+		if err := eachPage(ctx, st.Services(), popts, func(s *api.Service) {
+			if s.Metadata.DeletionTimestamp == nil {
+				objs = append(objs, manifestOf(s))
+			}
+		}); err != nil {
+			return 0, err
+		}
+		members, err := st.Members().List(ctx, name)
+		if err != nil {
+			return 0, err
+		}
+		var ms []string
+		for _, m := range members {
+			ms = append(ms, m.UserID+"="+string(m.Role))
+		}
+		if len(ms) > 0 {
+			notes = append(notes, fmt.Sprintf("project %s members (not in manifests; the one who applies becomes owner): %s", name, strings.Join(ms, ", ")))
+		}
+		creds, err := st.RegistryCredentials().List(ctx, name)
+		if err != nil {
+			return 0, err
+		}
+		for _, c := range creds {
+			notes = append(notes, fmt.Sprintf("project %s has credentials for registry %s (user %s): set them again, passwords are never exported", name, c.Registry, c.Username))
+		}
+	}
+	fmt.Fprintln(w, "# PanelX export: apply with `panelx apply -f <this file>`.")
+	for _, n := range notes {
+		fmt.Fprintln(w, "# "+n)
+	}
+	data, err := api.MarshalYAMLStream(objs)
+	if err != nil {
+		return 0, err
+	}
+	if _, err := w.Write(data); err != nil {
+		return 0, err
+	}
+	return len(objs), nil
+}
+
+// manifestOf keeps what a manifest carries: kind, name, project, labels,
+// user annotations and spec.
+func manifestOf[T api.Object](obj T) T {
+	out := api.Clone(obj)
+	m := out.GetMeta()
+	annots := map[string]string{}
+	for k, v := range m.Annotations {
+		if !strings.HasPrefix(k, "panelx.dev/") {
+			annots[k] = v
+		}
+	}
+	*m = api.ObjectMeta{Name: m.Name, Project: m.Project, Labels: m.Labels}
+	if len(annots) > 0 {
+		m.Annotations = annots
+	}
+	switch o := any(out).(type) {
+	case *api.Project:
+		o.Status = api.ProjectStatus{}
+	case *api.Service:
+		o.Status = api.ServiceStatus{}
+	case *api.Volume:
+		o.Status = api.VolumeStatus{}
+	}
+	return out
+}
+
+// eachPage visits every object of a list, page by page.
+func eachPage[T api.Object](ctx context.Context, res store.Resources[T], opts store.ListOptions, fn func(T)) error {
+	opts.Limit = 500
+	for {
+		page, err := res.List(ctx, opts)
+		if err != nil {
+			return err
+		}
+		for _, o := range page.Items {
+			fn(o)
+		}
+		if page.Continue == "" {
+			return nil
+		}
+		opts.Continue = page.Continue
+	}
+}
