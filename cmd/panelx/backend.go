@@ -47,6 +47,7 @@ func defaultDataDir() string {
 type migrator interface {
 	store.Store
 	Migrate(ctx context.Context) ([]int64, error)
+	AdoptInstallation(ctx context.Context, id string) error
 }
 
 // openBackend opens the configured store. The returned close releases

@@ -133,7 +133,13 @@ func exportManifests(ctx context.Context, st store.Store, only string, w io.Writ
 			notes = append(notes, fmt.Sprintf("project %s has credentials for registry %s (user %s): set them again, passwords are never exported", name, c.Registry, c.Username))
 		}
 	}
+	id, err := st.InstallationID(ctx)
+	if err != nil {
+		return 0, err
+	}
 	fmt.Fprintln(w, "# PanelX export: apply with `panelx apply -f <this file>`.")
+	fmt.Fprintf(w, "# installation: %s — on the same Docker host, run `panelx migrate --adopt-installation %s`\n", id, id)
+	fmt.Fprintln(w, "# against the new, empty database first, so its server takes over these containers and volumes (data included).")
 	for _, n := range notes {
 		fmt.Fprintln(w, "# "+n)
 	}

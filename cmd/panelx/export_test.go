@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -75,6 +76,10 @@ metadata: {name: blog}
 		t.Fatal(err)
 	}
 	before := specs(t, src)
+	srcID, err := src.InstallationID(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
 	src.Close()
 
 	bin := buildPanelx(t)
@@ -95,6 +100,12 @@ metadata: {name: blog}
 	// Into a PostgreSQL-backed server, through the CLI. Its controller stays
 	// off: these images exist nowhere here, and nothing may leave loopback.
 	dbURL := testenv.NewDatabase(t)
+	if !strings.Contains(exported, "--adopt-installation "+srcID) {
+		t.Errorf("the export does not say how to adopt installation %s", srcID)
+	}
+	if out, err := exec.Command(bin, "migrate", "--database-url", dbURL, "--adopt-installation", srcID).CombinedOutput(); err != nil {
+		t.Fatalf("migrate --adopt-installation: %v\n%s", err, out)
+	}
 	_, base, _ := startServer(t, bin, "PANELX_DATABASE_URL="+dbURL, "PANELX_CONTROLLER=false", "PANELX_CONTAINER_METRICS=false")
 	tok, err := exec.Command(bin, "token", "create", "--user", "bob", "--database-url", dbURL).Output()
 	if err != nil {
@@ -114,6 +125,12 @@ metadata: {name: blog}
 		t.Fatal(err)
 	}
 	defer dst.Close()
+	if id, err := dst.InstallationID(ctx); err != nil || id != srcID {
+		t.Errorf("installation after adopting: %q %v, want %q", id, err, srcID)
+	}
+	if err := dst.AdoptInstallation(ctx, "another"); !errors.Is(err, store.ErrConflict) {
+		t.Errorf("a database with projects adopted another installation: %v", err)
+	}
 	after := specs(t, dst)
 	if len(after) != len(before) {
 		t.Fatalf("%d objects after the move, %d before", len(after), len(before))

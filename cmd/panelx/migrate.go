@@ -8,7 +8,10 @@ import (
 )
 
 func newMigrateCmd(g *globalFlags) *cobra.Command {
-	var backend backendFlags
+	var (
+		backend backendFlags
+		adopt   string
+	)
 	cmd := &cobra.Command{
 		Use:   "migrate",
 		Short: "Apply the database schema (also done by `panelx server` at start)",
@@ -33,6 +36,12 @@ migrated while a server uses it (its data directory is locked).`,
 			if err != nil {
 				return err
 			}
+			if adopt != "" {
+				if err := s.AdoptInstallation(cmd.Context(), adopt); err != nil {
+					return err
+				}
+				fmt.Fprintf(cmd.ErrOrStderr(), "this database now manages installation %s's Docker objects\n", adopt)
+			}
 			log.Info("database schema is up to date", zap.Int64s("applied", applied))
 			_, err = fmt.Fprintf(cmd.OutOrStdout(), "applied %d migration(s); schema is up to date (%s)\n", len(applied), describeBackend(&backend))
 			return err
@@ -40,6 +49,7 @@ migrated while a server uses it (its data directory is locked).`,
 	}
 	env := newEnvFlags(cmd.Flags())
 	backend.register(env)
+	cmd.Flags().StringVar(&adopt, "adopt-installation", "", "moving servers on one host: take over the Docker containers, networks and volumes of this installation ID (from `panelx export`); the database must hold no projects yet")
 	cmd.PreRunE = func(*cobra.Command, []string) error { return env.Err() }
 	return cmd
 }

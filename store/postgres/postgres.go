@@ -207,3 +207,23 @@ func (s *Store) InstallationID(ctx context.Context) (string, error) {
 	}
 	return id, nil
 }
+
+// AdoptInstallation gives this database another installation's ID, so a
+// server on it manages that installation's Docker objects (moving from the
+// embedded store to PostgreSQL on the same host). Only an empty database
+// may adopt: two installations must never claim the same objects.
+func (s *Store) AdoptInstallation(ctx context.Context, id string) error {
+	return withTx(ctx, s.pool, func(q querier) error {
+		var projects int
+		if err := q.QueryRow(ctx, `SELECT count(*) FROM panelx.projects`).Scan(&projects); err != nil {
+			return fmt.Errorf("adopt installation: %w", err)
+		}
+		if projects > 0 {
+			return fmt.Errorf("adopt installation: the database already has %d project(s): %w", projects, store.ErrConflict)
+		}
+		if _, err := q.Exec(ctx, `UPDATE panelx.installation SET id = $1`, id); err != nil {
+			return mapErr(err, "adopt installation")
+		}
+		return nil
+	})
+}

@@ -397,3 +397,21 @@ func mapErr(err error, what string) error {
 // Timestamps are stored as microseconds since the epoch, like timestamptz.
 func now() time.Time                { return time.Now().UTC().Truncate(time.Microsecond) }
 func fromMicros(us int64) time.Time { return time.UnixMicro(us).UTC() }
+
+// AdoptInstallation gives this database another installation's ID (see the
+// PostgreSQL backend); only an empty database may adopt.
+func (s *Store) AdoptInstallation(ctx context.Context, id string) error {
+	return s.write(ctx, func(w *writer) error {
+		var projects int
+		if err := w.q.QueryRowContext(ctx, `SELECT count(*) FROM projects`).Scan(&projects); err != nil {
+			return fmt.Errorf("adopt installation: %w", err)
+		}
+		if projects > 0 {
+			return fmt.Errorf("adopt installation: the database already has %d project(s): %w", projects, store.ErrConflict)
+		}
+		if _, err := w.q.ExecContext(ctx, `UPDATE installation SET id = ?`, id); err != nil {
+			return mapErr(err, "adopt installation")
+		}
+		return nil
+	})
+}
