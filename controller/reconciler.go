@@ -288,18 +288,26 @@ func sameJSON(a, b any) bool {
 	return err1 == nil && err2 == nil && string(ja) == string(jb)
 }
 
-func (r *Reconciler) writeServiceStatus(ctx context.Context, svc *api.Service, status api.ServiceStatus) error {
-	if sameJSON(svc.Status, status) {
+// writeStatus stores a new status unless it equals the current one.
+// Status is the controller's alone, so no resourceVersion guards it; the
+// uid guards the incarnation. A conflict or a missing object means the
+// object was deleted or re-created meanwhile: its own change comes next.
+func writeStatus[T api.Object](ctx context.Context, res store.Resources[T], obj T, status any, set func(T)) error {
+	if sameJSON(obj.StatusPtr(), status) { // a pointer encodes like its value
 		return nil
 	}
-	upd := api.Clone(svc)
-	upd.Status = status
-	upd.Metadata.ResourceVersion = "" // status is the controller's alone; uid guards the incarnation
-	_, err := r.Store.Services().UpdateStatus(ctx, upd)
+	upd := api.Clone(obj)
+	set(upd)
+	upd.GetMeta().ResourceVersion = ""
+	_, err := res.UpdateStatus(ctx, upd)
 	if errors.Is(err, store.ErrNotFound) || errors.Is(err, store.ErrConflict) {
-		return nil // deleted or re-created meanwhile: its own change feed event follows
+		return nil
 	}
 	return err
+}
+
+func (r *Reconciler) writeServiceStatus(ctx context.Context, svc *api.Service, status api.ServiceStatus) error {
+	return writeStatus(ctx, r.Store.Services(), svc, status, func(s *api.Service) { s.Status = status })
 }
 
 func (r *Reconciler) reconcileProject(ctx context.Context, key reconcile.Key) (Result, error) {
@@ -347,13 +355,8 @@ func (r *Reconciler) reconcileProject(ctx context.Context, key reconcile.Key) (R
 		return Result{}, nil
 	}
 	status := reconcile.ComputeProjectStatus(project, services, r.Cache.Network(key.Name), plan, lastErr, r.now())
-	if !sameJSON(project.Status, status) {
-		upd := api.Clone(project)
-		upd.Status = status
-		upd.Metadata.ResourceVersion = ""
-		if _, err := r.Store.Projects().UpdateStatus(ctx, upd); err != nil && !errors.Is(err, store.ErrNotFound) && !errors.Is(err, store.ErrConflict) && lastErr == nil {
-			lastErr = err
-		}
+	if err := writeStatus(ctx, r.Store.Projects(), project, status, func(p *api.Project) { p.Status = status }); err != nil && lastErr == nil {
+		lastErr = err
 	}
 	return Result{RequeueAfter: plan.RequeueAfter}, lastErr
 }
@@ -402,13 +405,8 @@ func (r *Reconciler) reconcileVolume(ctx context.Context, key reconcile.Key) (Re
 		dv = &v
 	}
 	status := reconcile.ComputeVolumeStatus(vol, dv, plan, lastErr, r.now())
-	if !sameJSON(vol.Status, status) {
-		upd := api.Clone(vol)
-		upd.Status = status
-		upd.Metadata.ResourceVersion = ""
-		if _, err := r.Store.Volumes().UpdateStatus(ctx, upd); err != nil && !errors.Is(err, store.ErrNotFound) && !errors.Is(err, store.ErrConflict) && lastErr == nil {
-			lastErr = err
-		}
+	if err := writeStatus(ctx, r.Store.Volumes(), vol, status, func(v *api.Volume) { v.Status = status }); err != nil && lastErr == nil {
+		lastErr = err
 	}
 	return Result{RequeueAfter: plan.RequeueAfter}, lastErr
 }

@@ -2,14 +2,12 @@ package postgres
 
 import (
 	"context"
-	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"strconv"
 	"strings"
 	"time"
-	"unicode/utf8"
 
 	"github.com/jackc/pgx/v5"
 
@@ -312,35 +310,6 @@ func (r *resources[T]) Remove(ctx context.Context, key api.Key, uid string) erro
 	return nil
 }
 
-// continueToken marks where the next page starts.
-type continueToken struct {
-	Project string `json:"p"`
-	Name    string `json:"n"`
-}
-
-func encodeContinue(c continueToken) string {
-	data, _ := json.Marshal(c)
-	return base64.RawURLEncoding.EncodeToString(data)
-}
-
-func decodeContinue(s string) (continueToken, error) {
-	var c continueToken
-	data, err := base64.RawURLEncoding.DecodeString(s)
-	if err == nil {
-		err = json.Unmarshal(data, &c)
-	}
-	if err != nil || !validKeyText(c.Project) || !validKeyText(c.Name) {
-		return c, fmt.Errorf("bad continue token: %w", store.ErrInvalid)
-	}
-	return c, nil
-}
-
-// validKeyText: names in a continue token come from the client, so they
-// must be text the database accepts.
-func validKeyText(s string) bool {
-	return len(s) <= 253 && utf8.ValidString(s) && !strings.ContainsRune(s, 0)
-}
-
 // sqlBuilder collects a WHERE clause and its numbered arguments.
 type sqlBuilder struct {
 	conds []string
@@ -395,7 +364,7 @@ func (r *resources[T]) List(ctx context.Context, opts store.ListOptions) (store.
 	}
 	b.selector(opts.Selector)
 	if opts.Continue != "" {
-		c, err := decodeContinue(opts.Continue)
+		c, err := store.DecodeContinue(opts.Continue)
 		if err != nil {
 			return out, fmt.Errorf("%s: %w", what, err)
 		}
@@ -436,7 +405,7 @@ func (r *resources[T]) List(ctx context.Context, opts store.ListOptions) (store.
 	if opts.Limit > 0 && len(out.Items) > opts.Limit {
 		out.Items = out.Items[:opts.Limit]
 		last := out.Items[len(out.Items)-1].GetMeta()
-		out.Continue = encodeContinue(continueToken{Project: last.Project, Name: last.Name})
+		out.Continue = store.EncodeContinue(api.Key{Project: last.Project, Name: last.Name})
 	}
 	return out, nil
 }

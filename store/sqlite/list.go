@@ -2,46 +2,13 @@ package sqlite
 
 import (
 	"context"
-	"encoding/base64"
-	"encoding/json"
 	"fmt"
 	"strconv"
 	"strings"
-	"unicode/utf8"
 
 	"github.com/panelx/panelx/api"
 	"github.com/panelx/panelx/store"
 )
-
-// continueToken marks where the next page starts (the same token as the
-// PostgreSQL backend's).
-type continueToken struct {
-	Project string `json:"p"`
-	Name    string `json:"n"`
-}
-
-func encodeContinue(c continueToken) string {
-	data, _ := json.Marshal(c)
-	return base64.RawURLEncoding.EncodeToString(data)
-}
-
-func decodeContinue(s string) (continueToken, error) {
-	var c continueToken
-	data, err := base64.RawURLEncoding.DecodeString(s)
-	if err == nil {
-		err = json.Unmarshal(data, &c)
-	}
-	if err != nil || !validKeyText(c.Project) || !validKeyText(c.Name) {
-		return c, fmt.Errorf("bad continue token: %w", store.ErrInvalid)
-	}
-	return c, nil
-}
-
-// validKeyText: names in a continue token come from the client, so they
-// must be text the database accepts.
-func validKeyText(s string) bool {
-	return len(s) <= 253 && utf8.ValidString(s) && !strings.ContainsRune(s, 0)
-}
 
 // sqlBuilder collects a WHERE clause and its arguments.
 type sqlBuilder struct {
@@ -113,7 +80,7 @@ func (t *table[T]) listQuery(opts store.ListOptions) (string, []any, error) {
 	}
 	b.selector(opts.Selector)
 	if opts.Continue != "" {
-		c, err := decodeContinue(opts.Continue)
+		c, err := store.DecodeContinue(opts.Continue)
 		if err != nil {
 			return "", nil, err
 		}
@@ -172,7 +139,7 @@ func (r *resources[T]) List(ctx context.Context, opts store.ListOptions) (store.
 	if opts.Limit > 0 && len(out.Items) > opts.Limit {
 		out.Items = out.Items[:opts.Limit]
 		last := out.Items[len(out.Items)-1].GetMeta()
-		out.Continue = encodeContinue(continueToken{Project: last.Project, Name: last.Name})
+		out.Continue = store.EncodeContinue(api.Key{Project: last.Project, Name: last.Name})
 	}
 	return out, nil
 }
