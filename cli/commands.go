@@ -23,6 +23,8 @@ func Commands() []*cobra.Command {
 		newDiffCmd(conn),
 		newGetCmd(conn),
 		newDeleteCmd(conn),
+		newLogsCmd(conn),
+		newExecCmd(conn),
 	}
 	for _, c := range cmds {
 		conn.register(c)

@@ -88,11 +88,22 @@ type request struct {
 	body        io.Reader
 	contentType string
 	header      http.Header
+	// escaped: path is already escaped (segments with PathEscape) and
+	// must reach the server exactly so.
+	escaped bool
 }
 
 func (c *Client) newRequest(ctx context.Context, r request) (*http.Request, error) {
 	u := *c.base
 	u.Path = c.base.Path + r.path
+	if r.escaped {
+		u.RawPath = c.base.EscapedPath() + r.path
+		p, err := url.PathUnescape(u.RawPath)
+		if err != nil {
+			return nil, fmt.Errorf("path %q: %w", r.path, err)
+		}
+		u.Path = p
+	}
 	u.RawQuery = r.query.Encode()
 	req, err := http.NewRequestWithContext(ctx, r.method, u.String(), r.body)
 	if err != nil {

@@ -35,11 +35,23 @@ type opDoc struct {
 
 type queryParam struct{ name, typ, description string }
 
+// filesPattern: the wildcard is the path in the volume (the handler reads
+// it from the escaped URL).
+const filesPattern = "/api/v1/projects/{project}/volumes/{volume}/files/*"
+
 var (
 	pageParams = []queryParam{
 		{"limit", "integer", "page size, 1–1000 (default 500)"},
 		{"continue", "string", "the metadata.continue of the previous page"},
 		{"labelSelector", "string", "Kubernetes-style label selector: tier=front,env!=prod,canary,!legacy,zone in (a,b)"},
+	}
+	logsParams = []queryParam{
+		{"follow", "boolean", "keep streaming new lines"},
+		{"tail", "string", "past lines per replica container: 0–100000 or all (default all)"},
+		{"since", "string", "only lines since: a duration (10m), an RFC 3339 time or Unix seconds"},
+		{"timestamps", "boolean", "text format: start each line with its time (JSON formats always carry it)"},
+		{"replica", "integer", "only this replica index"},
+		{"format", "string", "json (NDJSON, default), sse or text: [replica stream] line"},
 	}
 )
 
@@ -93,6 +105,22 @@ func (s *Server) routeTable() []route {
 		{method: "GET", pattern: "/api/v1/projects/{project}/metrics/stream", handler: s.metricsStream, selfAuth: true,
 			doc: opDoc{summary: "WebSocket: one message per interval (1–60 s, default 1 s; ?interval= or {\"interval\": \"5s\"}) with every container's CPU %, memory and I/O rates [viewer]", tag: "metrics",
 				status: 101, resp: ref[statsMessage](), query: []queryParam{{"interval", "string", "1s to 60s, whole seconds"}}}},
+		{method: "GET", pattern: "/api/v1/projects/{project}/services/{service}/logs", handler: s.serviceLogs, selfAuth: true,
+			doc: opDoc{summary: "The merged logs of the service's replicas, each line tagged with its replica and stream: NDJSON (default), Server-Sent Events (Accept: text/event-stream), text (?format=text) or WebSocket messages [viewer]", tag: "operate",
+				status: 200, resp: ref[LogLine](), query: logsParams}},
+		{method: "GET", pattern: "/api/v1/projects/{project}/services/{service}/exec", handler: s.serviceExec, selfAuth: true,
+			doc: opDoc{summary: "WebSocket terminal in a replica: first a text message {\"type\": \"start\", \"cmd\": [...], \"replica\": 0, \"rows\": 24, \"cols\": 80}, then binary frames are stdin/output and {\"type\": \"resize\", \"rows\", \"cols\"} resizes; {\"type\": \"exit\", \"code\": N} ends it [editor]", tag: "operate",
+				status: 101, resp: ref[ExecServerMessage]()}},
+		{method: "GET", pattern: filesPattern, handler: s.getFile,
+			doc: opDoc{summary: "A directory's listing (JSON) or a file's bytes (a download); the path after /files/ is relative to the volume root, files/ itself is the root [viewer]", tag: "operate",
+				status: 200, resp: ref[FileList]()}},
+		{method: "PUT", pattern: filesPattern, handler: s.putFile,
+			doc: opDoc{summary: "Create or replace a file with the request body (any content type; Content-Length required, at most PANELX_MAX_UPLOAD_BYTES) [editor]", tag: "operate", status: 204}},
+		{method: "POST", pattern: filesPattern, handler: s.postFile,
+			doc: opDoc{summary: "Make a directory at the path (op=mkdir, the default) or rename it (op=rename&to=<path>); op and to may come in a JSON body instead [editor]", tag: "operate",
+				status: 201, query: []queryParam{{"op", "string", "mkdir (default without to) or rename"}, {"to", "string", "rename: the new path, relative to the volume root"}}}},
+		{method: "DELETE", pattern: filesPattern, handler: s.deleteFile,
+			doc: opDoc{summary: "Delete a file, a symbolic link (not its target) or a directory with its contents [editor]", tag: "operate", status: 204}},
 		{method: "GET", pattern: "/api/v1/projects/{project}/members", handler: s.listMembers,
 			doc: opDoc{summary: "List the project's members", tag: "members", status: 200, resp: itemsRef[store.Member]("MemberList")}},
 		{method: "PUT", pattern: "/api/v1/projects/{project}/members/{userId}", handler: s.putMember,

@@ -51,6 +51,17 @@ type Options struct {
 	Gatherer prometheus.Gatherer
 	// Stats feeds the live metrics stream; nil: not collected.
 	Stats StatsSource
+	// Operations serves logs, terminals and volume files; nil: those
+	// routes answer 503.
+	Operations Operations
+	// MaxUploadBytes bounds a file upload (default DefaultMaxUploadBytes).
+	MaxUploadBytes int64
+	// StreamRecheck is how often logs streams and terminals check the
+	// caller's access again (default DefaultStreamRecheck).
+	StreamRecheck time.Duration
+	// ExecIdleTimeout ends a terminal without input or output for this
+	// long (default DefaultExecIdleTimeout).
+	ExecIdleTimeout time.Duration
 }
 
 // Server holds the router and what the handlers need.
@@ -69,6 +80,7 @@ type Server struct {
 	metrics  *httpMetrics
 	gatherer prometheus.Gatherer
 	stats    StatsSource
+	ops      opsSettings
 }
 
 // New builds the router.
@@ -87,6 +99,7 @@ func New(opts Options) *Server {
 		now:      opts.Now,
 		gatherer: opts.Gatherer,
 		stats:    opts.Stats,
+		ops:      newOpsSettings(opts),
 	}
 	if opts.Metrics != nil {
 		s.metrics = newHTTPMetrics(opts.Metrics)

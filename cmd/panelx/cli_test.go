@@ -42,23 +42,14 @@ func newCLIEnv(t *testing.T, serverEnv ...string) *cliEnv {
 	docker := testenv.Docker(t)
 	dbURL := testenv.NewDatabase(t)
 	bin := buildPanelx(t)
-	_, base, logs := startServer(t, bin, append([]string{"PANELX_DATABASE_URL=" + dbURL, "PANELX_PULL_INTERVAL=2s"}, serverEnv...)...)
+	// Remove every Docker object of this installation at the end — after
+	// the server has stopped (cleanups run last-registered first), or it
+	// would re-create what was just removed.
+	var instance string
 	t.Cleanup(func() {
-		if t.Failed() {
-			t.Logf("server log:\n%s", logs)
+		if instance == "" {
+			return
 		}
-	})
-	// Remove every Docker object of this installation at the end.
-	st, err := postgres.Open(context.Background(), dbURL, postgres.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	instance, err := st.InstallationID(context.Background())
-	st.Close()
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
 		ctx := context.Background()
 		f := filters.NewArgs(filters.Arg("label", reconcile.LabelInstance+"="+instance))
 		cs, _ := docker.ContainerList(ctx, container.ListOptions{All: true, Filters: f})
@@ -74,6 +65,21 @@ func newCLIEnv(t *testing.T, serverEnv ...string) *cliEnv {
 			_ = docker.VolumeRemove(ctx, v.Name, true)
 		}
 	})
+	_, base, logs := startServer(t, bin, append([]string{"PANELX_DATABASE_URL=" + dbURL, "PANELX_PULL_INTERVAL=2s"}, serverEnv...)...)
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("server log:\n%s", logs)
+		}
+	})
+	st, err := postgres.Open(context.Background(), dbURL, postgres.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	instance, err = st.InstallationID(context.Background())
+	st.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
 	out, err := exec.Command(bin, "token", "create", "--user", "alice", "--database-url", dbURL).Output()
 	if err != nil {
 		t.Fatalf("token create: %v", err)

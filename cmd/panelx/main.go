@@ -11,9 +11,15 @@ import (
 	"syscall"
 
 	"github.com/panelx/panelx/cli"
+	"github.com/panelx/panelx/operate"
 )
 
 func main() {
+	// Inside a volume helper container (see package operate): before
+	// anything else, so no flag or environment of the server applies.
+	if len(os.Args) > 1 && os.Args[1] == operate.HelperCommand {
+		os.Exit(operate.VolumeHelperMain())
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	if err := newRootCmd().ExecuteContext(ctx); err != nil {

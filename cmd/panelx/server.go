@@ -34,6 +34,7 @@ type serverConfig struct {
 	workers          int
 	resyncInterval   time.Duration
 	pullInterval     time.Duration
+	maxUploadBytes   int
 }
 
 func newServerCmd(g *globalFlags) *cobra.Command {
@@ -76,6 +77,7 @@ SIGTERM or Ctrl-C stops it gracefully.`,
 	env.Int(&cfg.workers, "workers", "PANELX_WORKERS", controller.DefaultWorkers, "keys reconciled in parallel")
 	env.Duration(&cfg.resyncInterval, "resync-interval", "PANELX_RESYNC_INTERVAL", controller.DefaultResyncInterval, "period of the full resync safety net")
 	env.Duration(&cfg.pullInterval, "pull-interval", "PANELX_PULL_INTERVAL", controller.DefaultPullInterval, "how often services with imagePullPolicy Always look for a moved tag")
+	env.Int(&cfg.maxUploadBytes, "max-upload-bytes", "PANELX_MAX_UPLOAD_BYTES", httpapi.DefaultMaxUploadBytes, "largest file upload into a volume")
 	cfg.api.register(env)
 	env.String(&cfg.bootstrapUser, "bootstrap-user", "PANELX_BOOTSTRAP_USER", "admin",
 		"embedded store without JWT settings: on first start, write an API token for this user to <data-dir>/"+bootstrapTokenFile+" (empty: don't)")
@@ -117,6 +119,7 @@ func runServer(ctx context.Context, cfg *serverConfig, log *zap.Logger) error {
 	reg := newRegistry()
 	ctlMetrics := controller.NewMetrics(reg)
 	stats := &lazyStats{}
+	ops := &lazyOperations{}
 	var wg sync.WaitGroup
 	errc := make(chan error, 3)
 	fail := func(err error) {
@@ -129,7 +132,7 @@ func runServer(ctx context.Context, cfg *serverConfig, log *zap.Logger) error {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			fail(runDockerSide(ctx, cfg, st, reg, ctlMetrics, stats, log))
+			fail(runDockerSide(ctx, cfg, st, reg, ctlMetrics, stats, ops, log))
 		}()
 	}
 	if cfg.metricsListen != "" {
@@ -143,6 +146,7 @@ func runServer(ctx context.Context, cfg *serverConfig, log *zap.Logger) error {
 	opts := cfg.api.options()
 	opts.Store, opts.Logger = st, log
 	opts.Metrics, opts.Gatherer, opts.Stats = reg, reg, stats
+	opts.Operations, opts.MaxUploadBytes = ops, int64(cfg.maxUploadBytes)
 	h := httpapi.New(opts)
 	log.Info("serving API", zap.String("addr", ln.Addr().String()))
 	serveErr := httpapi.Serve(ctx, ln, h.Handler(), cfg.shutdownTimeout, log)
@@ -160,10 +164,10 @@ func runServer(ctx context.Context, cfg *serverConfig, log *zap.Logger) error {
 	return nil
 }
 
-// runDockerSide connects to Docker and, once the schema is there, runs the
-// container metrics collector and (when enabled) the controller until ctx
-// ends.
-func runDockerSide(ctx context.Context, cfg *serverConfig, st migrator, reg prometheus.Registerer, m *controller.Metrics, stats *lazyStats, log *zap.Logger) error {
+// runDockerSide connects to Docker and, once the schema is there, serves
+// logs, terminals and files, runs the container metrics collector and
+// (when enabled) the controller until ctx ends.
+func runDockerSide(ctx context.Context, cfg *serverConfig, st migrator, reg prometheus.Registerer, m *controller.Metrics, stats *lazyStats, ops *lazyOperations, log *zap.Logger) error {
 	cli, err := reconcile.NewDockerClient(ctx)
 	if err != nil {
 		return fmt.Errorf("%w (is dockerd running? set DOCKER_HOST, or --controller=false --container-metrics=false to serve the API only)", err)
@@ -173,6 +177,8 @@ func runDockerSide(ctx context.Context, cfg *serverConfig, st migrator, reg prom
 	if err != nil {
 		return err
 	}
+	ops.p.Store(startOperations(ctx, cli, instance, log))
+	defer ops.p.Store(nil) // the client closes: 503 rather than errors
 	if cfg.containerMetrics {
 		src, err := startContainerMetrics(ctx, cli, instance, reg, log)
 		if err != nil {

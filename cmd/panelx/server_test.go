@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"os"
@@ -17,16 +18,31 @@ import (
 	"github.com/panelx/panelx/internal/testenv"
 )
 
-// buildPanelx compiles the binary once per test run.
+// buildPanelx compiles the binary once per test process, as make build
+// does (static, CGO_ENABLED=0): the server copies itself into volume helper
+// containers, which only a static binary survives.
 func buildPanelx(t *testing.T) string {
 	t.Helper()
-	bin := filepath.Join(t.TempDir(), "panelx")
-	out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput()
+	bin, err := builtBinary()
 	if err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
+		t.Fatal(err)
 	}
 	return bin
 }
+
+var builtBinary = sync.OnceValues(func() (string, error) {
+	dir, err := os.MkdirTemp("", "panelx-test-bin-")
+	if err != nil {
+		return "", err
+	}
+	bin := filepath.Join(dir, "panelx")
+	cmd := exec.Command("go", "build", "-trimpath", "-o", bin, ".")
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return "", fmt.Errorf("go build: %v\n%s", err, out)
+	}
+	return bin, nil
+})
 
 // syncLog collects the server's log lines; tests read it while the
 // scanner goroutine still writes.

@@ -1,0 +1,233 @@
+// Package operations implements the API's httpapi.Operations (a service's
+// logs, its web terminal, a volume's files) over package operate, which
+// talks to the Docker Engine. It translates between the two packages'
+// types and maps operate's errors to the kinds the API turns into HTTP
+// statuses, so that api/httpapi never imports Docker.
+package operations
+
+import (
+	"context"
+	"debug/elf"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"time"
+
+	"github.com/docker/docker/client"
+
+	"github.com/panelx/panelx/api/httpapi"
+	"github.com/panelx/panelx/operate"
+)
+
+// Options configure the Docker side.
+type Options struct {
+	// Instance is the installation ID (the dev.panelx.instance label).
+	Instance string
+	// HelperBinary is a static Linux executable that runs
+	// operate.VolumeHelperMain when called with operate.HelperCommand: the
+	// panelx binary itself. Empty: file writes, renames and deletes answer
+	// 503 (listing and reading work).
+	HelperBinary string
+	// HelperImage creates the helper containers of file operations;
+	// empty: the image of one of the project's containers.
+	HelperImage string
+}
+
+// Docker is httpapi.Operations against a Docker Engine.
+type Docker struct {
+	cli  operate.Docker
+	opts Options
+}
+
+var _ httpapi.Operations = (*Docker)(nil)
+
+// New returns the Docker side; cli is a client with API version
+// negotiation (reconcile.NewDockerClient).
+func New(cli operate.Docker, opts Options) *Docker {
+	return &Docker{cli: cli, opts: opts}
+}
+
+// CheckHelperBinary tells whether path can serve as Options.HelperBinary:
+// an ELF executable without an interpreter (statically linked), since it
+// runs inside any image. A binary built with cgo cannot.
+func CheckHelperBinary(path string) error {
+	f, err := elf.Open(path)
+	if err != nil {
+		return fmt.Errorf("volume helper binary %s: %w", path, err)
+	}
+	defer f.Close()
+	for _, p := range f.Progs {
+		if p.Type == elf.PT_INTERP {
+			return fmt.Errorf("volume helper binary %s is dynamically linked; build it with CGO_ENABLED=0 (make build)", path)
+		}
+	}
+	return nil
+}
+
+// CheckPath is httpapi.Operations' CheckPath without a Docker client.
+func CheckPath(p string) error {
+	_, err := operate.CleanPath(p)
+	return mapErr(err)
+}
+
+// CheckPath checks a volume path (no I/O).
+func (d *Docker) CheckPath(p string) error { return CheckPath(p) }
+
+// mapErr gives operate's errors the API's kinds (see operate/doc.go for
+// the statuses they stand for); the message stays operate's.
+func mapErr(err error) error {
+	var kind error
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, operate.ErrInvalidPath), errors.Is(err, operate.ErrSizeMismatch),
+		errors.Is(err, operate.ErrInvalidCommand), errors.Is(err, operate.ErrInvalidSize):
+		kind = httpapi.ErrInvalidArgument
+	case errors.Is(err, operate.ErrIsDir):
+		kind = httpapi.ErrIsDirectory
+	case errors.Is(err, operate.ErrNotFound), errors.Is(err, operate.ErrNoContainer):
+		kind = httpapi.ErrOpNotFound
+	case errors.Is(err, operate.ErrExist), errors.Is(err, operate.ErrNotDir), errors.Is(err, operate.ErrNotRunning),
+		errors.Is(err, operate.ErrNoHelperImage):
+		kind = httpapi.ErrOpConflict
+	case errors.Is(err, operate.ErrTooLarge):
+		kind = httpapi.ErrOpTooLarge
+	case errors.Is(err, operate.ErrNoShell):
+		kind = httpapi.ErrOpUnprocessable
+	case errors.Is(err, operate.ErrNoHelper):
+		kind = httpapi.ErrOpUnavailable
+		err = errors.New("file writes need the panelx binary as volume helper, and this server's is not a static build")
+	case client.IsErrConnectionFailed(err):
+		kind = httpapi.ErrOpUnavailable
+		err = errors.New("the Docker Engine cannot be reached")
+	default:
+		return err // a 500; the API logs it and tells the client nothing
+	}
+	return httpapi.OpError(kind, err)
+}
+
+// Logs streams a service's logs.
+func (d *Docker) Logs(ctx context.Context, req httpapi.LogsRequest) (<-chan httpapi.LogLine, error) {
+	since, err := operate.ParseSince(req.Since, time.Now())
+	if err != nil {
+		return nil, httpapi.OpError(httpapi.ErrInvalidArgument, err)
+	}
+	in, err := operate.Logs(ctx, d.cli,
+		operate.LogTarget{Instance: d.opts.Instance, Project: req.Project, Service: req.Service, Replica: req.Replica},
+		operate.LogOptions{Follow: req.Follow, Tail: req.Tail, Since: since})
+	if err != nil {
+		return nil, mapErr(err)
+	}
+	out := make(chan httpapi.LogLine)
+	go func() {
+		defer close(out)
+		// operate closes in once ctx ended; draining it until then never
+		// leaves its goroutines blocked.
+		for l := range in {
+			select {
+			case out <- httpapi.LogLine{Replica: l.Replica, Container: l.Container, Stream: l.Stream,
+				Time: l.Time, Text: l.Text, Partial: l.Partial}:
+			case <-ctx.Done():
+			}
+		}
+	}()
+	return out, nil
+}
+
+// Exec starts a terminal session.
+func (d *Docker) Exec(ctx context.Context, req httpapi.ExecRequest) (httpapi.ExecSession, error) {
+	s, err := operate.Exec(ctx, d.cli,
+		operate.ExecTarget{Instance: d.opts.Instance, Project: req.Project, Service: req.Service, Replica: req.Replica},
+		operate.ExecOptions{Cmd: req.Cmd, Rows: req.Rows, Cols: req.Cols})
+	if err != nil {
+		return nil, mapErr(err)
+	}
+	return execSession{s}, nil
+}
+
+type execSession struct{ s *operate.Session }
+
+func (e execSession) Output() io.Reader { return e.s.Output() }
+func (e execSession) Stdin() io.Writer  { return e.s.Stdin() }
+func (e execSession) Close() error      { return e.s.Close() }
+
+func (e execSession) Resize(ctx context.Context, rows, cols uint) error {
+	return mapErr(e.s.Resize(ctx, rows, cols))
+}
+
+func (e execSession) Wait(ctx context.Context) (int, error) {
+	code, err := e.s.Wait(ctx)
+	return code, mapErr(err)
+}
+
+func (e execSession) Record() httpapi.ExecRecord {
+	r := e.s.Record()
+	return httpapi.ExecRecord{ContainerID: r.ContainerID, Container: r.Container, Cmd: r.Cmd,
+		Started: r.Started, Ended: r.Ended, ExitCode: r.ExitCode}
+}
+
+// Files opens a volume.
+func (d *Docker) Files(ctx context.Context, project, volume string) (httpapi.VolumeFiles, error) {
+	f, err := operate.OpenFiles(ctx, d.cli, operate.FilesOptions{Instance: d.opts.Instance, Project: project, Volume: volume,
+		Image: d.opts.HelperImage, HelperBinary: d.opts.HelperBinary})
+	if err != nil {
+		return nil, mapErr(err)
+	}
+	return volumeFiles{f}, nil
+}
+
+type volumeFiles struct{ f *operate.Files }
+
+func (v volumeFiles) List(ctx context.Context, dir string) (httpapi.FileListing, error) {
+	l, err := v.f.List(ctx, dir)
+	if err != nil {
+		return httpapi.FileListing{}, mapErr(err)
+	}
+	out := httpapi.FileListing{Truncated: l.Truncated, Entries: make([]httpapi.FileEntry, len(l.Entries))}
+	for i, e := range l.Entries {
+		out.Entries[i] = entry(e)
+	}
+	return out, nil
+}
+
+func (v volumeFiles) Read(ctx context.Context, p string) (io.ReadCloser, httpapi.FileEntry, error) {
+	rc, info, err := v.f.Read(ctx, p)
+	if err != nil {
+		return nil, httpapi.FileEntry{}, mapErr(err)
+	}
+	return rc, entry(info), nil
+}
+
+func (v volumeFiles) Write(ctx context.Context, p string, r io.Reader, size, limit int64) error {
+	return mapErr(v.f.Write(ctx, p, r, size, limit))
+}
+
+func (v volumeFiles) Mkdir(ctx context.Context, p string) error { return mapErr(v.f.Mkdir(ctx, p)) }
+
+func (v volumeFiles) Rename(ctx context.Context, from, to string) error {
+	return mapErr(v.f.Rename(ctx, from, to))
+}
+
+func (v volumeFiles) Delete(ctx context.Context, p string) error { return mapErr(v.f.Delete(ctx, p)) }
+
+func entry(i operate.FileInfo) httpapi.FileEntry {
+	return httpapi.FileEntry{Name: i.Name, Type: string(i.Type), Size: i.Size, Mode: unixMode(i.Mode),
+		ModTime: i.ModTime, UID: i.UID, GID: i.GID, LinkTarget: i.LinkTarget}
+}
+
+// unixMode turns Go's file mode bits into the Unix ones (setuid is 1<<23
+// in Go, 04000 in Unix).
+func unixMode(m fs.FileMode) uint32 {
+	u := uint32(m.Perm())
+	if m&fs.ModeSetuid != 0 {
+		u |= 0o4000
+	}
+	if m&fs.ModeSetgid != 0 {
+		u |= 0o2000
+	}
+	if m&fs.ModeSticky != 0 {
+		u |= 0o1000
+	}
+	return u
+}
