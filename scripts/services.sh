@@ -110,6 +110,7 @@ END
 \$\$;
 -- Tests drop their databases WITH (FORCE), which must end every session
 -- on them, autovacuum's included.
+SET client_min_messages TO warning;
 GRANT pg_signal_backend TO panelx;
 SQL
   if [ "$(pg_as_postgres -c "SELECT 1 FROM pg_database WHERE datname = 'panelx'")" != "1" ]; then
@@ -127,9 +128,9 @@ ensure_prometheus() {
     log "Prometheus is installed"
     return
   fi
-  apt_install prometheus
-  # Debian's package enables a system-wide instance; the tests start their
-  # own on loopback ports, so leave the service to the administrator.
+  # Only the server and promtool: the tests start their own instances on
+  # loopback ports (the package's own service is not needed).
+  apt_install --no-install-recommends prometheus
 }
 
 ensure_docker
