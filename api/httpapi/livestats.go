@@ -90,7 +90,9 @@ func (s *Server) metricsStream(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, err)
 		return
 	}
-	ctx := authz.WithPrincipal(r.Context(), up.Principal)
+	ctx, cancel := s.streamContext(r.Context())
+	defer cancel()
+	ctx = authz.WithPrincipal(ctx, up.Principal)
 	if _, err := s.authz.Authorize(ctx, up.Principal, project, authz.Read); err != nil {
 		s.fail(w, r, err)
 		return

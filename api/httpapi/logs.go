@@ -112,7 +112,9 @@ func (s *Server) serviceLogs(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, err)
 		return
 	}
-	ctx := authz.WithPrincipal(r.Context(), p)
+	ctx, cancel := s.streamContext(r.Context())
+	defer cancel()
+	ctx = authz.WithPrincipal(ctx, p)
 	key, err := s.serviceTarget(ctx, r, p, authz.Read)
 	if err != nil {
 		s.fail(w, r, err)
@@ -128,8 +130,7 @@ func (s *Server) serviceLogs(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, err)
 		return
 	}
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel() // ends the Docker side's goroutines
+	// cancel (above) also ends the Docker side's goroutines.
 	lq.req.Project, lq.req.Service = key.Project, key.Name
 	lines, err := ops.Logs(ctx, lq.req)
 	if err != nil {

@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"sync"
 	"time"
 
 	"github.com/go-chi/chi/v5"
@@ -80,6 +81,10 @@ type Server struct {
 	metrics  *httpMetrics
 	gatherer prometheus.Gatherer
 	stats    StatsSource
+	// stopping closes when the server shuts down: long-lived streams end
+	// then, while ordinary requests drain.
+	stopping chan struct{}
+	stopOnce sync.Once
 	ops      opsSettings
 }
 
@@ -99,6 +104,7 @@ func New(opts Options) *Server {
 		now:      opts.Now,
 		gatherer: opts.Gatherer,
 		stats:    opts.Stats,
+		stopping: make(chan struct{}),
 		ops:      newOpsSettings(opts),
 	}
 	if opts.Metrics != nil {
@@ -125,6 +131,24 @@ func New(opts Options) *Server {
 	s.buildRouter()
 	s.openapi = s.openAPIDocument()
 	return s
+}
+
+// StopStreams ends the watch, logs, terminal and metrics streams; pass it
+// to Serve so a shutdown does not wait for clients that never leave.
+func (s *Server) StopStreams() { s.stopOnce.Do(func() { close(s.stopping) }) }
+
+// streamContext is the context of a long-lived stream: it ends with the
+// request or when the server stops.
+func (s *Server) streamContext(parent context.Context) (context.Context, context.CancelFunc) {
+	ctx, cancel := context.WithCancel(parent)
+	go func() {
+		select {
+		case <-s.stopping:
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+	return ctx, cancel
 }
 
 // Handler returns the root handler.
@@ -192,14 +216,18 @@ func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
 }
 
 // Serve serves h on ln until ctx ends, then stops accepting, lets requests
-// in flight finish for up to drain, and returns.
-func Serve(ctx context.Context, ln net.Listener, h http.Handler, drain time.Duration, log *zap.Logger) error {
+// in flight finish for up to drain, and returns. onShutdown runs as the
+// shutdown starts (Server.StopStreams ends the streams).
+func Serve(ctx context.Context, ln net.Listener, h http.Handler, drain time.Duration, log *zap.Logger, onShutdown ...func()) error {
 	srv := &http.Server{
 		Handler:           h,
 		ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout:       120 * time.Second,
 		MaxHeaderBytes:    64 << 10,
 		ErrorLog:          zap.NewStdLog(log.Named("http")),
+	}
+	for _, f := range onShutdown {
+		srv.RegisterOnShutdown(f)
 	}
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()

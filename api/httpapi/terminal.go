@@ -81,7 +81,9 @@ func (s *Server) serviceExec(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, err)
 		return
 	}
-	ctx := authz.WithPrincipal(r.Context(), p)
+	ctx, cancel := s.streamContext(r.Context())
+	defer cancel()
+	ctx = authz.WithPrincipal(ctx, p)
 	key, err := s.serviceTarget(ctx, r, p, authz.Write)
 	if err != nil {
 		s.fail(w, r, err)

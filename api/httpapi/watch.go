@@ -88,7 +88,9 @@ func (s *Server) watch(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, err)
 		return
 	}
-	ctx := authz.WithPrincipal(r.Context(), p)
+	ctx, cancel := s.streamContext(r.Context())
+	defer cancel()
+	ctx = authz.WithPrincipal(ctx, p)
 	if f.project != "" {
 		if _, err := s.authz.Authorize(ctx, p, f.project, authz.Read); err != nil {
 			s.fail(w, r, err)
@@ -113,7 +115,9 @@ func (s *Server) watchWebSocket(w http.ResponseWriter, r *http.Request, f watchF
 		s.fail(w, r, err)
 		return
 	}
-	ctx := authz.WithPrincipal(r.Context(), up.Principal)
+	ctx, cancel := s.streamContext(r.Context())
+	defer cancel()
+	ctx = authz.WithPrincipal(ctx, up.Principal)
 	if f.project != "" {
 		if _, err := s.authz.Authorize(ctx, up.Principal, f.project, authz.Read); err != nil {
 			s.fail(w, r, err)

@@ -149,7 +149,7 @@ func runServer(ctx context.Context, cfg *serverConfig, log *zap.Logger) error {
 	opts.Operations, opts.MaxUploadBytes = ops, int64(cfg.maxUploadBytes)
 	h := httpapi.New(opts)
 	log.Info("serving API", zap.String("addr", ln.Addr().String()))
-	serveErr := httpapi.Serve(ctx, ln, h.Handler(), cfg.shutdownTimeout, log)
+	serveErr := httpapi.Serve(ctx, ln, h.Handler(), cfg.shutdownTimeout, log, h.StopStreams)
 	cancel()
 	wg.Wait()
 	close(errc)
