@@ -9,7 +9,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/coder/websocket"
+
 	"github.com/panelx/panelx/api"
+	"github.com/panelx/panelx/api/authz"
 	"github.com/panelx/panelx/client"
 )
 
@@ -226,4 +229,49 @@ func TestWatchDeliversTransitionsAndRefusesStrangers(t *testing.T) {
 	e.must(t, http.StatusUnauthorized, req{method: "GET", path: "/api/v1/watch"})
 	e.must(t, http.StatusUnauthorized, req{method: "GET", path: "/api/v1/watch?access_token=" + alice})
 	e.must(t, http.StatusForbidden, req{method: "GET", path: "/api/v1/watch", token: alice, header: map[string]string{"Origin": "https://evil.example"}})
+}
+
+// TestWatchOverWebSocket: the same stream as WebSocket messages, with the
+// token in a subprotocol (browsers cannot set headers on a WebSocket).
+func TestWatchOverWebSocket(t *testing.T) {
+	e := newEnv(t)
+	alice := e.jwtFor("alice")
+	e.apply(t, alice, "", shopManifests, http.StatusOK)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	conn, resp, err := websocket.Dial(ctx, "ws"+strings.TrimPrefix(e.URL, "http")+"/api/v1/watch?project=shop",
+		&websocket.DialOptions{Subprotocols: []string{"panelx.v1", authz.BearerProtocolPrefix + alice}})
+	if err != nil {
+		t.Fatalf("dial: %v", err)
+	}
+	defer conn.CloseNow()
+	if p := resp.Header.Get("Sec-WebSocket-Protocol"); strings.Contains(p, "bearer") {
+		t.Errorf("the token came back in the subprotocol answer: %q", p)
+	}
+	kinds := map[string]int{}
+	for {
+		_, data, err := conn.Read(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var ev struct {
+			Type string `json:"type"`
+			Kind string `json:"kind"`
+		}
+		if err := json.Unmarshal(data, &ev); err != nil {
+			t.Fatal(err)
+		}
+		if ev.Type == "SYNCED" {
+			break
+		}
+		kinds[ev.Kind]++
+	}
+	if kinds["Project"] != 1 || kinds["Service"] != 2 || kinds["Volume"] != 1 {
+		t.Errorf("initial state over WebSocket: %v", kinds)
+	}
+	// A stranger is refused before the upgrade.
+	if _, resp, err := websocket.Dial(ctx, "ws"+strings.TrimPrefix(e.URL, "http")+"/api/v1/watch?project=shop",
+		&websocket.DialOptions{Subprotocols: []string{authz.BearerProtocolPrefix + e.jwtFor("mallory")}}); err == nil || resp == nil || resp.StatusCode != http.StatusNotFound {
+		t.Errorf("stranger over WebSocket: %v %v", resp, err)
+	}
 }
