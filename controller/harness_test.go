@@ -17,8 +17,6 @@ import (
 
 	"github.com/docker/docker/api/types/container"
 	"github.com/docker/docker/api/types/filters"
-	"github.com/docker/docker/api/types/network"
-	"github.com/docker/docker/api/types/volume"
 	"github.com/docker/docker/client"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest"
@@ -119,20 +117,7 @@ func randomHex(n int) string {
 
 // removeDockerObjects deletes everything labelled with the test's instance.
 func (e *env) removeDockerObjects() {
-	ctx := context.Background()
-	f := filters.NewArgs(filters.Arg("label", reconcile.LabelInstance+"="+e.instance))
-	cs, _ := e.docker.ContainerList(ctx, container.ListOptions{All: true, Filters: f})
-	for _, c := range cs {
-		_ = e.docker.ContainerRemove(ctx, c.ID, container.RemoveOptions{Force: true})
-	}
-	ns, _ := e.docker.NetworkList(ctx, network.ListOptions{Filters: f})
-	for _, n := range ns {
-		_ = e.docker.NetworkRemove(ctx, n.ID)
-	}
-	vs, _ := e.docker.VolumeList(ctx, volume.ListOptions{Filters: f})
-	for _, v := range vs.Volumes {
-		_ = e.docker.VolumeRemove(ctx, v.Name, true)
-	}
+	testenv.RemoveLabelled(e.docker, reconcile.LabelInstance+"="+e.instance)
 }
 
 // uniq returns a project name unique to this test: Docker object names are

@@ -17,11 +17,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/docker/docker/api/types/container"
-	"github.com/docker/docker/api/types/filters"
-	"github.com/docker/docker/api/types/network"
-	"github.com/docker/docker/api/types/volume"
-
 	"github.com/panelx/panelx/internal/testenv"
 	"github.com/panelx/panelx/internal/testimage"
 	"github.com/panelx/panelx/reconcile"
@@ -47,22 +42,8 @@ func newCLIEnv(t *testing.T, serverEnv ...string) *cliEnv {
 	// would re-create what was just removed.
 	var instance string
 	t.Cleanup(func() {
-		if instance == "" {
-			return
-		}
-		ctx := context.Background()
-		f := filters.NewArgs(filters.Arg("label", reconcile.LabelInstance+"="+instance))
-		cs, _ := docker.ContainerList(ctx, container.ListOptions{All: true, Filters: f})
-		for _, c := range cs {
-			_ = docker.ContainerRemove(ctx, c.ID, container.RemoveOptions{Force: true})
-		}
-		ns, _ := docker.NetworkList(ctx, network.ListOptions{Filters: f})
-		for _, n := range ns {
-			_ = docker.NetworkRemove(ctx, n.ID)
-		}
-		vs, _ := docker.VolumeList(ctx, volume.ListOptions{Filters: f})
-		for _, v := range vs.Volumes {
-			_ = docker.VolumeRemove(ctx, v.Name, true)
+		if instance != "" {
+			testenv.RemoveLabelled(docker, reconcile.LabelInstance+"="+instance)
 		}
 	})
 	_, base, logs := startServer(t, bin, append([]string{"PANELX_DATABASE_URL=" + dbURL, "PANELX_PULL_INTERVAL=2s"}, serverEnv...)...)

@@ -15,11 +15,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/docker/docker/api/types/container"
 	"github.com/docker/docker/api/types/filters"
 	"github.com/docker/docker/api/types/image"
-	"github.com/docker/docker/api/types/network"
-	"github.com/docker/docker/api/types/volume"
 	dockerclient "github.com/docker/docker/client"
 
 	"github.com/panelx/panelx/client"
@@ -212,19 +209,7 @@ spec:
 // test's images.
 func removeInstance(docker *dockerclient.Client, instance, imageLabel string) {
 	ctx := context.Background()
-	f := filters.NewArgs(filters.Arg("label", reconcile.LabelInstance+"="+instance))
-	cs, _ := docker.ContainerList(ctx, container.ListOptions{All: true, Filters: f})
-	for _, c := range cs {
-		_ = docker.ContainerRemove(ctx, c.ID, container.RemoveOptions{Force: true})
-	}
-	ns, _ := docker.NetworkList(ctx, network.ListOptions{Filters: f})
-	for _, n := range ns {
-		_ = docker.NetworkRemove(ctx, n.ID)
-	}
-	vs, _ := docker.VolumeList(ctx, volume.ListOptions{Filters: f})
-	for _, v := range vs.Volumes {
-		_ = docker.VolumeRemove(ctx, v.Name, true)
-	}
+	testenv.RemoveLabelled(docker, reconcile.LabelInstance+"="+instance)
 	imgs, _ := docker.ImageList(ctx, image.ListOptions{Filters: filters.NewArgs(filters.Arg("label", imageLabel))})
 	for _, img := range imgs {
 		_, _ = docker.ImageRemove(ctx, img.ID, image.RemoveOptions{Force: true, PruneChildren: true})

@@ -5,6 +5,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/docker/docker/api/types/container"
+	"github.com/docker/docker/api/types/filters"
+	"github.com/docker/docker/api/types/network"
+	"github.com/docker/docker/api/types/volume"
 	"github.com/docker/docker/client"
 )
 
@@ -28,4 +32,23 @@ func Docker(tb testing.TB) *client.Client {
 	cli.NegotiateAPIVersion(ctx)
 	tb.Cleanup(func() { cli.Close() })
 	return cli
+}
+
+// RemoveLabelled force-removes the containers, networks and volumes that
+// carry label ("key=value"): what a test created, even when it failed.
+func RemoveLabelled(cli *client.Client, label string) {
+	ctx := context.Background()
+	f := filters.NewArgs(filters.Arg("label", label))
+	cs, _ := cli.ContainerList(ctx, container.ListOptions{All: true, Filters: f})
+	for _, c := range cs {
+		_ = cli.ContainerRemove(ctx, c.ID, container.RemoveOptions{Force: true})
+	}
+	ns, _ := cli.NetworkList(ctx, network.ListOptions{Filters: f})
+	for _, n := range ns {
+		_ = cli.NetworkRemove(ctx, n.ID)
+	}
+	vs, _ := cli.VolumeList(ctx, volume.ListOptions{Filters: f})
+	for _, v := range vs.Volumes {
+		_ = cli.VolumeRemove(ctx, v.Name, true)
+	}
 }
