@@ -57,6 +57,7 @@ func (s *Service) Default() {
 			sp.Ports[i].Protocol = ProtocolTCP
 		}
 	}
+	defaultDomains(sp)
 	if hc := sp.Healthcheck; hc != nil {
 		if hc.Interval.Duration == 0 {
 			hc.Interval.Duration = DefaultHealthInterval

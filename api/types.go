@@ -138,7 +138,8 @@ type Project struct {
 
 // ProjectSpec is the desired state of a project.
 type ProjectSpec struct {
-	// Domain is an optional base domain; routing to services comes later.
+	// Domain is an optional base domain. A service's spec.domains entry
+	// without a host serves <service>.<domain>.
 	Domain string `json:"domain,omitempty"`
 	// DisplayName is a free-form human name for dashboards.
 	DisplayName string `json:"displayName,omitempty"`
@@ -273,6 +274,9 @@ type ServiceSpec struct {
 	Healthcheck   *Healthcheck  `json:"healthcheck,omitempty"`
 	DependsOn     []string      `json:"dependsOn,omitempty"`
 	RestartPolicy RestartPolicy `json:"restartPolicy,omitempty"`
+	// Domains are the hostnames the edge routes to this service's ready
+	// replicas, with automatic HTTPS.
+	Domains []Domain `json:"domains,omitempty"`
 
 	// Host-level settings. Each of them breaks the container's isolation
 	// from the host; the API refuses them for non-administrators.
@@ -286,6 +290,42 @@ type ServiceSpec struct {
 	Devices     []string          `json:"devices,omitempty"` // /dev/host[:/dev/container[:rwm]]
 	Sysctls     map[string]string `json:"sysctls,omitempty"`
 	SecurityOpt []string          `json:"securityOpt,omitempty"`
+}
+
+// TLSMode says how the edge serves a domain over HTTPS.
+type TLSMode string
+
+const (
+	// TLSAuto: a certificate from the edge's ACME CA (Let's Encrypt by
+	// default), or the one uploaded for the hostname.
+	TLSAuto TLSMode = "Auto"
+	// TLSOff: plain HTTP only (no certificate, no redirect).
+	TLSOff TLSMode = "Off"
+)
+
+// Domain is one hostname (and path prefix) a service serves through the
+// edge. A hostname belongs to one service on the whole server.
+type Domain struct {
+	// Host is the hostname, such as app.example.com; an internationalized
+	// name is kept in its ASCII (xn--) form. Empty: <service>.<the project's
+	// spec.domain>. A wildcard (*.example.com) is for administrators.
+	Host string `json:"host,omitempty"`
+	// Path is a path prefix ("/api" serves /api and /api/…); default "/".
+	Path string `json:"path,omitempty"`
+	// Port is the container port requests go to; default: the first of
+	// spec.ports.
+	Port int32 `json:"port,omitempty"`
+	// RedirectHTTPS answers plain HTTP with a redirect to HTTPS (default
+	// true). ACME HTTP-01 challenges are always answered.
+	RedirectHTTPS *bool `json:"redirectHTTPS,omitempty"`
+	// TLS is Auto (default) or Off.
+	TLS TLSMode `json:"tls,omitempty"`
+	// Timeout bounds how long a replica may take to start answering (the
+	// response headers); 0: the edge's default (60s). Streams (SSE,
+	// WebSocket) are not cut once they answer.
+	Timeout Duration `json:"timeout,omitzero"`
+	// MaxBodySize caps request bodies ("10Mi"); empty: no limit.
+	MaxBodySize Quantity `json:"maxBodySize,omitempty"`
 }
 
 // EnvVar is one environment variable of a container.
@@ -405,6 +445,54 @@ type ServiceStatus struct {
 	Replicas           []ReplicaStatus `json:"replicas,omitempty"`
 	// ImageID is the image the replicas run (or were last created from).
 	ImageID string `json:"imageID,omitempty"`
+	// Endpoints are the replicas the edge may send requests to: running,
+	// ready and not being replaced. A replica leaves this list before it is
+	// stopped (see docs/architecture.md, "Edge").
+	Endpoints []Endpoint `json:"endpoints,omitempty"`
+	// Domains reports each of spec.domains: routed or not, and why, and
+	// its certificate.
+	Domains []DomainStatus `json:"domains,omitempty"`
+}
+
+// Endpoint is one replica's address on the project network.
+type Endpoint struct {
+	Replica     int32  `json:"replica"`
+	ContainerID string `json:"containerId"`
+	IP          string `json:"ip"`
+}
+
+// DomainStatus is the state of one hostname of a service.
+type DomainStatus struct {
+	Host string `json:"host"`
+	Path string `json:"path,omitempty"`
+	// Routed: the edge has a route for it with at least one ready replica.
+	Routed bool `json:"routed"`
+	// Reason says why it is not routed (or a warning when it is).
+	Reason      string             `json:"reason,omitempty"`
+	Certificate *CertificateStatus `json:"certificate,omitempty"`
+}
+
+// CertificateState is where a hostname's certificate is.
+type CertificateState string
+
+const (
+	CertificatePending CertificateState = "Pending"
+	CertificateIssued  CertificateState = "Issued"
+	CertificateFailed  CertificateState = "Failed"
+)
+
+// CertificateStatus is what an edge last reported of a hostname's
+// certificate.
+type CertificateStatus struct {
+	State CertificateState `json:"state"`
+	// Source is "acme" or "custom" (uploaded).
+	Source string `json:"source,omitempty"`
+	// Message is the CA's error text when Failed.
+	Message    string     `json:"message,omitempty"`
+	Issuer     string     `json:"issuer,omitempty"`
+	NotAfter   *time.Time `json:"notAfter,omitempty"`
+	RenewAfter *time.Time `json:"renewAfter,omitempty"`
+	UpdatedAt  time.Time  `json:"updatedAt,omitzero"`
 }
 
 // ReplicaStatus is the state of one container of a service.

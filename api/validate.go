@@ -220,6 +220,7 @@ func (s *ServiceSpec) validate(p Path, self string) ErrorList {
 	default:
 		errs = append(errs, NotSupported(p.Child("restartPolicy"), s.RestartPolicy, RestartAlways, RestartOnFailure, RestartNever))
 	}
+	errs = append(errs, validateDomains(p.Child("domains"), s)...)
 	errs = append(errs, s.validateHostSettings(p)...)
 	return errs
 }

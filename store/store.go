@@ -51,6 +51,9 @@ type Repo interface {
 	Events() Events
 	Tokens() Tokens
 	RegistryCredentials() RegistryCredentials
+	Hostnames() Hostnames
+	Edges() Edges
+	Certificates() Certificates
 }
 
 // Resources is the repository of one kind. Keys: a Project has only a name;

@@ -167,8 +167,14 @@ func applyError(err error) error {
 		}
 		return &out
 	}
-	var nf *authz.ProjectNotFoundError
+	var (
+		nf    *authz.ProjectNotFoundError
+		taken *store.HostnameTakenError
+	)
 	switch {
+	case errors.As(aerr.Err, &taken):
+		return &apiError{status: http.StatusConflict, detail: fmt.Sprintf("document %d (%s %s): %s", aerr.Index, aerr.Kind, aerr.Key, taken.Error()),
+			errs: api.ErrorList{{Field: prefix + ".spec.domains", Type: api.ErrDuplicate, Detail: taken.Error()}}}
 	case errors.As(aerr.Err, &nf), errors.Is(aerr.Err, store.ErrNotFound):
 		project := aerr.Key.Project
 		if nf != nil {

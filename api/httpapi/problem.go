@@ -80,6 +80,7 @@ func (s *Server) fail(w http.ResponseWriter, r *http.Request, err error) {
 		ae     *apiError
 		maxErr *http.MaxBytesError
 		nf     *authz.ProjectNotFoundError
+		taken  *store.HostnameTakenError
 	)
 	switch {
 	case errors.As(err, &ae):
@@ -98,6 +99,10 @@ func (s *Server) fail(w http.ResponseWriter, r *http.Request, err error) {
 		p.Status, p.Detail = http.StatusNotFound, nf.Error()
 	case errors.Is(err, store.ErrNotFound):
 		p.Status, p.Detail = http.StatusNotFound, "not found"
+	case errors.As(err, &taken):
+		// Says which hostname, never who holds it (unless in the same project).
+		p.Status, p.Detail = http.StatusConflict, taken.Error()
+		p.Errors = api.ErrorList{{Field: "spec.domains", Type: api.ErrDuplicate, Detail: taken.Error()}}
 	case errors.Is(err, store.ErrAlreadyExists):
 		p.Status, p.Detail = http.StatusConflict, "already exists"
 	case errors.Is(err, store.ErrConflict):

@@ -343,7 +343,10 @@ func (k *kindAPI[T]) create(w http.ResponseWriter, r *http.Request) {
 	} else {
 		created, err = k.repo(k.s.store).Create(ctx, obj)
 	}
+	var taken *store.HostnameTakenError
 	switch {
+	case errors.As(err, &taken):
+		// fail answers it, naming the hostname only.
 	case errors.Is(err, store.ErrAlreadyExists) && k.isProject():
 		err = httpErr(http.StatusConflict, "the project name %q is taken (project names are unique in the installation)", key.Name)
 	case errors.Is(err, store.ErrAlreadyExists):

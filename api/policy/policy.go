@@ -117,6 +117,16 @@ func (c *checker) service(s *api.ServiceSpec) {
 			}
 		}
 	}
+	// A wildcard hostname would take every name under a domain, other
+	// tenants' future names included: an administrator's decision.
+	if !c.admin {
+		for i, d := range s.Domains {
+			if api.IsWildcard(d.Host) {
+				c.errs = append(c.errs, api.Forbidden(p.Child("domains").Index(i).Child("host"),
+					fmt.Sprintf("wildcard hostname %q covers every name under it; only server administrators may use one", d.Host)))
+			}
+		}
+	}
 	for i, m := range s.Volumes {
 		if m.HostPath == "" {
 			continue

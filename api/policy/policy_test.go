@@ -165,6 +165,11 @@ func adminCases() []policyCase {
 		{name: "admin nfs share", obj: vol("local", map[string]string{"type": "nfs", "o": "addr=10.0.0.1", "device": "10.0.0.1:/run"}), admin: true},
 		{name: "admin plugin mountpoint on the socket", obj: vol("local-persist", map[string]string{"mountpoint": "/var/run"}), admin: true, want: []string{"spec.driverOpts[mountpoint]"}},
 		{name: "projects carry no host settings", obj: &api.Project{Metadata: api.ObjectMeta{Name: "shop"}}},
+		// A wildcard hostname is not host access: locked administrators keep it.
+		{name: "user wildcard hostname", obj: svc(func(s *api.ServiceSpec) {
+			s.Domains = []api.Domain{{Host: "app.example.com"}, {Host: "*.example.com"}}
+		}), want: []string{"spec.domains[1].host"}},
+		{name: "admin wildcard hostname", obj: svc(func(s *api.ServiceSpec) { s.Domains = []api.Domain{{Host: "*.example.com"}} }), admin: true, cfg: &locked},
 	}...)
 }
 

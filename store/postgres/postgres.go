@@ -163,6 +163,9 @@ func (r repo) Tokens() store.Tokens   { return tokens{q: r.q} }
 func (r repo) RegistryCredentials() store.RegistryCredentials {
 	return credentials{q: r.q}
 }
+func (r repo) Hostnames() store.Hostnames       { return hostnames{q: r.q} }
+func (r repo) Edges() store.Edges               { return edges{q: r.q} }
+func (r repo) Certificates() store.Certificates { return certificates{q: r.q} }
 
 // withTx runs fn in a transaction, or in a savepoint when q already is one.
 func withTx(ctx context.Context, q querier, fn func(querier) error) error {
@@ -187,6 +190,9 @@ func mapErr(err error, what string) error {
 	if errors.As(err, &pgErr) {
 		switch pgErr.Code {
 		case "23505": // unique_violation
+			if taken := hostnameTaken(err); taken != nil {
+				return fmt.Errorf("%s: %w", what, taken)
+			}
 			return fmt.Errorf("%s: %w", what, store.ErrAlreadyExists)
 		case "23503": // foreign_key_violation
 			return fmt.Errorf("%s: project: %w", what, store.ErrNotFound)

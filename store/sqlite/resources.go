@@ -241,6 +241,11 @@ func (r *resources[T]) Create(ctx context.Context, obj T) (T, error) {
 		if out, err = r.t.decode(stored); err != nil {
 			return fmt.Errorf("%s: %w", what, err)
 		}
+		if r.t.kind == api.KindService {
+			if err := claimHostnames(ctx, w, key.Project, key.Name, stored.spec); err != nil {
+				return fmt.Errorf("%s: %w", what, err)
+			}
+		}
 		c := r.t.change(store.ChangeUpsert, stored)
 		c.SpecChanged = true
 		w.emit(c)
@@ -377,7 +382,7 @@ func (r *resources[T]) Update(ctx context.Context, obj T) (T, error) {
 	if err != nil {
 		return zero, fmt.Errorf("%s: %w", what, err)
 	}
-	return r.modify(ctx, key, pre, what, func(_ *writer, cur *row) (*rowUpdate, error) {
+	return r.modify(ctx, key, pre, what, func(w *writer, cur *row) (*rowUpdate, error) {
 		u := &rowUpdate{spec: !jsonEqual(cur.spec, []byte(spec))}
 		u.add("labels", labels)
 		u.add("annotations", annots)
@@ -387,6 +392,13 @@ func (r *resources[T]) Update(ctx context.Context, obj T) (T, error) {
 			gen++
 		}
 		u.add("generation", gen)
+		// Hostname claims follow the spec, as PostgreSQL's triggers do.
+		switch {
+		case u.spec && r.t.kind == api.KindService:
+			u.then = func() error { return claimHostnames(ctx, w, cur.project, cur.name, []byte(spec)) }
+		case r.t.kind == api.KindProject && projectDomain(cur.spec) != projectDomain([]byte(spec)):
+			u.then = func() error { return reclaimProject(ctx, w, cur.name) }
+		}
 		return u, nil
 	})
 }

@@ -338,6 +338,9 @@ func (r repo) Tokens() store.Tokens   { return tokens{r: r} }
 func (r repo) RegistryCredentials() store.RegistryCredentials {
 	return credentials{r: r}
 }
+func (r repo) Hostnames() store.Hostnames       { return hostnames{r: r} }
+func (r repo) Edges() store.Edges               { return edges{r: r} }
+func (r repo) Certificates() store.Certificates { return certificates{r: r} }
 
 // InstallationID returns the ID of this installation, created with the schema.
 func (s *Store) InstallationID(ctx context.Context) (string, error) {

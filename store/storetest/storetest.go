@@ -48,6 +48,9 @@ func Run(t *testing.T, newStore Factory) {
 		{"InstallationID", testInstallationID},
 		{"WatchDeliversChangesInOrder", testWatch},
 		{"WatchSlowConsumerGetsResync", testWatchSlowConsumer},
+		{"HostnameClaims", testHostnameClaims},
+		{"EdgeReports", testEdgeReports},
+		{"Certificates", testCertificates},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
