@@ -49,6 +49,9 @@ type Options struct {
 	// OnLeader is called with true when this process starts acting and
 	// false when it stops.
 	OnLeader func(bool)
+	// DrainTimeout bounds how long a replica taken out of the edge's routes
+	// waits for the edges to drain it (0: reconcile.DefaultDrainTimeout).
+	DrainTimeout time.Duration
 }
 
 // Controller runs the reconcile loop: keys come from the store's change
@@ -133,7 +136,7 @@ func (c *Controller) lead(ctx context.Context) error {
 	defer queue.ShutDown()
 	r := &Reconciler{
 		Store: c.opts.Store, Runtime: c.opts.Runtime, Cache: cache, Instance: c.opts.Instance, Log: c.log,
-		PullInterval: c.opts.PullInterval, Metrics: c.opts.Metrics,
+		PullInterval: c.opts.PullInterval, Metrics: c.opts.Metrics, DrainTimeout: c.opts.DrainTimeout,
 		Executor: &reconcile.Executor{Runtime: c.opts.Runtime, Cache: cache, Credentials: c.opts.Credentials, Parallel: c.opts.Parallel},
 	}
 	l := &loop{c: c, cache: cache, queue: queue, rec: r}
@@ -204,6 +207,10 @@ func (l *loop) enqueueChange(ctx context.Context, ch store.Change) {
 			k := reconcile.ProjectKey(ch.Key.Name)
 			l.c.opts.Metrics.changeQueued(k, ch.CommittedAt)
 			l.addNow(k)
+		}
+		// A new domain moves the default hostnames its services report.
+		if ch.SpecChanged && ch.Type == store.ChangeUpsert {
+			l.enqueueServicesOf(ctx, ch.Key.Name)
 		}
 	case api.KindVolume:
 		if !ch.StatusChanged || ch.SpecChanged || ch.Deleting || ch.Type != store.ChangeUpsert {

@@ -32,6 +32,14 @@ type Reconciler struct {
 	PullInterval time.Duration
 	Now          func() time.Time
 	Metrics      *Metrics
+	// DrainTimeout bounds how long a replica out of the edge's routes waits
+	// for the edges before it is stopped (0: reconcile.DefaultDrainTimeout).
+	DrainTimeout time.Duration
+
+	drainMu sync.Mutex
+	// drainSince remembers, per service, since when each container has
+	// been out of the published endpoints.
+	drainSince map[api.Key]map[string]time.Time
 
 	imagesMu sync.Mutex
 	// images remembers pulls per project and reference: credentials are per
@@ -89,6 +97,10 @@ func (r *Reconciler) reconcileService(ctx context.Context, key reconcile.Key) (R
 		if err != nil {
 			return Result{}, err
 		}
+		// A replica leaves the edge's routes before anything may stop it.
+		if err := r.publishEndpoints(ctx, &in); err != nil {
+			return Result{}, err
+		}
 		svc, img = in.Service, in.Image
 		plan = reconcile.PlanService(in)
 		if plan.Empty() {
@@ -118,9 +130,14 @@ func (r *Reconciler) reconcileService(ctx context.Context, key reconcile.Key) (R
 		return Result{}, lastErr
 	}
 	if svc.Metadata.DeletionTimestamp == nil {
+		projectDomain, certs, err := r.domainInputs(ctx, svc)
+		if err != nil {
+			return Result{}, err
+		}
 		status := reconcile.ComputeServiceStatus(reconcile.ServiceStatusInput{
 			Instance: r.Instance, Service: svc, Previous: svc.Status, Containers: r.Cache.Containers(key.Project, key.Name),
 			Image: img, Plan: plan, Err: lastErr, Now: r.now(),
+			Network: r.Cache.Network(key.Project), ProjectDomain: projectDomain, Certificates: certs,
 		})
 		if err := r.writeServiceStatus(ctx, svc, status); err != nil && lastErr == nil {
 			lastErr = err
@@ -130,6 +147,105 @@ func (r *Reconciler) reconcileService(ctx context.Context, key reconcile.Key) (R
 		r.Metrics.serviceStatus(&withStatus)
 	}
 	return Result{RequeueAfter: plan.RequeueAfter}, lastErr
+}
+
+// publishEndpoints writes the service's endpoints to its status when they
+// changed, before the plan is made: the edges follow the status, and the
+// planner stops a replica only once it is out of them and drained. It
+// fills in.Drain.
+func (r *Reconciler) publishEndpoints(ctx context.Context, in *reconcile.ServiceInput) error {
+	svc := in.Service
+	now := r.now()
+	r.drainMu.Lock()
+	since := r.drainSince[in.Key]
+	r.drainMu.Unlock()
+	if svc == nil {
+		return nil
+	}
+	needed := len(svc.Spec.Domains) > 0 || len(svc.Status.Endpoints) > 0 || len(since) > 0
+	if !needed {
+		return nil
+	}
+	published := svc.Status.Endpoints
+	desired := reconcile.DesiredEndpoints(reconcile.EndpointsInput{Instance: r.Instance, Service: svc, Image: in.Image,
+		Network: in.Network, Containers: in.Containers})
+	if !sameJSON(published, desired) {
+		upd := api.Clone(svc)
+		upd.Status.Endpoints = desired
+		upd.Metadata.ResourceVersion = ""
+		stored, err := r.Store.Services().UpdateStatus(ctx, upd)
+		if errors.Is(err, store.ErrNotFound) || errors.Is(err, store.ErrConflict) {
+			in.Service = nil // deleted or re-created meanwhile: its own change comes next
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("publish endpoints of %s: %w", in.Key, err)
+		}
+		in.Service, published = stored, desired
+		r.Log.Debug("endpoints published", zap.Stringer("key", in.Key), zap.Int("endpoints", len(desired)))
+	}
+	routed := map[string]bool{}
+	for _, e := range published {
+		routed[e.ContainerID] = true
+	}
+	// Remember since when each running container has been out of the
+	// endpoints; forget containers that are gone.
+	next := map[string]time.Time{}
+	for _, c := range in.Containers {
+		if routed[c.ID] {
+			continue
+		}
+		if t, ok := since[c.ID]; ok {
+			next[c.ID] = t
+		} else {
+			next[c.ID] = now
+		}
+	}
+	r.drainMu.Lock()
+	if r.drainSince == nil {
+		r.drainSince = map[api.Key]map[string]time.Time{}
+	}
+	if len(next) == 0 {
+		delete(r.drainSince, in.Key)
+	} else {
+		r.drainSince[in.Key] = next
+	}
+	r.drainMu.Unlock()
+
+	reports, err := r.Store.Edges().List(ctx)
+	if err != nil {
+		return fmt.Errorf("read edge reports: %w", err)
+	}
+	views := make([]reconcile.EdgeReportView, len(reports))
+	for i, e := range reports {
+		views[i] = reconcile.EdgeReportView{ID: e.ID, Active: e.Active, Draining: e.Draining, SeenAt: e.SeenAt}
+	}
+	in.Drain = reconcile.DrainInput{Needed: true, Routed: routed, Since: next, Timeout: r.DrainTimeout,
+		Edges: reconcile.EdgeViews(now, views)}
+	return nil
+}
+
+// domainInputs reads what a service's domain status needs: its project's
+// domain and the certificate states of its hostnames.
+func (r *Reconciler) domainInputs(ctx context.Context, svc *api.Service) (string, map[string]api.CertificateStatus, error) {
+	if len(svc.Spec.Domains) == 0 {
+		return "", nil, nil
+	}
+	project, err := getOrNil(ctx, r.Store.Projects(), api.Key{Name: svc.Metadata.Project})
+	if err != nil || project == nil {
+		return "", nil, err
+	}
+	var hosts []string
+	for _, d := range svc.Spec.Domains {
+		if h := api.EffectiveHost(d, svc.Metadata.Name, project.Spec.Domain); h != "" && d.TLS != api.TLSOff {
+			hosts = append(hosts, h)
+		}
+	}
+	certs, err := r.Store.Certificates().Statuses(ctx, hosts)
+	if err != nil {
+		return "", nil, fmt.Errorf("read certificate status: %w", err)
+	}
+	return project.Spec.Domain, certs, nil
 }
 
 func (r *Reconciler) serviceInput(ctx context.Context, key api.Key) (reconcile.ServiceInput, error) {

@@ -156,6 +156,12 @@ func (d *DockerRuntime) InspectContainer(ctx context.Context, id string) (Contai
 		for _, ep := range in.NetworkSettings.Networks {
 			if ep != nil && ep.NetworkID != "" {
 				c.Networks = append(c.Networks, ep.NetworkID)
+				if ep.IPAddress != "" {
+					if c.IPs == nil {
+						c.IPs = map[string]string{}
+					}
+					c.IPs[ep.NetworkID] = ep.IPAddress
+				}
 			}
 		}
 	}

@@ -26,6 +26,8 @@ type Container struct {
 	Error        string   // Docker's message when it could not start the container
 	Volumes      []string // names of the Docker volumes it mounts
 	Networks     []string // IDs of the networks it is attached to
+	// IPs are its IPv4 addresses by network ID (set while it runs).
+	IPs map[string]string
 }
 
 // Running reports whether the container's process runs.

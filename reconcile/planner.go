@@ -69,13 +69,16 @@ type ServiceInput struct {
 
 	Now          time.Time
 	PullInterval time.Duration // how often pullPolicy Always re-checks the registry
+
+	// Drain says when a routed replica may be stopped (see endpoints.go).
+	Drain DrainInput
 }
 
 // PlanService plans one service.
 func PlanService(in ServiceInput) Plan {
 	var p Plan
 	if cause := removalCause(in); cause != "" {
-		planRemoveAll(&p, in.Containers, cause)
+		planRemoveAll(&p, in, in.Containers, cause)
 		if len(in.Containers) == 0 && in.Service != nil {
 			p.Finalize = true
 		}
@@ -102,6 +105,7 @@ func PlanService(in ServiceInput) Plan {
 	for i := 0; i < desired; i++ {
 		spec := BuildContainerSpec(in.Instance, in.Service, i, imageID)
 		planReplica(&p, replicaInput{
+			in:      &in,
 			network: in.Network,
 			index:   i, spec: spec, containers: byIndex[i], prereqs: prereqs,
 			stopFirst: publishesHostPort, depsWait: depsWait, policy: sp.RestartPolicy,
@@ -116,7 +120,7 @@ func PlanService(in ServiceInput) Plan {
 	}
 	slices.Sort(extra)
 	for _, idx := range slices.Backward(extra) {
-		planRemoveAll(&p, byIndex[idx], fmt.Sprintf("scale down: replica %d is above the desired %d", idx, desired))
+		planRemoveAll(&p, in, byIndex[idx], fmt.Sprintf("scale down: replica %d is above the desired %d", idx, desired))
 	}
 	return p
 }
@@ -136,9 +140,13 @@ func removalCause(in ServiceInput) string {
 }
 
 // planRemoveAll stops and removes containers; stopping first lets the
-// process shut down gracefully.
-func planRemoveAll(p *Plan, cs []Container, cause string) {
+// process shut down gracefully. A container the edge may still send
+// requests to waits until it is drained.
+func planRemoveAll(p *Plan, in ServiceInput, cs []Container, cause string) {
 	for _, c := range sortContainers(cs) {
+		if !in.drained(p, c, cause) {
+			continue
+		}
 		after := []int(nil)
 		if c.Running() || c.State == "restarting" || c.State == "paused" {
 			after = []int{p.add(Op{Kind: OpStopContainer, Target: c.Name, ContainerID: c.ID, Cause: cause})}
@@ -224,6 +232,7 @@ func dependenciesNotReady(in ServiceInput) []string {
 }
 
 type replicaInput struct {
+	in         *ServiceInput
 	network    *Network // the project network, when the service uses it
 	index      int
 	spec       ContainerSpec
@@ -265,7 +274,7 @@ func planReplica(p *Plan, r replicaInput) {
 				dups = append(dups, c)
 			}
 		}
-		planRemoveAll(p, dups, fmt.Sprintf("duplicate of replica %d", r.index))
+		planRemoveAll(p, *r.in, dups, fmt.Sprintf("duplicate of replica %d", r.index))
 		current = []Container{keep}
 	}
 	if len(current) == 0 {
@@ -275,7 +284,7 @@ func planReplica(p *Plan, r replicaInput) {
 	c := current[0]
 	switch {
 	case c.State == "dead":
-		planRemoveAll(p, []Container{c}, fmt.Sprintf("replica %d is dead", r.index))
+		planRemoveAll(p, *r.in, []Container{c}, fmt.Sprintf("replica %d is dead", r.index))
 		return
 	case c.State == "created":
 		p.add(Op{Kind: OpStartContainer, Target: c.Name, ContainerID: c.ID, Cause: fmt.Sprintf("replica %d created but not started", r.index), After: r.prereqs})
@@ -295,17 +304,23 @@ func planReplica(p *Plan, r replicaInput) {
 		}
 		return
 	}
-	// The current container is ready: retire the old ones, then take the name.
+	// The current container is ready: retire the old ones (once the edge
+	// no longer sends them requests), then take the name.
 	var removals []int
+	draining := false
 	for _, s := range sortContainers(stale) {
 		cause := fmt.Sprintf("replaced by %s (%s)", c.Name, describeChange(s.Fields, r.spec.fields()))
+		if !r.in.drained(p, s, fmt.Sprintf("replica %d", r.index)) {
+			draining = true
+			continue
+		}
 		var after []int
 		if s.Running() || s.State == "restarting" {
 			after = []int{p.add(Op{Kind: OpStopContainer, Target: s.Name, ContainerID: s.ID, Cause: cause})}
 		}
 		removals = append(removals, p.add(Op{Kind: OpRemoveContainer, Target: s.Name, ContainerID: s.ID, Cause: cause, After: after}))
 	}
-	if c.Name != r.spec.Name {
+	if c.Name != r.spec.Name && !draining {
 		p.add(Op{Kind: OpRenameContainer, Target: c.Name, ContainerID: c.ID, NewName: r.spec.Name,
 			Cause: fmt.Sprintf("replica %d replacement is ready", r.index), After: removals})
 	}
@@ -334,6 +349,11 @@ func planCreate(p *Plan, r replicaInput, stale []Container) {
 	after := slices.Clone(r.prereqs)
 	if len(stale) > 0 && (!anyRunning || r.stopFirst) {
 		// Stop-first: the final name frees up once the old ones are gone.
+		for _, s := range stale {
+			if !r.in.drained(p, s, fmt.Sprintf("replica %d", r.index)) {
+				return
+			}
+		}
 		for _, s := range sortContainers(stale) {
 			var stop []int
 			if s.Running() || s.State == "restarting" {

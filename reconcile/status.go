@@ -33,6 +33,12 @@ type ServiceStatusInput struct {
 	Plan       Plan
 	Err        error
 	Now        time.Time
+	// Network is the project network (the endpoints' addresses are on it).
+	Network *Network
+	// ProjectDomain gives the default hostname <service>.<domain>.
+	ProjectDomain string
+	// Certificates are the edges' reports by hostname.
+	Certificates map[string]api.CertificateStatus
 }
 
 // ComputeServiceStatus derives the status the user sees.
@@ -103,6 +109,9 @@ func ComputeServiceStatus(in ServiceStatusInput) api.ServiceStatus {
 		addProblem(ReasonPullFailed, "pull "+svc.Spec.Image+" (running the local image meanwhile): "+in.Image.PullError)
 	}
 
+	st.Endpoints = DesiredEndpoints(EndpointsInput{Instance: in.Instance, Service: svc, Image: in.Image, Network: in.Network, Containers: in.Containers})
+	st.Domains = domainStatuses(svc, in.ProjectDomain, st.Endpoints, in.Certificates)
+
 	now := in.Now
 	allReady := int(st.ReadyReplicas) == desired && stale == 0
 	progressing := !in.Plan.Empty() || in.Plan.Wait != "" || stale > 0
@@ -147,6 +156,34 @@ func ComputeServiceStatus(in ServiceStatusInput) api.ServiceStatus {
 		st.Phase = api.PhaseProgressing
 	}
 	return st
+}
+
+// domainStatuses says, per domain, whether the edge routes it and where its
+// certificate is.
+func domainStatuses(svc *api.Service, projectDomain string, eps []api.Endpoint, certs map[string]api.CertificateStatus) []api.DomainStatus {
+	var out []api.DomainStatus
+	for _, d := range svc.Spec.Domains {
+		ds := api.DomainStatus{Host: api.EffectiveHost(d, svc.Metadata.Name, projectDomain), Path: d.Path}
+		switch {
+		case ds.Host == "":
+			ds.Reason = fmt.Sprintf("no hostname: the domain names no host and project %s has no spec.domain", svc.Metadata.Project)
+		case svc.Metadata.DeletionTimestamp != nil:
+			ds.Reason = "service deleted"
+		case len(eps) == 0:
+			ds.Reason = fmt.Sprintf("no ready replica of %s in project %s", svc.Metadata.Name, svc.Metadata.Project)
+		default:
+			ds.Routed = true
+		}
+		if ds.Host != "" && d.TLS != api.TLSOff {
+			if c, ok := certs[ds.Host]; ok {
+				ds.Certificate = &c
+			} else {
+				ds.Certificate = &api.CertificateStatus{State: api.CertificatePending, Message: "no edge has reported this hostname yet (is `panelx edge` running?)"}
+			}
+		}
+		out = append(out, ds)
+	}
+	return out
 }
 
 func replicaStatus(i int, c *Container) api.ReplicaStatus {

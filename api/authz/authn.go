@@ -203,7 +203,7 @@ func (a *Authenticator) Authenticate(ctx context.Context, bearer string) (*Princ
 	if claims.IsAnonymous {
 		return nil, unauthenticated(reasonAnonymous, nil)
 	}
-	if !validUserID(claims.Subject) {
+	if !validUserID(claims.Subject) || claims.Subject == EdgeUserID {
 		return nil, unauthenticated(reasonBadSubject, nil)
 	}
 	return &Principal{
@@ -230,10 +230,11 @@ func (a *Authenticator) apiToken(ctx context.Context, bearer string) (*Principal
 	a.touch(ctx, tok.ID, now)
 	p := &Principal{
 		UserID:  tok.UserID,
-		Admin:   a.admins[tok.UserID],
+		Admin:   a.admins[tok.UserID] && tok.UserID != EdgeUserID,
 		Method:  MethodAPIToken,
 		TokenID: tok.ID,
 		Project: tok.Project,
+		Edge:    tok.UserID == EdgeUserID,
 	}
 	if tok.ExpiresAt != nil {
 		p.ExpiresAt = *tok.ExpiresAt
@@ -280,5 +281,6 @@ func validUserID(s string) bool {
 	return true
 }
 
-// ValidUserID reports whether s can be a user id (for member routes).
-func ValidUserID(s string) bool { return validUserID(s) }
+// ValidUserID reports whether s can be a user id (for member routes): the
+// edge's reserved user cannot.
+func ValidUserID(s string) bool { return validUserID(s) && s != EdgeUserID }

@@ -93,8 +93,9 @@ func (z *Authorizer) Role(ctx context.Context, p *Principal, project string) (st
 	if p == nil {
 		return "", unauthenticated(reasonMissing, nil)
 	}
-	// A name that cannot exist is never sent to the store.
-	if len(api.ValidateName("", project)) > 0 || (p.Scoped() && p.Project != project) {
+	// A name that cannot exist is never sent to the store; an edge is in
+	// no project.
+	if len(api.ValidateName("", project)) > 0 || (p.Scoped() && p.Project != project) || p.Edge {
 		return "", &ProjectNotFoundError{Project: project}
 	}
 	m, err := z.members().Get(ctx, project, p.UserID)
@@ -125,6 +126,9 @@ func (z *Authorizer) Authorize(ctx context.Context, p *Principal, project string
 func (z *Authorizer) Projects(ctx context.Context, p *Principal) ([]string, error) {
 	if p == nil {
 		return nil, unauthenticated(reasonMissing, nil)
+	}
+	if p.Edge {
+		return []string{}, nil
 	}
 	ms, err := z.members().ProjectsOf(ctx, p.UserID)
 	if err != nil {

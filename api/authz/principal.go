@@ -31,7 +31,15 @@ type Principal struct {
 	Project string `json:"project,omitempty"`
 	// ExpiresAt is when the credential expires (zero: never).
 	ExpiresAt time.Time `json:"expiresAt,omitzero"`
+	// Edge: an edge process's token. It reaches the /api/v1/edge routes
+	// (every project's routing data, uploaded certificates included) and
+	// nothing else: no project, no token management.
+	Edge bool `json:"edge,omitempty"`
 }
+
+// EdgeUserID is the reserved user of edge tokens. No JWT subject and no
+// member may carry it.
+const EdgeUserID = "panelx:edge"
 
 // Scoped reports whether the principal is limited to one project.
 func (p *Principal) Scoped() bool { return p != nil && p.Project != "" }

@@ -104,6 +104,25 @@ func (s *Server) withRequest(next http.Handler) http.Handler {
 
 // authenticate requires a valid bearer credential and puts its principal
 // in the request context.
+// edgeGate keeps edge tokens to the edge routes, and everyone else out of
+// them: an edge token reads every project's routing data but may touch no
+// project, and a user's token may not read other tenants' routes.
+func (s *Server) edgeGate(edgeRoute bool) func(http.Handler) http.Handler {
+	return func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			p := authz.PrincipalFrom(r.Context())
+			switch {
+			case p.Edge && !edgeRoute:
+				s.fail(w, r, authz.Forbidden("an edge token reaches the /api/v1/edge routes only"))
+			case !p.Edge && edgeRoute:
+				s.fail(w, r, authz.Forbidden("this route is for edge tokens (panelx token create --edge)"))
+			default:
+				next.ServeHTTP(w, r)
+			}
+		})
+	}
+}
+
 func (s *Server) authenticate(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		p, err := s.authn.AuthenticateRequest(r)

@@ -41,6 +41,10 @@ var roleMatrix = map[string]string{
 	"PUT /api/v1/projects/{project}/volumes/{volume}/files/*":           "editor",
 	"POST /api/v1/projects/{project}/volumes/{volume}/files/*":          "editor",
 	"DELETE /api/v1/projects/{project}/volumes/{volume}/files/*":        "editor",
+	"GET /api/v1/projects/{project}/certificates":                       "viewer",
+	"GET /api/v1/projects/{project}/certificates/{host}":                "viewer",
+	"PUT /api/v1/projects/{project}/certificates/{host}":                "admin",
+	"DELETE /api/v1/projects/{project}/certificates/{host}":             "admin",
 }
 
 // webSockets are routes that, past authorization, ask a plain request to
@@ -82,9 +86,21 @@ func TestRoleMatrix(t *testing.T) {
 				e.member(t, owner, project, "user-"+role, role)
 				tok = e.jwtFor("user-" + role)
 			}
-			path := fill(pattern, map[string]string{"project": project, "service": "web", "volume": "data", "userId": "dave", "registry": "ghcr.io"})
+			host := project + ".example.test"
+			var certBody map[string]any
+			if strings.Contains(pattern, "/certificates") {
+				// A hostname of the project, with an uploaded certificate to read or delete.
+				e.must(t, http.StatusOK, req{method: "PATCH", path: "/api/v1/projects/" + project + "/services/web", token: owner,
+					body: map[string]any{"spec": map[string]any{"ports": []any{map[string]any{"containerPort": 80}}, "domains": []any{map[string]any{"host": host}}}}})
+				cert, key := selfSigned(t, host)
+				certBody = map[string]any{"certificate": cert, "privateKey": key}
+				e.must(t, http.StatusOK, req{method: "PUT", path: "/api/v1/projects/" + project + "/certificates/" + host, token: owner, body: certBody})
+			}
+			path := fill(pattern, map[string]string{"project": project, "service": "web", "volume": "data", "userId": "dave", "registry": "ghcr.io", "host": host})
 			body := validBody(method, pattern)
 			switch {
+			case strings.HasSuffix(pattern, "/certificates/{host}") && method == "PUT":
+				body = certBody
 			case strings.HasSuffix(pattern, "/members/{userId}") && method == "PUT":
 				body = map[string]any{"role": "editor"}
 			case strings.HasSuffix(pattern, "/services") && method == "POST":

@@ -5,6 +5,7 @@ import (
 
 	"github.com/panelx/panelx/api"
 	"github.com/panelx/panelx/api/authz"
+	"github.com/panelx/panelx/api/routing"
 	"github.com/panelx/panelx/store"
 )
 
@@ -18,7 +19,9 @@ type route struct {
 	// selfAuth: the handler authenticates itself (WebSocket upgrades take
 	// the token from a subprotocol too); documented like any secured route.
 	selfAuth bool
-	doc      opDoc
+	// edge: only edge tokens may call it — and they may call nothing else.
+	edge bool
+	doc  opDoc
 }
 
 // opDoc is what the OpenAPI document says about a route.
@@ -136,6 +139,22 @@ func (s *Server) routeTable() []route {
 			doc: opDoc{summary: "Set the credential for a registry; the password is write-only (owner, admin)", tag: "registry credentials", body: ref[credentialRequest](), status: 200, resp: ref[store.RegistryCredential]()}},
 		{method: "DELETE", pattern: "/api/v1/projects/{project}/registry-credentials/{registry}", handler: s.deleteCredential,
 			doc: opDoc{summary: "Delete a registry credential (owner, admin)", tag: "registry credentials", status: 204}},
+
+		{method: "GET", pattern: "/api/v1/projects/{project}/certificates", handler: s.listCertificates,
+			doc: opDoc{summary: "List the certificates uploaded for the project's hostnames, without keys [viewer]", tag: "certificates", status: 200, resp: itemsRef[store.CustomCertificate]("CertificateList")}},
+		{method: "GET", pattern: "/api/v1/projects/{project}/certificates/{host}", handler: s.getCertificate,
+			doc: opDoc{summary: "Get an uploaded certificate, without its key [viewer]", tag: "certificates", status: 200, resp: ref[store.CustomCertificate]()}},
+		{method: "PUT", pattern: "/api/v1/projects/{project}/certificates/{host}", handler: s.putCertificate,
+			doc: opDoc{summary: "Upload a certificate chain and key (PEM) for a hostname a service of the project serves; the edge serves it instead of ordering one; the key is write-only (owner, admin)", tag: "certificates", body: ref[certificateRequest](), status: 200, resp: ref[store.CustomCertificate]()}},
+		{method: "DELETE", pattern: "/api/v1/projects/{project}/certificates/{host}", handler: s.deleteCertificate,
+			doc: opDoc{summary: "Delete an uploaded certificate; the edge orders one instead (owner, admin)", tag: "certificates", status: 204}},
+
+		{method: "GET", pattern: "/api/v1/edge/routes", handler: s.edgeRoutes, edge: true,
+			doc: opDoc{summary: "The edge's route table; with watch=true a Server-Sent Events stream of tables (event: routes) after every change (edge tokens only)", tag: "edge",
+				status: 200, resp: ref[routing.Table](), query: []queryParam{{"watch", "boolean", "stream a new table after every change"}}}},
+		{method: "PUT", pattern: "/api/v1/edge/reports/{edge}", handler: s.edgeReport, edge: true,
+			doc: opDoc{summary: "An edge's report: the replica addresses it routes to and drains, its certificates, certificate events (edge tokens only)", tag: "edge",
+				body: ref[EdgeReportRequest](), status: 204}},
 	}...)
 }
 

@@ -187,7 +187,7 @@ func (s *Server) buildRouter() {
 		if rt.public || rt.selfAuth {
 			r.Method(rt.method, rt.pattern, rt.handler)
 		} else {
-			r.With(s.authenticate).Method(rt.method, rt.pattern, rt.handler)
+			r.With(s.authenticate, s.edgeGate(rt.edge)).Method(rt.method, rt.pattern, rt.handler)
 		}
 	}
 }

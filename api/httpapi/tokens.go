@@ -28,6 +28,9 @@ type tokenRequest struct {
 	ExpiresAt *time.Time `json:"expiresAt,omitempty"`
 	// Project limits the token to one project the caller is a member of.
 	Project string `json:"project,omitempty"`
+	// Edge makes a token for `panelx edge` (server administrators only): it
+	// reads every project's routes and nothing else.
+	Edge bool `json:"edge,omitempty"`
 }
 
 // tokenCreated is the one response that carries the token's secret.
@@ -40,22 +43,30 @@ type tokenCreated struct {
 var tokenIDRe = regexp.MustCompile(`^[A-Za-z0-9-]{1,64}$`)
 
 // tokenManager refuses project-scoped tokens: a token limited to one
-// project must not see the user's other tokens nor mint broader ones.
-func tokenManager(r *http.Request) (*authz.Principal, error) {
+// project must not see the user's other tokens nor mint broader ones. It
+// returns whose tokens the request manages: the caller's, or with
+// ?edge=true (administrators only) the edges'.
+func tokenManager(r *http.Request) (*authz.Principal, string, error) {
 	p := authz.PrincipalFrom(r.Context())
 	if p.Scoped() {
-		return nil, authz.Forbidden("a project-scoped API token cannot manage API tokens")
+		return nil, "", authz.Forbidden("a project-scoped API token cannot manage API tokens")
 	}
-	return p, nil
+	if r.URL.Query().Get("edge") == "true" {
+		if !p.Admin {
+			return nil, "", authz.Forbidden("only server administrators manage edge tokens")
+		}
+		return p, authz.EdgeUserID, nil
+	}
+	return p, p.UserID, nil
 }
 
 func (s *Server) listTokens(w http.ResponseWriter, r *http.Request) {
-	p, err := tokenManager(r)
+	_, owner, err := tokenManager(r)
 	if err != nil {
 		s.fail(w, r, err)
 		return
 	}
-	list, err := s.store.Tokens().List(r.Context(), p.UserID)
+	list, err := s.store.Tokens().List(r.Context(), owner)
 	if err != nil {
 		s.fail(w, r, err)
 		return
@@ -64,7 +75,7 @@ func (s *Server) listTokens(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) createToken(w http.ResponseWriter, r *http.Request) {
-	p, err := tokenManager(r)
+	p, owner, err := tokenManager(r)
 	var data []byte
 	if err == nil {
 		data, err = s.readBody(w, r, bodyTypes...)
@@ -72,6 +83,16 @@ func (s *Server) createToken(w http.ResponseWriter, r *http.Request) {
 	var req tokenRequest
 	if err == nil {
 		err = decodeStrict(data, &req)
+	}
+	if err == nil && req.Edge {
+		switch {
+		case !p.Admin:
+			err = authz.Forbidden("only server administrators make edge tokens")
+		case req.Project != "":
+			err = invalid(api.ErrorList{api.Invalid("project", req.Project, "an edge token serves every project; leave project out")})
+		default:
+			owner = authz.EdgeUserID
+		}
 	}
 	var expires *time.Time
 	if err == nil {
@@ -82,7 +103,7 @@ func (s *Server) createToken(w http.ResponseWriter, r *http.Request) {
 	}
 	var existing []store.APIToken
 	if err == nil {
-		existing, err = s.store.Tokens().List(r.Context(), p.UserID)
+		existing, err = s.store.Tokens().List(r.Context(), owner)
 	}
 	if err == nil && len(existing) >= maxTokensPerUser {
 		err = httpErr(http.StatusConflict, "you have %d API tokens, the most allowed; revoke some first", len(existing))
@@ -97,7 +118,7 @@ func (s *Server) createToken(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	tok, err := s.store.Tokens().Create(r.Context(), store.APIToken{
-		UserID: p.UserID, Name: req.Name, Prefix: auth.TokenPrefix(plain), Hash: hash, Project: req.Project, ExpiresAt: expires,
+		UserID: owner, Name: req.Name, Prefix: auth.TokenPrefix(plain), Hash: hash, Project: req.Project, ExpiresAt: expires,
 	})
 	if errors.Is(err, store.ErrNotFound) {
 		err = &authz.ProjectNotFoundError{Project: req.Project}
@@ -158,7 +179,7 @@ func (s *Server) tokenExpiry(p *authz.Principal, req *tokenRequest) (*time.Time,
 }
 
 func (s *Server) deleteToken(w http.ResponseWriter, r *http.Request) {
-	p, err := tokenManager(r)
+	_, owner, err := tokenManager(r)
 	if err != nil {
 		s.fail(w, r, err)
 		return
@@ -166,7 +187,7 @@ func (s *Server) deleteToken(w http.ResponseWriter, r *http.Request) {
 	id := chi.URLParam(r, "id")
 	err = store.ErrNotFound
 	if tokenIDRe.MatchString(id) {
-		err = s.store.Tokens().Delete(r.Context(), p.UserID, id)
+		err = s.store.Tokens().Delete(r.Context(), owner, id)
 	}
 	if errors.Is(err, store.ErrNotFound) {
 		err = httpErr(http.StatusNotFound, "no API token %q of yours", id)
