@@ -11,6 +11,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/panelx/panelx/api/auth"
+	"github.com/panelx/panelx/api/authz"
 	"github.com/panelx/panelx/store"
 )
 
@@ -57,5 +58,45 @@ func bootstrapToken(ctx context.Context, st store.Store, dataDir, user string, l
 	log.Info("no authentication was configured: created an API token for the first user; log in with it",
 		zap.String("user", user), zap.String("tokenFile", path),
 		zap.String("login", "panelx login --server http://localhost:8080 < "+path))
+	return nil
+}
+
+// edgeTokenFile is where the server leaves a token for `panelx edge` on
+// the same host, so the edge needs no setup.
+const edgeTokenFile = "edge-token"
+
+// bootstrapEdgeToken writes an edge token to <dataDir>/edge-token when the
+// file does not exist. The token reads every project's routes and uploaded
+// certificate keys: the file is the server's own (mode 0600), like the
+// embedded database beside it.
+func bootstrapEdgeToken(ctx context.Context, st store.Store, dataDir string, log *zap.Logger) error {
+	path := filepath.Join(dataDir, edgeTokenFile)
+	if _, err := os.Stat(path); err == nil || !errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err := os.MkdirAll(dataDir, 0o700); err != nil {
+		return fmt.Errorf("write the edge token: %w", err)
+	}
+	plain, hash, err := auth.GenerateAPIToken()
+	if err != nil {
+		return err
+	}
+	tok, err := st.Tokens().Create(ctx, store.APIToken{UserID: authz.EdgeUserID, Name: "edge (bootstrap)", Prefix: auth.TokenPrefix(plain), Hash: hash})
+	if err != nil {
+		return fmt.Errorf("write the edge token: %w", err)
+	}
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err == nil {
+		_, err = fmt.Fprintln(f, plain)
+		if cerr := f.Close(); err == nil {
+			err = cerr
+		}
+	}
+	if err != nil {
+		_ = st.Tokens().Delete(ctx, authz.EdgeUserID, tok.ID)
+		_ = os.Remove(path)
+		return fmt.Errorf("write the edge token: %w", err)
+	}
+	log.Info("wrote a token for `panelx edge` on this host", zap.String("tokenFile", path))
 	return nil
 }

@@ -27,6 +27,8 @@ type serverConfig struct {
 
 	api           apiConfig
 	bootstrapUser string
+	edgeToken     bool
+	drainTimeout  time.Duration
 
 	controller       bool
 	containerMetrics bool
@@ -81,6 +83,10 @@ SIGTERM or Ctrl-C stops it gracefully.`,
 	cfg.api.register(env)
 	env.String(&cfg.bootstrapUser, "bootstrap-user", "PANELX_BOOTSTRAP_USER", "admin",
 		"embedded store without JWT settings: on first start, write an API token for this user to <data-dir>/"+bootstrapTokenFile+" (empty: don't)")
+	env.Bool(&cfg.edgeToken, "edge-token", "PANELX_BOOTSTRAP_EDGE_TOKEN", true,
+		"on first start, write a token for `panelx edge` on this host to <data-dir>/"+edgeTokenFile+" (mode 0600)")
+	env.Duration(&cfg.drainTimeout, "edge-drain-timeout", "PANELX_EDGE_DRAIN_TIMEOUT", reconcile.DefaultDrainTimeout,
+		"how long a replica taken out of the edge's routes waits for the edges to finish its requests before it is stopped anyway")
 	cmd.PreRunE = func(*cobra.Command, []string) error {
 		if err := env.Err(); err != nil {
 			return err
@@ -107,6 +113,11 @@ func runServer(ctx context.Context, cfg *serverConfig, log *zap.Logger) error {
 	if cfg.backend.databaseURL == "" && cfg.api.verifier == nil && cfg.bootstrapUser != "" {
 		if err := bootstrapToken(ctx, st, cfg.backend.dataDir, cfg.bootstrapUser, log); err != nil {
 			return err
+		}
+	}
+	if cfg.edgeToken {
+		if err := bootstrapEdgeToken(ctx, st, cfg.backend.dataDir, log); err != nil {
+			log.Warn("no edge token written", zap.Error(err))
 		}
 	}
 	ln, err := net.Listen("tcp", cfg.listen)
@@ -201,6 +212,7 @@ func runDockerSide(ctx context.Context, cfg *serverConfig, st migrator, reg prom
 		Workers:        cfg.workers,
 		ResyncInterval: cfg.resyncInterval,
 		PullInterval:   cfg.pullInterval,
+		DrainTimeout:   cfg.drainTimeout,
 		Metrics:        m,
 	})
 	if err != nil {

@@ -29,10 +29,11 @@ func newTokenCreateCmd(g *globalFlags) *cobra.Command {
 		name      string
 		project   string
 		expiresIn time.Duration
+		edge      bool
 	)
 	cmd := &cobra.Command{
-		Use:   "create --user <id>",
-		Short: "Create an API token for a user and print it once",
+		Use:   "create --user <id> | --edge",
+		Short: "Create an API token for a user (or an edge) and print it once",
 		Long: `Create a personal API token for --user, writing straight to the database
 (the same --database-url / --data-dir as the server), and print it once on
 stdout. This is how the first user of an installation without Supabase gets
@@ -41,11 +42,23 @@ a credential; afterwards tokens are made through the API (POST /api/v1/tokens).
 Whoever can run this can act as any user: it needs the database's credentials
 (or, for the embedded database, its data directory, which a running server
 keeps locked — stop the server first). Server administrators are the user ids
-in PANELX_ADMIN_USERS; a token of such a user acts as an administrator.`,
+in PANELX_ADMIN_USERS; a token of such a user acts as an administrator.
+
+With --edge (instead of --user) it makes a token for ` + "`panelx edge`" + `: it reads every
+project's routes and uploaded certificates (keys included) and reaches nothing
+else. The server also leaves one in <data-dir>/` + edgeTokenFile + ` on its first start.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if !authz.ValidUserID(user) {
-				return errors.New("--user: give the user id (the Supabase user id, or any id you choose without Supabase)")
+			switch {
+			case edge && (user != "" || project != ""):
+				return errors.New("--edge makes a token of the edges: leave out --user and --project")
+			case edge:
+				user = authz.EdgeUserID
+				if name == "bootstrap" {
+					name = "edge"
+				}
+			case !authz.ValidUserID(user):
+				return errors.New("--user: give the user id (the Supabase user id, or any id you choose without Supabase), or --edge")
 			}
 			if expiresIn < 0 {
 				return errors.New("--expires-in must not be negative")
@@ -99,7 +112,7 @@ in PANELX_ADMIN_USERS; a token of such a user acts as an administrator.`,
 	cmd.Flags().StringVar(&name, "name", "bootstrap", "a name to recognise the token by")
 	cmd.Flags().StringVar(&project, "project", "", "limit the token to this project")
 	cmd.Flags().DurationVar(&expiresIn, "expires-in", 0, "lifetime, e.g. 720h (0: no expiry)")
-	_ = cmd.MarkFlagRequired("user")
+	cmd.Flags().BoolVar(&edge, "edge", false, "a token for `panelx edge` instead of a user's")
 	cmd.PreRunE = func(*cobra.Command, []string) error { return env.Err() }
 	return cmd
 }
