@@ -37,12 +37,13 @@ func newGetCmd(conn *connection) *cobra.Command {
 		selector string
 	)
 	cmd := &cobra.Command{
-		Use:   "get projects|services|volumes|events [NAME]",
-		Short: "Show resources or a project's events",
+		Use:   "get projects|services|volumes|events|domains [NAME]",
+		Short: "Show resources, a project's events, or the domains the edge serves",
 		Example: `  panelx get projects
   panelx get services -p shop
   panelx get service web -p shop -o yaml
   panelx get events -p shop
+  panelx get domains            # every domain of every project you see
   panelx get services -p shop -w`,
 		Args: cobra.RangeArgs(1, 2),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -57,6 +58,12 @@ func newGetCmd(conn *connection) *cobra.Command {
 			name := ""
 			if len(args) == 2 {
 				name = args[1]
+			}
+			if strings.HasPrefix(strings.ToLower(args[0]), "domain") {
+				if watch {
+					return fmt.Errorf("get domains does not watch; use get services -w")
+				}
+				return printDomains(cmd.Context(), c, out, project, name, output)
 			}
 			if strings.HasPrefix(strings.ToLower(args[0]), "event") {
 				if project == "" {
@@ -233,4 +240,98 @@ func watchObjects(ctx context.Context, c *client.Client, w io.Writer, kind api.K
 		return err
 	}
 	return nil
+}
+
+// domainRow is one hostname of a service, as get domains shows it.
+type domainRow struct {
+	Project     string                 `json:"project"`
+	Service     string                 `json:"service"`
+	Host        string                 `json:"host"`
+	Path        string                 `json:"path,omitempty"`
+	Routed      bool                   `json:"routed"`
+	Reason      string                 `json:"reason,omitempty"`
+	Certificate *api.CertificateStatus `json:"certificate,omitempty"`
+}
+
+// printDomains lists the domains of a project's services (every project's
+// the caller sees when project is empty), from their status: routed or
+// not and why, and where each certificate is. name narrows to one service.
+func printDomains(ctx context.Context, c *client.Client, w io.Writer, project, name, output string) error {
+	projects := []string{project}
+	if project == "" {
+		list, err := c.List(ctx, api.KindProject, "", "")
+		if err != nil {
+			return err
+		}
+		projects = projects[:0]
+		for _, p := range list {
+			projects = append(projects, p.GetMeta().Name)
+		}
+	}
+	var rows []domainRow
+	for _, p := range projects {
+		svcs, err := c.List(ctx, api.KindService, p, "")
+		if err != nil {
+			return err
+		}
+		for _, o := range svcs {
+			s := o.(*api.Service)
+			if name != "" && s.Metadata.Name != name {
+				continue
+			}
+			for i, d := range s.Spec.Domains {
+				row := domainRow{Project: p, Service: s.Metadata.Name, Host: d.Host, Path: d.Path, Reason: "not reconciled yet"}
+				if i < len(s.Status.Domains) {
+					st := s.Status.Domains[i]
+					row.Host, row.Routed, row.Reason, row.Certificate = st.Host, st.Routed, st.Reason, st.Certificate
+				}
+				if row.Host == "" {
+					row.Host = "<" + s.Metadata.Name + ".project domain>"
+				}
+				rows = append(rows, row)
+			}
+		}
+	}
+	switch output {
+	case "json":
+		enc := json.NewEncoder(w)
+		enc.SetIndent("", "  ")
+		if rows == nil {
+			rows = []domainRow{}
+		}
+		return enc.Encode(rows)
+	case "yaml":
+		data, err := api.MarshalYAML(rows)
+		if err != nil {
+			return err
+		}
+		_, err = w.Write(data)
+		return err
+	}
+	tw := tabwriter.NewWriter(w, 0, 4, 3, ' ', 0)
+	fmt.Fprintln(tw, "HOST\tPATH\tPROJECT\tSERVICE\tROUTED\tCERTIFICATE\tEXPIRES\tMESSAGE")
+	for _, r := range rows {
+		cert, expires, msg := "-", "-", r.Reason
+		if c := r.Certificate; c != nil {
+			cert = string(c.State)
+			if c.Source == "custom" {
+				cert += " (uploaded)"
+			}
+			if c.NotAfter != nil {
+				expires = c.NotAfter.Format("2006-01-02")
+			}
+			if msg == "" && c.State != api.CertificateIssued {
+				msg = c.Message
+			}
+		}
+		if len(msg) > 80 {
+			msg = msg[:77] + "..."
+		}
+		routed := "no"
+		if r.Routed {
+			routed = "yes"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", r.Host, orDash(r.Path), r.Project, r.Service, routed, cert, expires, orDash(msg))
+	}
+	return tw.Flush()
 }

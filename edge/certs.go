@@ -89,7 +89,7 @@ type EdgeEvent struct {
 
 const maxPendingEvents = 1000
 
-func newCertManager(log *zap.Logger, opts ACMEOptions, storage certmagic.Storage, listenHost string, httpPort, httpsPort int, m *metrics, onChange func()) (*certManager, error) {
+func newCertManager(log *zap.Logger, opts ACMEOptions, storage, localCache certmagic.Storage, listenHost string, httpPort, httpsPort int, m *metrics, onChange func()) (*certManager, error) {
 	if opts.RetryMin <= 0 {
 		opts.RetryMin = 30 * time.Second
 	}
@@ -115,8 +115,11 @@ func newCertManager(log *zap.Logger, opts ACMEOptions, storage certmagic.Storage
 	})
 	cfg = certmagic.New(cm.cache, certmagic.Config{
 		Storage: storage,
-		Logger:  log,
-		OnEvent: cm.onEvent,
+		// With shared storage, a local copy serves handshakes even while
+		// the database is unreachable.
+		LocalCache: localCache,
+		Logger:     log,
+		OnEvent:    cm.onEvent,
 		// Let's Encrypt no longer staples; no OCSP request leaves the edge.
 		OCSP: certmagic.OCSPConfig{DisableStapling: true},
 	})
@@ -161,6 +164,25 @@ func (cm *certManager) sync(t routing.Table) {
 		na := leaf.NotAfter.UTC()
 		customStatus[c.Host] = api.CertificateStatus{State: api.CertificateIssued, Source: "custom", Issuer: leaf.Issuer.String(), NotAfter: &na}
 	}
+	// A certificate already in storage serves at once (after a restart,
+	// before the first handshake): loading it orders nothing.
+	cm.mu.Lock()
+	var fresh []string
+	for _, h := range tlsHosts {
+		if cm.hosts[h] == nil && customStatus[h].State == "" && !api.IsWildcard(h) {
+			fresh = append(fresh, h)
+		}
+	}
+	cm.mu.Unlock()
+	loaded := map[string]bool{}
+	lctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	for _, h := range fresh {
+		if _, err := cm.cfg.CacheManagedCertificate(lctx, h); err == nil {
+			loaded[h] = true
+		}
+	}
+	cancel()
+
 	cm.mu.Lock()
 	defer cm.mu.Unlock()
 	cm.custom = custom
@@ -171,6 +193,10 @@ func (cm *certManager) sync(t routing.Table) {
 		if hc == nil {
 			hc = &hostCert{status: api.CertificateStatus{State: api.CertificatePending, Message: "waiting for its first order"}}
 			cm.hosts[h] = hc
+			if loaded[h] {
+				hc.managed = true
+				cm.setLocked(h, cm.issuedStatus(h))
+			}
 		}
 		switch st, ok := customStatus[h]; {
 		case ok:

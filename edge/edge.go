@@ -155,11 +155,13 @@ func New(opts Options) (*Edge, error) {
 	}
 	host, httpPort := splitAddr(e.httpLn.Addr())
 	_, e.httpsPort = splitAddr(e.httpsLn.Addr())
-	storage := opts.ACME.Storage
+	storage, localCache := opts.ACME.Storage, certmagic.Storage(nil)
 	if storage == nil {
 		storage = &certmagic.FileStorage{Path: filepath.Join(opts.StateDir, "certificates")}
+	} else {
+		localCache = &certmagic.FileStorage{Path: filepath.Join(opts.StateDir, "certificates-cache")}
 	}
-	if e.certs, err = newCertManager(e.log.Named("certs"), opts.ACME, storage, host, httpPort, e.httpsPort, e.m, e.poke); err != nil {
+	if e.certs, err = newCertManager(e.log.Named("certs"), opts.ACME, storage, localCache, host, httpPort, e.httpsPort, e.m, e.poke); err != nil {
 		e.closeListeners()
 		return nil, err
 	}

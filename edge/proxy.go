@@ -171,8 +171,19 @@ func (t *upstreamTransport) RoundTrip(req *http.Request) (*http.Response, error)
 	eps := route.Endpoints
 	first := e.pick(eps)
 	port := strconv.Itoa(int(route.Port))
+	// Every replica once, then a few more rounds with short pauses: a
+	// replica that was just started may take a moment to listen, and a
+	// refused connection sent nothing, so trying again is always safe.
+	attempts := max(len(eps), 3) + len(eps)*2
 	var lastErr error
-	for i := 0; i < len(eps) && i < 3; i++ {
+	for i := 0; i < attempts; i++ {
+		if i >= len(eps) && i%len(eps) == 0 {
+			select {
+			case <-time.After(retryPause << (i/len(eps) - 1)):
+			case <-req.Context().Done():
+				return nil, req.Context().Err()
+			}
+		}
 		ip := eps[(first+i)%len(eps)]
 		req.URL.Host = net.JoinHostPort(ip, port)
 		resp, err := t.once(req, route, ip)
@@ -187,6 +198,9 @@ func (t *upstreamTransport) RoundTrip(req *http.Request) (*http.Response, error)
 	}
 	return nil, lastErr
 }
+
+// retryPause is the first pause after every replica refused (it doubles).
+const retryPause = 100 * time.Millisecond
 
 // once is one attempt on one replica; the request counts as in flight on
 // it until its response body is closed (a WebSocket: until it ends).
