@@ -31,7 +31,8 @@ const (
 	// edgeDebounce gathers a burst of changes (a rollout writes several
 	// statuses) into one new table.
 	edgeDebounce = 15 * time.Millisecond
-	// edgeRecheck: a revoked edge token loses the feed within this.
+	// edgeRecheck: a revoked edge token loses the feed within this (or
+	// Options.StreamRecheck when shorter).
 	edgeRecheck = 10 * time.Second
 
 	maxEdgeAddresses = 10_000
@@ -114,7 +115,7 @@ func (s *Server) edgeRoutes(w http.ResponseWriter, r *http.Request) {
 	log := logger(ctx)
 	ping := time.NewTicker(watchPing)
 	defer ping.Stop()
-	recheck := time.NewTicker(edgeRecheck)
+	recheck := time.NewTicker(min(edgeRecheck, s.ops.recheck))
 	defer recheck.Stop()
 	var (
 		debounce <-chan time.Time

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/panelx/panelx/api"
+	"github.com/panelx/panelx/api/httpapi"
 	"github.com/panelx/panelx/api/routing"
 	"github.com/panelx/panelx/store"
 )
@@ -19,7 +20,7 @@ import (
 // table follows the store; reports land where the controller reads them;
 // uploaded certificates are checked and their keys never come back.
 func TestEdgeAPI(t *testing.T) {
-	e := newEnv(t)
+	e := newEnv(t, func(o *httpapi.Options) { o.StreamRecheck = 200 * time.Millisecond })
 	alice, admin := e.jwtFor("alice"), e.jwtFor(adminUser)
 	e.project(t, alice, "shop")
 	e.must(t, http.StatusCreated, req{method: "POST", path: "/api/v1/projects/shop/services", token: alice,
@@ -32,7 +33,7 @@ func TestEdgeAPI(t *testing.T) {
 	if r.Status != http.StatusForbidden {
 		t.Fatalf("edge token by a user: %d %s", r.Status, r.Body)
 	}
-	edge, _ := e.apiToken(t, admin, map[string]any{"name": "edge", "edge": true})
+	edge, edgeID := e.apiToken(t, admin, map[string]any{"name": "edge", "edge": true})
 	list := e.must(t, http.StatusOK, req{method: "GET", path: "/api/v1/tokens?edge=true", token: admin})
 	if !strings.Contains(string(list.Body), `"name":"edge"`) {
 		t.Errorf("edge tokens list: %s", list.Body)
@@ -83,7 +84,9 @@ func TestEdgeAPI(t *testing.T) {
 	}
 	defer resp.Body.Close()
 	tables := make(chan routing.Table, 10)
+	streamEnded := make(chan struct{})
 	go func() {
+		defer close(streamEnded)
 		sc := bufio.NewScanner(resp.Body)
 		sc.Buffer(make([]byte, 1<<20), 1<<20)
 		for sc.Scan() {
@@ -178,5 +181,16 @@ func TestEdgeAPI(t *testing.T) {
 	withCert := next()
 	if len(withCert.Certificates) != 1 || !strings.Contains(withCert.Certificates[0].PrivateKeyPEM, "PRIVATE KEY") {
 		t.Errorf("the edges' table lacks the uploaded certificate: %+v", withCert.Certificates)
+	}
+
+	// A revoked edge token loses the feed.
+	e.must(t, http.StatusNoContent, req{method: "DELETE", path: "/api/v1/tokens/" + edgeID + "?edge=true", token: admin})
+	select {
+	case <-streamEnded:
+	case <-time.After(5 * time.Second):
+		t.Error("the feed of a revoked edge token did not end")
+	}
+	if r := e.do(t, req{method: "GET", path: "/api/v1/edge/routes", token: edge}); r.Status != http.StatusUnauthorized {
+		t.Errorf("revoked edge token: %d", r.Status)
 	}
 }
