@@ -31,10 +31,11 @@ lint:
 	if [ -n "$$unformatted" ]; then echo "gofmt needed on:"; echo "$$unformatted"; exit 1; fi
 	$(GO) vet ./...
 
-## run: start PanelX on :8080 with its embedded database; it needs only Docker
-##      (set PANELX_DATABASE_URL to use PostgreSQL instead)
+## run: start PanelX — the server on :8080 with its embedded database, and the
+##      edge on :80/:443 — it needs only Docker (set PANELX_DATABASE_URL to use
+##      PostgreSQL instead, PANELX_RUN_EDGE=false to run the server alone)
 run: build
-	@services_env=$$(bash scripts/services.sh --docker-only) && eval "$$services_env" && ./$(BIN) server
+	@services_env=$$(bash scripts/services.sh --docker-only) && eval "$$services_env" && bash scripts/run.sh ./$(BIN)
 
 ## bench: the benchmarks whose numbers the issues ask for (takes a few minutes)
 bench:

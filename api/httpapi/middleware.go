@@ -90,7 +90,11 @@ func (s *Server) withRequest(next http.Handler) http.Handler {
 				pattern = rc.RoutePattern()
 			}
 			s.metrics.observe(pattern, r.Method, status, time.Since(start))
-			log.Info("request",
+			level := zap.InfoLevel
+			if pattern == "/api/v1/edge/reports/{edge}" && status < 400 {
+				level = zap.DebugLevel // every edge's heartbeat, every 5 s
+			}
+			log.Log(level, "request",
 				zap.String("method", r.Method),
 				zap.String("route", pattern),
 				zap.Int("status", status),
