@@ -109,7 +109,7 @@ func (e *cliEnv) write(name, content string) string {
 	return p
 }
 
-func freeTCPPort(t *testing.T) int {
+func freeTCPPort(t testing.TB) int {
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)

@@ -46,7 +46,7 @@ type edgeProc struct {
 }
 
 // startEdge runs `panelx edge` with args and waits until it serves.
-func startEdge(t *testing.T, bin string, env []string, args ...string) *edgeProc {
+func startEdge(t testing.TB, bin string, env []string, args ...string) *edgeProc {
 	t.Helper()
 	cmd := exec.Command(bin, append([]string{"edge"}, args...)...)
 	cmd.Env = append(os.Environ(), append([]string{"PANELX_LOG_FORMAT=json"}, env...)...)
@@ -90,7 +90,7 @@ func (p *edgeProc) kill() {
 }
 
 // stop ends the edge with SIGTERM, as systemd does.
-func (p *edgeProc) stop(t *testing.T) {
+func (p *edgeProc) stop(t testing.TB) {
 	t.Helper()
 	_ = p.cmd.Process.Signal(syscall.SIGTERM)
 	done := make(chan error, 1)
@@ -107,7 +107,7 @@ func (p *edgeProc) stop(t *testing.T) {
 
 // apiClient calls the server's API with a token.
 type apiClient struct {
-	t     *testing.T
+	t     testing.TB
 	base  string
 	token string
 }

@@ -21,7 +21,7 @@ import (
 // buildPanelx compiles the binary once per test process, as make build
 // does (static, CGO_ENABLED=0): the server copies itself into volume helper
 // containers, which only a static binary survives.
-func buildPanelx(t *testing.T) string {
+func buildPanelx(t testing.TB) string {
 	t.Helper()
 	bin, err := builtBinary()
 	if err != nil {
@@ -65,7 +65,7 @@ func (l *syncLog) String() string {
 
 // startServer runs `panelx server` and returns its base URL once it logs
 // the address it serves on.
-func startServer(t *testing.T, bin string, env ...string) (*exec.Cmd, string, *syncLog) {
+func startServer(t testing.TB, bin string, env ...string) (*exec.Cmd, string, *syncLog) {
 	t.Helper()
 	cmd := exec.Command(bin, "server")
 	cmd.Env = append(os.Environ(), append([]string{"PANELX_LISTEN=127.0.0.1:0", "PANELX_LOG_FORMAT=json"}, env...)...)
