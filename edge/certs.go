@@ -44,11 +44,24 @@ type ACMEOptions struct {
 	// RetryMin and RetryMax bound the backoff after a failed order
 	// (defaults 30s and 1h).
 	RetryMin, RetryMax time.Duration
+	// Challenges are the ACME challenge types the edge answers: "http-01"
+	// (on the HTTP port) and "tls-alpn-01" (on the HTTPS port); empty:
+	// both.
+	Challenges []string
+	// RenewCheckInterval is how often certificates are checked for renewal
+	// (default certmagic's, 10 minutes).
+	RenewCheckInterval time.Duration
 	// Storage keeps certificates, keys, the ACME account and locks; edges
 	// sharing one (PostgreSQL) share certificates and never order one
 	// twice. nil: files in the edge's state directory.
 	Storage certmagic.Storage
 }
+
+// The ACME challenge types the edge answers.
+const (
+	ChallengeHTTP01    = "http-01"
+	ChallengeTLSALPN01 = "tls-alpn-01"
+)
 
 // hostCert is what the edge knows of one hostname's certificate.
 type hostCert struct {
@@ -102,6 +115,11 @@ func newCertManager(log *zap.Logger, opts ACMEOptions, storage, localCache certm
 			opts.Staging = certmagic.LetsEncryptStagingCA
 		}
 	}
+	for _, c := range opts.Challenges {
+		if c != ChallengeHTTP01 && c != ChallengeTLSALPN01 {
+			return nil, fmt.Errorf("edge: ACME challenge %q: want %s or %s", c, ChallengeHTTP01, ChallengeTLSALPN01)
+		}
+	}
 	fallback, err := fallbackCertificate()
 	if err != nil {
 		return nil, err
@@ -110,8 +128,9 @@ func newCertManager(log *zap.Logger, opts ACMEOptions, storage, localCache certm
 		hosts: map[string]*hostCert{}, custom: map[string]*tls.Certificate{}, wake: make(chan struct{}, 1)}
 	var cfg *certmagic.Config
 	cm.cache = certmagic.NewCache(certmagic.CacheOptions{
-		GetConfigForCert: func(certmagic.Certificate) (*certmagic.Config, error) { return cfg, nil },
-		Logger:           log,
+		GetConfigForCert:   func(certmagic.Certificate) (*certmagic.Config, error) { return cfg, nil },
+		RenewCheckInterval: opts.RenewCheckInterval,
+		Logger:             log,
 	})
 	cfg = certmagic.New(cm.cache, certmagic.Config{
 		Storage: storage,
@@ -132,9 +151,11 @@ func newCertManager(log *zap.Logger, opts ACMEOptions, storage, localCache certm
 		// The edge's own listeners answer the challenges: certmagic finds
 		// these ports taken and relies on HandleHTTPChallenge and the TLS
 		// config (or, with shared storage, any edge answers).
-		ListenHost:     listenHost,
-		AltHTTPPort:    httpPort,
-		AltTLSALPNPort: httpsPort,
+		ListenHost:              listenHost,
+		AltHTTPPort:             httpPort,
+		AltTLSALPNPort:          httpsPort,
+		DisableHTTPChallenge:    len(opts.Challenges) > 0 && !slices.Contains(opts.Challenges, ChallengeHTTP01),
+		DisableTLSALPNChallenge: len(opts.Challenges) > 0 && !slices.Contains(opts.Challenges, ChallengeTLSALPN01),
 	})
 	cfg.Issuers = []certmagic.Issuer{cm.issuer}
 	cm.cfg = cfg

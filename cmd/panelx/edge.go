@@ -31,6 +31,7 @@ type edgeConfig struct {
 	acmeCA, acmeStaging      string
 	acmeEmail, acmeRoots     string
 	retryMin, retryMax       time.Duration
+	challenges               []string
 	timeout                  time.Duration
 	id, name                 string
 }
@@ -80,6 +81,8 @@ requests in flight.`,
 		"a CA retries try first, sparing the real one's rate limits (default: Let's Encrypt staging with the default CA, none otherwise)")
 	env.String(&cfg.acmeEmail, "acme-email", "PANELX_ACME_EMAIL", "", "contact address of the ACME account")
 	env.String(&cfg.acmeRoots, "acme-ca-roots", "PANELX_ACME_CA_ROOTS", "", "PEM file of roots to trust for the ACME CA's own HTTPS (a private CA)")
+	env.List(&cfg.challenges, "acme-challenges", "PANELX_ACME_CHALLENGES", []string{edge.ChallengeHTTP01, edge.ChallengeTLSALPN01},
+		"ACME challenges to answer: http-01 (needs --http reachable on port 80), tls-alpn-01 (needs --https on 443), comma-separated")
 	env.Duration(&cfg.retryMin, "acme-retry-min", "PANELX_ACME_RETRY_MIN", 30*time.Second, "first wait after a failed certificate order (it doubles)")
 	env.Duration(&cfg.retryMax, "acme-retry-max", "PANELX_ACME_RETRY_MAX", time.Hour, "longest wait between certificate orders")
 	env.Duration(&cfg.timeout, "timeout", "PANELX_EDGE_TIMEOUT", edge.DefaultTimeout, "how long a replica may take to answer when its domain sets no timeout")
@@ -112,7 +115,7 @@ func runEdge(ctx context.Context, cfg *edgeConfig, log *zap.Logger) error {
 		StateDir: filepath.Join(cfg.dataDir, "edge"), Server: cfg.server, Token: token,
 		ID: cfg.id, Name: cfg.name, DefaultTimeout: cfg.timeout, Log: log, Registry: newRegistry(),
 		ACME: edge.ACMEOptions{Directory: cfg.acmeCA, Staging: cfg.acmeStaging, Email: cfg.acmeEmail, Disabled: !cfg.acme,
-			RetryMin: cfg.retryMin, RetryMax: cfg.retryMax},
+			RetryMin: cfg.retryMin, RetryMax: cfg.retryMax, Challenges: cfg.challenges},
 	}
 	if cfg.acmeStaging == "" && cfg.acmeCA == certmagic.LetsEncryptProductionCA {
 		opts.ACME.Staging = certmagic.LetsEncryptStagingCA

@@ -60,6 +60,9 @@ type Options struct {
 	// TLSPort is the port on 127.0.0.1 Pebble's validator connects to for
 	// TLS-ALPN-01 challenges (default 5001; certmagic: AltTLSALPNPort).
 	TLSPort int
+	// CertValidity is how long issued certificates are valid (default:
+	// Pebble's 90 days); short ones let tests see renewals.
+	CertValidity time.Duration
 }
 
 // CA is a running Pebble and pebble-challtestsrv pair. Both are stopped when
@@ -145,15 +148,21 @@ var errAddrInUse = errors.New("a port was taken before the server could bind it"
 
 type pebbleConfig struct {
 	Pebble struct {
-		ListenAddress                  string `json:"listenAddress"`
-		ManagementListenAddress        string `json:"managementListenAddress"`
-		Certificate                    string `json:"certificate"`
-		PrivateKey                     string `json:"privateKey"`
-		HTTPPort                       int    `json:"httpPort"`
-		TLSPort                        int    `json:"tlsPort"`
-		OCSPResponderURL               string `json:"ocspResponderURL"`
-		ExternalAccountBindingRequired bool   `json:"externalAccountBindingRequired"`
+		ListenAddress                  string             `json:"listenAddress"`
+		ManagementListenAddress        string             `json:"managementListenAddress"`
+		Certificate                    string             `json:"certificate"`
+		PrivateKey                     string             `json:"privateKey"`
+		HTTPPort                       int                `json:"httpPort"`
+		TLSPort                        int                `json:"tlsPort"`
+		OCSPResponderURL               string             `json:"ocspResponderURL"`
+		ExternalAccountBindingRequired bool               `json:"externalAccountBindingRequired"`
+		Profiles                       map[string]profile `json:"profiles,omitempty"`
 	} `json:"pebble"`
+}
+
+type profile struct {
+	Description    string `json:"description"`
+	ValidityPeriod uint64 `json:"validityPeriod"` // seconds
 }
 
 // launch starts both processes once and waits for them. On failure it stops
@@ -173,6 +182,9 @@ func launch(bins binaries, dir string, attempt int, opts Options, lc listenerCer
 	cfg.Pebble.PrivateKey = lc.keyFile
 	cfg.Pebble.HTTPPort = opts.HTTPPort
 	cfg.Pebble.TLSPort = opts.TLSPort
+	if opts.CertValidity > 0 {
+		cfg.Pebble.Profiles = map[string]profile{"default": {Description: "short-lived, for tests", ValidityPeriod: uint64(opts.CertValidity.Seconds())}}
+	}
 	cfgJSON, err := json.MarshalIndent(cfg, "", "  ")
 	if err != nil {
 		return nil, err
