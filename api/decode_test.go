@@ -196,7 +196,7 @@ spec: {reclaimPolicy: Maybe, driver: "bad driver"}
 apiVersion: panelx.dev/v1
 kind: Project
 metadata: {name: shop, project: other, labels: {"-bad": ok, good: "not ok!"}}
-spec: {domain: "Shop.Example"}
+spec: {domain: "shop..example"}
 `,
 			want: []string{"[0].spec.driver Invalid", "[0].spec.reclaimPolicy NotSupported",
 				"[1].metadata.labels[-bad] Invalid", "[1].metadata.labels[good] Invalid", "[1].metadata.project Forbidden", "[1].spec.domain Invalid"},

@@ -22,9 +22,15 @@ func defaultTypeMeta(t *TypeMeta, kind Kind) {
 	}
 }
 
-// Default fills a project's unset fields.
+// Default fills a project's unset fields and writes its domain in
+// canonical form (lower case, IDNA ASCII).
 func (p *Project) Default() {
 	defaultTypeMeta(&p.TypeMeta, KindProject)
+	if p.Spec.Domain != "" {
+		if h, err := NormalizeHost(p.Spec.Domain); err == nil {
+			p.Spec.Domain = h
+		}
+	}
 }
 
 // Default fills a volume's unset fields.

@@ -13,10 +13,12 @@ import (
 
 // Limits of spec.domains.
 const (
-	MaxDomains     = 100
-	MaxPathLength  = 1024
-	MaxHostLength  = 253
-	MaxDomainRoute = 24 * time.Hour
+	MaxDomains    = 100
+	MaxPathLength = 1024
+	MaxHostLength = 253
+	// MaxProjectDomain leaves room for "<service>." before it.
+	MaxProjectDomain = MaxHostLength - MaxNameLength - 1
+	MaxDomainRoute   = 24 * time.Hour
 )
 
 // hostProfile maps what people type (upper case, full-width dots, Unicode)

@@ -118,8 +118,19 @@ func labelKeyProblem(k string) string {
 func (p *Project) Validate() ErrorList {
 	errs := validateTypeMeta(&p.TypeMeta, KindProject)
 	errs = append(errs, validateMeta("metadata", &p.Metadata, KindProject)...)
-	if p.Spec.Domain != "" {
-		errs = append(errs, ValidateDomain("spec.domain", p.Spec.Domain)...)
+	if d := p.Spec.Domain; d != "" {
+		h, err := NormalizeHost(d)
+		switch {
+		case err != nil:
+			errs = append(errs, Invalid("spec.domain", d, err.Error()))
+		case h != d:
+			errs = append(errs, Invalid("spec.domain", d, "must be written in its canonical form "+h))
+		case IsWildcard(h):
+			errs = append(errs, Invalid("spec.domain", d, "must be a domain, not a wildcard: its services get <service>."+strings.TrimPrefix(h, "*.")))
+		case len(h) > MaxProjectDomain:
+			// <service>.<domain> must stay a valid hostname for every service name.
+			errs = append(errs, fieldErr("spec.domain", ErrTooLong, "must be at most %d characters", MaxProjectDomain))
+		}
 	}
 	if len(p.Spec.DisplayName) > 200 {
 		errs = append(errs, fieldErr("spec.displayName", ErrTooLong, "must be at most 200 characters"))
