@@ -70,7 +70,10 @@ func DesiredEndpoints(in EndpointsInput) []api.Endpoint {
 			}
 		}
 		serving := current
-		if len(serving) == 0 {
+		if len(serving) == 0 && !(stopFirst(svc) && want != "") {
+			// Start-first: the old replica serves until its replacement is
+			// ready. Stop-first (a host port): it must drain and stop before
+			// its replacement can start, so it leaves the routes now.
 			serving = old
 		}
 		for _, c := range serving {
@@ -78,6 +81,12 @@ func DesiredEndpoints(in EndpointsInput) []api.Endpoint {
 		}
 	}
 	return out
+}
+
+// stopFirst reports whether a service's replicas are replaced stop-first:
+// the old container holds a host port the new one needs.
+func stopFirst(svc *api.Service) bool {
+	return slices.ContainsFunc(svc.Spec.Ports, func(p api.Port) bool { return p.HostPort != 0 }) || svc.Spec.NetworkMode == "host"
 }
 
 // EdgeView is one live edge's last report, as the planner reads it.

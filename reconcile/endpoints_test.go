@@ -123,6 +123,27 @@ func TestPlanDrainsBeforeStopping(t *testing.T) {
 		})
 	}
 
+	// Stop-first (a host port): the old replica leaves the routes at once,
+	// drains, and only then stops; its replacement starts after it.
+	hp := func(s *api.Service) { routed(s); s.Spec.Ports[0].HostPort = 18080 }
+	h1 := testService(hp)
+	h2 := testService(func(s *api.Service) { hp(s); s.Spec.Env[0].Value = "debug" })
+	oldH := ctr(h1, 0, "sha256:img1", "running", withIP("10.0.0.2"))
+	if eps := DesiredEndpoints(EndpointsInput{Instance: testInstance, Service: h2, Image: ImageState{Image: Image{ID: "sha256:img1"}},
+		Network: &Network{ID: "net1"}, Containers: []Container{oldH}}); len(eps) != 0 {
+		t.Errorf("stop-first: the old replica stays routed: %v", eps)
+	}
+	in0 := baseInput(h2, oldH)
+	in0.Now = now
+	in0.Drain = DrainInput{Needed: true, Since: map[string]time.Time{oldH.ID: now.Add(-time.Second)}, Edges: []EdgeView{edge(now, nil, []string{"10.0.0.2"})}}
+	if got := PlanService(in0).String(); strings.Contains(got, "stop-container") || !strings.Contains(got, "has requests in flight") {
+		t.Errorf("stop-first while draining:\n%s", got)
+	}
+	in0.Drain.Edges = []EdgeView{edge(now, nil, nil)}
+	if got := PlanService(in0).String(); !strings.Contains(got, "0 stop-container panelx-shop-web-0") || !strings.Contains(got, "create-container panelx-shop-web-0") {
+		t.Errorf("stop-first once drained:\n%s", got)
+	}
+
 	// Scale down and delete drain too.
 	two := testService(func(s *api.Service) { routed(s); n := int32(2); s.Spec.Replicas = &n })
 	in := baseInput(v1, old, ctr(two, 1, "sha256:img1", "running", withIP("10.0.0.5")))

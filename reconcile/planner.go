@@ -101,7 +101,7 @@ func PlanService(in ServiceInput) Plan {
 		byIndex[c.Replica] = append(byIndex[c.Replica], c)
 	}
 	depsWait := dependenciesNotReady(in)
-	publishesHostPort := slices.ContainsFunc(sp.Ports, func(p api.Port) bool { return p.HostPort != 0 }) || sp.NetworkMode == "host"
+	publishesHostPort := stopFirst(in.Service)
 	for i := 0; i < desired; i++ {
 		spec := BuildContainerSpec(in.Instance, in.Service, i, imageID)
 		planReplica(&p, replicaInput{
