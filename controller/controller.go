@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"runtime/debug"
 	"sync"
 	"time"
 
@@ -23,6 +24,10 @@ const (
 	reconcileTimeout      = 15 * time.Minute
 	feedRetryMin          = 200 * time.Millisecond
 	feedRetryMax          = 10 * time.Second
+	// dockerRetryMax: the local engine is asked again at least every
+	// second while it is away, so a restarted engine (a package upgrade)
+	// is seen, re-listed and converged within seconds of its return.
+	dockerRetryMax = time.Second
 )
 
 // Options configure a Controller.
@@ -294,7 +299,7 @@ func (l *loop) followDocker(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		}
-		backoff = min(2*backoff, feedRetryMax)
+		backoff = min(2*backoff, dockerRetryMax)
 	}
 }
 
@@ -395,13 +400,32 @@ func (l *loop) work(ctx context.Context) {
 	}
 }
 
+// reconcile runs one reconcile; a panic in it is recovered as an error,
+// so one bad key is retried with backoff and the server (and its API)
+// goes on.
+func (l *loop) reconcile(ctx context.Context, key reconcile.Key) (res Result, err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			l.c.opts.Metrics.reconcilePanicked(key)
+			stack := debug.Stack()
+			if s, ok := p.(interface{ Stack() []byte }); ok {
+				stack = s.Stack() // an op's panic, carried over from its goroutine
+			}
+			l.c.log.Error("reconcile panicked; retrying the key with backoff", zap.Stringer("key", key),
+				zap.String("panic", fmt.Sprint(p)), zap.ByteString("stack", stack))
+			res, err = Result{}, fmt.Errorf("reconcile %s panicked: %v", key, p)
+		}
+	}()
+	return l.rec.Reconcile(ctx, key)
+}
+
 func (l *loop) process(ctx context.Context, key reconcile.Key) {
 	defer l.queue.Done(key)
 	rctx, cancel := context.WithTimeout(ctx, reconcileTimeout)
 	defer cancel()
 	l.c.opts.Metrics.reconcileStarted(key)
 	start := time.Now()
-	res, err := l.rec.Reconcile(rctx, key)
+	res, err := l.reconcile(rctx, key)
 	l.c.opts.Metrics.observeReconcile(key, time.Since(start), err)
 	switch {
 	case ctx.Err() != nil:

@@ -15,6 +15,7 @@ import (
 // nothing, so tests and tools need not register any.
 type Metrics struct {
 	reconciles        *prometheus.CounterVec
+	reconcilePanics   *prometheus.CounterVec
 	reconcileDuration *prometheus.HistogramVec
 	feedLag           prometheus.Histogram
 	dockerCalls       *prometheus.HistogramVec
@@ -40,6 +41,9 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		reconciles: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "panelx_reconciles_total", Help: "Reconciles by kind of object and result (success, error).",
 		}, []string{"kind", "result"}),
+		reconcilePanics: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "panelx_reconcile_panics_total", Help: "Reconciles that panicked (recovered; the key is retried with backoff), by kind.",
+		}, []string{"kind"}),
 		reconcileDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name: "panelx_reconcile_duration_seconds", Help: "Time one reconcile of a key took, by kind.", Buckets: durations,
 		}, []string{"kind"}),
@@ -81,7 +85,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		}, []string{"name"}),
 		pendingCommitted: map[reconcile.Key]time.Time{},
 	}
-	reg.MustRegister(m.reconciles, m.reconcileDuration, m.feedLag, m.dockerCalls, m.leader,
+	reg.MustRegister(m.reconciles, m.reconcilePanics, m.reconcileDuration, m.feedLag, m.dockerCalls, m.leader,
 		m.replicasDesired, m.replicasReady, m.queueDepth, m.queueAdds, m.queueLatency, m.queueWork,
 		m.queueUnfinished, m.queueLongest, m.queueRetries)
 	return m
@@ -121,6 +125,13 @@ func (m *Metrics) observeReconcile(key reconcile.Key, d time.Duration, err error
 	}
 	m.reconciles.WithLabelValues(string(key.Kind), result).Inc()
 	m.reconcileDuration.WithLabelValues(string(key.Kind)).Observe(d.Seconds())
+}
+
+func (m *Metrics) reconcilePanicked(key reconcile.Key) {
+	if m == nil {
+		return
+	}
+	m.reconcilePanics.WithLabelValues(string(key.Kind)).Inc()
 }
 
 // changeQueued remembers the commit time of the oldest change not yet

@@ -40,6 +40,9 @@ type Reconciler struct {
 	// drainSince remembers, per service, since when each container has
 	// been out of the published endpoints.
 	drainSince map[api.Key]map[string]time.Time
+	// startFailures remembers, per service, the failed starts in a row of
+	// each container (the planner recreates one that keeps failing).
+	startFailures map[api.Key]map[string]reconcile.StartFailure
 
 	imagesMu sync.Mutex
 	// images remembers pulls per project and reference: credentials are per
@@ -108,6 +111,7 @@ func (r *Reconciler) reconcileService(ctx context.Context, key reconcile.Key) (R
 		}
 		r.Log.Debug("executing plan", zap.Stringer("key", key), zap.String("plan", plan.String()))
 		results := r.Executor.Run(ctx, plan)
+		r.recordStarts(akey, results)
 		lastErr = r.afterRun(ctx, key, results)
 		if lastErr != nil {
 			break
@@ -248,12 +252,76 @@ func (r *Reconciler) domainInputs(ctx context.Context, svc *api.Service) (string
 	return project.Spec.Domain, certs, nil
 }
 
+// recordStarts counts failed starts per container, and forgets a
+// container's count when it starts.
+func (r *Reconciler) recordStarts(key api.Key, results []reconcile.OpResult) {
+	r.drainMu.Lock()
+	defer r.drainMu.Unlock()
+	for _, res := range results {
+		if res.Op.Kind != reconcile.OpStartContainer || res.Skipped {
+			continue
+		}
+		id := res.Op.ContainerID
+		if id == "" { // created in this plan: find it by name
+			for _, c := range r.Cache.Containers(key.Project, key.Name) {
+				if c.Name == res.Op.Target {
+					id = c.ID
+				}
+			}
+		}
+		if id == "" {
+			continue
+		}
+		if r.startFailures == nil {
+			r.startFailures = map[api.Key]map[string]reconcile.StartFailure{}
+		}
+		m := r.startFailures[key]
+		if res.Err == nil {
+			delete(m, id)
+			continue
+		}
+		if m == nil {
+			m = map[string]reconcile.StartFailure{}
+			r.startFailures[key] = m
+		}
+		f := m[id]
+		f.Count++
+		f.Err = res.Err.Error()
+		m[id] = f
+	}
+}
+
+// failedStarts returns the service's start failures, forgetting
+// containers that are gone.
+func (r *Reconciler) failedStarts(key api.Key, cs []reconcile.Container) map[string]reconcile.StartFailure {
+	r.drainMu.Lock()
+	defer r.drainMu.Unlock()
+	m := r.startFailures[key]
+	if len(m) == 0 {
+		return nil
+	}
+	live := map[string]bool{}
+	for _, c := range cs {
+		live[c.ID] = true
+	}
+	out := map[string]reconcile.StartFailure{}
+	for id, f := range m {
+		if live[id] {
+			out[id] = f
+		} else {
+			delete(m, id)
+		}
+	}
+	return out
+}
+
 func (r *Reconciler) serviceInput(ctx context.Context, key api.Key) (reconcile.ServiceInput, error) {
 	in := reconcile.ServiceInput{
 		Instance: r.Instance, Key: key, Now: r.now(), PullInterval: r.PullInterval,
 		Network: r.Cache.Network(key.Project), DockerVolumes: r.Cache.Volumes(key.Project),
 		Containers: r.Cache.Containers(key.Project, key.Name),
 	}
+	in.StartFailures = r.failedStarts(key, in.Containers)
 	var err error
 	if in.Service, err = getOrNil(ctx, r.Store.Services(), key); err != nil {
 		return in, err

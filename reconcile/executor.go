@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"runtime/debug"
+	"sync"
 	"time"
 
 	"github.com/distribution/reference"
@@ -49,9 +51,25 @@ func (e *Executor) Run(ctx context.Context, p Plan) []OpResult {
 		parallel = 4
 	}
 	sem := make(chan struct{}, parallel)
+	var (
+		panicMu  sync.Mutex
+		panicked *opPanic
+	)
 	for i := range p.Ops {
 		go func() {
 			defer close(done[i])
+			// A panic in an op is carried to the caller's goroutine (below),
+			// where the controller recovers it; here it would end the process.
+			defer func() {
+				if v := recover(); v != nil {
+					panicMu.Lock()
+					if panicked == nil {
+						panicked = &opPanic{op: p.Ops[i], value: v, stack: debug.Stack()}
+					}
+					panicMu.Unlock()
+					results[i].Err = fmt.Errorf("%s %s panicked: %v", p.Ops[i].Kind, p.Ops[i].Target, v)
+				}
+			}()
 			op := p.Ops[i]
 			results[i].Op = op
 			for _, dep := range op.After {
@@ -76,8 +94,23 @@ func (e *Executor) Run(ctx context.Context, p Plan) []OpResult {
 	for i := range done {
 		<-done[i]
 	}
+	if panicked != nil {
+		panic(panicked)
+	}
 	return results
 }
+
+// opPanic is a panic of one op, raised again in Run's goroutine.
+type opPanic struct {
+	op    Op
+	value any
+	stack []byte
+}
+
+func (p *opPanic) String() string { return fmt.Sprintf("%s %s: %v", p.op.Kind, p.op.Target, p.value) }
+
+// Stack is where the op panicked.
+func (p *opPanic) Stack() []byte { return p.stack }
 
 func (e *Executor) runOp(ctx context.Context, op Op) error {
 	rt := e.Runtime

@@ -72,7 +72,23 @@ type ServiceInput struct {
 
 	// Drain says when a routed replica may be stopped (see endpoints.go).
 	Drain DrainInput
+	// StartFailures counts, per container ID, the starts that failed in a
+	// row, with the last error.
+	StartFailures map[string]StartFailure
 }
+
+// StartFailure is what the reconciler remembers of failed starts of one
+// container.
+type StartFailure struct {
+	Count int
+	Err   string
+}
+
+// MaxStartFailures: a container whose start failed this many times in a
+// row is removed and created again. Some failures no start can fix: after
+// an engine restart, containerd may keep a stale task ("task … already
+// exists") for the container forever.
+const MaxStartFailures = 2
 
 // PlanService plans one service.
 func PlanService(in ServiceInput) Plan {
@@ -106,6 +122,7 @@ func PlanService(in ServiceInput) Plan {
 		spec := BuildContainerSpec(in.Instance, in.Service, i, imageID)
 		planReplica(&p, replicaInput{
 			in:      &in,
+			failed:  in.StartFailures,
 			network: in.Network,
 			index:   i, spec: spec, containers: byIndex[i], prereqs: prereqs,
 			stopFirst: publishesHostPort, depsWait: depsWait, policy: sp.RestartPolicy,
@@ -233,6 +250,7 @@ func dependenciesNotReady(in ServiceInput) []string {
 
 type replicaInput struct {
 	in         *ServiceInput
+	failed     map[string]StartFailure
 	network    *Network // the project network, when the service uses it
 	index      int
 	spec       ContainerSpec
@@ -282,6 +300,11 @@ func planReplica(p *Plan, r replicaInput) {
 		return
 	}
 	c := current[0]
+	if f := r.failed[c.ID]; f.Count >= MaxStartFailures && (c.State == "created" || c.State == "exited") {
+		planRemoveAll(p, *r.in, []Container{c}, fmt.Sprintf("replica %d could not be started %d times (%s): recreating it", r.index, f.Count, f.Err))
+		p.wait(readyRecheck, "replica %d is being recreated", r.index)
+		return
+	}
 	switch {
 	case c.State == "dead":
 		planRemoveAll(p, *r.in, []Container{c}, fmt.Sprintf("replica %d is dead", r.index))
