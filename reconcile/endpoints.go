@@ -58,23 +58,21 @@ func DesiredEndpoints(in EndpointsInput) []api.Endpoint {
 			spec := BuildContainerSpec(in.Instance, svc, i, in.Image.ID)
 			want = spec.Hash()
 		}
-		var current, old []Container
-		for _, c := range sortContainers(byIndex[i]) {
-			if !c.Ready() || c.IPs[in.Network.ID] == "" {
-				continue
-			}
-			if want != "" && c.SpecHash == want {
-				current = append(current, c)
-			} else {
-				old = append(old, c)
+		set := splitReplica(byIndex[i], func(c Container) bool {
+			return want != "" && c.SpecHash == want && slices.Contains(c.Networks, in.Network.ID)
+		}, ContainerName(svc.Metadata.Project, svc.Metadata.Name, i))
+		var serving []Container
+		routable := func(c Container) bool { return c.Ready() && c.IPs[in.Network.ID] != "" }
+		if len(set.current) > 0 {
+			if best := bestContainer(set.current, ContainerName(svc.Metadata.Project, svc.Metadata.Name, i)); routable(best) {
+				serving = []Container{best}
 			}
 		}
-		serving := current
-		if len(serving) == 0 && !(stopFirst(svc) && want != "") {
-			// Start-first: the old replica serves until its replacement is
-			// ready. Stop-first (a host port): it must drain and stop before
-			// its replacement can start, so it leaves the routes now.
-			serving = old
+		// Start-first: the old replica serves until its replacement is
+		// ready. Stop-first (a host port): it must drain and stop before its
+		// replacement can start, so it leaves the routes now.
+		if len(serving) == 0 && set.old != nil && routable(*set.old) && !(stopFirst(svc) && want != "") {
+			serving = []Container{*set.old}
 		}
 		for _, c := range serving {
 			out = append(out, api.Endpoint{Replica: int32(i), ContainerID: c.ID, IP: c.IPs[in.Network.ID]})

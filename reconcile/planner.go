@@ -276,13 +276,16 @@ func (r replicaInput) attached(c Container) bool {
 // takes the final name. Every intermediate state is recognisable from the
 // labels, so a controller killed halfway picks up where it stopped.
 func planReplica(p *Plan, r replicaInput) {
-	var current, stale []Container
-	for _, c := range r.containers {
-		if c.SpecHash == r.spec.Hash() && r.attached(c) {
-			current = append(current, c)
-		} else {
-			stale = append(stale, c)
-		}
+	set := splitReplica(r.containers, func(c Container) bool { return c.SpecHash == r.spec.Hash() && r.attached(c) }, r.spec.Name)
+	// A replacement overtaken by a newer change goes first: at most one
+	// container beyond the replica's own, ever (see replicas.go).
+	if len(set.superseded) > 0 {
+		planRemoveAll(p, *r.in, set.superseded, fmt.Sprintf("superseded: replica %d has a newer spec", r.index))
+	}
+	current := set.current
+	var stale []Container
+	if set.old != nil {
+		stale = []Container{*set.old}
 	}
 	if len(current) > 1 {
 		keep := bestContainer(current, r.spec.Name)
@@ -296,6 +299,10 @@ func planReplica(p *Plan, r replicaInput) {
 		current = []Container{keep}
 	}
 	if len(current) == 0 {
+		if len(set.superseded) > 0 {
+			p.wait(readyRecheck, "replica %d: superseded containers are removed before its replacement starts", r.index)
+			return
+		}
 		planCreate(p, r, stale)
 		return
 	}
@@ -327,11 +334,11 @@ func planReplica(p *Plan, r replicaInput) {
 		}
 		return
 	}
-	// The current container is ready: retire the old ones (once the edge
-	// no longer sends them requests), then take the name.
+	// The current container is ready: retire the old one (once the edge no
+	// longer sends it requests), then take the name.
 	var removals []int
 	draining := false
-	for _, s := range sortContainers(stale) {
+	for _, s := range stale {
 		cause := fmt.Sprintf("replaced by %s (%s)", c.Name, describeChange(s.Fields, r.spec.fields()))
 		if !r.in.drained(p, s, fmt.Sprintf("replica %d", r.index)) {
 			draining = true
@@ -343,7 +350,7 @@ func planReplica(p *Plan, r replicaInput) {
 		}
 		removals = append(removals, p.add(Op{Kind: OpRemoveContainer, Target: s.Name, ContainerID: s.ID, Cause: cause, After: after}))
 	}
-	if c.Name != r.spec.Name && !draining {
+	if c.Name != r.spec.Name && !draining && len(set.superseded) == 0 {
 		p.add(Op{Kind: OpRenameContainer, Target: c.Name, ContainerID: c.ID, NewName: r.spec.Name,
 			Cause: fmt.Sprintf("replica %d replacement is ready", r.index), After: removals})
 	}

@@ -1,0 +1,740 @@
+// Package dockerd starts a private, second Docker Engine for one test, which
+// the test may stop, restart and kill at will — to see how PanelX behaves
+// when "the Docker Engine itself is restarted, as a package upgrade does" —
+// without disturbing the main daemon on /var/run/docker.sock or the other
+// tests that use it in parallel.
+//
+//	e := dockerd.Start(t, dockerd.Options{})
+//	cli := e.Client(t) // or DOCKER_HOST=e.Host()
+//	... run containers with a restart policy ...
+//	e.Restart(t)       // SIGTERM, wait, start again with the same state
+//	e.Kill(t)          // SIGKILL, as a crash
+//	e.Start(t)
+//
+// Everything of the engine lives under one short directory /tmp/pxdNNN
+// (unix socket paths are limited to ~108 bytes, so not t.TempDir()):
+//
+//	docker.sock       the API (Host), unix socket only, no TCP
+//	containerd.sock   the engine's own containerd (see below)
+//	data/             --data-root: images, containers, volumes, networks
+//	exec/             --exec-root: netns, runc state, plugins sockets
+//	dockerd.log       output of every dockerd run, printed when the test fails
+//	containerd.log    output of containerd
+//
+// How it stays out of the main daemon's way:
+//
+//   - Its own containerd. dockerd 20.10 without --containerd uses the system
+//     containerd whenever /run/containerd/containerd.sock exists (and starts a
+//     managed one under exec-root only when it does not), so two private
+//     engines could end up in the same containerd namespace "moby". The
+//     harness therefore starts containerd itself with a generated config
+//     (root, state and sockets under the directory, CRI disabled) and passes
+//     --containerd. containerd stays up while dockerd is stopped or killed,
+//     as a separately packaged containerd does during a docker upgrade; it is
+//     stopped at cleanup.
+//   - --bridge none: docker0 belongs to the main daemon. Containers must be
+//     attached to a user-defined network (or host/none).
+//   - --iptables=false, --ip-masq=false, --ip6tables=false: with iptables
+//     enabled, dockerd removes and recreates the DOCKER, DOCKER-ISOLATION-*
+//     chains at start, which are the main daemon's. Without them, published
+//     ports work through the userland proxy (--userland-proxy=true) and the
+//     host reaches container IPs directly, but containers have no NAT to the
+//     outside and, on hosts where the main daemon has set the FORWARD policy
+//     to DROP and br_netfilter is loaded, containers cannot talk to each
+//     other: see Options.InterContainer.
+//   - --ip-forward=false: the host's ip_forward sysctl is left alone.
+//   - --default-address-pool base=10.X.0.0/16,size=24 with X in 200..250,
+//     chosen free of the host's routes and addresses, of the main daemon's
+//     networks and address pools, and of the other private engines (also in
+//     other test processes, through the "pool" file of their directories).
+//     dockerd also skips /24s that overlap host routes when it allocates.
+//   - --config-file with a daemon.json of its own, so that a host
+//     /etc/docker/daemon.json does not apply; for dockerd < 23 it sets
+//     "deprecated-key-path" under the directory, because by default 20.10
+//     reads /etc/docker/key.json and would report the main daemon's engine
+//     ID (Info().ID) — or create that file on a host without one.
+//
+// Cleanup at the end of the test removes every container and unused network
+// through the API (starting the daemon once more if the test left it
+// stopped), stops dockerd and containerd, force-deletes leftover runc
+// containers, kills processes still using the directory (shims), deletes the
+// engine's bridges, unmounts everything under the directory (deepest first,
+// MNT_DETACH) and removes it.
+//
+// dockerd and containerd die with the test process (PR_SET_PDEATHSIG); what
+// a killed test leaves behind (container shims, mounts, bridges in the
+// private pool) cannot touch the main daemon, and is swept by the next Start
+// in any test process: each directory holds a lock file that its owner keeps
+// flock'ed, so a directory whose lock can be taken belongs to a dead test.
+package dockerd
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"runtime"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/docker/docker/api/types"
+	"github.com/docker/docker/api/types/container"
+	"github.com/docker/docker/api/types/filters"
+	"github.com/docker/docker/client"
+
+	"github.com/panelx/panelx/internal/testenv"
+)
+
+// Timeouts are generous for slow CI machines; the happy path polls often
+// and takes a fraction of a second.
+const (
+	// StartTimeout bounds waiting for containerd's socket and dockerd's
+	// first answer to Ping.
+	StartTimeout = 60 * time.Second
+	// StopTimeout is how long Stop waits after SIGTERM before SIGKILL.
+	StopTimeout = 30 * time.Second
+)
+
+// tmpRoot is where engine directories live, whatever TMPDIR says: socket
+// paths under it must stay short.
+const tmpRoot = "/tmp"
+
+// Names inside an engine directory.
+const (
+	lockName   = "owner.lock"
+	poolName   = "pool"
+	dockerLog  = "dockerd.log"
+	ctrdLog    = "containerd.log"
+	dockerSock = "docker.sock"
+	ctrdSock   = "containerd.sock"
+)
+
+// Options configure Start.
+type Options struct {
+	// LiveRestore starts dockerd with --live-restore: containers keep
+	// running while dockerd is stopped or killed (containerd stays up).
+	LiveRestore bool
+	// InterContainer lets containers of the engine reach each other. Without
+	// it, on a host where the main daemon set the iptables FORWARD policy to
+	// DROP and bridge traffic goes through iptables (br_netfilter), packets
+	// between two containers of the private engine are dropped, even on the
+	// same network. It inserts one rule at the top of FORWARD,
+	//
+	//	-s POOL -d POOL -m comment --comment panelx-testenv-dockerd:DIR -j ACCEPT
+	//
+	// which matches only the engine's own address pool and is removed at
+	// cleanup. Networks of the engine are then not isolated from each other.
+	InterContainer bool
+	// LogLevel is dockerd's --log-level; default "warn".
+	LogLevel string
+	// Args are appended to dockerd's command line. They must not repeat a
+	// flag the harness sets (dockerd rejects most duplicates).
+	Args []string
+}
+
+// Engine is a private dockerd with its own containerd.
+type Engine struct {
+	dir     string
+	pool    netip.Prefix
+	opts    Options
+	version int // dockerd major version
+	lock    *os.File
+
+	ctx    context.Context // processes are killed when it is canceled
+	cancel context.CancelFunc
+
+	mu         sync.Mutex
+	dockerd    *process
+	containerd *process
+	apiVersion string
+	rule       []string // iptables rule spec of InterContainer, once added
+}
+
+// Start starts a private engine and registers its cleanup with t. A missing
+// dockerd, containerd or runc, or a process that is not root, is reported
+// through testenv.Missing (fails in CI, skips elsewhere).
+func Start(t testing.TB, opts Options) *Engine {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		testenv.Missing(t, "a private Docker Engine needs root (euid %d)", os.Geteuid())
+	}
+	for _, bin := range []string{"dockerd", "containerd", "runc"} {
+		if _, err := exec.LookPath(bin); err != nil {
+			testenv.Missing(t, "%s is not installed: %v", bin, err)
+		}
+	}
+	major, err := dockerdMajor()
+	if err != nil {
+		t.Fatalf("dockerd: %v", err)
+	}
+	sweepOnce.Do(func() { sweepStale(t.Logf) })
+
+	dir, lock, err := makeDir()
+	if err != nil {
+		t.Fatalf("dockerd: %v", err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	e := &Engine{dir: dir, lock: lock, opts: opts, version: major, ctx: ctx, cancel: cancel}
+	if e.opts.LogLevel == "" {
+		e.opts.LogLevel = "warn"
+	}
+	t.Cleanup(func() { e.cleanup(t) })
+
+	pool, err := pickPool(dir)
+	if err != nil {
+		t.Fatalf("dockerd: %v", err)
+	}
+	e.pool = pool
+	if err := e.writeConfig(); err != nil {
+		t.Fatalf("dockerd: %v", err)
+	}
+	if opts.InterContainer {
+		if err := e.allowInterContainer(); err != nil {
+			t.Fatalf("dockerd: %v", err)
+		}
+	}
+	e.Start(t)
+	return e
+}
+
+// Host is the DOCKER_HOST value of the engine, "unix:///tmp/pxdNNN/docker.sock".
+func (e *Engine) Host() string { return "unix://" + filepath.Join(e.dir, dockerSock) }
+
+// Dir is the engine's directory; it is gone after cleanup.
+func (e *Engine) Dir() string { return e.dir }
+
+// AddressPool is the engine's --default-address-pool base, a /16 that its
+// user-defined networks are carved from in /24s.
+func (e *Engine) AddressPool() netip.Prefix { return e.pool }
+
+// Running reports whether dockerd is running (not whether it answers).
+func (e *Engine) Running() bool {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.dockerd != nil && !e.dockerd.exited()
+}
+
+// Output returns what dockerd and containerd printed so far, all runs.
+func (e *Engine) Output() string {
+	var b strings.Builder
+	for _, name := range []string{dockerLog, ctrdLog} {
+		data, _ := os.ReadFile(filepath.Join(e.dir, name))
+		fmt.Fprintf(&b, "----- %s -----\n%s", name, data)
+	}
+	return b.String()
+}
+
+// Client returns a client of the engine, its API version negotiated, closed
+// when t ends. It works across restarts of the engine.
+func (e *Engine) Client(t testing.TB) *client.Client {
+	t.Helper()
+	cli, err := client.NewClientWithOpts(client.WithHost(e.Host()), client.WithAPIVersionNegotiation())
+	if err != nil {
+		t.Fatalf("dockerd: client: %v", err)
+	}
+	e.mu.Lock()
+	v := e.apiVersion
+	e.mu.Unlock()
+	if v != "" {
+		// Negotiate from the version seen at start, without a request,
+		// so that it works while the engine is stopped and so that
+		// concurrent first requests do not race to negotiate.
+		cli.NegotiateAPIVersionPing(types.Ping{APIVersion: v})
+	}
+	t.Cleanup(func() { cli.Close() })
+	return cli
+}
+
+// Start starts dockerd again (and containerd if it is not running) on the
+// same directories and waits until it answers. Containers with a restart
+// policy come back, as after a package upgrade. Start fails the test when
+// dockerd is already running.
+func (e *Engine) Start(t testing.TB) {
+	t.Helper()
+	if err := e.start(); err != nil {
+		t.Fatalf("dockerd: %v", err)
+	}
+}
+
+// Stop sends SIGTERM to dockerd and waits for it to exit, sending SIGKILL
+// after StopTimeout. Without LiveRestore dockerd stops the containers first.
+// containerd keeps running.
+func (e *Engine) Stop(t testing.TB) {
+	t.Helper()
+	if err := e.stop(); errors.Is(err, errKilled) {
+		t.Logf("dockerd: %v", err)
+	} else if err != nil {
+		t.Fatalf("dockerd: %v", err)
+	}
+}
+
+// Kill sends SIGKILL to dockerd, as a crash, and waits for it to exit.
+// Containers keep running in containerd until dockerd starts again (which
+// restarts them unless LiveRestore is set).
+func (e *Engine) Kill(t testing.TB) {
+	t.Helper()
+	if err := e.kill(); err != nil {
+		t.Fatalf("dockerd: %v", err)
+	}
+}
+
+// Restart is Stop then Start.
+func (e *Engine) Restart(t testing.TB) {
+	t.Helper()
+	e.Stop(t)
+	e.Start(t)
+}
+
+func (e *Engine) start() error {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.dockerd != nil && !e.dockerd.exited() {
+		return errors.New("start: dockerd is already running")
+	}
+	if e.containerd == nil || e.containerd.exited() {
+		if err := e.startContainerd(); err != nil {
+			return err
+		}
+	}
+	// The previous dockerd is known to be gone; a pidfile it left (after
+	// Kill) could only confuse the new one if its PID had been reused.
+	_ = os.Remove(filepath.Join(e.dir, "docker.pid"))
+	p, err := spawn(e.ctx, filepath.Join(e.dir, dockerLog), "dockerd", e.dockerdArgs()...)
+	if err != nil {
+		return fmt.Errorf("start dockerd: %w", err)
+	}
+	e.dockerd = p
+	v, err := e.waitPing(p)
+	if err != nil {
+		p.stop(5 * time.Second)
+		return fmt.Errorf("%w\n%s", err, tail(filepath.Join(e.dir, dockerLog), 8<<10))
+	}
+	e.apiVersion = v
+	return nil
+}
+
+func (e *Engine) dockerdArgs() []string {
+	args := []string{
+		"--config-file", filepath.Join(e.dir, "daemon.json"),
+		"--host", e.Host(),
+		"--data-root", filepath.Join(e.dir, "data"),
+		"--exec-root", filepath.Join(e.dir, "exec"),
+		"--pidfile", filepath.Join(e.dir, "docker.pid"),
+		"--containerd", filepath.Join(e.dir, ctrdSock),
+		"--bridge", "none",
+		"--iptables=false",
+		"--ip6tables=false",
+		"--ip-masq=false",
+		"--ip-forward=false",
+		"--userland-proxy=true",
+		"--default-address-pool", "base=" + e.pool.String() + ",size=24",
+		"--log-level", e.opts.LogLevel,
+	}
+	if e.opts.LiveRestore {
+		args = append(args, "--live-restore")
+	}
+	return append(args, e.opts.Args...)
+}
+
+func (e *Engine) startContainerd() error {
+	sock := filepath.Join(e.dir, ctrdSock)
+	_ = os.Remove(sock)
+	p, err := spawn(e.ctx, filepath.Join(e.dir, ctrdLog), "containerd",
+		"--config", filepath.Join(e.dir, "containerd.toml"), "--log-level", "warn")
+	if err != nil {
+		return fmt.Errorf("start containerd: %w", err)
+	}
+	e.containerd = p
+	deadline := time.Now().Add(StartTimeout)
+	for {
+		c, err := net.DialTimeout("unix", sock, time.Second)
+		if err == nil {
+			c.Close()
+			return nil
+		}
+		select {
+		case <-p.done:
+			return fmt.Errorf("containerd exited during start: %v\n%s", p.err, tail(filepath.Join(e.dir, ctrdLog), 8<<10))
+		case <-time.After(20 * time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			p.stop(5 * time.Second)
+			return fmt.Errorf("containerd did not listen on %s within %s: %v\n%s", sock, StartTimeout, err, tail(filepath.Join(e.dir, ctrdLog), 8<<10))
+		}
+	}
+}
+
+// waitPing waits until dockerd answers Ping and returns its API version.
+func (e *Engine) waitPing(p *process) (string, error) {
+	cli, err := client.NewClientWithOpts(client.WithHost(e.Host()), client.WithAPIVersionNegotiation())
+	if err != nil {
+		return "", err
+	}
+	defer cli.Close()
+	ctx, cancel := context.WithTimeout(e.ctx, StartTimeout)
+	defer cancel()
+	go func() {
+		select {
+		case <-p.done:
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+	var last error
+	for {
+		pctx, pcancel := context.WithTimeout(ctx, 10*time.Second)
+		ping, err := cli.Ping(pctx)
+		pcancel()
+		if err == nil {
+			return ping.APIVersion, nil
+		}
+		last = err
+		select {
+		case <-p.done:
+			return "", fmt.Errorf("dockerd exited during start: %v", p.err)
+		case <-ctx.Done():
+			return "", fmt.Errorf("dockerd did not answer on %s within %s: %v", e.Host(), StartTimeout, last)
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+}
+
+func (e *Engine) stop() error {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.dockerd == nil || e.dockerd.exited() {
+		return errors.New("stop: dockerd is not running")
+	}
+	return e.dockerd.stop(StopTimeout)
+}
+
+func (e *Engine) kill() error {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.dockerd == nil || e.dockerd.exited() {
+		return errors.New("kill: dockerd is not running")
+	}
+	_ = e.dockerd.cmd.Process.Signal(syscall.SIGKILL)
+	if !e.dockerd.wait(StopTimeout) {
+		return errors.New("kill: dockerd did not exit after SIGKILL")
+	}
+	return nil
+}
+
+// cleanup removes everything of the engine; see the package documentation.
+func (e *Engine) cleanup(t testing.TB) {
+	t.Helper()
+	e.removeThroughAPI(t)
+	e.mu.Lock()
+	for _, p := range []*process{e.dockerd, e.containerd} {
+		if p != nil && !p.exited() {
+			if err := p.stop(StopTimeout); errors.Is(err, errKilled) {
+				t.Logf("dockerd cleanup: %v", err)
+			} else if err != nil {
+				t.Errorf("dockerd cleanup: %v", err)
+			}
+		}
+	}
+	e.mu.Unlock()
+	e.cancel()
+	if t.Failed() {
+		t.Logf("private Docker Engine %s output:\n%s", e.dir, e.Output())
+	}
+	if err := e.removeRule(); err != nil {
+		t.Errorf("dockerd cleanup: %v", err)
+	}
+	for _, err := range reap(e.dir, e.pool, t.Logf) {
+		t.Errorf("dockerd cleanup: %v", err)
+	}
+	e.lock.Close()
+}
+
+// removeThroughAPI force-removes every container and prunes the networks
+// (dockerd leaves the bridges of its networks up when it stops). It starts
+// dockerd for that when the test left it stopped.
+func (e *Engine) removeThroughAPI(t testing.TB) {
+	t.Helper()
+	e.mu.Lock()
+	running := e.dockerd != nil && !e.dockerd.exited()
+	e.mu.Unlock()
+	if !running {
+		if err := e.start(); err != nil {
+			t.Logf("dockerd cleanup: cannot start dockerd to remove its containers, removing them by force: %v", err)
+			return
+		}
+	}
+	cli, err := client.NewClientWithOpts(client.WithHost(e.Host()), client.WithAPIVersionNegotiation())
+	if err != nil {
+		t.Errorf("dockerd cleanup: %v", err)
+		return
+	}
+	defer cli.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	cs, err := cli.ContainerList(ctx, container.ListOptions{All: true})
+	if err != nil {
+		t.Logf("dockerd cleanup: list containers: %v", err)
+	}
+	var wg sync.WaitGroup
+	for _, c := range cs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := cli.ContainerRemove(ctx, c.ID, container.RemoveOptions{Force: true, RemoveVolumes: true}); err != nil {
+				t.Logf("dockerd cleanup: remove container %.12s: %v", c.ID, err)
+			}
+		}()
+	}
+	wg.Wait()
+	if _, err := cli.NetworksPrune(ctx, filters.NewArgs()); err != nil {
+		t.Logf("dockerd cleanup: prune networks: %v", err)
+	}
+}
+
+// ruleMarker is the iptables comment of an engine's InterContainer rule.
+func ruleMarker(dir string) string { return "panelx-testenv-dockerd:" + dir }
+
+func (e *Engine) allowInterContainer() error {
+	spec := []string{"FORWARD", "-s", e.pool.String(), "-d", e.pool.String(),
+		"-m", "comment", "--comment", ruleMarker(e.dir), "-j", "ACCEPT"}
+	if out, err := exec.Command("iptables", append([]string{"-w", "-I"}, spec...)...).CombinedOutput(); err != nil {
+		return fmt.Errorf("iptables -I %s: %v: %s", strings.Join(spec, " "), err, out)
+	}
+	e.rule = spec
+	return nil
+}
+
+func (e *Engine) removeRule() error {
+	if e.rule == nil {
+		return nil
+	}
+	if out, err := exec.Command("iptables", append([]string{"-w", "-D"}, e.rule...)...).CombinedOutput(); err != nil {
+		return fmt.Errorf("iptables -D %s: %v: %s", strings.Join(e.rule, " "), err, out)
+	}
+	e.rule = nil
+	return nil
+}
+
+// writeConfig writes daemon.json and containerd.toml.
+func (e *Engine) writeConfig() error {
+	for _, d := range []string{"data", "exec"} {
+		if err := os.MkdirAll(filepath.Join(e.dir, d), 0o700); err != nil {
+			return err
+		}
+	}
+	daemonJSON := "{}\n"
+	if e.version < 23 {
+		// dockerd < 23 derives its engine ID from a trust key, by default
+		// /etc/docker/key.json: the main daemon's. Later versions keep
+		// the ID under the data root and reject this key.
+		daemonJSON = fmt.Sprintf("{\"deprecated-key-path\": %s}\n", strconv.Quote(filepath.Join(e.dir, "key.json")))
+	}
+	q := func(elem ...string) string { return strconv.Quote(filepath.Join(append([]string{e.dir}, elem...)...)) }
+	ctrdTOML := fmt.Sprintf(`version = 2
+root = %s
+state = %s
+disabled_plugins = ["io.containerd.grpc.v1.cri"]
+oom_score = 0
+
+[grpc]
+  address = %s
+
+[ttrpc]
+  address = %s
+
+[plugins]
+  [plugins."io.containerd.internal.v1.opt"]
+    path = %s
+`, q("data", "containerd"), q("exec", "containerd"), q(ctrdSock), q(ctrdSock+".ttrpc"), q("data", "containerd", "opt"))
+	files := map[string]string{
+		"daemon.json":     daemonJSON,
+		"containerd.toml": ctrdTOML,
+	}
+	for name, content := range files {
+		if err := os.WriteFile(filepath.Join(e.dir, name), []byte(content), 0o600); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// makeDir creates /tmp/pxdNNN and takes its lock. The lock file is locked
+// under a temporary name and then renamed, so that a sweeping process never
+// sees an unlocked owner.lock of a live engine.
+func makeDir() (string, *os.File, error) {
+	dir, err := os.MkdirTemp(tmpRoot, "pxd")
+	if err != nil {
+		return "", nil, err
+	}
+	if dir, err = filepath.EvalSymlinks(dir); err != nil {
+		return "", nil, err
+	}
+	tmp := filepath.Join(dir, "."+lockName)
+	f, err := os.OpenFile(tmp, os.O_CREATE|os.O_RDWR, 0o600)
+	if err != nil {
+		os.RemoveAll(dir)
+		return "", nil, err
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		f.Close()
+		os.RemoveAll(dir)
+		return "", nil, fmt.Errorf("lock %s: %w", tmp, err)
+	}
+	if err := os.Rename(tmp, filepath.Join(dir, lockName)); err != nil {
+		f.Close()
+		os.RemoveAll(dir)
+		return "", nil, err
+	}
+	return dir, f, nil
+}
+
+var (
+	majorOnce sync.Once
+	majorVer  int
+	majorErr  error
+	sweepOnce sync.Once
+)
+
+// dockerdMajor returns the major version of the dockerd binary.
+func dockerdMajor() (int, error) {
+	majorOnce.Do(func() {
+		out, err := exec.Command("dockerd", "--version").CombinedOutput()
+		if err != nil {
+			majorErr = fmt.Errorf("dockerd --version: %v: %s", err, out)
+			return
+		}
+		m := regexp.MustCompile(`version v?(\d+)\.`).FindSubmatch(out)
+		if m == nil {
+			majorErr = fmt.Errorf("dockerd --version: no version in %q", out)
+			return
+		}
+		majorVer, majorErr = strconv.Atoi(string(m[1]))
+	})
+	return majorVer, majorErr
+}
+
+// process is a running dockerd or containerd.
+type process struct {
+	cmd  *exec.Cmd
+	done chan struct{} // closed when the process has exited
+	err  error         // of Wait, valid after done
+}
+
+// spawn starts name with its output appended to logPath. The child gets
+// SIGKILL when the test process dies (PR_SET_PDEATHSIG). The kernel sends
+// that signal when the *thread* that forked exits, so the goroutine that
+// starts the process stays locked to its thread until the process is gone:
+// the Go runtime never ends a thread that a goroutine holds.
+func spawn(ctx context.Context, logPath, name string, args ...string) (*process, error) {
+	// A file, not a pipe: shims and other grandchildren may inherit the
+	// output, and a pipe would make them die of SIGPIPE once nobody reads
+	// it (or make Wait hang until they exit).
+	out, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+	if err != nil {
+		return nil, err
+	}
+	defer out.Close()
+	fmt.Fprintf(out, "===== %s: %s %s\n", time.Now().Format(time.RFC3339Nano), name, strings.Join(args, " "))
+	cmd := exec.CommandContext(ctx, name, args...)
+	cmd.Stdout, cmd.Stderr = out, out
+	cmd.Env = childEnv()
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL, Setpgid: true}
+	p := &process{cmd: cmd, done: make(chan struct{})}
+	started := make(chan error, 1)
+	go func() {
+		runtime.LockOSThread()
+		defer runtime.UnlockOSThread()
+		if err := cmd.Start(); err != nil {
+			started <- err
+			return
+		}
+		started <- nil
+		p.err = cmd.Wait()
+		close(p.done)
+	}()
+	if err := <-started; err != nil {
+		return nil, err
+	}
+	return p, nil
+}
+
+// childEnv is the test's environment without what would make the daemons
+// talk to a service manager that is not theirs.
+func childEnv() []string {
+	var env []string
+	for _, kv := range os.Environ() {
+		switch k, _, _ := strings.Cut(kv, "="); k {
+		case "NOTIFY_SOCKET", "LISTEN_FDS", "LISTEN_PID", "LISTEN_FDNAMES":
+			continue
+		}
+		env = append(env, kv)
+	}
+	return env
+}
+
+func (p *process) exited() bool {
+	select {
+	case <-p.done:
+		return true
+	default:
+		return false
+	}
+}
+
+func (p *process) wait(d time.Duration) bool {
+	select {
+	case <-p.done:
+		return true
+	case <-time.After(d):
+		return false
+	}
+}
+
+// errKilled says that a process had to be killed after SIGTERM: it is
+// stopped, but it took too long.
+var errKilled = errors.New("killed after SIGTERM")
+
+// stop sends SIGTERM, waits up to d, then SIGKILL. It returns an error
+// wrapping errKilled when SIGKILL was needed.
+func (p *process) stop(d time.Duration) error {
+	name := filepath.Base(p.cmd.Path)
+	_ = p.cmd.Process.Signal(syscall.SIGTERM)
+	if p.wait(d) {
+		return nil
+	}
+	_ = p.cmd.Process.Signal(syscall.SIGKILL)
+	if !p.wait(d) {
+		return fmt.Errorf("%s (pid %d) did not exit after SIGKILL", name, p.cmd.Process.Pid)
+	}
+	return fmt.Errorf("%s (pid %d) did not exit within %s: %w", name, p.cmd.Process.Pid, d, errKilled)
+}
+
+// tail returns the last n bytes of a file.
+func tail(path string, n int64) string {
+	f, err := os.Open(path)
+	if err != nil {
+		return fmt.Sprintf("(%v)", err)
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return fmt.Sprintf("(%v)", err)
+	}
+	off := max(st.Size()-n, 0)
+	buf := make([]byte, st.Size()-off)
+	_, _ = f.ReadAt(buf, off)
+	prefix := ""
+	if off > 0 {
+		prefix = "...\n"
+	}
+	return fmt.Sprintf("----- %s -----\n%s%s", filepath.Base(path), prefix, buf)
+}
