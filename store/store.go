@@ -21,6 +21,12 @@ var (
 	ErrConflict = errors.New("conflict")
 	// ErrInvalid: a malformed argument, such as a bad continue token.
 	ErrInvalid = errors.New("invalid")
+	// ErrUnavailable: the database cannot be reached (down, restarting,
+	// refusing connections). Nothing was written; try again shortly.
+	ErrUnavailable = errors.New("the database is unavailable")
+	// ErrNoSpace: the database cannot write for lack of disk space.
+	// Nothing was written; reads still work.
+	ErrNoSpace = errors.New("the database has no space left to write")
 )
 
 // Store is a backend: the resource repository plus transactions, the change

@@ -26,6 +26,13 @@ type Problem struct {
 	Errors    []*api.FieldError `json:"errors,omitempty"`
 }
 
+// Problem types of the failures a client should tell apart (RFC 9457
+// "type"); the others are about:blank.
+const (
+	ProblemDatabaseUnavailable = "https://panelx.dev/problems/database-unavailable"
+	ProblemNoSpace             = "https://panelx.dev/problems/no-space"
+)
+
 // apiError is an error that already knows its HTTP answer.
 type apiError struct {
 	status int
@@ -109,6 +116,14 @@ func (s *Server) fail(w http.ResponseWriter, r *http.Request, err error) {
 		p.Status, p.Detail = http.StatusConflict, "the object changed or is being deleted; read it again"
 	case errors.Is(err, store.ErrInvalid):
 		p.Status, p.Detail = http.StatusBadRequest, "the request was refused as invalid"
+	case errors.Is(err, store.ErrUnavailable):
+		// Nothing was written: the client may simply try again.
+		p.Type, p.Status = ProblemDatabaseUnavailable, http.StatusServiceUnavailable
+		p.Detail = "the database is unreachable (down or restarting); nothing was changed, try again shortly"
+		w.Header().Set("Retry-After", "1")
+	case errors.Is(err, store.ErrNoSpace):
+		p.Type, p.Status = ProblemNoSpace, http.StatusInsufficientStorage
+		p.Detail = "the server's disk is full: the database cannot write (reads still work); nothing was changed — free space on the server"
 	case r.Context().Err() != nil && (errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded)):
 		p.Status, p.Detail = http.StatusServiceUnavailable, "the request was cancelled"
 	default:

@@ -24,6 +24,9 @@ const (
 	watchPing         = 15 * time.Second
 	watchRecheck      = 30 * time.Second // how often access to what was sent is checked again
 	watchAccessTTL    = 5 * time.Second  // how long a membership lookup is trusted
+	// watchUnavailableRetry: with the database away, how often the stream
+	// tries to catch up.
+	watchUnavailableRetry = time.Second
 )
 
 // WatchEvent is one event of the watch stream. Type is ADDED, MODIFIED or
@@ -239,6 +242,16 @@ func (ws *watchSession) loop(ctx context.Context) error {
 	defer ping.Stop()
 	recheck := time.NewTicker(watchRecheck)
 	defer recheck.Stop()
+	// While the database is away the stream stays open; once it answers
+	// again the client gets what it missed, then SYNCED.
+	var retry <-chan time.Time
+	handle := func(err error) error {
+		if errors.Is(err, store.ErrUnavailable) {
+			retry = time.After(watchUnavailableRetry)
+			return nil
+		}
+		return err
+	}
 	for {
 		select {
 		case <-ctx.Done():
@@ -250,7 +263,12 @@ func (ws *watchSession) loop(ctx context.Context) error {
 				return err
 			}
 		case <-recheck.C:
-			if err := ws.recheckAccess(ctx); err != nil {
+			if err := handle(ws.recheckAccess(ctx)); err != nil {
+				return err
+			}
+		case <-retry:
+			retry = nil
+			if err := handle(ws.resync(ctx)); err != nil {
 				return err
 			}
 		case c, ok := <-changes:
@@ -258,12 +276,12 @@ func (ws *watchSession) loop(ctx context.Context) error {
 				return nil
 			}
 			var err error
-			if c.Type == store.ChangeResync {
+			if c.Type == store.ChangeResync || retry != nil {
 				err = ws.resync(ctx)
 			} else {
 				err = ws.change(ctx, c)
 			}
-			if err != nil {
+			if err := handle(err); err != nil {
 				return err
 			}
 		}

@@ -59,6 +59,10 @@ func Open(ctx context.Context, url string, opts Options) (*Store, error) {
 	if cfg.ConnConfig.RuntimeParams["application_name"] == "" {
 		cfg.ConnConfig.RuntimeParams["application_name"] = "panelx"
 	}
+	if cfg.ConnConfig.ConnectTimeout == 0 {
+		// A database host that drops packets must not hang requests.
+		cfg.ConnConfig.ConnectTimeout = 5 * time.Second
+	}
 	switch {
 	case opts.MaxConns > 0:
 		cfg.MaxConns = opts.MaxConns
@@ -90,7 +94,7 @@ func Open(ctx context.Context, url string, opts Options) (*Store, error) {
 		hub:    store.NewHub(false, opts.WatchQueue),
 		done:   make(chan struct{}),
 	}
-	s.repo = repo{q: pool}
+	s.repo = repo{q: pooled{pool}}
 	return s, nil
 }
 
@@ -128,7 +132,7 @@ func (s *Store) Ready(ctx context.Context) error {
 
 // InTx runs fn in one transaction.
 func (s *Store) InTx(ctx context.Context, fn func(store.Repo) error) error {
-	return withTx(ctx, s.pool, func(q querier) error { return fn(repo{q: q}) })
+	return withTx(ctx, pooled{s.pool}, func(q querier) error { return fn(repo{q: q}) })
 }
 
 // querier is what both the pool and a transaction offer.
@@ -171,15 +175,15 @@ func (r repo) Certificates() store.Certificates { return certificates{q: r.q} }
 func withTx(ctx context.Context, q querier, fn func(querier) error) error {
 	tx, err := q.Begin(ctx)
 	if err != nil {
-		return fmt.Errorf("begin: %w", err)
+		return fmt.Errorf("begin: %w", classify(err))
 	}
 	defer tx.Rollback(ctx) //nolint:errcheck // after Commit it is a no-op
 	if err := fn(tx); err != nil {
-		return err
+		return classify(err)
 	}
 	if err := tx.Commit(ctx); err != nil {
 		// Deferred constraints (a project keeps an owner) fail here.
-		return mapErr(err, "commit")
+		return mapErr(classify(err), "commit")
 	}
 	return nil
 }

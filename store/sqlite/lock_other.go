@@ -12,3 +12,6 @@ const LockFile = "panelx.lock"
 func LockDataDir(dir string) (release func() error, err error) {
 	return nil, fmt.Errorf("lock data directory %s: not supported on this platform", dir)
 }
+
+// freeBytes is not known here.
+func freeBytes(string) (uint64, bool) { return 0, false }

@@ -21,6 +21,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"go.uber.org/zap"
@@ -59,6 +60,9 @@ type Store struct {
 	// not a mutex, so that waiting for it honours the context.
 	writeSem chan struct{}
 	closed   atomic.Bool
+	// noSpace is set while writes fail for lack of disk space: Ready says
+	// so (and probes), writes answer store.ErrNoSpace.
+	noSpace atomic.Bool
 	repo
 }
 
@@ -182,10 +186,53 @@ func (s *Store) Close() {
 	}
 }
 
-// Ready reports whether the file answers and every migration is applied.
+// spaceErr marks a write that failed for lack of disk space.
+func (s *Store) spaceErr(err error) error {
+	if !s.outOfSpace(err) {
+		return err
+	}
+	s.noSpace.Store(true)
+	if errors.Is(err, store.ErrNoSpace) {
+		return err
+	}
+	return fmt.Errorf("%w: %w", store.ErrNoSpace, err)
+}
+
+// outOfSpace: SQLite says the disk is full (SQLITE_FULL), or an I/O error
+// happened on a file system with (almost) no space left.
+func (s *Store) outOfSpace(err error) bool {
+	var se *sqlite.Error
+	if errors.Is(err, syscall.ENOSPC) {
+		return true
+	}
+	if !errors.As(err, &se) {
+		return false
+	}
+	switch se.Code() & 0xff {
+	case sqlite3.SQLITE_FULL:
+		return true
+	case sqlite3.SQLITE_IOERR:
+		free, ok := freeBytes(filepath.Dir(s.path))
+		return ok && free < 1<<20
+	}
+	return false
+}
+
+// Ready reports whether the file answers, every migration is applied and
+// it can write: after a write failed for lack of space, it probes with a
+// real write until one succeeds.
 func (s *Store) Ready(ctx context.Context) error {
 	if s.closed.Load() {
 		return errors.New("database is closed")
+	}
+	if s.noSpace.Load() {
+		err := s.write(ctx, func(w *writer) error {
+			_, err := w.q.ExecContext(ctx, `UPDATE installation SET id = id`)
+			return err
+		})
+		if err != nil {
+			return fmt.Errorf("database %s cannot write: %w", s.path, err)
+		}
 	}
 	if err := s.rdb.PingContext(ctx); err != nil {
 		return fmt.Errorf("database %s unreachable: %w", s.path, err)
@@ -242,16 +289,17 @@ func (s *Store) write(ctx context.Context, fn func(w *writer) error) error {
 	defer tx.Rollback() //nolint:errcheck // after Commit it is a no-op
 	w := &writer{q: tx}
 	if err := fn(w); err != nil {
-		return err
+		return s.spaceErr(err)
 	}
 	if w.broken != nil {
-		return fmt.Errorf("transaction unusable: %w", w.broken)
+		return s.spaceErr(fmt.Errorf("transaction unusable: %w", w.broken))
 	}
 	if err := tx.Commit(); err != nil {
 		// Whether it landed is unknown: make every watcher re-list.
 		s.hub.Connected()
-		return fmt.Errorf("commit: %w", err)
+		return s.spaceErr(fmt.Errorf("commit: %w", err))
 	}
+	s.noSpace.Store(false)
 	now := time.Now()
 	for _, c := range w.changes {
 		c.CommittedAt = now
