@@ -101,20 +101,20 @@ func New(opts Options) (*Controller, error) {
 func (c *Controller) Run(ctx context.Context) error {
 	elector, shared := c.opts.Store.(store.Elector)
 	if !shared {
-		return c.lead(ctx)
+		return c.lead(ctx, nil)
 	}
 	for ctx.Err() == nil {
 		c.log.Info("waiting for leadership")
-		leading, release, err := elector.Campaign(ctx)
+		lease, err := elector.Campaign(ctx)
 		if err != nil {
 			if ctx.Err() != nil {
 				return nil
 			}
 			return err
 		}
-		c.log.Info("acting as the leader")
-		err = c.lead(leading)
-		release()
+		c.log.Info("acting as the leader", zap.Int64("epoch", lease.Epoch()))
+		err = c.lead(lease.Context(), lease)
+		lease.Release()
 		if err != nil && ctx.Err() == nil {
 			c.log.Error("controller stopped; campaigning again", zap.Error(err))
 		}
@@ -122,17 +122,22 @@ func (c *Controller) Run(ctx context.Context) error {
 	return nil
 }
 
-// lead runs the loop until ctx ends.
-func (c *Controller) lead(ctx context.Context) error {
+// lead runs the loop until ctx ends. With a lease, every mutating runtime
+// call is fenced by it.
+func (c *Controller) lead(ctx context.Context, lease store.Lease) error {
 	c.opts.Metrics.setLeader(true)
 	defer c.opts.Metrics.setLeader(false)
 	if c.opts.OnLeader != nil {
 		c.opts.OnLeader(true)
 		defer c.opts.OnLeader(false)
 	}
+	rt := c.opts.Runtime
+	if lease != nil {
+		rt = reconcile.FencedRuntime{Runtime: rt, Fence: lease}
+	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	cache := reconcile.NewCache(c.opts.Runtime)
+	cache := reconcile.NewCache(rt)
 	qcfg := workqueue.TypedRateLimitingQueueConfig[reconcile.Key]{}
 	if c.opts.Metrics != nil {
 		qcfg.Name, qcfg.MetricsProvider = "reconcile", c.opts.Metrics
@@ -140,9 +145,9 @@ func (c *Controller) lead(ctx context.Context) error {
 	queue := workqueue.NewTypedRateLimitingQueueWithConfig(c.opts.RateLimiter, qcfg)
 	defer queue.ShutDown()
 	r := &Reconciler{
-		Store: c.opts.Store, Runtime: c.opts.Runtime, Cache: cache, Instance: c.opts.Instance, Log: c.log,
+		Store: c.opts.Store, Runtime: rt, Cache: cache, Instance: c.opts.Instance, Log: c.log,
 		PullInterval: c.opts.PullInterval, Metrics: c.opts.Metrics, DrainTimeout: c.opts.DrainTimeout,
-		Executor: &reconcile.Executor{Runtime: c.opts.Runtime, Cache: cache, Credentials: c.opts.Credentials, Parallel: c.opts.Parallel},
+		Executor: &reconcile.Executor{Runtime: rt, Cache: cache, Credentials: c.opts.Credentials, Parallel: c.opts.Parallel},
 	}
 	l := &loop{c: c, cache: cache, queue: queue, rec: r}
 

@@ -21,6 +21,9 @@ const (
 	// LabelImage is the image reference the user asked for; containers run
 	// the resolved image ID.
 	LabelImage = "dev.panelx.image"
+	// LabelEpoch is the leadership term that created a container: a new
+	// leader can tell what a stale one started. Not part of the spec hash.
+	LabelEpoch = "dev.panelx.epoch"
 )
 
 // NamePrefix starts the name of every Docker object PanelX creates.

@@ -15,6 +15,7 @@ type Container struct {
 	SpecHash     string
 	Fields       map[string]string // LabelFields, decoded
 	Generation   int64
+	Epoch        int64 // the leadership term that created it (0: a single server)
 	ImageID      string
 	State        string // created, running, paused, restarting, removing, exited, dead
 	Health       string // "", starting, healthy, unhealthy
@@ -79,6 +80,7 @@ func containerFromLabels(labels map[string]string) (c Container, ok bool) {
 	c.Replica = idx
 	c.SpecHash = labels[LabelSpecHash]
 	c.Generation, _ = strconv.ParseInt(labels[LabelGeneration], 10, 64)
+	c.Epoch, _ = strconv.ParseInt(labels[LabelEpoch], 10, 64)
 	c.Fields = decodeFields(labels[LabelFields])
 	return c, true
 }

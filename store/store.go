@@ -242,9 +242,27 @@ type Change struct {
 // Elector is implemented by backends several servers can share. Only the
 // leader runs the controller; the others serve the API and stand by.
 type Elector interface {
-	// Campaign blocks until this process leads (or ctx ends). The returned
-	// context ends when leadership is lost; release gives it up.
-	Campaign(ctx context.Context) (leading context.Context, release func(), err error)
+	// Campaign blocks until this process holds the lease (or ctx ends).
+	Campaign(ctx context.Context) (Lease, error)
+}
+
+// Lease is one term of leadership. The holder acts only while Valid: it is
+// checked right before every mutating runtime call, and turns false before
+// the lease can have expired for anyone else, so a paused or cut-off
+// leader never acts beside its successor.
+type Lease interface {
+	// Context ends when the lease is lost, released or no longer valid.
+	Context() context.Context
+	// Epoch numbers the term; it rises with every new holder. Objects
+	// created in a term carry it.
+	Epoch() int64
+	// Valid reports whether the holder may still act, by its own
+	// monotonic clock; Deadline is when that ends unless renewed.
+	Valid() bool
+	Deadline() time.Time
+	// Release gives the lease up at once (a stand-by takes over without
+	// waiting for it to expire).
+	Release()
 }
 
 // APIToken is a personal API token. Only its SHA-256 hash is stored; the

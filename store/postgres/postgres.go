@@ -41,6 +41,7 @@ type Store struct {
 	connCf *pgx.ConnConfig
 	log    *zap.Logger
 	hub    *store.Hub
+	holder string // this process in the lease table
 	repo
 
 	listenOnce sync.Once
@@ -93,6 +94,7 @@ func Open(ctx context.Context, url string, opts Options) (*Store, error) {
 		log:    log.Named("store"),
 		hub:    store.NewHub(false, opts.WatchQueue),
 		done:   make(chan struct{}),
+		holder: newHolder(),
 	}
 	s.repo = repo{q: pooled{pool}}
 	return s, nil
