@@ -13,7 +13,7 @@ import (
 	"github.com/docker/docker/api/types/container"
 	"github.com/docker/docker/api/types/mount"
 
-	"github.com/panelx/panelx/reconcile"
+	"github.com/panelx/panelx/naming"
 )
 
 // maxListHeaders bounds the archive entries (the directory's whole
@@ -33,11 +33,11 @@ type box struct {
 
 func (f *Files) helperLabels() map[string]string {
 	return map[string]string{
-		reconcile.LabelManaged:  "true",
-		reconcile.LabelInstance: f.opts.Instance,
-		reconcile.LabelProject:  f.opts.Project,
-		LabelHelper:             helperKindFiles,
-		LabelHelperVolume:       f.volume,
+		naming.LabelManaged:  "true",
+		naming.LabelInstance: f.opts.Instance,
+		naming.LabelProject:  f.opts.Project,
+		LabelHelper:          helperKindFiles,
+		LabelHelperVolume:    f.volume,
 	}
 }
 

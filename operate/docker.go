@@ -18,11 +18,11 @@ import (
 	"github.com/docker/docker/api/types/volume"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
-	"github.com/panelx/panelx/reconcile"
+	"github.com/panelx/panelx/naming"
 )
 
 // Docker is the part of the Engine API this package calls; *client.Client
-// (with API version negotiation, as from reconcile.NewDockerClient)
+// (with API version negotiation, as from dockerclient.New)
 // implements it.
 type Docker interface {
 	ContainerList(ctx context.Context, options container.ListOptions) ([]container.Summary, error)
@@ -67,15 +67,15 @@ type replicaContainer struct {
 // labels match, so helper containers never do.
 func serviceFilter(instance, project, service string, replica *int) filters.Args {
 	f := filters.NewArgs(
-		filters.Arg("label", reconcile.LabelManaged+"=true"),
-		filters.Arg("label", reconcile.LabelInstance+"="+instance),
-		filters.Arg("label", reconcile.LabelProject+"="+project),
-		filters.Arg("label", reconcile.LabelService+"="+service),
+		filters.Arg("label", naming.LabelManaged+"=true"),
+		filters.Arg("label", naming.LabelInstance+"="+instance),
+		filters.Arg("label", naming.LabelProject+"="+project),
+		filters.Arg("label", naming.LabelService+"="+service),
 	)
 	if replica != nil {
-		f.Add("label", reconcile.LabelReplica+"="+strconv.Itoa(*replica))
+		f.Add("label", naming.LabelReplica+"="+strconv.Itoa(*replica))
 	} else {
-		f.Add("label", reconcile.LabelReplica)
+		f.Add("label", naming.LabelReplica)
 	}
 	return f
 }
@@ -94,7 +94,7 @@ func listReplicas(ctx context.Context, cli Docker, instance, project, service st
 	}
 	out := make([]replicaContainer, 0, len(list))
 	for _, s := range list {
-		idx, err := strconv.Atoi(s.Labels[reconcile.LabelReplica])
+		idx, err := strconv.Atoi(s.Labels[naming.LabelReplica])
 		if err != nil || idx < 0 {
 			continue
 		}

@@ -15,7 +15,7 @@ import (
 	"github.com/docker/docker/api/types/container"
 	"github.com/docker/docker/errdefs"
 
-	"github.com/panelx/panelx/reconcile"
+	"github.com/panelx/panelx/naming"
 )
 
 // Bounds of an exec request.
@@ -191,7 +191,7 @@ func runningReplica(ctx context.Context, cli Docker, t ExecTarget) (replicaConta
 	if len(list) == 0 {
 		return replicaContainer{}, fmt.Errorf("exec: %s/%s replica %d: %w", t.Project, t.Service, t.Replica, ErrNoContainer)
 	}
-	final := reconcile.ContainerName(t.Project, t.Service, t.Replica)
+	final := naming.ContainerName(t.Project, t.Service, t.Replica)
 	var pick *replicaContainer
 	for i := range list {
 		c := &list[i]

@@ -19,7 +19,7 @@ import (
 	"github.com/docker/docker/api/types/filters"
 	"github.com/docker/docker/errdefs"
 
-	"github.com/panelx/panelx/reconcile"
+	"github.com/panelx/panelx/naming"
 )
 
 // Errors of file operations, besides ErrInvalidPath (400).
@@ -132,7 +132,7 @@ func OpenFiles(ctx context.Context, cli Docker, opts FilesOptions) (*Files, erro
 			return nil, fmt.Errorf("files: %w", err)
 		}
 	}
-	f := &Files{cli: cli, opts: opts, volume: reconcile.VolumeName(opts.Project, opts.Volume), image: opts.Image}
+	f := &Files{cli: cli, opts: opts, volume: naming.VolumeName(opts.Project, opts.Volume), image: opts.Image}
 	err := withTimeout(ctx, func(ctx context.Context) error {
 		v, err := cli.VolumeInspect(ctx, f.volume)
 		if errdefs.IsNotFound(err) {
@@ -142,8 +142,8 @@ func OpenFiles(ctx context.Context, cli Docker, opts FilesOptions) (*Files, erro
 			return fmt.Errorf("inspect volume %s: %w", f.volume, err)
 		}
 		l := v.Labels
-		if l[reconcile.LabelManaged] != "true" || l[reconcile.LabelInstance] != opts.Instance ||
-			l[reconcile.LabelProject] != opts.Project || l[reconcile.LabelVolume] != opts.Volume {
+		if l[naming.LabelManaged] != "true" || l[naming.LabelInstance] != opts.Instance ||
+			l[naming.LabelProject] != opts.Project || l[naming.LabelVolume] != opts.Volume {
 			return fmt.Errorf("volume %s is not a volume of project %s: %w", f.volume, opts.Project, ErrNotFound)
 		}
 		return nil
@@ -181,10 +181,10 @@ func projectImage(ctx context.Context, cli Docker, instance, project string) (st
 	var list []container.Summary
 	err := withTimeout(ctx, func(ctx context.Context) (err error) {
 		list, err = cli.ContainerList(ctx, container.ListOptions{All: true, Filters: filters.NewArgs(
-			filters.Arg("label", reconcile.LabelManaged+"=true"),
-			filters.Arg("label", reconcile.LabelInstance+"="+instance),
-			filters.Arg("label", reconcile.LabelProject+"="+project),
-			filters.Arg("label", reconcile.LabelService),
+			filters.Arg("label", naming.LabelManaged+"=true"),
+			filters.Arg("label", naming.LabelInstance+"="+instance),
+			filters.Arg("label", naming.LabelProject+"="+project),
+			filters.Arg("label", naming.LabelService),
 		)})
 		return err
 	})

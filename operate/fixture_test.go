@@ -31,7 +31,7 @@ import (
 
 	"github.com/panelx/panelx/internal/testenv"
 	"github.com/panelx/panelx/internal/testimage"
-	"github.com/panelx/panelx/reconcile"
+	"github.com/panelx/panelx/naming"
 )
 
 // testLabel marks every image, container and volume of one test, for
@@ -60,7 +60,7 @@ func newDockerEnv(t *testing.T) *dockerEnv {
 func (e *dockerEnv) cleanup() {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	byInstance := filters.NewArgs(filters.Arg("label", reconcile.LabelInstance+"="+e.instance))
+	byInstance := filters.NewArgs(filters.Arg("label", naming.LabelInstance+"="+e.instance))
 	ctrs, err := e.cli.ContainerList(ctx, container.ListOptions{All: true, Filters: byInstance})
 	if err != nil {
 		e.t.Errorf("cleanup: list containers: %v", err)
@@ -248,11 +248,11 @@ func (e *dockerEnv) replica(service string, index int, img string, o replicaOpts
 	e.t.Helper()
 	name = o.name
 	if name == "" {
-		name = reconcile.ContainerName(e.project, service, index)
+		name = naming.ContainerName(e.project, service, index)
 	}
 	cfg := &container.Config{Image: img, Cmd: o.cmd, Env: o.env, Tty: o.tty, Labels: map[string]string{
-		reconcile.LabelManaged: "true", reconcile.LabelInstance: e.instance, reconcile.LabelProject: e.project,
-		reconcile.LabelService: service, reconcile.LabelReplica: strconv.Itoa(index), testLabel: e.id,
+		naming.LabelManaged: "true", naming.LabelInstance: e.instance, naming.LabelProject: e.project,
+		naming.LabelService: service, naming.LabelReplica: strconv.Itoa(index), testLabel: e.id,
 	}}
 	host := &container.HostConfig{LogConfig: container.LogConfig{Type: "json-file"}}
 	if o.publish {
@@ -309,10 +309,10 @@ func logLine(t *testing.T, appURL, stream, line string) {
 // volume creates a PanelX volume of the test's project.
 func (e *dockerEnv) volume(name string) string {
 	e.t.Helper()
-	full := reconcile.VolumeName(e.project, name)
+	full := naming.VolumeName(e.project, name)
 	_, err := e.cli.VolumeCreate(context.Background(), volume.CreateOptions{Name: full, Labels: map[string]string{
-		reconcile.LabelManaged: "true", reconcile.LabelInstance: e.instance, reconcile.LabelProject: e.project,
-		reconcile.LabelVolume: name, testLabel: e.id,
+		naming.LabelManaged: "true", naming.LabelInstance: e.instance, naming.LabelProject: e.project,
+		naming.LabelVolume: name, testLabel: e.id,
 	}})
 	if err != nil {
 		e.t.Fatal(err)
@@ -325,7 +325,7 @@ func (e *dockerEnv) volume(name string) string {
 func (e *dockerEnv) rawVolume(vol, img string) string {
 	e.t.Helper()
 	resp, err := e.cli.ContainerCreate(context.Background(),
-		&container.Config{Image: img, Labels: map[string]string{reconcile.LabelInstance: e.instance, testLabel: e.id}},
+		&container.Config{Image: img, Labels: map[string]string{naming.LabelInstance: e.instance, testLabel: e.id}},
 		&container.HostConfig{Mounts: []mount.Mount{{Type: mount.TypeVolume, Source: vol, Target: "/v"}}}, nil, nil, "")
 	if err != nil {
 		e.t.Fatal(err)
@@ -340,7 +340,7 @@ func (e *dockerEnv) runIn(vol, img string, cmd ...string) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	resp, err := e.cli.ContainerCreate(ctx,
-		&container.Config{Image: img, Entrypoint: cmd, Labels: map[string]string{reconcile.LabelInstance: e.instance, testLabel: e.id}},
+		&container.Config{Image: img, Entrypoint: cmd, Labels: map[string]string{naming.LabelInstance: e.instance, testLabel: e.id}},
 		&container.HostConfig{Mounts: []mount.Mount{{Type: mount.TypeVolume, Source: vol, Target: "/v"}}}, nil, nil, "")
 	if err != nil {
 		e.t.Fatal(err)
@@ -411,7 +411,7 @@ func (e *dockerEnv) tree(id string) map[string]string {
 func (e *dockerEnv) helpers() []container.Summary {
 	e.t.Helper()
 	list, err := e.cli.ContainerList(context.Background(), container.ListOptions{All: true, Filters: filters.NewArgs(
-		filters.Arg("label", reconcile.LabelInstance+"="+e.instance), filters.Arg("label", LabelHelper))})
+		filters.Arg("label", naming.LabelInstance+"="+e.instance), filters.Arg("label", LabelHelper))})
 	if err != nil {
 		e.t.Fatal(err)
 	}

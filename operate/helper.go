@@ -15,7 +15,7 @@ import (
 	"github.com/docker/docker/api/types/filters"
 	"github.com/docker/docker/pkg/stdcopy"
 
-	"github.com/panelx/panelx/reconcile"
+	"github.com/panelx/panelx/naming"
 )
 
 // Bounds of a helper run.
@@ -172,7 +172,7 @@ func RemoveHelpers(ctx context.Context, cli Docker, instance string, olderThan t
 	var list []container.Summary
 	err := withTimeout(ctx, func(ctx context.Context) (err error) {
 		list, err = cli.ContainerList(ctx, container.ListOptions{All: true, Filters: filters.NewArgs(
-			filters.Arg("label", reconcile.LabelInstance+"="+instance),
+			filters.Arg("label", naming.LabelInstance+"="+instance),
 			filters.Arg("label", LabelHelper),
 		)})
 		return err

@@ -14,7 +14,7 @@ import (
 	"github.com/docker/docker/api/types/filters"
 	"github.com/docker/docker/errdefs"
 
-	"github.com/panelx/panelx/reconcile"
+	"github.com/panelx/panelx/naming"
 )
 
 // Streams of a LogLine.
@@ -384,7 +384,7 @@ func (m *logMerger) handleEvent(ctx context.Context, ev events.Message) bool {
 		m.srcs[s].reopen = true
 		return true
 	}
-	idx, err := strconv.Atoi(ev.Actor.Attributes[reconcile.LabelReplica])
+	idx, err := strconv.Atoi(ev.Actor.Attributes[naming.LabelReplica])
 	if err != nil || idx < 0 {
 		return true
 	}

@@ -12,7 +12,7 @@ import (
 	"github.com/docker/docker/api/types/container"
 	"github.com/docker/docker/api/types/events"
 
-	"github.com/panelx/panelx/reconcile"
+	"github.com/panelx/panelx/naming"
 )
 
 // fakeLogs is an engine with containers whose logs are given readers; the
@@ -27,7 +27,7 @@ func (f *fakeLogs) ContainerList(context.Context, container.ListOptions) ([]cont
 	for i := range len(f.logs) {
 		id := "c" + strconv.Itoa(i)
 		out = append(out, container.Summary{ID: id, Names: []string{"/" + id}, State: "running",
-			Labels: map[string]string{reconcile.LabelReplica: strconv.Itoa(i)}})
+			Labels: map[string]string{naming.LabelReplica: strconv.Itoa(i)}})
 	}
 	return out, nil
 }

@@ -50,24 +50,6 @@ func NewDockerRuntime(cli *client.Client, instance string) *DockerRuntime {
 	return &DockerRuntime{cli: cli, instance: instance}
 }
 
-// NewDockerClient connects to DOCKER_HOST (default: the local socket) and
-// negotiates the API version up front: the client would otherwise do it
-// lazily on its first request, and concurrent first requests race.
-func NewDockerClient(ctx context.Context) (*client.Client, error) {
-	cli, err := client.NewClientWithOpts(client.FromEnv, client.WithAPIVersionNegotiation())
-	if err != nil {
-		return nil, fmt.Errorf("docker client: %w", err)
-	}
-	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-	defer cancel()
-	if _, err := cli.Ping(ctx); err != nil {
-		cli.Close()
-		return nil, fmt.Errorf("docker engine at %s: %w", cli.DaemonHost(), err)
-	}
-	cli.NegotiateAPIVersion(ctx)
-	return cli, nil
-}
-
 // call runs one Docker call with a timeout and reports its duration.
 func (d *DockerRuntime) call(ctx context.Context, op string, timeout time.Duration, fn func(ctx context.Context) error) error {
 	ctx, cancel := context.WithTimeout(ctx, timeout)

@@ -1,52 +1,28 @@
 package reconcile
 
-import (
-	"strconv"
-)
+import "github.com/panelx/panelx/naming"
 
-// Labels PanelX puts on every Docker object it owns, reverse-DNS like
-// Compose's com.docker.compose.*.
+// The names and labels of PanelX's Docker objects live in package naming;
+// these are the same values, for the reconciler's own code.
 const (
-	LabelManaged    = "dev.panelx.managed"
-	LabelInstance   = "dev.panelx.instance"
-	LabelProject    = "dev.panelx.project"
-	LabelService    = "dev.panelx.service"
-	LabelVolume     = "dev.panelx.volume"
-	LabelReplica    = "dev.panelx.replica"
-	LabelSpecHash   = "dev.panelx.spec-hash"
-	LabelGeneration = "dev.panelx.generation"
-	// LabelFields holds short hashes of each part of the configuration, so a
-	// plan can say what changed ("env LOG_LEVEL") without storing values.
-	LabelFields = "dev.panelx.fields"
-	// LabelImage is the image reference the user asked for; containers run
-	// the resolved image ID.
-	LabelImage = "dev.panelx.image"
-	// LabelEpoch is the leadership term that created a container: a new
-	// leader can tell what a stale one started. Not part of the spec hash.
-	LabelEpoch = "dev.panelx.epoch"
+	LabelManaged    = naming.LabelManaged
+	LabelInstance   = naming.LabelInstance
+	LabelProject    = naming.LabelProject
+	LabelService    = naming.LabelService
+	LabelVolume     = naming.LabelVolume
+	LabelReplica    = naming.LabelReplica
+	LabelSpecHash   = naming.LabelSpecHash
+	LabelGeneration = naming.LabelGeneration
+	LabelFields     = naming.LabelFields
+	LabelImage      = naming.LabelImage
+	LabelEpoch      = naming.LabelEpoch
+	NamePrefix      = naming.NamePrefix
 )
 
-// NamePrefix starts the name of every Docker object PanelX creates.
-const NamePrefix = "panelx-"
-
-// NetworkName is the bridge network of a project.
-func NetworkName(project string) string { return NamePrefix + project }
-
-// VolumeName is the Docker volume of a project's Volume.
-func VolumeName(project, volume string) string { return NamePrefix + project + "-" + volume }
-
-// ContainerName is the final name of a replica's container.
-func ContainerName(project, service string, index int) string {
-	return NamePrefix + project + "-" + service + "-" + strconv.Itoa(index)
-}
-
-// tempContainerName is the name a replacement container runs under until
-// the container it replaces is gone (then it is renamed to the final name).
-func tempContainerName(project, service string, index int, specHash string) string {
-	return ContainerName(project, service, index) + "-" + specHash[:8]
-}
-
-// ownerLabels are the labels every object of the installation carries.
-func ownerLabels(instance string) map[string]string {
-	return map[string]string{LabelManaged: "true", LabelInstance: instance}
-}
+var (
+	NetworkName       = naming.NetworkName
+	VolumeName        = naming.VolumeName
+	ContainerName     = naming.ContainerName
+	tempContainerName = naming.TempContainerName
+	ownerLabels       = naming.OwnerLabels
+)

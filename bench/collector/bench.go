@@ -19,7 +19,7 @@ import (
 	"github.com/docker/docker/pkg/jsonmessage"
 
 	"github.com/panelx/panelx/internal/testimage"
-	"github.com/panelx/panelx/reconcile"
+	"github.com/panelx/panelx/naming"
 )
 
 // benchLabel marks the containers and the image of one run, for cleanup.
@@ -92,16 +92,16 @@ func (b *bench) startOne(ctx context.Context, i int, memoryLimit int64) error {
 	cfg := &container.Config{
 		Image: b.ref,
 		Labels: map[string]string{
-			benchLabel:              b.instance,
-			reconcile.LabelManaged:  "true",
-			reconcile.LabelInstance: b.instance,
-			reconcile.LabelProject:  b.instance,
-			reconcile.LabelService:  service,
-			reconcile.LabelReplica:  "0",
+			benchLabel:           b.instance,
+			naming.LabelManaged:  "true",
+			naming.LabelInstance: b.instance,
+			naming.LabelProject:  b.instance,
+			naming.LabelService:  service,
+			naming.LabelReplica:  "0",
 		},
 	}
 	hc := &container.HostConfig{Resources: container.Resources{Memory: memoryLimit}}
-	name := reconcile.ContainerName(b.instance, service, 0)
+	name := naming.ContainerName(b.instance, service, 0)
 	// A create canceled halfway may still finish in the daemon after the
 	// client gave up, out of sight of the cleanup's list: let it finish.
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)

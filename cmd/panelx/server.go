@@ -15,6 +15,7 @@ import (
 
 	"github.com/panelx/panelx/api/httpapi"
 	"github.com/panelx/panelx/controller"
+	"github.com/panelx/panelx/internal/dockerclient"
 	"github.com/panelx/panelx/internal/version"
 	"github.com/panelx/panelx/reconcile"
 )
@@ -179,7 +180,7 @@ func runServer(ctx context.Context, cfg *serverConfig, log *zap.Logger) error {
 // logs, terminals and files, runs the container metrics collector and
 // (when enabled) the controller until ctx ends.
 func runDockerSide(ctx context.Context, cfg *serverConfig, st migrator, reg prometheus.Registerer, m *controller.Metrics, stats *lazyStats, ops *lazyOperations, log *zap.Logger) error {
-	cli, err := reconcile.NewDockerClient(ctx)
+	cli, err := dockerclient.New(ctx)
 	if err != nil {
 		return fmt.Errorf("%w (is dockerd running? set DOCKER_HOST, or --controller=false --container-metrics=false to serve the API only)", err)
 	}

@@ -43,7 +43,7 @@ type Docker struct {
 var _ httpapi.Operations = (*Docker)(nil)
 
 // New returns the Docker side; cli is a client with API version
-// negotiation (reconcile.NewDockerClient).
+// negotiation (dockerclient.New).
 func New(cli operate.Docker, opts Options) *Docker {
 	return &Docker{cli: cli, opts: opts}
 }

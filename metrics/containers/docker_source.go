@@ -15,7 +15,7 @@ import (
 	"github.com/docker/docker/api/types/filters"
 	"go.uber.org/zap"
 
-	"github.com/panelx/panelx/reconcile"
+	"github.com/panelx/panelx/naming"
 )
 
 // DockerAPI is the part of the Docker client DockerSource uses;
@@ -154,8 +154,8 @@ func (s *DockerSource) Resync(ctx context.Context, full bool) error {
 
 func (s *DockerSource) filter() filters.Args {
 	return filters.NewArgs(
-		filters.Arg("label", reconcile.LabelManaged+"=true"),
-		filters.Arg("label", reconcile.LabelInstance+"="+s.instance),
+		filters.Arg("label", naming.LabelManaged+"=true"),
+		filters.Arg("label", naming.LabelInstance+"="+s.instance),
 	)
 }
 
@@ -220,7 +220,7 @@ func targetFromInspect(in container.InspectResponse, instance string) (Target, b
 		return Target{}, false, fmt.Errorf("inspect container: incomplete answer")
 	}
 	labels := in.Config.Labels
-	if labels[reconcile.LabelManaged] != "true" || labels[reconcile.LabelInstance] != instance || !in.State.Running {
+	if labels[naming.LabelManaged] != "true" || labels[naming.LabelInstance] != instance || !in.State.Running {
 		return Target{}, false, nil
 	}
 	t := Target{

@@ -35,7 +35,7 @@ import (
 
 	"github.com/panelx/panelx/internal/testenv"
 	"github.com/panelx/panelx/internal/testimage"
-	"github.com/panelx/panelx/reconcile"
+	"github.com/panelx/panelx/naming"
 )
 
 // These tests run containers of internal/testimage on the real Docker
@@ -115,9 +115,9 @@ func (e *dockerEnv) cleanup() {
 // panelxLabels are the labels PanelX puts on a replica of instance.
 func panelxLabels(instance, project, service string, replica int) map[string]string {
 	return map[string]string{
-		reconcile.LabelManaged: "true", reconcile.LabelInstance: instance,
-		reconcile.LabelProject: project, reconcile.LabelService: service,
-		reconcile.LabelReplica: strconv.Itoa(replica),
+		naming.LabelManaged: "true", naming.LabelInstance: instance,
+		naming.LabelProject: project, naming.LabelService: service,
+		naming.LabelReplica: strconv.Itoa(replica),
 	}
 }
 

@@ -11,7 +11,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/panelx/panelx/reconcile"
+	"github.com/panelx/panelx/naming"
 )
 
 // fakeHost is a directory tree shaped like a host's /proc, /sys and cgroup
@@ -133,8 +133,8 @@ func target(id string, pid int, project, service, replica, name string) Target {
 	return Target{
 		ID: id, Name: name, PID: pid,
 		Labels: map[string]string{
-			reconcile.LabelManaged: "true", reconcile.LabelInstance: "test",
-			reconcile.LabelProject: project, reconcile.LabelService: service, reconcile.LabelReplica: replica,
+			naming.LabelManaged: "true", naming.LabelInstance: "test",
+			naming.LabelProject: project, naming.LabelService: service, naming.LabelReplica: replica,
 		},
 		StartedAt:    time.Unix(1700000000, 0),
 		RestartCount: 2,

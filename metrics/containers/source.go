@@ -5,7 +5,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/panelx/panelx/reconcile"
+	"github.com/panelx/panelx/naming"
 )
 
 // Target is one PanelX-managed container the collector samples.
@@ -26,9 +26,9 @@ type Target struct {
 }
 
 // Project, Service and Replica read PanelX's identity labels.
-func (t Target) Project() string { return t.Labels[reconcile.LabelProject] }
-func (t Target) Service() string { return t.Labels[reconcile.LabelService] }
-func (t Target) Replica() string { return t.Labels[reconcile.LabelReplica] }
+func (t Target) Project() string { return t.Labels[naming.LabelProject] }
+func (t Target) Service() string { return t.Labels[naming.LabelService] }
+func (t Target) Replica() string { return t.Labels[naming.LabelReplica] }
 
 // ownNetwork reports whether the container has a network namespace of its
 // own. With "host" its /proc/<pid>/net/dev shows the host's interfaces, and

@@ -6,13 +6,13 @@ import (
 
 	"github.com/docker/docker/api/types/container"
 
-	"github.com/panelx/panelx/reconcile"
+	"github.com/panelx/panelx/naming"
 )
 
 func TestTargetFromInspect(t *testing.T) {
 	ours := map[string]string{
-		reconcile.LabelManaged: "true", reconcile.LabelInstance: "i1",
-		reconcile.LabelProject: "shop", reconcile.LabelService: "web", reconcile.LabelReplica: "2",
+		naming.LabelManaged: "true", naming.LabelInstance: "i1",
+		naming.LabelProject: "shop", naming.LabelService: "web", naming.LabelReplica: "2",
 	}
 	inspect := func(labels map[string]string, running bool, started string) container.InspectResponse {
 		return container.InspectResponse{
@@ -33,8 +33,8 @@ func TestTargetFromInspect(t *testing.T) {
 	}{
 		{name: "running container of the instance", in: inspect(ours, true, started), wantKeep: true},
 		{name: "stopped", in: inspect(ours, false, started)},
-		{name: "another instance", in: inspect(map[string]string{reconcile.LabelManaged: "true", reconcile.LabelInstance: "i2"}, true, started)},
-		{name: "not managed by PanelX", in: inspect(map[string]string{reconcile.LabelInstance: "i1"}, true, started)},
+		{name: "another instance", in: inspect(map[string]string{naming.LabelManaged: "true", naming.LabelInstance: "i2"}, true, started)},
+		{name: "not managed by PanelX", in: inspect(map[string]string{naming.LabelInstance: "i1"}, true, started)},
 		{name: "bad start time", in: inspect(ours, true, "yesterday"), wantErr: true},
 		{name: "incomplete answer", in: container.InspectResponse{}, wantErr: true},
 	}
