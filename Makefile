@@ -43,7 +43,7 @@ bench:
 	$(GO) test -run '^$$' -bench WatchLatency -benchtime 1000x ./store/postgres/ && \
 	$(GO) test -run '^$$' -bench ServiceToReady -benchtime 20x ./controller/ && \
 	$(GO) test -run '^$$' -bench 'FiftyServicesToReady|RepairAfterRemoval|IdleCPU' -benchtime 1x -timeout 30m ./controller/ && \
-	$(GO) test -run '^$$' -bench 'GetService|CreateService' -benchtime 2000x ./api/httpapi/ && \
+	$(GO) test -run '^$$' -bench 'GetService|CreateService' -benchtime 2000x ./apiserver/ && \
 	$(GO) test -run '^$$' -bench Scrape200 -benchtime 1000x ./metrics/containers/ && \
 	{ command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk; }; } && \
 	$(MAKE) build && $(GO) run ./bench/api -duration 30s -connections 32 && \

@@ -21,7 +21,7 @@ import (
 	"github.com/coder/websocket"
 
 	"github.com/panelx/panelx/api"
-	"github.com/panelx/panelx/api/httpapi"
+	"github.com/panelx/panelx/apiserver"
 	"github.com/panelx/panelx/edge"
 	"github.com/panelx/panelx/store"
 )
@@ -305,7 +305,7 @@ func TestUploadedCertificate(t *testing.T) {
 	})
 	w.service("web", []string{"127.0.0.2"}, api.Domain{Host: "app.example.test"}, api.Domain{Host: "pending.example.test"})
 	certPEM, keyPEM := selfSigned(t, "app.example.test")
-	c, errs := httpapi.ParseCertificate("app.example.test", certPEM, keyPEM, time.Now())
+	c, errs := apiserver.ParseCertificate("app.example.test", certPEM, keyPEM, time.Now())
 	if len(errs) > 0 {
 		t.Fatal(errs)
 	}

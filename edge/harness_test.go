@@ -27,9 +27,9 @@ import (
 	"go.uber.org/zap/zaptest"
 
 	"github.com/panelx/panelx/api"
-	"github.com/panelx/panelx/api/auth"
-	"github.com/panelx/panelx/api/authz"
-	"github.com/panelx/panelx/api/httpapi"
+	"github.com/panelx/panelx/apiserver"
+	"github.com/panelx/panelx/apiserver/auth"
+	"github.com/panelx/panelx/apiserver/authz"
 	"github.com/panelx/panelx/edge"
 	"github.com/panelx/panelx/store"
 	"github.com/panelx/panelx/store/sqlite"
@@ -66,7 +66,7 @@ func newWorld(t *testing.T) *world {
 	if _, err := st.Tokens().Create(ctx, store.APIToken{UserID: authz.EdgeUserID, Name: "edge", Prefix: auth.TokenPrefix(plain), Hash: hash}); err != nil {
 		t.Fatal(err)
 	}
-	h := httpapi.New(httpapi.Options{Store: st, Logger: zap.NewNop()})
+	h := apiserver.New(apiserver.Options{Store: st, Logger: zap.NewNop()})
 	srv := httptest.NewServer(h.Handler())
 	t.Cleanup(func() { h.StopStreams(); srv.Close() })
 	w := &world{t: t, store: st, apiURL: srv.URL, apiServer: srv, edgeToken: plain, port: freePort(t)}

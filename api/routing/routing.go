@@ -14,7 +14,6 @@ import (
 	"time"
 
 	"github.com/panelx/panelx/api"
-	"github.com/panelx/panelx/store"
 )
 
 // Table is a complete route table. Version changes exactly when the
@@ -55,18 +54,29 @@ type Certificate struct {
 	PrivateKeyPEM  string `json:"privateKey"`
 }
 
+// Claim says which service holds a hostname (the store's claims).
+type Claim struct {
+	Host, Project, Service string
+}
+
+// Upload is a certificate a project uploaded for a hostname.
+type Upload struct {
+	Host, Project                 string
+	CertificatePEM, PrivateKeyPEM string
+}
+
 // Build computes the table. A route exists for every domain of every live
 // service whose hostname resolves and is claimed by that service (the
 // claim is the store's guarantee that a hostname has one owner); an
 // uploaded certificate is served only for the project claiming its host.
-func Build(projects []*api.Project, services []*api.Service, claims []store.HostnameClaim, certs []store.CustomCertificate) Table {
+func Build(projects []*api.Project, services []*api.Service, claims []Claim, certs []Upload) Table {
 	domains := map[string]string{}
 	for _, p := range projects {
 		if p.Metadata.DeletionTimestamp == nil {
 			domains[p.Metadata.Name] = p.Spec.Domain
 		}
 	}
-	owner := map[string]store.HostnameClaim{}
+	owner := map[string]Claim{}
 	for _, c := range claims {
 		owner[c.Host] = c
 	}

@@ -5,7 +5,6 @@ import (
 	"time"
 
 	"github.com/panelx/panelx/api"
-	"github.com/panelx/panelx/store"
 )
 
 func project(name, domain string) *api.Project {
@@ -38,10 +37,10 @@ func TestBuild(t *testing.T) {
 			service("shop", "plain", []string{"10.0.0.6"}, api.Domain{Host: "plain.example.com", RedirectHTTPS: &off}),
 			deleting,
 		},
-		[]store.HostnameClaim{{Host: "www.example.com", Project: "shop", Service: "web"}, {Host: "web.shop.test", Project: "shop", Service: "web"},
+		[]Claim{{Host: "www.example.com", Project: "shop", Service: "web"}, {Host: "web.shop.test", Project: "shop", Service: "web"},
 			{Host: "blog.example.com", Project: "blog", Service: "site"}, {Host: "plain.example.com", Project: "shop", Service: "plain"},
 			{Host: "old.example.com", Project: "shop", Service: "old"}},
-		[]store.CustomCertificate{{Host: "www.example.com", Project: "shop", CertificatePEM: "C", PrivateKeyPEM: "K"},
+		[]Upload{{Host: "www.example.com", Project: "shop", CertificatePEM: "C", PrivateKeyPEM: "K"},
 			{Host: "blog.example.com", Project: "shop", CertificatePEM: "stale", PrivateKeyPEM: "stale"}},
 	)
 	type row struct {

@@ -6,9 +6,9 @@ import (
 
 	"go.uber.org/zap"
 
-	"github.com/panelx/panelx/api/auth"
-	"github.com/panelx/panelx/api/httpapi"
-	"github.com/panelx/panelx/api/policy"
+	"github.com/panelx/panelx/apiserver"
+	"github.com/panelx/panelx/apiserver/auth"
+	"github.com/panelx/panelx/apiserver/policy"
 )
 
 // apiConfig is the configuration of the REST API: authentication, the
@@ -42,7 +42,7 @@ func (c *apiConfig) register(env *envFlags) {
 	env.List(&c.corsOrigins, "cors-origins", "PANELX_CORS_ORIGINS", nil, "browser origins allowed to call the API, comma-separated (empty: none)")
 	env.String(&c.hostPorts, "allowed-host-ports", "PANELX_ALLOWED_HOST_PORTS", "1024-65535",
 		"host ports non-administrators may publish: ranges and ports, comma-separated")
-	env.Int(&c.maxBody, "max-body-bytes", "PANELX_MAX_BODY_BYTES", httpapi.DefaultMaxBodyBytes, "largest request body accepted")
+	env.Int(&c.maxBody, "max-body-bytes", "PANELX_MAX_BODY_BYTES", apiserver.DefaultMaxBodyBytes, "largest request body accepted")
 	env.Bool(&c.adminHostAccess, "admin-allow-host-access", "PANELX_ADMIN_ALLOW_HOST_ACCESS", true,
 		"administrators may use privileged mode, host namespaces, host paths, devices, capabilities, sysctls, security options and any host port")
 	env.Bool(&c.allowDockerSocket, "allow-docker-socket", "PANELX_ALLOW_DOCKER_SOCKET", false,
@@ -77,9 +77,9 @@ func (c *apiConfig) check() error {
 	return nil
 }
 
-func (c *apiConfig) options() httpapi.Options {
+func (c *apiConfig) options() apiserver.Options {
 	p := c.policy
-	return httpapi.Options{
+	return apiserver.Options{
 		Verifier:     c.verifier,
 		AdminUsers:   c.adminUsers,
 		Policy:       &p,

@@ -10,8 +10,8 @@ import (
 
 	"go.uber.org/zap"
 
-	"github.com/panelx/panelx/api/auth"
-	"github.com/panelx/panelx/api/authz"
+	"github.com/panelx/panelx/apiserver/auth"
+	"github.com/panelx/panelx/apiserver/authz"
 	"github.com/panelx/panelx/store"
 )
 

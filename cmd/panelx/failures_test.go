@@ -17,7 +17,7 @@ import (
 
 	_ "modernc.org/sqlite"
 
-	"github.com/panelx/panelx/api/httpapi"
+	"github.com/panelx/panelx/apiserver"
 	"github.com/panelx/panelx/internal/testenv"
 )
 
@@ -81,9 +81,9 @@ func TestEmbeddedStoreOutOfSpace(t *testing.T) {
 			break
 		}
 	}
-	var p httpapi.Problem
+	var p apiserver.Problem
 	_ = json.Unmarshal(body, &p)
-	if status != http.StatusInsufficientStorage || p.Type != httpapi.ProblemNoSpace || !strings.Contains(p.Detail, "disk is full") {
+	if status != http.StatusInsufficientStorage || p.Type != apiserver.ProblemNoSpace || !strings.Contains(p.Detail, "disk is full") {
 		t.Fatalf("write on a full disk: %d %s\n%s", status, body, logs)
 	}
 	if code, _ := get(t, base+"/readyz"); code != http.StatusServiceUnavailable {

@@ -14,7 +14,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"go.uber.org/zap"
 
-	"github.com/panelx/panelx/api/httpapi"
+	"github.com/panelx/panelx/apiserver"
 	"github.com/panelx/panelx/metrics/containers"
 )
 
@@ -29,7 +29,7 @@ func newRegistry() *prometheus.Registry {
 
 // startContainerMetrics runs the container collector of this installation
 // and registers it; it returns the live-stats source of the API.
-func startContainerMetrics(ctx context.Context, cli *client.Client, instance string, reg prometheus.Registerer, log *zap.Logger) (httpapi.StatsSource, error) {
+func startContainerMetrics(ctx context.Context, cli *client.Client, instance string, reg prometheus.Registerer, log *zap.Logger) (apiserver.StatsSource, error) {
 	src := containers.NewDockerSource(cli, instance, containers.DockerSourceOptions{Logger: log.Named("metrics")})
 	c := containers.New(src, containers.Options{Stats: cli, Logger: log.Named("metrics")})
 	if err := reg.Register(c); err != nil {
@@ -51,12 +51,12 @@ func startContainerMetrics(ctx context.Context, cli *client.Client, instance str
 // liveStats adapts the collector's samples to the API's stream format.
 type liveStats struct{ c *containers.Collector }
 
-func (l liveStats) ProjectStats(project string) []httpapi.ContainerStats {
+func (l liveStats) ProjectStats(project string) []apiserver.ContainerStats {
 	samples := l.c.ForProject(project)
-	out := make([]httpapi.ContainerStats, 0, len(samples))
+	out := make([]apiserver.ContainerStats, 0, len(samples))
 	for _, s := range samples {
 		r := s.Rates
-		out = append(out, httpapi.ContainerStats{
+		out = append(out, apiserver.ContainerStats{
 			Name: s.Name, Service: s.Service, Replica: s.Replica, Time: s.Time,
 			CPUPercent: r.CPUPercent, MemoryUsedBytes: r.MemoryUsed, MemoryLimitBytes: r.MemoryLimit, MemoryPercent: r.MemoryPercent,
 			NetworkRxBytesPerSecond: r.NetworkRxBytesPerSecond, NetworkTxBytesPerSecond: r.NetworkTxBytesPerSecond,

@@ -9,7 +9,7 @@ import (
 
 	"go.uber.org/zap"
 
-	"github.com/panelx/panelx/api/httpapi"
+	"github.com/panelx/panelx/apiserver"
 	"github.com/panelx/panelx/internal/operations"
 	"github.com/panelx/panelx/operate"
 )
@@ -25,9 +25,9 @@ type lazyOperations struct {
 	p atomic.Pointer[operations.Docker]
 }
 
-var _ httpapi.Operations = (*lazyOperations)(nil)
+var _ apiserver.Operations = (*lazyOperations)(nil)
 
-var errNoDocker = httpapi.OpError(httpapi.ErrOpUnavailable,
+var errNoDocker = apiserver.OpError(apiserver.ErrOpUnavailable,
 	errors.New("this server is not connected to Docker (yet): logs, terminals and files are unavailable"))
 
 func (l *lazyOperations) get() (*operations.Docker, error) {
@@ -37,7 +37,7 @@ func (l *lazyOperations) get() (*operations.Docker, error) {
 	return nil, errNoDocker
 }
 
-func (l *lazyOperations) Logs(ctx context.Context, req httpapi.LogsRequest) (<-chan httpapi.LogLine, error) {
+func (l *lazyOperations) Logs(ctx context.Context, req apiserver.LogsRequest) (<-chan apiserver.LogLine, error) {
 	d, err := l.get()
 	if err != nil {
 		return nil, err
@@ -45,7 +45,7 @@ func (l *lazyOperations) Logs(ctx context.Context, req httpapi.LogsRequest) (<-c
 	return d.Logs(ctx, req)
 }
 
-func (l *lazyOperations) Exec(ctx context.Context, req httpapi.ExecRequest) (httpapi.ExecSession, error) {
+func (l *lazyOperations) Exec(ctx context.Context, req apiserver.ExecRequest) (apiserver.ExecSession, error) {
 	d, err := l.get()
 	if err != nil {
 		return nil, err
@@ -53,7 +53,7 @@ func (l *lazyOperations) Exec(ctx context.Context, req httpapi.ExecRequest) (htt
 	return d.Exec(ctx, req)
 }
 
-func (l *lazyOperations) Files(ctx context.Context, project, volume string) (httpapi.VolumeFiles, error) {
+func (l *lazyOperations) Files(ctx context.Context, project, volume string) (apiserver.VolumeFiles, error) {
 	d, err := l.get()
 	if err != nil {
 		return nil, err

@@ -13,7 +13,7 @@ import (
 	"github.com/spf13/cobra"
 	"go.uber.org/zap"
 
-	"github.com/panelx/panelx/api/httpapi"
+	"github.com/panelx/panelx/apiserver"
 	"github.com/panelx/panelx/controller"
 	"github.com/panelx/panelx/internal/dockerclient"
 	"github.com/panelx/panelx/internal/version"
@@ -80,7 +80,7 @@ SIGTERM or Ctrl-C stops it gracefully.`,
 	env.Int(&cfg.workers, "workers", "PANELX_WORKERS", controller.DefaultWorkers, "keys reconciled in parallel")
 	env.Duration(&cfg.resyncInterval, "resync-interval", "PANELX_RESYNC_INTERVAL", controller.DefaultResyncInterval, "period of the full resync safety net")
 	env.Duration(&cfg.pullInterval, "pull-interval", "PANELX_PULL_INTERVAL", controller.DefaultPullInterval, "how often services with imagePullPolicy Always look for a moved tag")
-	env.Int(&cfg.maxUploadBytes, "max-upload-bytes", "PANELX_MAX_UPLOAD_BYTES", httpapi.DefaultMaxUploadBytes, "largest file upload into a volume")
+	env.Int(&cfg.maxUploadBytes, "max-upload-bytes", "PANELX_MAX_UPLOAD_BYTES", apiserver.DefaultMaxUploadBytes, "largest file upload into a volume")
 	cfg.api.register(env)
 	env.String(&cfg.bootstrapUser, "bootstrap-user", "PANELX_BOOTSTRAP_USER", "admin",
 		"embedded store without JWT settings: on first start, write an API token for this user to <data-dir>/"+bootstrapTokenFile+" (empty: don't)")
@@ -159,9 +159,9 @@ func runServer(ctx context.Context, cfg *serverConfig, log *zap.Logger) error {
 	opts.Store, opts.Logger = st, log
 	opts.Metrics, opts.Gatherer, opts.Stats = reg, reg, stats
 	opts.Operations, opts.MaxUploadBytes = ops, int64(cfg.maxUploadBytes)
-	h := httpapi.New(opts)
+	h := apiserver.New(opts)
 	log.Info("serving API", zap.String("addr", ln.Addr().String()))
-	serveErr := httpapi.Serve(ctx, ln, h.Handler(), cfg.shutdownTimeout, log, h.StopStreams)
+	serveErr := apiserver.Serve(ctx, ln, h.Handler(), cfg.shutdownTimeout, log, h.StopStreams)
 	cancel()
 	wg.Wait()
 	close(errc)
@@ -227,12 +227,12 @@ func runDockerSide(ctx context.Context, cfg *serverConfig, st migrator, reg prom
 
 // lazyStats is the API's live-stats source, set once the collector runs.
 type lazyStats struct {
-	p atomic.Pointer[httpapi.StatsSource]
+	p atomic.Pointer[apiserver.StatsSource]
 }
 
-func (l *lazyStats) set(s httpapi.StatsSource) { l.p.Store(&s) }
+func (l *lazyStats) set(s apiserver.StatsSource) { l.p.Store(&s) }
 
-func (l *lazyStats) ProjectStats(project string) []httpapi.ContainerStats {
+func (l *lazyStats) ProjectStats(project string) []apiserver.ContainerStats {
 	if s := l.p.Load(); s != nil {
 		return (*s).ProjectStats(project)
 	}

@@ -8,8 +8,8 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/panelx/panelx/api"
-	"github.com/panelx/panelx/api/auth"
-	"github.com/panelx/panelx/api/authz"
+	"github.com/panelx/panelx/apiserver/auth"
+	"github.com/panelx/panelx/apiserver/authz"
 	"github.com/panelx/panelx/store"
 )
 

@@ -37,8 +37,8 @@ import (
 	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest"
 
-	"github.com/panelx/panelx/api/auth"
-	"github.com/panelx/panelx/api/httpapi"
+	"github.com/panelx/panelx/apiserver"
+	"github.com/panelx/panelx/apiserver/auth"
 	"github.com/panelx/panelx/internal/operations"
 	"github.com/panelx/panelx/internal/testenv"
 	"github.com/panelx/panelx/internal/testimage"
@@ -75,7 +75,7 @@ type env struct {
 	alice    string
 }
 
-type envOpt func(*httpapi.Options)
+type envOpt func(*apiserver.Options)
 
 func newEnv(t *testing.T, opts ...envOpt) *env {
 	t.Helper()
@@ -97,11 +97,11 @@ func (e *env) serve(opts ...envOpt) string {
 	if err != nil {
 		e.t.Fatal(err)
 	}
-	o := httpapi.Options{Store: e.st, Logger: zaptest.NewLogger(e.t, zaptest.Level(zap.WarnLevel)), Verifier: v, Operations: e.ops}
+	o := apiserver.Options{Store: e.st, Logger: zaptest.NewLogger(e.t, zaptest.Level(zap.WarnLevel)), Verifier: v, Operations: e.ops}
 	for _, opt := range opts {
 		opt(&o)
 	}
-	srv := httptest.NewServer(httpapi.New(o).Handler())
+	srv := httptest.NewServer(apiserver.New(o).Handler())
 	e.t.Cleanup(srv.Close)
 	return srv.URL
 }

@@ -15,14 +15,14 @@ import (
 
 	"github.com/docker/docker/api/types/container"
 
-	"github.com/panelx/panelx/api/httpapi"
+	"github.com/panelx/panelx/apiserver"
 )
 
 const filesPath = "/api/v1/projects/shop/volumes/data/files/"
 
-func (e *env) listing(t *testing.T, dir string) httpapi.FileList {
+func (e *env) listing(t *testing.T, dir string) apiserver.FileList {
 	t.Helper()
-	var l httpapi.FileList
+	var l apiserver.FileList
 	r := e.must(t, http.StatusOK, "GET", filesPath+dir, e.alice, nil)
 	if err := json.Unmarshal(r.Body, &l); err != nil {
 		t.Fatalf("listing of %q: %v\n%s", dir, err, r.Body)
@@ -30,7 +30,7 @@ func (e *env) listing(t *testing.T, dir string) httpapi.FileList {
 	return l
 }
 
-func names(l httpapi.FileList) []string {
+func names(l apiserver.FileList) []string {
 	var out []string
 	for _, it := range l.Items {
 		out = append(out, it.Name+":"+it.Type)
@@ -116,7 +116,7 @@ func TestFiles(t *testing.T) {
 	e.must(t, http.StatusForbidden, "PUT", filesPath+"x", vera, "x")
 	e.must(t, http.StatusForbidden, "DELETE", filesPath+"hello.txt", vera, nil)
 	e.must(t, http.StatusNotFound, "GET", filesPath+"hello.txt", e.jwt("mallory", time.Hour), nil)
-	small := e.serve(func(o *httpapi.Options) { o.MaxUploadBytes = 1024 })
+	small := e.serve(func(o *apiserver.Options) { o.MaxUploadBytes = 1024 })
 	big := *e
 	big.URL = small
 	big.must(t, http.StatusRequestEntityTooLarge, "PUT", filesPath+"big", e.alice, make([]byte, 1025))

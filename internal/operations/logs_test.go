@@ -14,19 +14,19 @@ import (
 
 	"github.com/coder/websocket"
 
-	"github.com/panelx/panelx/api/authz"
-	"github.com/panelx/panelx/api/httpapi"
+	"github.com/panelx/panelx/apiserver"
+	"github.com/panelx/panelx/apiserver/authz"
 )
 
 const logsPath = "/api/v1/projects/shop/services/web/logs"
 
 // logLines decodes an NDJSON answer.
-func logLines(t *testing.T, body []byte) []httpapi.LogLine {
+func logLines(t *testing.T, body []byte) []apiserver.LogLine {
 	t.Helper()
-	var out []httpapi.LogLine
+	var out []apiserver.LogLine
 	sc := bufio.NewScanner(strings.NewReader(string(body)))
 	for sc.Scan() {
-		var l httpapi.LogLine
+		var l apiserver.LogLine
 		if err := json.Unmarshal(sc.Bytes(), &l); err != nil {
 			t.Fatalf("line %q: %v", sc.Text(), err)
 		}
@@ -36,9 +36,9 @@ func logLines(t *testing.T, body []byte) []httpapi.LogLine {
 }
 
 // key renders a line for comparisons: "replica stream text".
-func key(l httpapi.LogLine) string { return fmt.Sprintf("%d %s %s", l.Replica, l.Stream, l.Text) }
+func key(l apiserver.LogLine) string { return fmt.Sprintf("%d %s %s", l.Replica, l.Stream, l.Text) }
 
-func keys(ls []httpapi.LogLine) []string {
+func keys(ls []apiserver.LogLine) []string {
 	var out []string
 	for _, l := range ls {
 		out = append(out, key(l))
@@ -47,9 +47,9 @@ func keys(ls []httpapi.LogLine) []string {
 }
 
 // waitLogs polls until the logs hold every wanted line.
-func (e *env) waitLogs(t *testing.T, query string, want ...string) []httpapi.LogLine {
+func (e *env) waitLogs(t *testing.T, query string, want ...string) []apiserver.LogLine {
 	t.Helper()
-	var got []httpapi.LogLine
+	var got []apiserver.LogLine
 	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
 		got = logLines(t, e.must(t, http.StatusOK, "GET", logsPath+query, e.alice, nil).Body)
 		if containsAll(keys(got), want) {
@@ -70,7 +70,7 @@ func containsAll(have, want []string) bool {
 }
 
 // followStream reads an NDJSON follow stream in the background.
-func (e *env) followStream(t *testing.T, ctx context.Context, query, token string) <-chan httpapi.LogLine {
+func (e *env) followStream(t *testing.T, ctx context.Context, query, token string) <-chan apiserver.LogLine {
 	t.Helper()
 	hr, _ := http.NewRequestWithContext(ctx, "GET", e.URL+logsPath+query, nil)
 	hr.Header.Set("Authorization", "Bearer "+token)
@@ -81,13 +81,13 @@ func (e *env) followStream(t *testing.T, ctx context.Context, query, token strin
 	if resp.StatusCode != http.StatusOK {
 		t.Fatalf("follow: %s", resp.Status)
 	}
-	out := make(chan httpapi.LogLine, 100)
+	out := make(chan apiserver.LogLine, 100)
 	go func() {
 		defer resp.Body.Close()
 		defer close(out)
 		sc := bufio.NewScanner(resp.Body)
 		for sc.Scan() {
-			var l httpapi.LogLine
+			var l apiserver.LogLine
 			if json.Unmarshal(sc.Bytes(), &l) == nil {
 				out <- l
 			}
@@ -97,7 +97,7 @@ func (e *env) followStream(t *testing.T, ctx context.Context, query, token strin
 }
 
 // awaitLine waits for a line with this key on a stream.
-func awaitLine(t *testing.T, lines <-chan httpapi.LogLine, want string, within time.Duration) httpapi.LogLine {
+func awaitLine(t *testing.T, lines <-chan apiserver.LogLine, want string, within time.Duration) apiserver.LogLine {
 	t.Helper()
 	timeout := time.After(within)
 	var seen []string
@@ -121,7 +121,7 @@ func awaitLine(t *testing.T, lines <-chan httpapi.LogLine, want string, within t
 // stderr; the API returns them merged and tagged, follows new ones as they
 // are printed, and cuts with tail and since.
 func TestLogs(t *testing.T) {
-	e := newEnv(t, func(o *httpapi.Options) { o.StreamRecheck = 300 * time.Millisecond })
+	e := newEnv(t, func(o *apiserver.Options) { o.StreamRecheck = 300 * time.Millisecond })
 	e.service("web")
 	app0 := e.appURL(e.replica("web", 0, replicaOpts{publish: true}))
 	app1 := e.appURL(e.replica("web", 1, replicaOpts{publish: true}))
@@ -208,7 +208,7 @@ func TestLogs(t *testing.T) {
 		conn := e.dialWS(t, ctx, logsPath+"?replica=0&tail=1", e.alice)
 		defer conn.CloseNow()
 		_, data, err := conn.Read(ctx)
-		var l httpapi.LogLine
+		var l apiserver.LogLine
 		if err != nil || json.Unmarshal(data, &l) != nil || l.Replica != 0 || l.Text == "" {
 			t.Fatalf("message %s: %v", data, err)
 		}

@@ -1,8 +1,8 @@
-// Package operations implements the API's httpapi.Operations (a service's
+// Package operations implements the API's apiserver.Operations (a service's
 // logs, its web terminal, a volume's files) over package operate, which
 // talks to the Docker Engine. It translates between the two packages'
 // types and maps operate's errors to the kinds the API turns into HTTP
-// statuses, so that api/httpapi never imports Docker.
+// statuses, so that apiserver never imports Docker.
 package operations
 
 import (
@@ -16,7 +16,7 @@ import (
 
 	"github.com/docker/docker/client"
 
-	"github.com/panelx/panelx/api/httpapi"
+	"github.com/panelx/panelx/apiserver"
 	"github.com/panelx/panelx/operate"
 )
 
@@ -34,13 +34,13 @@ type Options struct {
 	HelperImage string
 }
 
-// Docker is httpapi.Operations against a Docker Engine.
+// Docker is apiserver.Operations against a Docker Engine.
 type Docker struct {
 	cli  operate.Docker
 	opts Options
 }
 
-var _ httpapi.Operations = (*Docker)(nil)
+var _ apiserver.Operations = (*Docker)(nil)
 
 // New returns the Docker side; cli is a client with API version
 // negotiation (dockerclient.New).
@@ -65,7 +65,7 @@ func CheckHelperBinary(path string) error {
 	return nil
 }
 
-// CheckPath is httpapi.Operations' CheckPath without a Docker client.
+// CheckPath is apiserver.Operations' CheckPath without a Docker client.
 func CheckPath(p string) error {
 	_, err := operate.CleanPath(p)
 	return mapErr(err)
@@ -83,35 +83,35 @@ func mapErr(err error) error {
 		return nil
 	case errors.Is(err, operate.ErrInvalidPath), errors.Is(err, operate.ErrSizeMismatch),
 		errors.Is(err, operate.ErrInvalidCommand), errors.Is(err, operate.ErrInvalidSize):
-		kind = httpapi.ErrInvalidArgument
+		kind = apiserver.ErrInvalidArgument
 	case errors.Is(err, operate.ErrIsDir):
-		kind = httpapi.ErrIsDirectory
+		kind = apiserver.ErrIsDirectory
 	case errors.Is(err, operate.ErrNotFound), errors.Is(err, operate.ErrNoContainer):
-		kind = httpapi.ErrOpNotFound
+		kind = apiserver.ErrOpNotFound
 	case errors.Is(err, operate.ErrExist), errors.Is(err, operate.ErrNotDir), errors.Is(err, operate.ErrNotRunning),
 		errors.Is(err, operate.ErrNoHelperImage):
-		kind = httpapi.ErrOpConflict
+		kind = apiserver.ErrOpConflict
 	case errors.Is(err, operate.ErrTooLarge):
-		kind = httpapi.ErrOpTooLarge
+		kind = apiserver.ErrOpTooLarge
 	case errors.Is(err, operate.ErrNoShell):
-		kind = httpapi.ErrOpUnprocessable
+		kind = apiserver.ErrOpUnprocessable
 	case errors.Is(err, operate.ErrNoHelper):
-		kind = httpapi.ErrOpUnavailable
+		kind = apiserver.ErrOpUnavailable
 		err = errors.New("file writes need the panelx binary as volume helper, and this server's is not a static build")
 	case client.IsErrConnectionFailed(err):
-		kind = httpapi.ErrOpUnavailable
+		kind = apiserver.ErrOpUnavailable
 		err = errors.New("the Docker Engine cannot be reached")
 	default:
 		return err // a 500; the API logs it and tells the client nothing
 	}
-	return httpapi.OpError(kind, err)
+	return apiserver.OpError(kind, err)
 }
 
 // Logs streams a service's logs.
-func (d *Docker) Logs(ctx context.Context, req httpapi.LogsRequest) (<-chan httpapi.LogLine, error) {
+func (d *Docker) Logs(ctx context.Context, req apiserver.LogsRequest) (<-chan apiserver.LogLine, error) {
 	since, err := operate.ParseSince(req.Since, time.Now())
 	if err != nil {
-		return nil, httpapi.OpError(httpapi.ErrInvalidArgument, err)
+		return nil, apiserver.OpError(apiserver.ErrInvalidArgument, err)
 	}
 	in, err := operate.Logs(ctx, d.cli,
 		operate.LogTarget{Instance: d.opts.Instance, Project: req.Project, Service: req.Service, Replica: req.Replica},
@@ -119,14 +119,14 @@ func (d *Docker) Logs(ctx context.Context, req httpapi.LogsRequest) (<-chan http
 	if err != nil {
 		return nil, mapErr(err)
 	}
-	out := make(chan httpapi.LogLine)
+	out := make(chan apiserver.LogLine)
 	go func() {
 		defer close(out)
 		// operate closes in once ctx ended; draining it until then never
 		// leaves its goroutines blocked.
 		for l := range in {
 			select {
-			case out <- httpapi.LogLine{Replica: l.Replica, Container: l.Container, Stream: l.Stream,
+			case out <- apiserver.LogLine{Replica: l.Replica, Container: l.Container, Stream: l.Stream,
 				Time: l.Time, Text: l.Text, Partial: l.Partial}:
 			case <-ctx.Done():
 			}
@@ -136,7 +136,7 @@ func (d *Docker) Logs(ctx context.Context, req httpapi.LogsRequest) (<-chan http
 }
 
 // Exec starts a terminal session.
-func (d *Docker) Exec(ctx context.Context, req httpapi.ExecRequest) (httpapi.ExecSession, error) {
+func (d *Docker) Exec(ctx context.Context, req apiserver.ExecRequest) (apiserver.ExecSession, error) {
 	s, err := operate.Exec(ctx, d.cli,
 		operate.ExecTarget{Instance: d.opts.Instance, Project: req.Project, Service: req.Service, Replica: req.Replica},
 		operate.ExecOptions{Cmd: req.Cmd, Rows: req.Rows, Cols: req.Cols})
@@ -161,14 +161,14 @@ func (e execSession) Wait(ctx context.Context) (int, error) {
 	return code, mapErr(err)
 }
 
-func (e execSession) Record() httpapi.ExecRecord {
+func (e execSession) Record() apiserver.ExecRecord {
 	r := e.s.Record()
-	return httpapi.ExecRecord{ContainerID: r.ContainerID, Container: r.Container, Cmd: r.Cmd,
+	return apiserver.ExecRecord{ContainerID: r.ContainerID, Container: r.Container, Cmd: r.Cmd,
 		Started: r.Started, Ended: r.Ended, ExitCode: r.ExitCode}
 }
 
 // Files opens a volume.
-func (d *Docker) Files(ctx context.Context, project, volume string) (httpapi.VolumeFiles, error) {
+func (d *Docker) Files(ctx context.Context, project, volume string) (apiserver.VolumeFiles, error) {
 	f, err := operate.OpenFiles(ctx, d.cli, operate.FilesOptions{Instance: d.opts.Instance, Project: project, Volume: volume,
 		Image: d.opts.HelperImage, HelperBinary: d.opts.HelperBinary})
 	if err != nil {
@@ -179,22 +179,22 @@ func (d *Docker) Files(ctx context.Context, project, volume string) (httpapi.Vol
 
 type volumeFiles struct{ f *operate.Files }
 
-func (v volumeFiles) List(ctx context.Context, dir string) (httpapi.FileListing, error) {
+func (v volumeFiles) List(ctx context.Context, dir string) (apiserver.FileListing, error) {
 	l, err := v.f.List(ctx, dir)
 	if err != nil {
-		return httpapi.FileListing{}, mapErr(err)
+		return apiserver.FileListing{}, mapErr(err)
 	}
-	out := httpapi.FileListing{Truncated: l.Truncated, Entries: make([]httpapi.FileEntry, len(l.Entries))}
+	out := apiserver.FileListing{Truncated: l.Truncated, Entries: make([]apiserver.FileEntry, len(l.Entries))}
 	for i, e := range l.Entries {
 		out.Entries[i] = entry(e)
 	}
 	return out, nil
 }
 
-func (v volumeFiles) Read(ctx context.Context, p string) (io.ReadCloser, httpapi.FileEntry, error) {
+func (v volumeFiles) Read(ctx context.Context, p string) (io.ReadCloser, apiserver.FileEntry, error) {
 	rc, info, err := v.f.Read(ctx, p)
 	if err != nil {
-		return nil, httpapi.FileEntry{}, mapErr(err)
+		return nil, apiserver.FileEntry{}, mapErr(err)
 	}
 	return rc, entry(info), nil
 }
@@ -211,8 +211,8 @@ func (v volumeFiles) Rename(ctx context.Context, from, to string) error {
 
 func (v volumeFiles) Delete(ctx context.Context, p string) error { return mapErr(v.f.Delete(ctx, p)) }
 
-func entry(i operate.FileInfo) httpapi.FileEntry {
-	return httpapi.FileEntry{Name: i.Name, Type: string(i.Type), Size: i.Size, Mode: unixMode(i.Mode),
+func entry(i operate.FileInfo) apiserver.FileEntry {
+	return apiserver.FileEntry{Name: i.Name, Type: string(i.Type), Size: i.Size, Mode: unixMode(i.Mode),
 		ModTime: i.ModTime, UID: i.UID, GID: i.GID, LinkTarget: i.LinkTarget}
 }
 

@@ -10,8 +10,8 @@ import (
 
 	"github.com/coder/websocket"
 
-	"github.com/panelx/panelx/api/authz"
-	"github.com/panelx/panelx/api/httpapi"
+	"github.com/panelx/panelx/apiserver"
+	"github.com/panelx/panelx/apiserver/authz"
 	"github.com/panelx/panelx/store"
 )
 
@@ -59,17 +59,17 @@ func (tm *term) input(s string) {
 
 // next returns the next control message, collecting output on the way;
 // err is how the connection ended if it did.
-func (tm *term) next() (httpapi.ExecServerMessage, error) {
+func (tm *term) next() (apiserver.ExecServerMessage, error) {
 	for {
 		typ, data, err := tm.conn.Read(tm.ctx)
 		if err != nil {
-			return httpapi.ExecServerMessage{}, err
+			return apiserver.ExecServerMessage{}, err
 		}
 		if typ == websocket.MessageBinary {
 			tm.out.Write(data)
 			continue
 		}
-		var m httpapi.ExecServerMessage
+		var m apiserver.ExecServerMessage
 		if err := json.Unmarshal(data, &m); err != nil {
 			tm.t.Fatalf("control message %s: %v", data, err)
 		}
@@ -77,7 +77,7 @@ func (tm *term) next() (httpapi.ExecServerMessage, error) {
 	}
 }
 
-func (tm *term) expect(typ string) httpapi.ExecServerMessage {
+func (tm *term) expect(typ string) apiserver.ExecServerMessage {
 	tm.t.Helper()
 	m, err := tm.next()
 	if err != nil || m.Type != typ {
@@ -114,7 +114,7 @@ func (tm *term) exit() int {
 }
 
 // closed expects an error message and then the close code.
-func (tm *term) closed(status int, code websocket.StatusCode, within time.Duration) httpapi.ExecServerMessage {
+func (tm *term) closed(status int, code websocket.StatusCode, within time.Duration) apiserver.ExecServerMessage {
 	tm.t.Helper()
 	start := time.Now()
 	m := tm.expect("error")
@@ -181,7 +181,7 @@ func containsEvery(s string, want []string) bool {
 // output, exit code, stdin, resize, the default shell, the audit event;
 // who may not; and sessions ending when access ends or nothing happens.
 func TestTerminal(t *testing.T) {
-	e := newEnv(t, func(o *httpapi.Options) { o.StreamRecheck = 300 * time.Millisecond })
+	e := newEnv(t, func(o *apiserver.Options) { o.StreamRecheck = 300 * time.Millisecond })
 	e.service("web")
 	e.service("stopped")
 	e.replica("web", 0, replicaOpts{cmd: []string{"-sleep"}})
@@ -314,7 +314,7 @@ func TestTerminal(t *testing.T) {
 	})
 
 	t.Run("an idle session ends", func(t *testing.T) {
-		idle := e.serve(func(o *httpapi.Options) { o.ExecIdleTimeout = time.Second })
+		idle := e.serve(func(o *apiserver.Options) { o.ExecIdleTimeout = time.Second })
 		tm := e.openTerm(t, idle, execPath, e.alice, map[string]any{})
 		tm.expect("started")
 		tm.waitOutput("tool-sh ready")

@@ -1,0 +1,129 @@
+package apiserver_test
+
+import (
+	"fmt"
+	"net/http"
+	"strings"
+	"testing"
+)
+
+// roleMatrix is the least role each project route needs, written out by
+// hand: a change in authorization must change this table.
+var roleMatrix = map[string]string{
+	"GET /api/v1/projects/{project}":                                    "viewer",
+	"PUT /api/v1/projects/{project}":                                    "admin",
+	"PATCH /api/v1/projects/{project}":                                  "admin",
+	"DELETE /api/v1/projects/{project}":                                 "owner",
+	"GET /api/v1/projects/{project}/services":                           "viewer",
+	"POST /api/v1/projects/{project}/services":                          "editor",
+	"GET /api/v1/projects/{project}/services/{service}":                 "viewer",
+	"PUT /api/v1/projects/{project}/services/{service}":                 "editor",
+	"PATCH /api/v1/projects/{project}/services/{service}":               "editor",
+	"DELETE /api/v1/projects/{project}/services/{service}":              "editor",
+	"GET /api/v1/projects/{project}/volumes":                            "viewer",
+	"POST /api/v1/projects/{project}/volumes":                           "editor",
+	"GET /api/v1/projects/{project}/volumes/{volume}":                   "viewer",
+	"PUT /api/v1/projects/{project}/volumes/{volume}":                   "editor",
+	"PATCH /api/v1/projects/{project}/volumes/{volume}":                 "editor",
+	"DELETE /api/v1/projects/{project}/volumes/{volume}":                "editor",
+	"GET /api/v1/projects/{project}/events":                             "viewer",
+	"GET /api/v1/projects/{project}/members":                            "viewer",
+	"PUT /api/v1/projects/{project}/members/{userId}":                   "admin",
+	"DELETE /api/v1/projects/{project}/members/{userId}":                "admin",
+	"GET /api/v1/projects/{project}/registry-credentials":               "admin",
+	"GET /api/v1/projects/{project}/registry-credentials/{registry}":    "admin",
+	"PUT /api/v1/projects/{project}/registry-credentials/{registry}":    "admin",
+	"DELETE /api/v1/projects/{project}/registry-credentials/{registry}": "admin",
+	"GET /api/v1/projects/{project}/metrics/stream":                     "viewer",
+	"GET /api/v1/projects/{project}/services/{service}/logs":            "viewer",
+	"GET /api/v1/projects/{project}/services/{service}/exec":            "editor",
+	"GET /api/v1/projects/{project}/volumes/{volume}/files/*":           "viewer",
+	"PUT /api/v1/projects/{project}/volumes/{volume}/files/*":           "editor",
+	"POST /api/v1/projects/{project}/volumes/{volume}/files/*":          "editor",
+	"DELETE /api/v1/projects/{project}/volumes/{volume}/files/*":        "editor",
+	"GET /api/v1/projects/{project}/certificates":                       "viewer",
+	"GET /api/v1/projects/{project}/certificates/{host}":                "viewer",
+	"PUT /api/v1/projects/{project}/certificates/{host}":                "admin",
+	"DELETE /api/v1/projects/{project}/certificates/{host}":             "admin",
+}
+
+// webSockets are routes that, past authorization, ask a plain request to
+// upgrade (426): for them that is the "allowed" answer.
+var webSockets = map[string]bool{
+	"GET /api/v1/projects/{project}/metrics/stream":          true,
+	"GET /api/v1/projects/{project}/services/{service}/exec": true,
+}
+
+var roleRank = map[string]int{"viewer": 0, "editor": 1, "admin": 2, "owner": 3}
+
+// TestRoleMatrix: each role against each project route, with a request
+// that is valid for whoever may make it: allowed → 2xx, otherwise 403 (a
+// member knows the project exists, so this is no 404).
+func TestRoleMatrix(t *testing.T) {
+	e := newEnv(t, withFakeOps) // the operate routes need a Docker side to answer 2xx
+	owner := e.jwtFor("owner")
+	for _, rt := range walkRoutes(t, e) {
+		if strings.Contains(rt[1], "{project}") {
+			if _, ok := roleMatrix[rt[0]+" "+rt[1]]; !ok {
+				t.Errorf("route %s %s is missing from roleMatrix", rt[0], rt[1])
+			}
+		}
+	}
+	n := 0
+	for route, least := range roleMatrix {
+		method, pattern, _ := strings.Cut(route, " ")
+		for _, role := range []string{"owner", "admin", "editor", "viewer"} {
+			n++
+			project := fmt.Sprintf("p%d", n)
+			e.project(t, owner, project)
+			e.service(t, owner, project, "web")
+			e.volume(t, owner, project, "data")
+			e.member(t, owner, project, "dave", "viewer")
+			e.must(t, http.StatusCreated, req{method: "PUT", path: "/api/v1/projects/" + project + "/registry-credentials/ghcr.io", token: owner,
+				body: map[string]any{"username": "u", "password": "p"}})
+			tok := owner
+			if role != "owner" {
+				e.member(t, owner, project, "user-"+role, role)
+				tok = e.jwtFor("user-" + role)
+			}
+			host := project + ".example.test"
+			var certBody map[string]any
+			if strings.Contains(pattern, "/certificates") {
+				// A hostname of the project, with an uploaded certificate to read or delete.
+				e.must(t, http.StatusOK, req{method: "PATCH", path: "/api/v1/projects/" + project + "/services/web", token: owner,
+					body: map[string]any{"spec": map[string]any{"ports": []any{map[string]any{"containerPort": 80}}, "domains": []any{map[string]any{"host": host}}}}})
+				cert, key := selfSigned(t, host)
+				certBody = map[string]any{"certificate": cert, "privateKey": key}
+				e.must(t, http.StatusOK, req{method: "PUT", path: "/api/v1/projects/" + project + "/certificates/" + host, token: owner, body: certBody})
+			}
+			path := fill(pattern, map[string]string{"project": project, "service": "web", "volume": "data", "userId": "dave", "registry": "ghcr.io", "host": host})
+			body := validBody(method, pattern)
+			switch {
+			case strings.HasSuffix(pattern, "/certificates/{host}") && method == "PUT":
+				body = certBody
+			case strings.HasSuffix(pattern, "/members/{userId}") && method == "PUT":
+				body = map[string]any{"role": "editor"}
+			case strings.HasSuffix(pattern, "/services") && method == "POST":
+				body = map[string]any{"metadata": map[string]any{"name": "api"}, "spec": map[string]any{"image": "nginx:1.27"}}
+			case strings.HasSuffix(pattern, "/volumes") && method == "POST":
+				body = map[string]any{"metadata": map[string]any{"name": "cache"}}
+			case strings.HasSuffix(pattern, "/projects/{project}") && method == "PUT":
+				body = map[string]any{"metadata": map[string]any{"name": project}, "spec": map[string]any{"displayName": "Shop"}}
+			}
+			r := e.do(t, req{method: method, path: path, token: tok, body: body})
+			allowed := roleRank[role] >= roleRank[least]
+			switch {
+			case allowed && webSockets[route]:
+				if r.Status != http.StatusUpgradeRequired {
+					t.Errorf("%s as %s: %d, want 426\n%s", route, role, r.Status, r.Body)
+				}
+			case allowed && (r.Status < 200 || r.Status > 299):
+				t.Errorf("%s as %s: %d, want 2xx\n%s", route, role, r.Status, r.Body)
+			case !allowed && r.Status != http.StatusForbidden:
+				t.Errorf("%s as %s: %d, want 403\n%s", route, role, r.Status, r.Body)
+			case !allowed:
+				r.problem(t)
+			}
+		}
+	}
+}
