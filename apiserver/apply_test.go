@@ -167,9 +167,9 @@ func TestWatchDeliversTransitionsAndRefusesStrangers(t *testing.T) {
 		if ev.Type == "SYNCED" {
 			break
 		}
-		obj, err := ev.Decode()
-		if err != nil {
-			t.Fatal(err)
+		obj := ev.Object
+		if obj == nil {
+			t.Fatalf("%s event without an object", ev.Type)
 		}
 		initial[obj.GetMeta().Name] = ev.Type == "ADDED"
 	}
@@ -197,9 +197,9 @@ func TestWatchDeliversTransitionsAndRefusesStrangers(t *testing.T) {
 		if !ok {
 			t.Fatal("the stream ended")
 		}
-		obj, err := ev.Decode()
-		if err != nil {
-			t.Fatal(err)
+		obj := ev.Object
+		if obj == nil {
+			t.Fatalf("%s event without an object", ev.Type)
 		}
 		got := obj.(*api.Service)
 		rv, _ := strconv.Atoi(got.Metadata.ResourceVersion)

@@ -24,31 +24,11 @@ const (
 	uploadMinSpeed = 256 << 10 // bytes per second
 )
 
-// FileList is the answer for a directory.
-type FileList struct {
-	// Path is the directory, relative to the volume root ("" is the root).
-	Path  string     `json:"path"`
-	Items []FileItem `json:"items"`
-	// Truncated: the directory has more entries than were listed.
-	Truncated bool `json:"truncated"`
-}
-
-// FileItem is one directory entry. Symbolic links are shown as links,
-// with their target as stored, and never followed.
-type FileItem struct {
-	Name string `json:"name"`
-	// Type is file, dir, symlink or other (device, FIFO, socket).
-	Type string `json:"type"`
-	Size int64  `json:"size"`
-	// Mode is the octal Unix mode ("0644", "4755"); ModeBits the same
-	// number.
-	Mode       string    `json:"mode"`
-	ModeBits   uint32    `json:"modeBits"`
-	ModTime    time.Time `json:"mtime"`
-	UID        int       `json:"uid"`
-	GID        int       `json:"gid"`
-	LinkTarget string    `json:"linkTarget,omitempty"`
-}
+// FileList and FileItem are a volume directory's listing (api.FileList).
+type (
+	FileList = api.FileList
+	FileItem = api.FileItem
+)
 
 // fileOpRequest is the optional JSON body of a POST: {"op": "rename",
 // "to": "new/name"}; the same fields work as query parameters.

@@ -7,6 +7,8 @@ import (
 	"io"
 	"net/http"
 	"time"
+
+	"github.com/panelx/panelx/api"
 )
 
 // Operations is the Docker side of a service's logs, its web terminal and a
@@ -108,22 +110,8 @@ type LogsRequest struct {
 	Since string
 }
 
-// LogLine is one line of one replica, as every logs format sends it.
-type LogLine struct {
-	// Replica is the replica index; -1 on a system line about no
-	// container in particular.
-	Replica   int    `json:"replica"`
-	Container string `json:"container,omitempty"`
-	// Stream is stdout, stderr, or system (a line from PanelX or Docker:
-	// a container picked up while following, a stream that failed, the
-	// reason a stream ends).
-	Stream string    `json:"stream"`
-	Time   time.Time `json:"time"`
-	Text   string    `json:"text"`
-	// Partial marks a piece of a longer line, continued in the next line
-	// of the same container and stream.
-	Partial bool `json:"partial,omitempty"`
-}
+// LogLine is one line of one replica's logs (api.LogLine).
+type LogLine = api.LogLine
 
 // ExecRequest is what a terminal's client may choose: the replica, the
 // argument vector (empty: a shell found in the image) and the terminal

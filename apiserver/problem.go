@@ -15,22 +15,13 @@ import (
 	"github.com/panelx/panelx/store"
 )
 
-// Problem is an RFC 9457 problem document, with PanelX's field errors.
-type Problem struct {
-	Type      string            `json:"type"`
-	Title     string            `json:"title"`
-	Status    int               `json:"status"`
-	Detail    string            `json:"detail,omitempty"`
-	Instance  string            `json:"instance,omitempty"`
-	RequestID string            `json:"requestId,omitempty"`
-	Errors    []*api.FieldError `json:"errors,omitempty"`
-}
+// Problem is the problem document (api.Problem).
+type Problem = api.Problem
 
-// Problem types of the failures a client should tell apart (RFC 9457
-// "type"); the others are about:blank.
+// Problem types a client may tell apart.
 const (
-	ProblemDatabaseUnavailable = "https://panelx.dev/problems/database-unavailable"
-	ProblemNoSpace             = "https://panelx.dev/problems/no-space"
+	ProblemDatabaseUnavailable = api.ProblemDatabaseUnavailable
+	ProblemNoSpace             = api.ProblemNoSpace
 )
 
 // apiError is an error that already knows its HTTP answer.

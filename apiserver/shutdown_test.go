@@ -6,9 +6,10 @@ import (
 	"testing"
 	"time"
 
+	"go.uber.org/zap"
+
 	"github.com/panelx/panelx/apiserver"
 	"github.com/panelx/panelx/client"
-	"go.uber.org/zap"
 )
 
 // TestShutdownEndsStreams: a shutdown does not wait out the drain timeout

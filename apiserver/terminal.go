@@ -45,29 +45,12 @@ const (
 // shell, 4500 internal error, 4503 Docker unavailable).
 func closeCodeFor(status int) websocket.StatusCode { return websocket.StatusCode(4000 + status) }
 
-// ExecClientMessage is a control message from the terminal's client (a
-// text frame; stdin travels in binary frames). The first message must be
-// "start"; later ones "resize".
-type ExecClientMessage struct {
-	Type    string   `json:"type"`              // start | resize
-	Cmd     []string `json:"cmd,omitempty"`     // start: the argument vector; empty: a shell of the image
-	Replica int      `json:"replica,omitempty"` // start: the replica index (default 0)
-	Rows    uint     `json:"rows,omitempty"`    // start (optional) and resize: 1–1000
-	Cols    uint     `json:"cols,omitempty"`
-}
-
-// ExecServerMessage is a control message to the client (a text frame;
-// terminal output travels in binary frames).
-type ExecServerMessage struct {
-	// Type is "started" (the process runs), "exit" (with Code, just
-	// before a normal close) or "error" (with Status and Message, just
-	// before a close with code 4000+Status or 1008).
-	Type      string `json:"type"`
-	Container string `json:"container,omitempty"`
-	Code      *int   `json:"code,omitempty"`
-	Status    int    `json:"status,omitempty"`
-	Message   string `json:"message,omitempty"`
-}
+// ExecClientMessage and ExecServerMessage are the terminal's control
+// messages (api.ExecClientMessage, api.ExecServerMessage).
+type (
+	ExecClientMessage = api.ExecClientMessage
+	ExecServerMessage = api.ExecServerMessage
+)
 
 // serviceExec: GET /api/v1/projects/{project}/services/{service}/exec —
 // a WebSocket terminal in a replica of the service. Authentication (header

@@ -29,15 +29,8 @@ const (
 	watchUnavailableRetry = time.Second
 )
 
-// WatchEvent is one event of the watch stream. Type is ADDED, MODIFIED or
-// DELETED for objects, SYNCED once the current state has been sent (and
-// after every resync), and ERROR just before the server ends the stream.
-type WatchEvent struct {
-	Type    string     `json:"type"`
-	Kind    api.Kind   `json:"kind,omitempty"`
-	Object  api.Object `json:"object,omitempty"`
-	Message string     `json:"message,omitempty"`
-}
+// WatchEvent is one event of the watch stream (api.WatchEvent).
+type WatchEvent = api.WatchEvent
 
 type watchFilter struct {
 	project string

@@ -17,29 +17,18 @@ import (
 	"github.com/panelx/panelx/store"
 )
 
-// Action says what applying did (or, in a dry run, would do) to an object.
-type Action string
-
-const (
-	Created    Action = "created"
-	Configured Action = "configured"
-	Unchanged  Action = "unchanged"
-	Pruned     Action = "pruned"
+// Action and Result are the wire types of apply (see api/wire.go).
+type (
+	Action = api.ApplyAction
+	Result = api.ApplyResult
 )
 
-// Result is the outcome for one object.
-type Result struct {
-	Kind    api.Kind `json:"kind"`
-	Project string   `json:"project,omitempty"`
-	Name    string   `json:"name"`
-	Action  Action   `json:"action"`
-	// Diff lists the changed fields, one per line ("~ spec.image: a → b").
-	Diff string `json:"diff,omitempty"`
-	// Generation and ResourceVersion after the write (empty in a dry run
-	// for created objects).
-	Generation      int64  `json:"generation,omitempty"`
-	ResourceVersion string `json:"resourceVersion,omitempty"`
-}
+const (
+	Created    = api.ApplyCreated
+	Configured = api.ApplyConfigured
+	Unchanged  = api.ApplyUnchanged
+	Pruned     = api.ApplyPruned
+)
 
 // Options of an apply.
 type Options struct {

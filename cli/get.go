@@ -13,7 +13,6 @@ import (
 
 	"github.com/panelx/panelx/api"
 	"github.com/panelx/panelx/client"
-	"github.com/panelx/panelx/store"
 )
 
 // parseKind accepts project(s), service(s), volume(s) in any case.
@@ -189,7 +188,7 @@ func humanAge(t time.Time) string {
 	return fmt.Sprintf("%dd", int(d.Hours()/24))
 }
 
-func printEvents(w io.Writer, evs []store.Event, output string) error {
+func printEvents(w io.Writer, evs []api.Event, output string) error {
 	switch output {
 	case "json":
 		enc := json.NewEncoder(w)
@@ -229,9 +228,9 @@ func watchObjects(ctx context.Context, c *client.Client, w io.Writer, kind api.K
 			tw.Flush()
 			continue
 		}
-		obj, err := ev.Decode()
-		if err != nil {
-			return err
+		obj := ev.Object
+		if obj == nil {
+			return fmt.Errorf("watch: %s event without an object", ev.Type)
 		}
 		fmt.Fprintln(tw, ev.Type+"\t"+tableRow(obj))
 		tw.Flush()

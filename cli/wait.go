@@ -42,9 +42,9 @@ func waitForRollout(ctx context.Context, c *client.Client, results []client.Appl
 		if ev.Type != "ADDED" && ev.Type != "MODIFIED" && ev.Type != "DELETED" {
 			continue
 		}
-		obj, err := ev.Decode()
-		if err != nil {
-			return err
+		obj := ev.Object
+		if obj == nil {
+			return fmt.Errorf("watch: %s event without an object", ev.Type)
 		}
 		if err := r.observe(ev.Type, obj); err != nil {
 			return err

@@ -19,7 +19,6 @@ import (
 
 	"github.com/panelx/panelx/api"
 	"github.com/panelx/panelx/internal/version"
-	"github.com/panelx/panelx/store"
 )
 
 // Client is an API client. The zero value is not usable; use New.
@@ -43,14 +42,7 @@ func New(base, token string) (*Client, error) {
 }
 
 // Problem is the server's RFC 9457 problem document.
-type Problem struct {
-	Type      string            `json:"type"`
-	Title     string            `json:"title"`
-	Status    int               `json:"status"`
-	Detail    string            `json:"detail"`
-	RequestID string            `json:"requestId"`
-	Errors    []*api.FieldError `json:"errors"`
-}
+type Problem = api.Problem
 
 // APIError is a non-2xx answer.
 type APIError struct {
@@ -250,7 +242,7 @@ func (c *Client) Delete(ctx context.Context, kind api.Kind, project, name string
 }
 
 // Events lists a project's events, newest first.
-func (c *Client) Events(ctx context.Context, project string, kind api.Kind, name string, limit int) ([]store.Event, error) {
+func (c *Client) Events(ctx context.Context, project string, kind api.Kind, name string, limit int) ([]api.Event, error) {
 	q := url.Values{}
 	if kind != "" {
 		q.Set("kind", string(kind))
@@ -262,7 +254,7 @@ func (c *Client) Events(ctx context.Context, project string, kind api.Kind, name
 		q.Set("limit", strconv.Itoa(limit))
 	}
 	var out struct {
-		Items []store.Event `json:"items"`
+		Items []api.Event `json:"items"`
 	}
 	err := c.do(ctx, request{method: http.MethodGet, path: "/api/v1/projects/" + url.PathEscape(project) + "/events", query: q}, &out)
 	return out.Items, err
@@ -276,15 +268,7 @@ type ApplyOptions struct {
 }
 
 // ApplyResult is the server's answer for one object.
-type ApplyResult struct {
-	Kind            api.Kind `json:"kind"`
-	Project         string   `json:"project,omitempty"`
-	Name            string   `json:"name"`
-	Action          string   `json:"action"`
-	Diff            string   `json:"diff,omitempty"`
-	Generation      int64    `json:"generation,omitempty"`
-	ResourceVersion string   `json:"resourceVersion,omitempty"`
-}
+type ApplyResult = api.ApplyResult
 
 // Apply sends manifests (YAML or JSON, one or many documents) to the
 // server's apply endpoint.
@@ -307,26 +291,9 @@ func (c *Client) Apply(ctx context.Context, manifests []byte, opts ApplyOptions)
 	return out.Items, err
 }
 
-// WatchEvent is one event of the watch stream.
-type WatchEvent struct {
-	// Type is ADDED, MODIFIED, DELETED, or SYNCED (the initial state has
-	// been sent; changes follow).
-	Type   string          `json:"type"`
-	Kind   api.Kind        `json:"kind,omitempty"`
-	Object json.RawMessage `json:"object,omitempty"`
-}
-
-// Decode returns the event's object.
-func (e WatchEvent) Decode() (api.Object, error) {
-	obj, err := api.New(e.Kind)
-	if err != nil {
-		return nil, err
-	}
-	if err := json.Unmarshal(e.Object, obj); err != nil {
-		return nil, fmt.Errorf("decode %s: %w", e.Kind, err)
-	}
-	return obj, nil
-}
+// WatchEvent is one event of the watch stream; its Object is decoded
+// by kind.
+type WatchEvent = api.WatchEvent
 
 // WatchFilter narrows a watch.
 type WatchFilter struct {

@@ -16,6 +16,7 @@ import (
 
 	"github.com/coder/websocket"
 
+	"github.com/panelx/panelx/api"
 	"github.com/panelx/panelx/internal/version"
 )
 
@@ -32,16 +33,7 @@ type LogsOptions struct {
 }
 
 // LogLine is one line of one replica.
-type LogLine struct {
-	// Replica is -1 on a system line about no container in particular.
-	Replica   int    `json:"replica"`
-	Container string `json:"container"`
-	// Stream is stdout, stderr or system (a line from PanelX or Docker).
-	Stream  string    `json:"stream"`
-	Time    time.Time `json:"time"`
-	Text    string    `json:"text"`
-	Partial bool      `json:"partial"`
-}
+type LogLine = api.LogLine
 
 func servicePath(project, service, what string) string {
 	return "/api/v1/projects/" + url.PathEscape(project) + "/services/" + url.PathEscape(service) + "/" + what
@@ -127,17 +119,6 @@ type ExecSession struct {
 	closeOnce sync.Once
 }
 
-type execMessage struct {
-	Type      string   `json:"type"`
-	Cmd       []string `json:"cmd,omitempty"`
-	Replica   int      `json:"replica,omitempty"`
-	Rows      uint     `json:"rows,omitempty"`
-	Cols      uint     `json:"cols,omitempty"`
-	Container string   `json:"container,omitempty"`
-	Code      *int     `json:"code,omitempty"`
-	Status    int      `json:"status,omitempty"`
-	Message   string   `json:"message,omitempty"`
-}
 
 // execWriteTimeout bounds one message to the server.
 const execWriteTimeout = 30 * time.Second
@@ -159,7 +140,7 @@ func (c *Client) Exec(ctx context.Context, project, service string, opts ExecOpt
 	}
 	conn.SetReadLimit(1 << 20)
 	s := &ExecSession{conn: conn}
-	if err := s.send(ctx, execMessage{Type: "start", Cmd: opts.Cmd, Replica: opts.Replica, Rows: opts.Rows, Cols: opts.Cols}); err != nil {
+	if err := s.send(ctx, api.ExecClientMessage{Type: "start", Cmd: opts.Cmd, Replica: opts.Replica, Rows: opts.Rows, Cols: opts.Cols}); err != nil {
 		s.Close()
 		return nil, fmt.Errorf("exec: %w", err)
 	}
@@ -180,8 +161,8 @@ func (c *Client) Exec(ctx context.Context, project, service string, opts ExecOpt
 	return s, nil
 }
 
-func decodeExecMessage(typ websocket.MessageType, data []byte) (execMessage, error) {
-	var m execMessage
+func decodeExecMessage(typ websocket.MessageType, data []byte) (api.ExecServerMessage, error) {
+	var m api.ExecServerMessage
 	if typ != websocket.MessageText {
 		return m, errors.New("exec: unexpected binary message")
 	}
@@ -194,7 +175,7 @@ func decodeExecMessage(typ websocket.MessageType, data []byte) (execMessage, err
 	return m, nil
 }
 
-func (s *ExecSession) send(ctx context.Context, m execMessage) error {
+func (s *ExecSession) send(ctx context.Context, m api.ExecClientMessage) error {
 	data, err := json.Marshal(m)
 	if err != nil {
 		return err
@@ -216,7 +197,7 @@ func (s *ExecSession) Write(p []byte) (int, error) {
 
 // Resize sets the terminal size.
 func (s *ExecSession) Resize(ctx context.Context, rows, cols uint) error {
-	return s.send(ctx, execMessage{Type: "resize", Rows: rows, Cols: cols})
+	return s.send(ctx, api.ExecClientMessage{Type: "resize", Rows: rows, Cols: cols})
 }
 
 // Run copies the terminal's output to out until the command exits, and
@@ -254,25 +235,11 @@ func (s *ExecSession) Close() error {
 	return nil
 }
 
-// FileInfo is an entry of a volume directory.
-type FileInfo struct {
-	Name       string    `json:"name"`
-	Type       string    `json:"type"`
-	Size       int64     `json:"size"`
-	Mode       string    `json:"mode"`
-	ModeBits   uint32    `json:"modeBits"`
-	ModTime    time.Time `json:"mtime"`
-	UID        int       `json:"uid"`
-	GID        int       `json:"gid"`
-	LinkTarget string    `json:"linkTarget"`
-}
-
-// FileList is a volume directory.
-type FileList struct {
-	Path      string     `json:"path"`
-	Items     []FileInfo `json:"items"`
-	Truncated bool       `json:"truncated"`
-}
+// FileInfo and FileList are a volume directory's listing.
+type (
+	FileInfo = api.FileItem
+	FileList = api.FileList
+)
 
 // filesPath is the URL path of p (relative to the volume root) in a
 // volume; each segment is escaped, so the server decodes it once.

@@ -162,28 +162,16 @@ type Members interface {
 	ProjectsOf(ctx context.Context, userID string) ([]Member, error)
 }
 
-// EventType is Normal or Warning, as in Kubernetes.
-type EventType string
-
-const (
-	EventNormal  EventType = "Normal"
-	EventWarning EventType = "Warning"
+// Events are the API's wire type (api.Event), stored as they are.
+type (
+	EventType = api.EventType
+	Event     = api.Event
 )
 
-// Event is a notable step in a resource's life. Repeats of the same event
-// (same object, type, reason and message) raise Count instead of adding rows.
-type Event struct {
-	ID             int64     `json:"id"`
-	Project        string    `json:"project"`
-	Kind           api.Kind  `json:"kind"`
-	Name           string    `json:"name"`
-	Type           EventType `json:"type"`
-	Reason         string    `json:"reason"`
-	Message        string    `json:"message"`
-	Count          int32     `json:"count"`
-	FirstTimestamp time.Time `json:"firstTimestamp"`
-	LastTimestamp  time.Time `json:"lastTimestamp"`
-}
+const (
+	EventNormal  = api.EventNormal
+	EventWarning = api.EventWarning
+)
 
 // EventFilter narrows an event list.
 type EventFilter struct {
