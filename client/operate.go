@@ -119,7 +119,6 @@ type ExecSession struct {
 	closeOnce sync.Once
 }
 
-
 // execWriteTimeout bounds one message to the server.
 const execWriteTimeout = 30 * time.Second
 
