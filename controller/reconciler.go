@@ -90,35 +90,23 @@ func getOrNil[T api.Object](ctx context.Context, res store.Resources[T], key api
 func (r *Reconciler) reconcileService(ctx context.Context, key reconcile.Key) (Result, error) {
 	akey := api.Key{Project: key.Project, Name: key.Name}
 	var (
-		svc     *api.Service
-		plan    reconcile.Plan
-		img     reconcile.ImageState
-		lastErr error
+		svc *api.Service
+		img reconcile.ImageState
 	)
-	for iter := 0; iter < maxIterations; iter++ {
+	plan, lastErr, err := r.converge(ctx, key, func() (reconcile.Plan, error) {
 		in, err := r.serviceInput(ctx, akey)
 		if err != nil {
-			return Result{}, err
+			return reconcile.Plan{}, err
 		}
 		// A replica leaves the edge's routes before anything may stop it.
 		if err := r.publishEndpoints(ctx, &in); err != nil {
-			return Result{}, err
+			return reconcile.Plan{}, err
 		}
 		svc, img = in.Service, in.Image
-		plan = reconcile.PlanService(in)
-		if plan.Empty() {
-			break
-		}
-		r.Log.Debug("executing plan", zap.Stringer("key", key), zap.String("plan", plan.String()))
-		results := r.Executor.Run(ctx, plan)
-		r.recordStarts(akey, results)
-		lastErr = r.afterRun(ctx, key, results)
-		if lastErr != nil {
-			break
-		}
-		if iter == maxIterations-1 {
-			plan.RequeueAfter = time.Millisecond // more to do: come back at once
-		}
+		return reconcile.PlanService(in), nil
+	})
+	if err != nil {
+		return Result{}, err
 	}
 	if svc == nil {
 		r.Metrics.serviceGone(key.Project, key.Name)
@@ -315,6 +303,28 @@ func (r *Reconciler) failedStarts(key api.Key, cs []reconcile.Container) map[str
 	return out
 }
 
+// converge is the loop every kind runs: observe (read the desired and
+// observed state) and plan, execute, and again — until the plan is empty
+// or only waits, or an operation failed (opErr), at most maxIterations
+// rounds; a key that needs more is requeued at once. err is a failure to
+// observe.
+func (r *Reconciler) converge(ctx context.Context, key reconcile.Key, observe func() (reconcile.Plan, error)) (plan reconcile.Plan, opErr, err error) {
+	akey := api.Key{Project: key.Project, Name: key.Name}
+	for iter := 0; iter < maxIterations; iter++ {
+		if plan, err = observe(); err != nil || plan.Empty() {
+			return plan, opErr, err
+		}
+		r.Log.Debug("executing plan", zap.Stringer("key", key), zap.String("plan", plan.String()))
+		results := r.Executor.Run(ctx, plan)
+		r.recordStarts(akey, results)
+		if opErr = r.afterRun(ctx, key, results); opErr != nil {
+			return plan, opErr, nil
+		}
+	}
+	plan.RequeueAfter = time.Millisecond // more to do: come back at once
+	return plan, opErr, nil
+}
+
 func (r *Reconciler) serviceInput(ctx context.Context, key api.Key) (reconcile.ServiceInput, error) {
 	in := reconcile.ServiceInput{
 		Instance: r.Instance, Key: key, Now: r.now(), PullInterval: r.PullInterval,
@@ -499,33 +509,28 @@ func (r *Reconciler) reconcileProject(ctx context.Context, key reconcile.Key) (R
 	var (
 		project  *api.Project
 		services []*api.Service
-		plan     reconcile.Plan
-		lastErr  error
 	)
-	for iter := 0; iter < maxIterations; iter++ {
+	plan, lastErr, err := r.converge(ctx, key, func() (reconcile.Plan, error) {
 		var err error
 		if project, err = getOrNil(ctx, r.Store.Projects(), akey); err != nil {
-			return Result{}, err
+			return reconcile.Plan{}, err
 		}
 		svcs, err := r.Store.Services().List(ctx, store.ListOptions{Project: key.Name})
 		if err != nil {
-			return Result{}, err
+			return reconcile.Plan{}, err
 		}
 		vols, err := r.Store.Volumes().List(ctx, store.ListOptions{Project: key.Name})
 		if err != nil {
-			return Result{}, err
+			return reconcile.Plan{}, err
 		}
 		services = svcs.Items
-		plan = reconcile.PlanProject(reconcile.ProjectInput{
+		return reconcile.PlanProject(reconcile.ProjectInput{
 			Instance: r.Instance, Name: key.Name, Project: project, Services: services, Volumes: vols.Items,
 			Network: r.Cache.Network(key.Name), DockerVolumes: r.Cache.Volumes(key.Name), Containers: r.Cache.Containers(key.Name, ""),
-		})
-		if plan.Empty() {
-			break
-		}
-		if lastErr = r.afterRun(ctx, key, r.Executor.Run(ctx, plan)); lastErr != nil {
-			break
-		}
+		}), nil
+	})
+	if err != nil {
+		return Result{}, err
 	}
 	if project == nil {
 		return Result{RequeueAfter: plan.RequeueAfter}, lastErr
@@ -548,31 +553,24 @@ func (r *Reconciler) reconcileProject(ctx context.Context, key reconcile.Key) (R
 func (r *Reconciler) reconcileVolume(ctx context.Context, key reconcile.Key) (Result, error) {
 	akey := api.Key{Project: key.Project, Name: key.Name}
 	name := reconcile.VolumeName(key.Project, key.Name)
-	var (
-		vol     *api.Volume
-		plan    reconcile.Plan
-		lastErr error
-	)
-	for iter := 0; iter < maxIterations; iter++ {
+	var vol *api.Volume
+	plan, lastErr, err := r.converge(ctx, key, func() (reconcile.Plan, error) {
 		var err error
 		if vol, err = getOrNil(ctx, r.Store.Volumes(), akey); err != nil {
-			return Result{}, err
+			return reconcile.Plan{}, err
 		}
 		project, err := getOrNil(ctx, r.Store.Projects(), api.Key{Name: key.Project})
 		if err != nil {
-			return Result{}, err
+			return reconcile.Plan{}, err
 		}
 		in := reconcile.VolumeInput{Instance: r.Instance, Key: akey, Volume: vol, Project: project, UsedBy: r.Cache.VolumeUsers(name)}
 		if dv, ok := r.Cache.Volumes(key.Project)[name]; ok {
 			in.DockerVolume = &dv
 		}
-		plan = reconcile.PlanVolume(in)
-		if plan.Empty() {
-			break
-		}
-		if lastErr = r.afterRun(ctx, key, r.Executor.Run(ctx, plan)); lastErr != nil {
-			break
-		}
+		return reconcile.PlanVolume(in), nil
+	})
+	if err != nil {
+		return Result{}, err
 	}
 	if vol == nil {
 		return Result{RequeueAfter: plan.RequeueAfter}, lastErr
