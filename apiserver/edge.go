@@ -31,9 +31,6 @@ const (
 	// edgeDebounce gathers a burst of changes (a rollout writes several
 	// statuses) into one new table.
 	edgeDebounce = 15 * time.Millisecond
-	// edgeRecheck: a revoked edge token loses the feed within this (or
-	// Options.StreamRecheck when shorter).
-	edgeRecheck = 10 * time.Second
 
 	maxEdgeAddresses = 10_000
 	maxEdgeCerts     = 10_000
@@ -102,8 +99,15 @@ func (s *Server) edgeRoutes(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, t)
 		return
 	}
-	ctx, cancel := s.streamContext(r.Context())
-	defer cancel()
+	st, err := s.openStream(w, r)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	defer st.close()
+	ctx := st.ctx
+	guard := st.guard("", authz.Read)
+	defer guard.stop()
 	changes, err := s.store.Watch(ctx)
 	if err != nil {
 		s.fail(w, r, err)
@@ -123,8 +127,6 @@ func (s *Server) edgeRoutes(w http.ResponseWriter, r *http.Request) {
 	log := logger(ctx)
 	ping := time.NewTicker(watchPing)
 	defer ping.Stop()
-	recheck := time.NewTicker(min(edgeRecheck, s.ops.recheck))
-	defer recheck.Stop()
 	var (
 		debounce <-chan time.Time
 		sent     string
@@ -167,9 +169,12 @@ func (s *Server) edgeRoutes(w http.ResponseWriter, r *http.Request) {
 			if err := write(": ping\n\n"); err != nil {
 				return
 			}
-		case <-recheck.C:
-			if _, err := s.authn.AuthenticateRequest(r); err != nil {
-				_ = write("event: error\ndata: %q\n\n", authz.Reason(err))
+		case <-guard.expired:
+			_ = write("event: error\ndata: %q\n\n", errCredentialExpired.Error())
+			return
+		case <-guard.recheck.C:
+			if err := guard.check(ctx); err != nil {
+				_ = write("event: error\ndata: %q\n\n", err.Error())
 				return
 			}
 		}

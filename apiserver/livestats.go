@@ -49,7 +49,6 @@ type statsMessage struct {
 const (
 	minStatsInterval     = time.Second
 	maxStatsInterval     = 60 * time.Second
-	statsAccessRecheck   = 10 * time.Second
 	statsClientMaxBytes  = 1 << 10
 	defaultStatsInterval = time.Second
 )
@@ -85,15 +84,14 @@ func (s *Server) metricsStream(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, err)
 		return
 	}
-	up, err := s.authn.AuthenticateUpgrade(r, s.origins)
+	st, err := s.openStream(w, r)
 	if err != nil {
 		s.fail(w, r, err)
 		return
 	}
-	ctx, cancel := s.streamContext(r.Context())
-	defer cancel()
-	ctx = authz.WithPrincipal(ctx, up.Principal)
-	if _, err := s.authz.Authorize(ctx, up.Principal, project, authz.Read); err != nil {
+	defer st.close()
+	ctx := st.ctx
+	if _, err := s.authz.Authorize(ctx, st.p, project, authz.Read); err != nil {
 		s.fail(w, r, err)
 		return
 	}
@@ -106,34 +104,27 @@ func (s *Server) metricsStream(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, httpErr(http.StatusServiceUnavailable, "live metrics are not collected on this server"))
 		return
 	}
-	conn, err := websocket.Accept(w, r, &websocket.AcceptOptions{Subprotocols: up.Protocols, InsecureSkipVerify: true})
+	conn, err := st.accept(w, r, statsClientMaxBytes)
 	if err != nil {
 		logger(ctx).Debug("websocket accept", zap.Error(err))
 		return
 	}
 	defer conn.CloseNow()
-	conn.SetReadLimit(statsClientMaxBytes)
-	code, reason := s.streamStats(ctx, conn, up.Principal, project, interval)
+	code, reason := s.streamStats(ctx, conn, st, project, interval)
 	conn.Close(code, reason)
 }
 
 // streamStats runs the stream; it returns how to close it.
-func (s *Server) streamStats(ctx context.Context, conn *websocket.Conn, p *authz.Principal, project string, interval time.Duration) (websocket.StatusCode, string) {
+func (s *Server) streamStats(ctx context.Context, conn *websocket.Conn, st *stream, project string, interval time.Duration) (websocket.StatusCode, string) {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	intervals := make(chan time.Duration, 1)
 	go readIntervalRequests(ctx, cancel, conn, intervals)
 
-	var expired <-chan time.Time
-	if !p.ExpiresAt.IsZero() {
-		t := time.NewTimer(time.Until(p.ExpiresAt))
-		defer t.Stop()
-		expired = t.C
-	}
+	guard := st.guard(project, authz.Read)
+	defer guard.stop()
 	tick := time.NewTicker(interval)
 	defer tick.Stop()
-	recheck := time.NewTicker(statsAccessRecheck)
-	defer recheck.Stop()
 	send := func() error {
 		msg := statsMessage{Time: s.now().UTC(), Interval: interval.String(), Containers: s.stats.ProjectStats(project)}
 		if msg.Containers == nil {
@@ -154,14 +145,14 @@ func (s *Server) streamStats(ctx context.Context, conn *websocket.Conn, p *authz
 		select {
 		case <-ctx.Done():
 			return websocket.StatusNormalClosure, ""
-		case <-expired:
+		case <-guard.expired:
 			return websocket.StatusPolicyViolation, "the credential expired"
 		case d := <-intervals:
 			interval = d
 			tick.Reset(d)
-		case <-recheck.C:
-			if _, err := s.authz.Authorize(ctx, p, project, authz.Read); err != nil {
-				return websocket.StatusPolicyViolation, "access to the project ended"
+		case <-guard.recheck.C:
+			if err := guard.check(ctx); err != nil {
+				return websocket.StatusPolicyViolation, err.Error()
 			}
 		case <-tick.C:
 			if err := send(); err != nil {

@@ -107,15 +107,14 @@ func parseLogsQuery(r *http.Request) (logsQuery, error) {
 // anything else; a follow stream ends when the credential expires or the
 // caller loses access.
 func (s *Server) serviceLogs(w http.ResponseWriter, r *http.Request) {
-	p, protocols, err := s.streamCaller(w, r)
+	st, err := s.openStream(w, r)
 	if err != nil {
 		s.fail(w, r, err)
 		return
 	}
-	ctx, cancel := s.streamContext(r.Context())
-	defer cancel()
-	ctx = authz.WithPrincipal(ctx, p)
-	key, err := s.serviceTarget(ctx, r, p, authz.Read)
+	defer st.close()
+	ctx := st.ctx
+	key, err := s.serviceTarget(ctx, r, st.p, authz.Read)
 	if err != nil {
 		s.fail(w, r, err)
 		return
@@ -137,10 +136,10 @@ func (s *Server) serviceLogs(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, opError(err))
 		return
 	}
-	guard := s.newAccessGuard(p, key.Project, authz.Read)
+	guard := st.guard(key.Project, authz.Read)
 	defer guard.stop()
 	if isWebSocket(r) {
-		s.logsWebSocket(ctx, w, r, protocols, lines, guard)
+		s.logsWebSocket(ctx, w, r, st, lines, guard)
 		return
 	}
 	sink := newHTTPLogSink(w, lq)
@@ -151,16 +150,13 @@ func (s *Server) serviceLogs(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-func (s *Server) logsWebSocket(ctx context.Context, w http.ResponseWriter, r *http.Request, protocols []string, lines <-chan LogLine, guard *accessGuard) {
-	// The Origin was checked before; the library's check would refuse the
-	// allowed cross-origin dashboards.
-	conn, err := websocket.Accept(w, r, &websocket.AcceptOptions{Subprotocols: protocols, InsecureSkipVerify: true})
+func (s *Server) logsWebSocket(ctx context.Context, w http.ResponseWriter, r *http.Request, st *stream, lines <-chan LogLine, guard *accessGuard) {
+	conn, err := st.accept(w, r, logClientMaxBytes)
 	if err != nil {
 		logger(ctx).Debug("websocket accept", zap.Error(err))
 		return
 	}
 	defer conn.CloseNow()
-	conn.SetReadLimit(logClientMaxBytes)
 	// Nothing is read; CloseRead notices a client leaving (and closes on
 	// any data message).
 	ctx = conn.CloseRead(ctx)
@@ -168,7 +164,7 @@ func (s *Server) logsWebSocket(ctx context.Context, w http.ResponseWriter, r *ht
 	switch {
 	case err == nil:
 		conn.Close(websocket.StatusNormalClosure, "end of the logs")
-	case errors.Is(err, errCredentialExpired), errors.Is(err, errAccessEnded):
+	case errors.Is(err, errCredentialExpired), errors.Is(err, errAccessEnded), errors.Is(err, errCredentialRevoked):
 		conn.Close(websocket.StatusPolicyViolation, err.Error())
 	case ctx.Err() != nil:
 	default:

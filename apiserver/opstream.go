@@ -17,9 +17,10 @@ import (
 const (
 	// DefaultMaxUploadBytes bounds a file upload (PANELX_MAX_UPLOAD_BYTES).
 	DefaultMaxUploadBytes = 512 << 20
-	// DefaultStreamRecheck: how often a logs stream or a terminal checks
-	// that the caller may still use it.
-	DefaultStreamRecheck = 30 * time.Second
+	// DefaultStreamRecheck: how often every stream (watch, logs, terminal,
+	// live metrics, the edges' route feed) verifies its credential again
+	// and the caller's role in the project.
+	DefaultStreamRecheck = 10 * time.Second
 	// DefaultExecIdleTimeout ends a terminal without input or output.
 	DefaultExecIdleTimeout = 10 * time.Minute
 	// streamWriteTimeout: a client that cannot take a message this fast
@@ -60,32 +61,6 @@ func (s *Server) operations() (Operations, error) {
 	return s.ops.ops, nil
 }
 
-// streamCaller authenticates a request that may be a WebSocket upgrade:
-// the Origin is checked, the token comes from the Authorization header or,
-// for WebSockets, a panelx.bearer.<token> subprotocol — never the query
-// string. protocols are the other subprotocols the client offered.
-func (s *Server) streamCaller(w http.ResponseWriter, r *http.Request) (p *authz.Principal, protocols []string, err error) {
-	if isWebSocket(r) {
-		up, err := s.authn.AuthenticateUpgrade(r, s.origins)
-		if err != nil {
-			return nil, nil, err
-		}
-		p, protocols = up.Principal, up.Protocols
-	} else {
-		if err := s.origins.Check(r); err != nil {
-			return nil, nil, err
-		}
-		if p, err = s.authn.AuthenticateRequest(r); err != nil {
-			return nil, nil, err
-		}
-	}
-	if info, ok := r.Context().Value(infoKey).(*requestInfo); ok {
-		info.userID = p.UserID
-	}
-	w.Header().Set("Cache-Control", "no-store")
-	return p, protocols, nil
-}
-
 // serviceTarget authorizes the caller in the URL's project, then checks
 // that the URL's service exists: strangers get the project's 404 before
 // they can learn anything about services.
@@ -123,48 +98,4 @@ func (s *Server) volumeTarget(r *http.Request, action authz.Action) (api.Key, er
 		return key, err
 	}
 	return key, nil
-}
-
-// errAccessEnded and errCredentialExpired (watch.go) end long sessions.
-var errAccessEnded = errors.New("access to the project ended")
-
-// accessGuard ends a long-lived session when the credential expires or the
-// caller loses the access it was authorized with: it checks again every
-// recheck period, through the same Authorizer as every request.
-type accessGuard struct {
-	s       *Server
-	p       *authz.Principal
-	project string
-	action  authz.Action
-	expired <-chan time.Time
-	recheck *time.Ticker
-	timer   *time.Timer
-}
-
-func (s *Server) newAccessGuard(p *authz.Principal, project string, action authz.Action) *accessGuard {
-	g := &accessGuard{s: s, p: p, project: project, action: action, recheck: time.NewTicker(s.ops.recheck)}
-	if !p.ExpiresAt.IsZero() {
-		g.timer = time.NewTimer(time.Until(p.ExpiresAt))
-		g.expired = g.timer.C
-	}
-	return g
-}
-
-func (g *accessGuard) stop() {
-	g.recheck.Stop()
-	if g.timer != nil {
-		g.timer.Stop()
-	}
-}
-
-// check asks the Authorizer again; any error ends the session (fail
-// closed: access that cannot be confirmed is not assumed).
-func (g *accessGuard) check(ctx context.Context) error {
-	if _, err := g.s.authz.Authorize(ctx, g.p, g.project, g.action); err != nil {
-		if ctx.Err() != nil {
-			return ctx.Err()
-		}
-		return errAccessEnded
-	}
-	return nil
 }

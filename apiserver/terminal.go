@@ -59,15 +59,14 @@ type (
 // plain HTTP answers. See ExecClientMessage and ExecServerMessage for the
 // protocol.
 func (s *Server) serviceExec(w http.ResponseWriter, r *http.Request) {
-	p, protocols, err := s.streamCaller(w, r)
+	st, err := s.openStream(w, r)
 	if err != nil {
 		s.fail(w, r, err)
 		return
 	}
-	ctx, cancel := s.streamContext(r.Context())
-	defer cancel()
-	ctx = authz.WithPrincipal(ctx, p)
-	key, err := s.serviceTarget(ctx, r, p, authz.Write)
+	defer st.close()
+	ctx := st.ctx
+	key, err := s.serviceTarget(ctx, r, st.p, authz.Write)
 	if err != nil {
 		s.fail(w, r, err)
 		return
@@ -81,14 +80,13 @@ func (s *Server) serviceExec(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, err)
 		return
 	}
-	conn, err := websocket.Accept(w, r, &websocket.AcceptOptions{Subprotocols: protocols, InsecureSkipVerify: true})
+	conn, err := st.accept(w, r, execClientMaxBytes)
 	if err != nil {
 		logger(ctx).Debug("websocket accept", zap.Error(err))
 		return
 	}
 	defer conn.CloseNow()
-	conn.SetReadLimit(execClientMaxBytes)
-	t := &terminal{s: s, conn: conn, ops: ops, p: p, key: key}
+	t := &terminal{s: s, st: st, conn: conn, ops: ops, p: st.p, key: key}
 	code, reason := t.run(ctx)
 	conn.Close(code, closeReason(reason))
 }
@@ -108,6 +106,7 @@ func closeReason(s string) string {
 // terminal is one WebSocket terminal session.
 type terminal struct {
 	s    *Server
+	st   *stream
 	conn *websocket.Conn
 	ops  Operations
 	p    *authz.Principal
@@ -242,7 +241,7 @@ func (t *terminal) loop(ctx context.Context, sess ExecSession) (websocket.Status
 	go func() { outDone <- t.pumpOutput(ctx, sess) }()
 	go func() { inDone <- t.pumpInput(ctx, sess) }()
 
-	guard := t.s.newAccessGuard(t.p, t.key.Project, authz.Write)
+	guard := t.st.guard(t.key.Project, authz.Write)
 	defer guard.stop()
 	ping := time.NewTicker(streamPing)
 	defer ping.Stop()

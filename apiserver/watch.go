@@ -22,8 +22,7 @@ import (
 const (
 	watchWriteTimeout = 10 * time.Second // a client that cannot take an event this fast is dropped
 	watchPing         = 15 * time.Second
-	watchRecheck      = 30 * time.Second // how often access to what was sent is checked again
-	watchAccessTTL    = 5 * time.Second  // how long a membership lookup is trusted
+	watchAccessTTL    = 5 * time.Second // how long a membership lookup is trusted
 	// watchUnavailableRetry: with the database away, how often the stream
 	// tries to catch up.
 	watchUnavailableRetry = time.Second
@@ -71,71 +70,39 @@ func (s *Server) watch(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, err)
 		return
 	}
-	if isWebSocket(r) {
-		s.watchWebSocket(w, r, f)
-		return
-	}
-	if err := s.origins.Check(r); err != nil {
-		s.fail(w, r, err)
-		return
-	}
-	p, err := s.authn.AuthenticateRequest(r)
+	st, err := s.openStream(w, r)
 	if err != nil {
 		s.fail(w, r, err)
 		return
 	}
-	ctx, cancel := s.streamContext(r.Context())
-	defer cancel()
-	ctx = authz.WithPrincipal(ctx, p)
+	defer st.close()
+	ctx := st.ctx
 	if f.project != "" {
-		if _, err := s.authz.Authorize(ctx, p, f.project, authz.Read); err != nil {
+		if _, err := s.authz.Authorize(ctx, st.p, f.project, authz.Read); err != nil {
 			s.fail(w, r, err)
 			return
 		}
 	}
+	if isWebSocket(r) {
+		conn, err := st.accept(w, r, 4<<10)
+		if err != nil {
+			logger(ctx).Debug("websocket accept", zap.Error(err))
+			return
+		}
+		defer conn.CloseNow()
+		// Nothing is read from the client; CloseRead notices when it leaves.
+		s.runWatch(conn.CloseRead(ctx), st, f, &wsSink{conn: conn})
+		conn.Close(websocket.StatusNormalClosure, "")
+		return
+	}
 	w.Header().Set("Content-Type", "text/event-stream")
-	w.Header().Set("Cache-Control", "no-store")
 	w.Header().Set("X-Accel-Buffering", "no") // nginx must not buffer the stream
 	w.WriteHeader(http.StatusOK)
-	sink := &sseSink{w: w, rc: http.NewResponseController(w)}
-	s.runWatch(ctx, p, f, sink)
+	s.runWatch(ctx, st, f, &sseSink{w: w, rc: http.NewResponseController(w)})
 }
 
 func isWebSocket(r *http.Request) bool {
 	return strings.EqualFold(r.Header.Get("Upgrade"), "websocket")
-}
-
-func (s *Server) watchWebSocket(w http.ResponseWriter, r *http.Request, f watchFilter) {
-	up, err := s.authn.AuthenticateUpgrade(r, s.origins)
-	if err != nil {
-		s.fail(w, r, err)
-		return
-	}
-	ctx, cancel := s.streamContext(r.Context())
-	defer cancel()
-	ctx = authz.WithPrincipal(ctx, up.Principal)
-	if f.project != "" {
-		if _, err := s.authz.Authorize(ctx, up.Principal, f.project, authz.Read); err != nil {
-			s.fail(w, r, err)
-			return
-		}
-	}
-	// The Origin was checked above; the library's own check would refuse
-	// the allowed cross-origin dashboards.
-	conn, err := websocket.Accept(w, r, &websocket.AcceptOptions{
-		Subprotocols:       up.Protocols,
-		InsecureSkipVerify: true,
-	})
-	if err != nil {
-		logger(ctx).Debug("websocket accept", zap.Error(err))
-		return
-	}
-	defer conn.CloseNow()
-	conn.SetReadLimit(4 << 10)
-	// Nothing is read from the client; CloseRead notices when it leaves.
-	ctx = conn.CloseRead(ctx)
-	s.runWatch(ctx, up.Principal, f, &wsSink{conn: conn})
-	conn.Close(websocket.StatusNormalClosure, "")
 }
 
 type sseSink struct {
@@ -184,6 +151,7 @@ func (k *wsSink) ping(ctx context.Context) error {
 // watchSession is one client's stream.
 type watchSession struct {
 	s      *Server
+	st     *stream
 	p      *authz.Principal
 	filter watchFilter
 	sink   watchSink
@@ -206,17 +174,14 @@ type accessEntry struct {
 	at time.Time
 }
 
-func (s *Server) runWatch(ctx context.Context, p *authz.Principal, f watchFilter, sink watchSink) {
-	ws := &watchSession{s: s, p: p, filter: f, sink: sink, sent: map[string]sentObject{}, access: map[string]accessEntry{}}
+func (s *Server) runWatch(ctx context.Context, st *stream, f watchFilter, sink watchSink) {
+	ws := &watchSession{s: s, st: st, p: st.p, filter: f, sink: sink, sent: map[string]sentObject{}, access: map[string]accessEntry{}}
 	log := logger(ctx)
 	if err := ws.loop(ctx); err != nil && ctx.Err() == nil {
 		log.Debug("watch ended", zap.Error(err))
 		_ = sink.send(context.WithoutCancel(ctx), WatchEvent{Type: "ERROR", Message: err.Error()})
 	}
 }
-
-// errCredentialExpired ends a stream whose token expired.
-var errCredentialExpired = errors.New("the credential expired: reconnect with a new one")
 
 func (ws *watchSession) loop(ctx context.Context) error {
 	ctx, cancel := context.WithCancel(ctx)
@@ -225,16 +190,12 @@ func (ws *watchSession) loop(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	var expired <-chan time.Time
-	if !ws.p.ExpiresAt.IsZero() {
-		t := time.NewTimer(time.Until(ws.p.ExpiresAt))
-		defer t.Stop()
-		expired = t.C
-	}
+	// One guard for the credential; the projects sent are checked on its
+	// rhythm too (recheckAccess), each through the Authorizer.
+	guard := ws.st.guard("", authz.Read)
+	defer guard.stop()
 	ping := time.NewTicker(watchPing)
 	defer ping.Stop()
-	recheck := time.NewTicker(watchRecheck)
-	defer recheck.Stop()
 	// While the database is away the stream stays open; once it answers
 	// again the client gets what it missed, then SYNCED.
 	var retry <-chan time.Time
@@ -249,13 +210,16 @@ func (ws *watchSession) loop(ctx context.Context) error {
 		select {
 		case <-ctx.Done():
 			return nil
-		case <-expired:
+		case <-guard.expired:
 			return errCredentialExpired
 		case <-ping.C:
 			if err := ws.sink.ping(ctx); err != nil {
 				return err
 			}
-		case <-recheck.C:
+		case <-guard.recheck.C:
+			if err := guard.check(ctx); err != nil {
+				return err
+			}
 			if err := handle(ws.recheckAccess(ctx)); err != nil {
 				return err
 			}

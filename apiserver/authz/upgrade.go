@@ -78,6 +78,9 @@ type Upgrade struct {
 	// Protocols are the subprotocols the client offered, without the one
 	// carrying the token: choose the reply from these, never echo the token.
 	Protocols []string
+	// Bearer is the credential itself, so a long stream can verify it
+	// again (revoked tokens). Never logged, never sent anywhere.
+	Bearer string
 }
 
 // AuthenticateUpgrade authenticates a WebSocket request before it is
@@ -126,5 +129,5 @@ func (a *Authenticator) AuthenticateUpgrade(r *http.Request, origins *Origins) (
 	if err != nil {
 		return nil, err
 	}
-	return &Upgrade{Principal: p, Protocols: protocols}, nil
+	return &Upgrade{Principal: p, Protocols: protocols, Bearer: token}, nil
 }
