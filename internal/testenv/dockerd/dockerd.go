@@ -17,49 +17,77 @@
 //	docker.sock       the API (Host), unix socket only, no TCP
 //	containerd.sock   the engine's own containerd (see below)
 //	data/             --data-root: images, containers, volumes, networks
-//	exec/             --exec-root: netns, runc state, plugins sockets
+//	exec/             --exec-root: netns, runc state, libnetwork sockets
+//	daemon.json       --config-file, rewritten by the harness
 //	dockerd.log       output of every dockerd run, printed when the test fails
 //	containerd.log    output of containerd
 //
-// How it stays out of the main daemon's way:
+// The engine shares the host's network namespace, so it pulls from the
+// in-process registry of package testimage on 127.0.0.1 (an insecure
+// registry by default) and the test reaches containers over their IPs.
 //
-//   - Its own containerd. dockerd 20.10 without --containerd uses the system
-//     containerd whenever /run/containerd/containerd.sock exists (and starts a
-//     managed one under exec-root only when it does not), so two private
-//     engines could end up in the same containerd namespace "moby". The
-//     harness therefore starts containerd itself with a generated config
-//     (root, state and sockets under the directory, CRI disabled) and passes
-//     --containerd. containerd stays up while dockerd is stopped or killed,
-//     as a separately packaged containerd does during a docker upgrade; it is
-//     stopped at cleanup.
-//   - --bridge none: docker0 belongs to the main daemon. Containers must be
-//     attached to a user-defined network (or host/none).
-//   - --iptables=false, --ip-masq=false, --ip6tables=false: with iptables
-//     enabled, dockerd removes and recreates the DOCKER, DOCKER-ISOLATION-*
-//     chains at start, which are the main daemon's. Without them, published
-//     ports work through the userland proxy (--userland-proxy=true) and the
-//     host reaches container IPs directly, but containers have no NAT to the
-//     outside and, on hosts where the main daemon has set the FORWARD policy
-//     to DROP and br_netfilter is loaded, containers cannot talk to each
-//     other: see Options.InterContainer.
-//   - --ip-forward=false: the host's ip_forward sysctl is left alone.
-//   - --default-address-pool base=10.X.0.0/16,size=24 with X in 200..250,
-//     chosen free of the host's routes and addresses, of the main daemon's
-//     networks and address pools, and of the other private engines (also in
-//     other test processes, through the "pool" file of their directories).
-//     dockerd also skips /24s that overlap host routes when it allocates.
-//   - --config-file with a daemon.json of its own, so that a host
-//     /etc/docker/daemon.json does not apply; for dockerd < 23 it sets
-//     "deprecated-key-path" under the directory, because by default 20.10
-//     reads /etc/docker/key.json and would report the main daemon's engine
-//     ID (Info().ID) — or create that file on a host without one.
+// # Keeping out of the main daemon's way
 //
-// Cleanup at the end of the test removes every container and unused network
-// through the API (starting the daemon once more if the test left it
+// Its own containerd. dockerd 20.10 without --containerd uses the system
+// containerd whenever /run/containerd/containerd.sock exists (it starts a
+// managed one under the exec-root only when that socket is absent), and two
+// engines on one containerd share the namespace "moby". The harness starts
+// containerd itself from a generated config (root, state and sockets under
+// the directory, CRI disabled) and passes --containerd. containerd keeps
+// running while dockerd is stopped or killed, as a separately packaged
+// containerd does during a docker upgrade; it is stopped at cleanup.
+//
+// Its own default bridge: --bridge pxdNNN, a bridge the harness creates
+// (dockerd insists that a bridge with a non-default name exist) and that
+// dockerd addresses from the engine's pool. --bridge none is NOT an option:
+// dockerd then deletes the interface named docker0 — the main daemon's
+// bridge — at every start.
+//
+// Live restore on at every start. For the same reason: on every start after
+// the first, when a default address pool is configured, dockerd (20.10 and
+// current versions) deletes docker0 unless live restore is enabled
+// ("Clear stale bridge network" in daemon/daemon_unix.go). So daemon.json
+// says "live-restore": true while dockerd starts and, unless
+// Options.LiveRestore, the harness then rewrites it to false and reloads it
+// with SIGHUP (live-restore is reloadable) before Start returns. Stop
+// therefore stops the containers as an engine without live restore does,
+// and restart policies apply at the next start. After a crash (Kill, or a
+// Stop that needed SIGKILL) containers still run in containerd; an engine
+// without live restore stops them when it starts. The harness does that
+// with dockerd itself: a recovery run on a socket nobody else knows
+// (recover.sock) restores them, is reloaded to live-restore false and shut
+// down, which stops them the way dockerd does; then the real start follows.
+//
+// Its own addresses: --default-address-pool base=10.X.0.0/16,size=24 with X
+// in 200..250, chosen free of the host's addresses and routes, of the main
+// daemon's networks and address pools, and of the other private engines
+// (also in other test processes, through the "pool" file in their
+// directories). dockerd also skips /24s that overlap host routes.
+//
+// No iptables: --iptables=false --ip-masq=false --ip6tables=false. With
+// iptables, dockerd removes and recreates the DOCKER and DOCKER-ISOLATION-*
+// chains at start, and those are the main daemon's. Without them, published
+// ports work through the userland proxy (--userland-proxy=true) and the host
+// reaches container IPs directly, but containers have no NAT to the outside,
+// and on a host where the main daemon has set the FORWARD policy to DROP
+// with br_netfilter loaded, containers cannot reach each other: see
+// Options.InterContainer. --ip-forward=false leaves the host's ip_forward
+// sysctl alone.
+//
+// Its own config and identity: --config-file points to the engine's
+// daemon.json, so a host /etc/docker/daemon.json does not apply; for dockerd
+// < 23 it sets "deprecated-key-path" under the directory, because 20.10
+// otherwise reads /etc/docker/key.json and reports the main daemon's engine
+// ID (or creates that file on a host without one).
+//
+// # Cleanup
+//
+// At the end of the test the harness removes every container and unused
+// network through the API (starting dockerd once more if the test left it
 // stopped), stops dockerd and containerd, force-deletes leftover runc
-// containers, kills processes still using the directory (shims), deletes the
-// engine's bridges, unmounts everything under the directory (deepest first,
-// MNT_DETACH) and removes it.
+// containers, kills processes still using the directory (shims), deletes
+// the engine's bridges and iptables rule, unmounts everything under the
+// directory (deepest first, MNT_DETACH) and removes it.
 //
 // dockerd and containerd die with the test process (PR_SET_PDEATHSIG); what
 // a killed test leaves behind (container shims, mounts, bridges in the
@@ -70,6 +98,7 @@ package dockerd
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net"
@@ -95,10 +124,10 @@ import (
 )
 
 // Timeouts are generous for slow CI machines; the happy path polls often
-// and takes a fraction of a second.
+// and takes well under two seconds.
 const (
-	// StartTimeout bounds waiting for containerd's socket and dockerd's
-	// first answer to Ping.
+	// StartTimeout bounds waiting for containerd's socket, for dockerd's
+	// first answer to Ping and for a configuration reload.
 	StartTimeout = 60 * time.Second
 	// StopTimeout is how long Stop waits after SIGTERM before SIGKILL.
 	StopTimeout = 30 * time.Second
@@ -110,18 +139,21 @@ const tmpRoot = "/tmp"
 
 // Names inside an engine directory.
 const (
-	lockName   = "owner.lock"
-	poolName   = "pool"
-	dockerLog  = "dockerd.log"
-	ctrdLog    = "containerd.log"
-	dockerSock = "docker.sock"
-	ctrdSock   = "containerd.sock"
+	lockName    = "owner.lock"
+	poolName    = "pool"
+	dockerLog   = "dockerd.log"
+	ctrdLog     = "containerd.log"
+	dockerSock  = "docker.sock"
+	recoverSock = "recover.sock"
+	ctrdSock    = "containerd.sock"
+	daemonJSON  = "daemon.json"
 )
 
 // Options configure Start.
 type Options struct {
-	// LiveRestore starts dockerd with --live-restore: containers keep
-	// running while dockerd is stopped or killed (containerd stays up).
+	// LiveRestore keeps live restore enabled: containers keep running while
+	// dockerd is stopped or killed (containerd stays up), and dockerd
+	// reattaches to them when it starts. Do not pass --live-restore in Args.
 	LiveRestore bool
 	// InterContainer lets containers of the engine reach each other. Without
 	// it, on a host where the main daemon set the iptables FORWARD policy to
@@ -136,14 +168,24 @@ type Options struct {
 	InterContainer bool
 	// LogLevel is dockerd's --log-level; default "warn".
 	LogLevel string
-	// Args are appended to dockerd's command line. They must not repeat a
-	// flag the harness sets (dockerd rejects most duplicates).
+	// Args are appended to dockerd's command line. Start rejects the flags
+	// the harness sets itself (see reservedFlags): some of them decide
+	// whether the engine keeps out of the main daemon's way.
 	Args []string
+}
+
+// reservedFlags are the dockerd flags that Options.Args must not set.
+var reservedFlags = map[string]bool{
+	"--config-file": true, "-H": true, "--host": true, "--data-root": true, "-g": true, "--graph": true,
+	"--exec-root": true, "-p": true, "--pidfile": true, "--containerd": true,
+	"-b": true, "--bridge": true, "--bip": true, "--iptables": true, "--ip6tables": true,
+	"--ip-masq": true, "--ip-forward": true, "--default-address-pool": true, "--live-restore": true,
 }
 
 // Engine is a private dockerd with its own containerd.
 type Engine struct {
 	dir     string
+	bridge  string // the default bridge, named after dir
 	pool    netip.Prefix
 	opts    Options
 	version int // dockerd major version
@@ -156,20 +198,28 @@ type Engine struct {
 	dockerd    *process
 	containerd *process
 	apiVersion string
-	rule       []string // iptables rule spec of InterContainer, once added
 }
 
 // Start starts a private engine and registers its cleanup with t. A missing
-// dockerd, containerd or runc, or a process that is not root, is reported
-// through testenv.Missing (fails in CI, skips elsewhere).
+// dockerd, containerd, runc or ip, or a process that is not root, is
+// reported through testenv.Missing (fails in CI, skips elsewhere).
 func Start(t testing.TB, opts Options) *Engine {
 	t.Helper()
 	if os.Geteuid() != 0 {
 		testenv.Missing(t, "a private Docker Engine needs root (euid %d)", os.Geteuid())
 	}
-	for _, bin := range []string{"dockerd", "containerd", "runc"} {
+	bins := []string{"dockerd", "containerd", "runc", "ip"}
+	if opts.InterContainer {
+		bins = append(bins, "iptables")
+	}
+	for _, bin := range bins {
 		if _, err := exec.LookPath(bin); err != nil {
 			testenv.Missing(t, "%s is not installed: %v", bin, err)
+		}
+	}
+	for _, arg := range opts.Args {
+		if name, _, _ := strings.Cut(arg, "="); reservedFlags[name] {
+			t.Fatalf("dockerd: Options.Args must not set %s: the harness sets it (see the package documentation)", name)
 		}
 	}
 	major, err := dockerdMajor()
@@ -183,38 +233,36 @@ func Start(t testing.TB, opts Options) *Engine {
 		t.Fatalf("dockerd: %v", err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	e := &Engine{dir: dir, lock: lock, opts: opts, version: major, ctx: ctx, cancel: cancel}
+	e := &Engine{dir: dir, bridge: filepath.Base(dir), lock: lock, opts: opts, version: major, ctx: ctx, cancel: cancel}
 	if e.opts.LogLevel == "" {
 		e.opts.LogLevel = "warn"
 	}
 	t.Cleanup(func() { e.cleanup(t) })
 
-	pool, err := pickPool(dir)
-	if err != nil {
+	if e.pool, err = pickPool(dir); err != nil {
 		t.Fatalf("dockerd: %v", err)
 	}
-	e.pool = pool
-	if err := e.writeConfig(); err != nil {
+	if err := e.setup(); err != nil {
 		t.Fatalf("dockerd: %v", err)
-	}
-	if opts.InterContainer {
-		if err := e.allowInterContainer(); err != nil {
-			t.Fatalf("dockerd: %v", err)
-		}
 	}
 	e.Start(t)
 	return e
 }
 
 // Host is the DOCKER_HOST value of the engine, "unix:///tmp/pxdNNN/docker.sock".
-func (e *Engine) Host() string { return "unix://" + filepath.Join(e.dir, dockerSock) }
+func (e *Engine) Host() string { return e.host(dockerSock) }
+
+func (e *Engine) host(sock string) string { return "unix://" + filepath.Join(e.dir, sock) }
 
 // Dir is the engine's directory; it is gone after cleanup.
 func (e *Engine) Dir() string { return e.dir }
 
 // AddressPool is the engine's --default-address-pool base, a /16 that its
-// user-defined networks are carved from in /24s.
+// default bridge and its user-defined networks are carved from in /24s.
 func (e *Engine) AddressPool() netip.Prefix { return e.pool }
+
+// Bridge is the name of the engine's default bridge (network "bridge").
+func (e *Engine) Bridge() string { return e.bridge }
 
 // Running reports whether dockerd is running (not whether it answers).
 func (e *Engine) Running() bool {
@@ -278,8 +326,8 @@ func (e *Engine) Stop(t testing.TB) {
 }
 
 // Kill sends SIGKILL to dockerd, as a crash, and waits for it to exit.
-// Containers keep running in containerd until dockerd starts again (which
-// restarts them unless LiveRestore is set).
+// Containers keep running in containerd until dockerd starts again, which
+// stops them and applies their restart policies (unless LiveRestore).
 func (e *Engine) Kill(t testing.TB) {
 	t.Helper()
 	if err := e.kill(); err != nil {
@@ -294,6 +342,89 @@ func (e *Engine) Restart(t testing.TB) {
 	e.Start(t)
 }
 
+// setup writes the configuration, creates the default bridge and, for
+// InterContainer, the iptables rule.
+func (e *Engine) setup() error {
+	for _, d := range []string{"data", "exec"} {
+		if err := os.MkdirAll(filepath.Join(e.dir, d), 0o700); err != nil {
+			return err
+		}
+	}
+	q := func(elem ...string) string { return strconv.Quote(filepath.Join(append([]string{e.dir}, elem...)...)) }
+	ctrdTOML := fmt.Sprintf(`version = 2
+root = %s
+state = %s
+disabled_plugins = ["io.containerd.grpc.v1.cri"]
+oom_score = 0
+
+[grpc]
+  address = %s
+
+[ttrpc]
+  address = %s
+
+[plugins]
+  [plugins."io.containerd.internal.v1.opt"]
+    path = %s
+`, q("data", "containerd"), q("exec", "containerd"), q(ctrdSock), q(ctrdSock+".ttrpc"), q("data", "containerd", "opt"))
+	if err := os.WriteFile(filepath.Join(e.dir, "containerd.toml"), []byte(ctrdTOML), 0o600); err != nil {
+		return err
+	}
+	// dockerd addresses the bridge itself, from the pool, at first start.
+	for _, args := range [][]string{
+		{"link", "add", "name", e.bridge, "type", "bridge"},
+		{"link", "set", e.bridge, "up"},
+	} {
+		if out, err := exec.Command("ip", args...).CombinedOutput(); err != nil {
+			return fmt.Errorf("ip %s: %v: %s", strings.Join(args, " "), err, out)
+		}
+	}
+	if e.opts.InterContainer {
+		spec := []string{"FORWARD", "-s", e.pool.String(), "-d", e.pool.String(),
+			"-m", "comment", "--comment", ruleMarker(e.dir), "-j", "ACCEPT"}
+		if out, err := exec.Command("iptables", append([]string{"-w", "-I"}, spec...)...).CombinedOutput(); err != nil {
+			return fmt.Errorf("iptables -I %s: %v: %s", strings.Join(spec, " "), err, out)
+		}
+	}
+	return nil
+}
+
+// writeDaemonJSON writes the engine's daemon.json.
+func (e *Engine) writeDaemonJSON(liveRestore bool) error {
+	cfg := map[string]any{"live-restore": liveRestore}
+	if e.version < 23 {
+		// dockerd < 23 derives its engine ID from a trust key, by default
+		// /etc/docker/key.json: the main daemon's. Later versions keep
+		// the ID under the data root and reject this key.
+		cfg["deprecated-key-path"] = filepath.Join(e.dir, "key.json")
+	}
+	b, err := json.MarshalIndent(cfg, "", "  ")
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(filepath.Join(e.dir, daemonJSON), append(b, '\n'), 0o600)
+}
+
+func (e *Engine) dockerdArgs(sock string) []string {
+	args := []string{
+		"--config-file", filepath.Join(e.dir, daemonJSON),
+		"--host", e.host(sock),
+		"--data-root", filepath.Join(e.dir, "data"),
+		"--exec-root", filepath.Join(e.dir, "exec"),
+		"--pidfile", filepath.Join(e.dir, "docker.pid"),
+		"--containerd", filepath.Join(e.dir, ctrdSock),
+		"--bridge", e.bridge,
+		"--iptables=false",
+		"--ip6tables=false",
+		"--ip-masq=false",
+		"--ip-forward=false",
+		"--userland-proxy=true",
+		"--default-address-pool", "base=" + e.pool.String() + ",size=24",
+		"--log-level", e.opts.LogLevel,
+	}
+	return append(args, e.opts.Args...)
+}
+
 func (e *Engine) start() error {
 	e.mu.Lock()
 	defer e.mu.Unlock()
@@ -305,44 +436,124 @@ func (e *Engine) start() error {
 			return err
 		}
 	}
-	// The previous dockerd is known to be gone; a pidfile it left (after
-	// Kill) could only confuse the new one if its PID had been reused.
-	_ = os.Remove(filepath.Join(e.dir, "docker.pid"))
-	p, err := spawn(e.ctx, filepath.Join(e.dir, dockerLog), "dockerd", e.dockerdArgs()...)
-	if err != nil {
-		return fmt.Errorf("start dockerd: %w", err)
+	if !e.opts.LiveRestore {
+		n, err := e.runningContainers()
+		if err != nil {
+			return err
+		}
+		if n > 0 {
+			if err := e.recoverContainers(); err != nil {
+				return err
+			}
+		}
 	}
-	e.dockerd = p
-	v, err := e.waitPing(p)
+	p, v, err := e.startDockerd(dockerSock)
 	if err != nil {
-		p.stop(5 * time.Second)
-		return fmt.Errorf("%w\n%s", err, tail(filepath.Join(e.dir, dockerLog), 8<<10))
+		return err
 	}
-	e.apiVersion = v
+	e.dockerd, e.apiVersion = p, v
+	if !e.opts.LiveRestore {
+		if err := e.reloadLiveRestore(dockerSock, p, false); err != nil {
+			return err
+		}
+	}
 	return nil
 }
 
-func (e *Engine) dockerdArgs() []string {
-	args := []string{
-		"--config-file", filepath.Join(e.dir, "daemon.json"),
-		"--host", e.Host(),
-		"--data-root", filepath.Join(e.dir, "data"),
-		"--exec-root", filepath.Join(e.dir, "exec"),
-		"--pidfile", filepath.Join(e.dir, "docker.pid"),
-		"--containerd", filepath.Join(e.dir, ctrdSock),
-		"--bridge", "none",
-		"--iptables=false",
-		"--ip6tables=false",
-		"--ip-masq=false",
-		"--ip-forward=false",
-		"--userland-proxy=true",
-		"--default-address-pool", "base=" + e.pool.String() + ",size=24",
-		"--log-level", e.opts.LogLevel,
+// startDockerd starts dockerd serving on sock, live restore enabled, and
+// waits until it answers. It returns the process and the API version.
+func (e *Engine) startDockerd(sock string) (*process, string, error) {
+	if err := e.writeDaemonJSON(true); err != nil {
+		return nil, "", err
 	}
-	if e.opts.LiveRestore {
-		args = append(args, "--live-restore")
+	// The previous dockerd is known to be gone; the pidfile it left after
+	// a SIGKILL would stop the new one if its PID had been reused.
+	_ = os.Remove(filepath.Join(e.dir, "docker.pid"))
+	p, err := spawn(e.ctx, filepath.Join(e.dir, dockerLog), "dockerd", e.dockerdArgs(sock)...)
+	if err != nil {
+		return nil, "", fmt.Errorf("start dockerd: %w", err)
 	}
-	return append(args, e.opts.Args...)
+	v, err := e.waitPing(sock, p)
+	if err != nil {
+		_ = p.stop(5 * time.Second)
+		return nil, "", fmt.Errorf("%w\n%s", err, tail(filepath.Join(e.dir, dockerLog), 8<<10))
+	}
+	return p, v, nil
+}
+
+// reloadLiveRestore rewrites daemon.json and makes dockerd reload it (SIGHUP),
+// then waits until Info reports the new setting.
+func (e *Engine) reloadLiveRestore(sock string, p *process, on bool) error {
+	if err := e.writeDaemonJSON(on); err != nil {
+		return err
+	}
+	if err := p.cmd.Process.Signal(syscall.SIGHUP); err != nil {
+		return fmt.Errorf("reload dockerd: %w", err)
+	}
+	cli, err := client.NewClientWithOpts(client.WithHost(e.host(sock)), client.WithAPIVersionNegotiation())
+	if err != nil {
+		return err
+	}
+	defer cli.Close()
+	deadline := time.Now().Add(StartTimeout)
+	for {
+		ctx, cancel := context.WithTimeout(e.ctx, 10*time.Second)
+		info, err := cli.Info(ctx)
+		cancel()
+		if err == nil && info.LiveRestoreEnabled == on {
+			return nil
+		}
+		if time.Now().After(deadline) || p.exited() {
+			return fmt.Errorf("dockerd did not reload live-restore=%v within %s (info: %v)\n%s", on, StartTimeout, err, tail(filepath.Join(e.dir, dockerLog), 8<<10))
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// recoverContainers stops the containers that survived a crash of dockerd,
+// the way dockerd without live restore does when it starts: a dockerd on a
+// private socket restores them (live restore on, so it keeps docker0
+// alone), is switched to live-restore false and shut down, which stops
+// them. Their restart policies then apply at the real start.
+func (e *Engine) recoverContainers() error {
+	p, _, err := e.startDockerd(recoverSock)
+	if err != nil {
+		return fmt.Errorf("recovery run: %w", err)
+	}
+	if err := e.reloadLiveRestore(recoverSock, p, false); err != nil {
+		_ = p.stop(StopTimeout)
+		return fmt.Errorf("recovery run: %w", err)
+	}
+	if err := p.stop(StopTimeout); err != nil {
+		return fmt.Errorf("recovery run: %w", err)
+	}
+	return nil
+}
+
+// runningContainers counts the containers that runc reports running or
+// paused under the engine's runtime root.
+func (e *Engine) runningContainers() (int, error) {
+	root := filepath.Join(e.dir, "exec", "runtime-runc", "moby")
+	if _, err := os.Stat(root); errors.Is(err, os.ErrNotExist) {
+		return 0, nil
+	}
+	out, err := exec.Command("runc", "--root", root, "list", "--format", "json").Output()
+	if err != nil {
+		return 0, fmt.Errorf("runc list: %w", err)
+	}
+	var list []struct {
+		Status string `json:"status"`
+	}
+	if err := json.Unmarshal(out, &list); err != nil {
+		return 0, fmt.Errorf("runc list: %w: %s", err, out)
+	}
+	n := 0
+	for _, c := range list {
+		if c.Status == "running" || c.Status == "paused" {
+			n++
+		}
+	}
+	return n, nil
 }
 
 func (e *Engine) startContainerd() error {
@@ -367,15 +578,16 @@ func (e *Engine) startContainerd() error {
 		case <-time.After(20 * time.Millisecond):
 		}
 		if time.Now().After(deadline) {
-			p.stop(5 * time.Second)
+			_ = p.stop(5 * time.Second)
 			return fmt.Errorf("containerd did not listen on %s within %s: %v\n%s", sock, StartTimeout, err, tail(filepath.Join(e.dir, ctrdLog), 8<<10))
 		}
 	}
 }
 
-// waitPing waits until dockerd answers Ping and returns its API version.
-func (e *Engine) waitPing(p *process) (string, error) {
-	cli, err := client.NewClientWithOpts(client.WithHost(e.Host()), client.WithAPIVersionNegotiation())
+// waitPing waits until dockerd answers Ping on sock and returns its API
+// version.
+func (e *Engine) waitPing(sock string, p *process) (string, error) {
+	cli, err := client.NewClientWithOpts(client.WithHost(e.host(sock)), client.WithAPIVersionNegotiation())
 	if err != nil {
 		return "", err
 	}
@@ -402,7 +614,7 @@ func (e *Engine) waitPing(p *process) (string, error) {
 		case <-p.done:
 			return "", fmt.Errorf("dockerd exited during start: %v", p.err)
 		case <-ctx.Done():
-			return "", fmt.Errorf("dockerd did not answer on %s within %s: %v", e.Host(), StartTimeout, last)
+			return "", fmt.Errorf("dockerd did not answer on %s within %s: %v", e.host(sock), StartTimeout, last)
 		case <-time.After(20 * time.Millisecond):
 		}
 	}
@@ -449,10 +661,7 @@ func (e *Engine) cleanup(t testing.TB) {
 	if t.Failed() {
 		t.Logf("private Docker Engine %s output:\n%s", e.dir, e.Output())
 	}
-	if err := e.removeRule(); err != nil {
-		t.Errorf("dockerd cleanup: %v", err)
-	}
-	for _, err := range reap(e.dir, e.pool, t.Logf) {
+	for _, err := range reap(e.dir, e.bridge, e.pool, t.Logf) {
 		t.Errorf("dockerd cleanup: %v", err)
 	}
 	e.lock.Close()
@@ -503,70 +712,6 @@ func (e *Engine) removeThroughAPI(t testing.TB) {
 // ruleMarker is the iptables comment of an engine's InterContainer rule.
 func ruleMarker(dir string) string { return "panelx-testenv-dockerd:" + dir }
 
-func (e *Engine) allowInterContainer() error {
-	spec := []string{"FORWARD", "-s", e.pool.String(), "-d", e.pool.String(),
-		"-m", "comment", "--comment", ruleMarker(e.dir), "-j", "ACCEPT"}
-	if out, err := exec.Command("iptables", append([]string{"-w", "-I"}, spec...)...).CombinedOutput(); err != nil {
-		return fmt.Errorf("iptables -I %s: %v: %s", strings.Join(spec, " "), err, out)
-	}
-	e.rule = spec
-	return nil
-}
-
-func (e *Engine) removeRule() error {
-	if e.rule == nil {
-		return nil
-	}
-	if out, err := exec.Command("iptables", append([]string{"-w", "-D"}, e.rule...)...).CombinedOutput(); err != nil {
-		return fmt.Errorf("iptables -D %s: %v: %s", strings.Join(e.rule, " "), err, out)
-	}
-	e.rule = nil
-	return nil
-}
-
-// writeConfig writes daemon.json and containerd.toml.
-func (e *Engine) writeConfig() error {
-	for _, d := range []string{"data", "exec"} {
-		if err := os.MkdirAll(filepath.Join(e.dir, d), 0o700); err != nil {
-			return err
-		}
-	}
-	daemonJSON := "{}\n"
-	if e.version < 23 {
-		// dockerd < 23 derives its engine ID from a trust key, by default
-		// /etc/docker/key.json: the main daemon's. Later versions keep
-		// the ID under the data root and reject this key.
-		daemonJSON = fmt.Sprintf("{\"deprecated-key-path\": %s}\n", strconv.Quote(filepath.Join(e.dir, "key.json")))
-	}
-	q := func(elem ...string) string { return strconv.Quote(filepath.Join(append([]string{e.dir}, elem...)...)) }
-	ctrdTOML := fmt.Sprintf(`version = 2
-root = %s
-state = %s
-disabled_plugins = ["io.containerd.grpc.v1.cri"]
-oom_score = 0
-
-[grpc]
-  address = %s
-
-[ttrpc]
-  address = %s
-
-[plugins]
-  [plugins."io.containerd.internal.v1.opt"]
-    path = %s
-`, q("data", "containerd"), q("exec", "containerd"), q(ctrdSock), q(ctrdSock+".ttrpc"), q("data", "containerd", "opt"))
-	files := map[string]string{
-		"daemon.json":     daemonJSON,
-		"containerd.toml": ctrdTOML,
-	}
-	for name, content := range files {
-		if err := os.WriteFile(filepath.Join(e.dir, name), []byte(content), 0o600); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
 // makeDir creates /tmp/pxdNNN and takes its lock. The lock file is locked
 // under a temporary name and then renamed, so that a sweeping process never
 // sees an unlocked owner.lock of a live engine.
@@ -577,6 +722,11 @@ func makeDir() (string, *os.File, error) {
 	}
 	if dir, err = filepath.EvalSymlinks(dir); err != nil {
 		return "", nil, err
+	}
+	if n := len(filepath.Base(dir)); n > 15 {
+		// The base name is the bridge's name: at most IFNAMSIZ-1 bytes.
+		os.RemoveAll(dir)
+		return "", nil, fmt.Errorf("directory name %s too long for an interface name", dir)
 	}
 	tmp := filepath.Join(dir, "."+lockName)
 	f, err := os.OpenFile(tmp, os.O_CREATE|os.O_RDWR, 0o600)
@@ -635,9 +785,10 @@ type process struct {
 // starts the process stays locked to its thread until the process is gone:
 // the Go runtime never ends a thread that a goroutine holds.
 func spawn(ctx context.Context, logPath, name string, args ...string) (*process, error) {
-	// A file, not a pipe: shims and other grandchildren may inherit the
-	// output, and a pipe would make them die of SIGPIPE once nobody reads
-	// it (or make Wait hang until they exit).
+	// A file, not a pipe into a buffer: nothing to copy, Wait never waits
+	// for a grandchild that inherited the pipe, the output of all runs
+	// accumulates in one place (Output, printed when the test fails), and
+	// the log of a killed test stays in the directory until it is swept.
 	out, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
 	if err != nil {
 		return nil, err

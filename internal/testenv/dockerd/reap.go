@@ -19,10 +19,11 @@ import (
 
 // reap removes whatever an engine left under dir and on the host once its
 // dockerd and containerd are gone (or were never stopped, for a dead test):
-// runc containers, processes using the directory, bridges in its pool,
-// its iptables rule, mounts, and finally the directory. It returns what it
-// could not do. After a clean shutdown it finds almost nothing to do.
-func reap(dir string, pool netip.Prefix, logf func(string, ...any)) []error {
+// runc containers, processes using the directory, its default bridge and
+// the bridges in its pool, its iptables rule, mounts, and finally the
+// directory. It returns what it could not do. After a clean shutdown only
+// the default bridge, mounts and the directory are left to remove.
+func reap(dir, bridge string, pool netip.Prefix, logf func(string, ...any)) []error {
 	var errs []error
 	// Containers the API could not remove: runc delete --force kills and
 	// deletes them (dockerd keeps runc's state under the exec-root).
@@ -49,7 +50,7 @@ func reap(dir string, pool netip.Prefix, logf func(string, ...any)) []error {
 		}
 		waitGone(pids, 10*time.Second)
 	}
-	if err := deleteBridges(pool, logf); err != nil {
+	if err := deleteBridges(bridge, pool, logf); err != nil {
 		errs = append(errs, err)
 	}
 	if err := deleteRules(dir); err != nil {
@@ -93,10 +94,17 @@ func sweepStale(logf func(string, ...any)) {
 			pool, _ = netip.ParsePrefix(strings.TrimSpace(string(b)))
 		}
 		logf("dockerd: removing %s, left by a test process that died", dir)
-		for _, err := range reap(dir, pool, logf) {
+		for _, err := range reap(dir, filepath.Base(dir), pool, logf) {
 			logf("dockerd: sweep %s: %v", dir, err)
 		}
 		f.Close()
+	}
+	// Rules of engines whose directory is gone.
+	if err := deleteRulesOf(func(dir string) bool {
+		_, err := os.Stat(dir)
+		return errors.Is(err, os.ErrNotExist)
+	}); err != nil {
+		logf("dockerd: sweep iptables rules: %v", err)
 	}
 }
 
@@ -138,19 +146,25 @@ func waitGone(pids []int, d time.Duration) {
 	}
 }
 
-// deleteBridges deletes the br-* interfaces with an address in pool: the
-// networks of an engine that could not prune them.
-func deleteBridges(pool netip.Prefix, logf func(string, ...any)) error {
-	if !pool.IsValid() {
-		return nil
-	}
+// deleteBridges deletes the engine's default bridge and the bridges with an
+// address in pool: the networks of an engine that could not prune them.
+func deleteBridges(bridge string, pool netip.Prefix, logf func(string, ...any)) error {
 	ifs, err := net.Interfaces()
 	if err != nil {
 		return err
 	}
 	var errs []error
 	for _, ifc := range ifs {
-		if !strings.HasPrefix(ifc.Name, "br-") {
+		if _, err := os.Stat(filepath.Join("/sys/class/net", ifc.Name, "bridge")); err != nil {
+			continue // not a bridge
+		}
+		if ifc.Name == bridge {
+			if out, err := exec.Command("ip", "link", "delete", ifc.Name).CombinedOutput(); err != nil {
+				errs = append(errs, fmt.Errorf("ip link delete %s: %v: %s", ifc.Name, err, bytes.TrimSpace(out)))
+			}
+			continue
+		}
+		if !pool.IsValid() {
 			continue
 		}
 		addrs, _ := ifc.Addrs()
@@ -175,17 +189,35 @@ func deleteBridges(pool netip.Prefix, logf func(string, ...any)) error {
 
 // deleteRules deletes the FORWARD rules carrying the marker of dir.
 func deleteRules(dir string) error {
+	return deleteRulesOf(func(d string) bool { return d == dir })
+}
+
+// deleteRulesOf deletes the FORWARD rules of InterContainer whose engine
+// directory satisfies match.
+func deleteRulesOf(match func(dir string) bool) error {
 	if _, err := exec.LookPath("iptables"); err != nil {
 		return nil
 	}
 	out, err := exec.Command("iptables", "-w", "-S", "FORWARD").Output()
 	if err != nil {
-		return nil // no iptables here: nothing of ours either
+		return nil // no usable iptables here: nothing of ours either
 	}
 	var errs []error
 	for _, line := range strings.Split(string(out), "\n") {
+		// iptables -S quotes the comment: --comment "panelx-...:/tmp/pxdNNN"
 		fields := strings.Fields(line)
-		if len(fields) < 2 || fields[0] != "-A" || !slices.Contains(fields, ruleMarker(dir)) {
+		if len(fields) < 2 || fields[0] != "-A" {
+			continue
+		}
+		owner := ""
+		for i, f := range fields {
+			f = strings.Trim(f, `"`)
+			fields[i] = f
+			if d, ok := strings.CutPrefix(f, ruleMarker("")); ok {
+				owner = d
+			}
+		}
+		if owner == "" || !match(owner) {
 			continue
 		}
 		fields[0] = "-D"
