@@ -17,8 +17,10 @@ import (
 
 	_ "modernc.org/sqlite"
 
+	"github.com/panelx/panelx/api"
 	"github.com/panelx/panelx/apiserver"
 	"github.com/panelx/panelx/internal/testenv"
+	"github.com/panelx/panelx/internal/testenv/pgserver"
 )
 
 // mountTmpfs mounts a small tmpfs (a disk that can fill up) for the test.
@@ -123,3 +125,88 @@ func TestEmbeddedStoreOutOfSpace(t *testing.T) {
 		t.Errorf("%d of the projects written before and after the full disk are there", n)
 	}
 }
+
+// TestDatabaseDownAndBack: while PostgreSQL is stopped the API answers at
+// once with 503, Retry-After and a problem type that says so (no hang, no
+// 500); right after it returns — and right after a quick restart that
+// killed every pooled connection — no request fails.
+func TestDatabaseDownAndBack(t *testing.T) {
+	pg := pgserver.Start(t)
+	dbURL := pg.NewDatabase(t)
+	bin := buildPanelx(t)
+	_, base, logs := startServer(t, bin, "PANELX_DATABASE_URL="+dbURL, "PANELX_DATA_DIR="+t.TempDir(),
+		"PANELX_CONTROLLER=false", "PANELX_CONTAINER_METRICS=false")
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("server log:\n%s", logs)
+		}
+	})
+	out, err := exec.Command(bin, "token", "create", "--user", "alice", "--database-url", dbURL).Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := apiClient{t: t, base: base, token: strings.TrimSpace(string(out))}
+	c.must(201, "POST", "/api/v1/projects", map[string]any{"metadata": map[string]any{"name": "shop"}})
+	burst := func(n int) (failed []string) {
+		type res struct {
+			status int
+			body   string
+		}
+		results := make(chan res, n)
+		for i := 0; i < n; i++ {
+			go func() {
+				status, body := c.do("GET", "/api/v1/projects/shop", nil)
+				results <- res{status, string(body)}
+			}()
+		}
+		for i := 0; i < n; i++ {
+			if r := <-results; r.status != 200 {
+				failed = append(failed, fmt.Sprintf("%d %s", r.status, r.body))
+			}
+		}
+		return failed
+	}
+	if f := burst(16); len(f) > 0 {
+		t.Fatalf("before: %v", f)
+	}
+
+	pg.Stop(t)
+	for _, rq := range []struct{ method, path string }{{"GET", "/api/v1/projects/shop"}, {"GET", "/api/v1/projects"},
+		{"POST", "/api/v1/projects"}} {
+		start := time.Now()
+		req, _ := http.NewRequest(rq.method, base+rq.path, strings.NewReader(`{"metadata": {"name": "new"}}`))
+		req.Header.Set("Authorization", "Bearer "+c.token)
+		req.Header.Set("Content-Type", "application/json")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var p api.Problem
+		_ = json.NewDecoder(resp.Body).Decode(&p)
+		resp.Body.Close()
+		took := time.Since(start)
+		if resp.StatusCode != http.StatusServiceUnavailable || resp.Header.Get("Retry-After") == "" ||
+			p.Type != apiserver.ProblemDatabaseUnavailable || took > time.Second {
+			t.Errorf("%s %s with the database down: %d Retry-After %q type %q after %v", rq.method, rq.path,
+				resp.StatusCode, resp.Header.Get("Retry-After"), p.Type, took)
+		}
+	}
+	if code, _ := get(t, base+"/readyz"); code != http.StatusServiceUnavailable {
+		t.Errorf("/readyz with the database down = %d", code)
+	}
+
+	pg.Start(t)
+	if f := burst(32); len(f) > 0 {
+		t.Errorf("right after the database returned: %d failed: %v", len(f), f)
+	}
+	// A quick restart kills every pooled connection (57P01) while the
+	// server does not notice; the next requests must not fail on them.
+	if f := burst(16); len(f) > 0 { // a full pool of idle connections
+		t.Fatal(f)
+	}
+	pg.Restart(t)
+	if f := burst(32); len(f) > 0 {
+		t.Errorf("right after a restart: %d failed: %v", len(f), f)
+	}
+}
+
