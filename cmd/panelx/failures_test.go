@@ -10,17 +10,24 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/docker/docker/api/types/container"
+	"github.com/docker/docker/api/types/filters"
 	_ "modernc.org/sqlite"
 
 	"github.com/panelx/panelx/api"
 	"github.com/panelx/panelx/apiserver"
 	"github.com/panelx/panelx/internal/testenv"
+	"github.com/panelx/panelx/internal/testenv/dockerd"
 	"github.com/panelx/panelx/internal/testenv/pgserver"
+	"github.com/panelx/panelx/internal/testimage"
+	"github.com/panelx/panelx/naming"
+	"github.com/panelx/panelx/reconcile"
 )
 
 // mountTmpfs mounts a small tmpfs (a disk that can fill up) for the test.
@@ -210,3 +217,70 @@ func TestDatabaseDownAndBack(t *testing.T) {
 	}
 }
 
+// TestEngineRestarts: the Docker Engine restarted three times (as a
+// package upgrade does) under a running workload, with a change made while
+// it is down each time: everything converges within 10 s of the engine's
+// return, with no duplicate container.
+func TestEngineRestarts(t *testing.T) {
+	engine := dockerd.Start(t, dockerd.Options{})
+	docker := engine.Client(t)
+	dbURL := testenv.NewDatabase(t)
+	bin := buildPanelx(t)
+	_, base, logs := startServer(t, bin, "PANELX_DATABASE_URL="+dbURL, "PANELX_DATA_DIR="+t.TempDir(),
+		"DOCKER_HOST="+engine.Host(), "PANELX_CONTAINER_METRICS=false")
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("server log:\n%s\nengine:\n%s", logs, engine.Output())
+		}
+	})
+	out, err := exec.Command(bin, "token", "create", "--user", "alice", "--database-url", dbURL).Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := apiClient{t: t, base: base, token: strings.TrimSpace(string(out))}
+	reg := testimage.StartRegistry(t, testimage.RegistryOptions{})
+	img := reg.Push(t, "shop/web:1", testimage.Image(t, testimage.ImageOptions{Version: "1"}))
+	c.must(201, "POST", "/api/v1/projects", map[string]any{"metadata": map[string]any{"name": "shop"}})
+	spec := func(replicas int, greeting string) map[string]any {
+		return map[string]any{"metadata": map[string]any{"name": "web"}, "spec": map[string]any{"image": img, "replicas": replicas,
+			"env": []any{map[string]any{"name": "GREETING", "value": greeting}}}}
+	}
+	c.must(201, "POST", "/api/v1/projects/shop/services", spec(2, "v0"))
+	waitReadyAPI(t, c, "shop", "web", time.Minute)
+
+	converged := func(replicas int, greeting string) bool {
+		s := c.service("shop", "web")
+		if !reconcile.ServiceReady(&s) || len(s.Status.Replicas) != replicas {
+			return false
+		}
+		cs, err := docker.ContainerList(context.Background(), container.ListOptions{All: true,
+			Filters: filters.NewArgs(filters.Arg("label", naming.LabelService+"=web"))})
+		if err != nil || len(cs) != replicas {
+			return false
+		}
+		for _, ct := range cs {
+			in, err := docker.ContainerInspect(context.Background(), ct.ID)
+			if err != nil || !in.State.Running || !slices.Contains(in.Config.Env, "GREETING="+greeting) {
+				return false
+			}
+		}
+		return true
+	}
+	for round := 1; round <= 3; round++ {
+		engine.Stop(t)
+		greeting := fmt.Sprintf("v%d", round)
+		replicas := 2 + round%2
+		c.must(200, "PUT", "/api/v1/projects/shop/services/web", spec(replicas, greeting))
+		time.Sleep(time.Second)
+		engine.Start(t)
+		back := time.Now()
+		for !converged(replicas, greeting) {
+			if time.Since(back) > 10*time.Second {
+				s := c.service("shop", "web")
+				t.Fatalf("round %d: not converged 10 s after the engine returned: %s %+v", round, s.Status.Phase, s.Status.Conditions)
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+		t.Logf("round %d: converged %v after the engine returned (%d replicas, %s)", round, time.Since(back).Round(10*time.Millisecond), replicas, greeting)
+	}
+}

@@ -7,15 +7,18 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/docker/docker/api/types/container"
 	"github.com/docker/docker/api/types/events"
 	"github.com/docker/docker/api/types/filters"
 	"github.com/jackc/pgx/v5"
 
 	"github.com/panelx/panelx/internal/testenv"
+	"github.com/panelx/panelx/internal/testenv/pgserver"
 	"github.com/panelx/panelx/internal/testimage"
 	"github.com/panelx/panelx/reconcile"
 	"github.com/panelx/panelx/store/postgres"
@@ -221,4 +224,112 @@ func waitReadyAPI(t *testing.T, c apiClient, project, name string, timeout time.
 		time.Sleep(200 * time.Millisecond)
 	}
 	t.Fatalf("%s/%s never Ready", project, name)
+}
+
+// TestDatabaseRestartsUnderReplacements: two servers on one PostgreSQL
+// that restarts five times while a service's spec keeps changing faster
+// than its replacements become ready. A replica never has more than one
+// extra container, and containers are created by one term at a time
+// (their epochs never go back).
+func TestDatabaseRestartsUnderReplacements(t *testing.T) {
+	docker := testenv.Docker(t)
+	pg := pgserver.Start(t)
+	dbURL := pg.NewDatabase(t)
+	bin := buildPanelx(t)
+	ts := startTwoServers(t, bin, dbURL)
+	st, err := postgres.Open(context.Background(), dbURL, postgres.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	instance, err := st.InstallationID(context.Background())
+	st.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { testenv.RemoveLabelled(docker, reconcile.LabelInstance+"="+instance) })
+	out, err := exec.Command(bin, "token", "create", "--user", "alice", "--database-url", dbURL).Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	token := strings.TrimSpace(string(out))
+	reg := testimage.StartRegistry(t, testimage.RegistryOptions{})
+	img := reg.Push(t, "shop/web:1", testimage.Image(t, testimage.ImageOptions{Version: "1"}))
+	apis := []apiClient{{t: t, base: ts.bases[0], token: token}, {t: t, base: ts.bases[1], token: token}}
+	project := uniqueName("shop")
+	apis[0].must(201, "POST", "/api/v1/projects", map[string]any{"metadata": map[string]any{"name": project}})
+	spec := func(v int) map[string]any {
+		return map[string]any{"metadata": map[string]any{"name": "web"}, "spec": map[string]any{"image": img, "replicas": 2,
+			"env":         []any{map[string]any{"name": "V", "value": strconv.Itoa(v)}},
+			"healthcheck": map[string]any{"command": []string{"/testapp", "-check"}, "interval": "1s"}}}
+	}
+	apis[0].must(201, "POST", "/api/v1/projects/"+project+"/services", spec(0))
+	waitReadyAPI(t, apis[0], project, "web", time.Minute)
+
+	// Watch: containers per replica, and the epochs of creates in order.
+	creates := watchCreates(t, instance)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var (
+		mu       sync.Mutex
+		maxPer   int
+		overflow []string
+	)
+	go func() {
+		for ctx.Err() == nil {
+			cs, err := docker.ContainerList(ctx, container.ListOptions{All: true, Filters: filters.NewArgs(
+				filters.Arg("label", reconcile.LabelInstance+"="+instance), filters.Arg("label", reconcile.LabelService+"=web"))})
+			if err == nil {
+				per := map[string][]string{}
+				for _, c := range cs {
+					r := c.Labels[reconcile.LabelReplica]
+					per[r] = append(per[r], strings.TrimPrefix(c.Names[0], "/")+"("+c.State+")")
+				}
+				mu.Lock()
+				for _, names := range per {
+					maxPer = max(maxPer, len(names))
+					if len(names) > 2 {
+						overflow = append(overflow, strings.Join(names, " "))
+					}
+				}
+				mu.Unlock()
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	}()
+	// Changes every 300 ms through either server (503s while the database
+	// restarts are expected and retried by the next change).
+	var version atomic.Int64
+	go func() {
+		for i := 1; ctx.Err() == nil; i++ {
+			status, _ := apis[i%2].do("PUT", "/api/v1/projects/"+project+"/services/web", spec(i))
+			if status == 200 {
+				version.Store(int64(i))
+			}
+			time.Sleep(300 * time.Millisecond)
+		}
+	}()
+	for i := 0; i < 5; i++ {
+		time.Sleep(2 * time.Second)
+		pg.Restart(t)
+	}
+	time.Sleep(2 * time.Second)
+	cancel()
+	final := int(version.Load())
+	apis[0].must(200, "PUT", "/api/v1/projects/"+project+"/services/web", spec(final+1))
+	waitReadyAPI(t, apis[0], project, "web", 2*time.Minute)
+
+	mu.Lock()
+	defer mu.Unlock()
+	t.Logf("%d changes applied; at most %d containers per replica; epochs of the creates: %v", final, maxPer, creates.taken())
+	if len(overflow) > 0 {
+		t.Errorf("a replica had more than one extra container: %v", overflow)
+	}
+	var last int64
+	for _, e := range creates.taken() {
+		n, _ := strconv.ParseInt(e, 10, 64)
+		if n < last {
+			t.Errorf("a container of epoch %d was created after one of epoch %d: two actors", n, last)
+		}
+		last = max(last, n)
+	}
 }
