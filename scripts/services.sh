@@ -133,8 +133,15 @@ ensure_prometheus() {
   apt_install --no-install-recommends prometheus
 }
 
+# The tests' private Docker Engine (internal/testenv/dockerd) sets up its
+# bridge with ip(8).
+ensure_test_tools() {
+  command -v ip >/dev/null 2>&1 || apt_install iproute2
+}
+
 ensure_docker
 if [ -z "$docker_only" ]; then
   ensure_postgres
   ensure_prometheus
+  ensure_test_tools
 fi
