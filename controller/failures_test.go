@@ -4,16 +4,21 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	cerrdefs "github.com/containerd/errdefs"
 	"github.com/docker/docker/api/types/container"
 	"github.com/prometheus/client_golang/prometheus"
+	"golang.org/x/sys/unix"
 
 	"github.com/panelx/panelx/api"
 	"github.com/panelx/panelx/controller"
+	"github.com/panelx/panelx/naming"
 	"github.com/panelx/panelx/reconcile"
 	"github.com/panelx/panelx/store"
 )
@@ -142,5 +147,119 @@ func TestUnstartableContainerIsRecreated(t *testing.T) {
 	}
 	if !found {
 		t.Errorf("no event says why the container was recreated: %+v", evs)
+	}
+}
+
+// TestDeadContainerDoesNotBlockRollout: when the engine cannot remove the
+// container a rollout replaced (here an immutable file in its filesystem;
+// in the field, "device or resource busy" after an engine restart), Docker
+// leaves it dead. The rollout still completes: the dead one is moved off
+// the replica's name and removed once the engine lets it.
+func TestDeadContainerDoesNotBlockRollout(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	img := e.image("shop/web:1", "1")
+	project := e.uniq("shop")
+	e.createProject(project)
+	e.startController(e.controllerOptions())
+	e.createService(project, "web", img, nil)
+	first := e.waitReady(project, "web").Status.Replicas[0].ContainerID
+
+	unpin := pinContainerFS(t, e, first)
+	t.Cleanup(unpin)
+	e.updateService(project, "web", func(s *api.Service) { s.Spec.Env = []api.EnvVar{{Name: "V", Value: "2"}} })
+
+	deadName := naming.DeadContainerName(project, "web", 0, first)
+	e.eventually(60*time.Second, "the replacement ready and the dead container moved aside", func() (bool, string) {
+		svc, err := e.store.Services().Get(e.ctx, api.Key{Project: project, Name: "web"})
+		if err != nil {
+			return false, err.Error()
+		}
+		in, err := e.docker.ContainerInspect(e.ctx, first)
+		if err != nil {
+			return false, err.Error()
+		}
+		return reconcile.ServiceReady(svc) && svc.Status.Replicas[0].ContainerID != first &&
+				in.State.Dead && in.Name == "/"+deadName,
+			fmt.Sprintf("%s; old container %s dead=%v", statusSummary(svc), in.Name, in.State.Dead)
+	})
+	svc, err := e.store.Services().Get(e.ctx, api.Key{Project: project, Name: "web"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if in, err := e.docker.ContainerInspect(e.ctx, svc.Status.Replicas[0].ContainerID); err != nil {
+		t.Fatal(err)
+	} else if in.Name != "/"+naming.ContainerName(project, "web", 0) {
+		t.Errorf("the replacement runs as %q, want the replica's name", in.Name)
+	}
+	e.eventually(10*time.Second, "an event saying the removal failed", func() (bool, string) {
+		evs, err := e.store.Events().List(e.ctx, project, store.EventFilter{Name: "web"})
+		if err != nil {
+			return false, err.Error()
+		}
+		for _, ev := range evs {
+			if ev.Reason == "CleanupFailed" && strings.Contains(ev.Message, deadName) {
+				return true, ""
+			}
+		}
+		return false, fmt.Sprintf("%d events, none CleanupFailed for %s", len(evs), deadName)
+	})
+
+	// Once the engine can remove it, the next attempt (after the 30 s
+	// backoff) does.
+	unpin()
+	e.eventually(90*time.Second, "the dead container removed", func() (bool, string) {
+		_, err := e.docker.ContainerInspect(e.ctx, first)
+		return cerrdefs.IsNotFound(err), fmt.Sprint(err)
+	})
+}
+
+// pinContainerFS makes the container's filesystem impossible to delete: an
+// immutable file in its writable layer. The returned func undoes it.
+func pinContainerFS(t *testing.T, e *env, id string) func() {
+	t.Helper()
+	in, err := e.docker.ContainerInspect(e.ctx, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	upper := in.GraphDriver.Data["UpperDir"]
+	if upper == "" {
+		t.Fatalf("container %s has no UpperDir (storage driver %s)", id, in.GraphDriver.Name)
+	}
+	path := filepath.Join(upper, "panelx-test-pin")
+	if err := os.WriteFile(path, []byte("pinned"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	setImmutable := func(on bool) error {
+		f, err := os.Open(path)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		flags, err := unix.IoctlGetInt(int(f.Fd()), unix.FS_IOC_GETFLAGS)
+		if err != nil {
+			return fmt.Errorf("get flags of %s: %w", path, err)
+		}
+		const immutable = 0x10 // FS_IMMUTABLE_FL
+		if on {
+			flags |= immutable
+		} else {
+			flags &^= immutable
+		}
+		if err := unix.IoctlSetPointerInt(int(f.Fd()), unix.FS_IOC_SETFLAGS, flags); err != nil {
+			return fmt.Errorf("set flags of %s: %w", path, err)
+		}
+		return nil
+	}
+	if err := setImmutable(true); err != nil {
+		t.Fatal(err)
+	}
+	var once sync.Once
+	return func() {
+		once.Do(func() {
+			if err := setImmutable(false); err != nil && !os.IsNotExist(err) {
+				t.Errorf("unpin %s: %v", path, err)
+			}
+		})
 	}
 }

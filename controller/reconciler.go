@@ -40,9 +40,10 @@ type Reconciler struct {
 	// drainSince remembers, per service, since when each container has
 	// been out of the published endpoints.
 	drainSince map[api.Key]map[string]time.Time
-	// startFailures remembers, per service, the failed starts in a row of
-	// each container (the planner recreates one that keeps failing).
-	startFailures map[api.Key]map[string]reconcile.StartFailure
+	// failures remembers, per service, the failed starts in a row of each
+	// container (the planner recreates one that keeps failing) and the
+	// failed removals of dead ones (retried with a backoff).
+	failures map[api.Key]map[failureKey]reconcile.Failure
 
 	imagesMu sync.Mutex
 	// images remembers pulls per project and reference: credentials are per
@@ -240,13 +241,20 @@ func (r *Reconciler) domainInputs(ctx context.Context, svc *api.Service) (string
 	return project.Spec.Domain, certs, nil
 }
 
-// recordStarts counts failed starts per container, and forgets a
-// container's count when it starts.
-func (r *Reconciler) recordStarts(key api.Key, results []reconcile.OpResult) {
+// failureKey names one kind of operation on one container.
+type failureKey struct {
+	kind reconcile.OpKind
+	id   string
+}
+
+// recordFailures counts failed starts, and failed best-effort removals, per
+// container; a success forgets the count.
+func (r *Reconciler) recordFailures(key api.Key, results []reconcile.OpResult) {
 	r.drainMu.Lock()
 	defer r.drainMu.Unlock()
 	for _, res := range results {
-		if res.Op.Kind != reconcile.OpStartContainer || res.Skipped {
+		kind := res.Op.Kind
+		if res.Skipped || !(kind == reconcile.OpStartContainer || (kind == reconcile.OpRemoveContainer && res.Op.BestEffort)) {
 			continue
 		}
 		id := res.Op.ContainerID
@@ -260,47 +268,52 @@ func (r *Reconciler) recordStarts(key api.Key, results []reconcile.OpResult) {
 		if id == "" {
 			continue
 		}
-		if r.startFailures == nil {
-			r.startFailures = map[api.Key]map[string]reconcile.StartFailure{}
+		if r.failures == nil {
+			r.failures = map[api.Key]map[failureKey]reconcile.Failure{}
 		}
-		m := r.startFailures[key]
+		m := r.failures[key]
+		fk := failureKey{kind, id}
 		if res.Err == nil {
-			delete(m, id)
+			delete(m, fk)
 			continue
 		}
 		if m == nil {
-			m = map[string]reconcile.StartFailure{}
-			r.startFailures[key] = m
+			m = map[failureKey]reconcile.Failure{}
+			r.failures[key] = m
 		}
-		f := m[id]
+		f := m[fk]
 		f.Count++
 		f.Err = res.Err.Error()
-		m[id] = f
+		f.At = r.now()
+		m[fk] = f
 	}
 }
 
-// failedStarts returns the service's start failures, forgetting
-// containers that are gone.
-func (r *Reconciler) failedStarts(key api.Key, cs []reconcile.Container) map[string]reconcile.StartFailure {
+// failuresOf returns the service's failed starts and removals by container
+// ID, forgetting containers that are gone.
+func (r *Reconciler) failuresOf(key api.Key, cs []reconcile.Container) (starts, removals map[string]reconcile.Failure) {
 	r.drainMu.Lock()
 	defer r.drainMu.Unlock()
-	m := r.startFailures[key]
+	m := r.failures[key]
 	if len(m) == 0 {
-		return nil
+		return nil, nil
 	}
 	live := map[string]bool{}
 	for _, c := range cs {
 		live[c.ID] = true
 	}
-	out := map[string]reconcile.StartFailure{}
-	for id, f := range m {
-		if live[id] {
-			out[id] = f
-		} else {
-			delete(m, id)
+	starts, removals = map[string]reconcile.Failure{}, map[string]reconcile.Failure{}
+	for fk, f := range m {
+		switch {
+		case !live[fk.id]:
+			delete(m, fk)
+		case fk.kind == reconcile.OpStartContainer:
+			starts[fk.id] = f
+		default:
+			removals[fk.id] = f
 		}
 	}
-	return out
+	return starts, removals
 }
 
 // converge is the loop every kind runs: observe (read the desired and
@@ -316,7 +329,7 @@ func (r *Reconciler) converge(ctx context.Context, key reconcile.Key, observe fu
 		}
 		r.Log.Debug("executing plan", zap.Stringer("key", key), zap.String("plan", plan.String()))
 		results := r.Executor.Run(ctx, plan)
-		r.recordStarts(akey, results)
+		r.recordFailures(akey, results)
 		if opErr = r.afterRun(ctx, key, results); opErr != nil {
 			return plan, opErr, nil
 		}
@@ -331,7 +344,7 @@ func (r *Reconciler) serviceInput(ctx context.Context, key api.Key) (reconcile.S
 		Network: r.Cache.Network(key.Project), DockerVolumes: r.Cache.Volumes(key.Project),
 		Containers: r.Cache.Containers(key.Project, key.Name),
 	}
-	in.StartFailures = r.failedStarts(key, in.Containers)
+	in.StartFailures, in.RemoveFailures = r.failuresOf(key, in.Containers)
 	var err error
 	if in.Service, err = getOrNil(ctx, r.Store.Services(), key); err != nil {
 		return in, err
@@ -417,6 +430,10 @@ func (r *Reconciler) afterRun(ctx context.Context, key reconcile.Key, results []
 		switch {
 		case res.Skipped:
 			continue
+		case res.Err != nil && op.BestEffort:
+			r.event(ctx, key, store.EventWarning, "CleanupFailed", fmt.Sprintf("%s %s (%s; retried later): %v", op.Kind, op.Target, op.Cause, res.Err))
+			r.Log.Warn("best-effort operation failed; retrying later", zap.Stringer("key", key), zap.String("op", string(op.Kind)),
+				zap.String("target", op.Target), zap.Error(res.Err))
 		case res.Err != nil:
 			reason := "Failed"
 			if op.Kind == reconcile.OpPullImage {

@@ -52,3 +52,12 @@ func TempContainerName(project, service string, index int, specHash string) stri
 func OwnerLabels(instance string) map[string]string {
 	return map[string]string{LabelManaged: "true", LabelInstance: instance}
 }
+
+// DeadContainerName is where a container the engine could not remove (left
+// "dead") is moved, so the name it held is free for its replacement.
+func DeadContainerName(project, service string, index int, id string) string {
+	if len(id) > 12 {
+		id = id[:12]
+	}
+	return ContainerName(project, service, index) + "-dead-" + id
+}

@@ -174,6 +174,9 @@ func (e *Executor) runOp(ctx context.Context, op Op) error {
 		return e.Cache.RefreshContainer(ctx, op.ref())
 	case OpRemoveContainer:
 		if err := rt.RemoveContainer(ctx, op.ref()); err != nil {
+			// A failed removal may leave the container dead, which the
+			// engine announces with no event: look, so the next plan knows.
+			_ = e.Cache.RefreshContainer(ctx, op.ref())
 			return err
 		}
 		e.Cache.ContainerRemoved(op.ref())

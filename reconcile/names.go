@@ -24,5 +24,6 @@ var (
 	VolumeName        = naming.VolumeName
 	ContainerName     = naming.ContainerName
 	tempContainerName = naming.TempContainerName
+	deadContainerName = naming.DeadContainerName
 	ownerLabels       = naming.OwnerLabels
 )

@@ -41,6 +41,9 @@ type Op struct {
 	Project     string         // pull-image: whose registry credentials
 	VolumeSpec  *VolumeSpec    // create-volume
 	Labels      map[string]string
+	// BestEffort: a failure is reported but does not fail the reconcile
+	// (removing a dead container the engine cannot remove yet).
+	BestEffort bool
 }
 
 // ref is the name or ID the Docker call should use.
@@ -89,6 +92,14 @@ func (p *Plan) wait(after time.Duration, format string, args ...any) {
 	}
 	if p.RequeueAfter == 0 || after < p.RequeueAfter {
 		p.RequeueAfter = after
+	}
+}
+
+// recheck asks to look again after d without waiting for anything the user
+// should see.
+func (p *Plan) recheck(d time.Duration) {
+	if p.RequeueAfter == 0 || d < p.RequeueAfter {
+		p.RequeueAfter = d
 	}
 }
 

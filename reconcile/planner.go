@@ -74,14 +74,30 @@ type ServiceInput struct {
 	Drain DrainInput
 	// StartFailures counts, per container ID, the starts that failed in a
 	// row, with the last error.
-	StartFailures map[string]StartFailure
+	StartFailures map[string]Failure
+	// RemoveFailures counts, per container ID, the failed removals of dead
+	// containers (see planDead).
+	RemoveFailures map[string]Failure
 }
 
-// StartFailure is what the reconciler remembers of failed starts of one
-// container.
-type StartFailure struct {
+// Failure is what the reconciler remembers of one kind of operation that
+// failed in a row on one container.
+type Failure struct {
 	Count int
 	Err   string
+	At    time.Time // the last failure
+}
+
+// DeadRemoveBackoff is how long to wait before removing a dead container
+// again after the nth failure: 30s, 1m, 2m … up to 30 minutes. The engine
+// usually fails because something still holds the container's filesystem;
+// that is a matter of minutes, and every attempt costs the engine work.
+func DeadRemoveBackoff(failures int) time.Duration {
+	d := 30 * time.Second
+	for i := 1; i < failures && d < 30*time.Minute; i++ {
+		d *= 2
+	}
+	return min(d, 30*time.Minute)
 }
 
 // MaxStartFailures: a container whose start failed this many times in a
@@ -111,9 +127,12 @@ func PlanService(in ServiceInput) Plan {
 		return p
 	}
 
+	live, dead := splitDead(in.Containers)
+	prereqs = append(prereqs, planDead(&p, in, dead)...)
+
 	desired := int(sp.ReplicaCount())
 	byIndex := map[int][]Container{}
-	for _, c := range in.Containers {
+	for _, c := range live {
 		byIndex[c.Replica] = append(byIndex[c.Replica], c)
 	}
 	depsWait := dependenciesNotReady(in)
@@ -140,6 +159,47 @@ func PlanService(in ServiceInput) Plan {
 		planRemoveAll(&p, in, byIndex[idx], fmt.Sprintf("scale down: replica %d is above the desired %d", idx, desired))
 	}
 	return p
+}
+
+// splitDead separates the containers the engine left dead — a removal that
+// failed half way, typically "device or resource busy" on the root
+// filesystem — from the rest. A dead container runs nothing and serves
+// nothing; it is not part of any replica, so it holds back no rollout.
+func splitDead(cs []Container) (live, dead []Container) {
+	for _, c := range cs {
+		if c.State == "dead" {
+			dead = append(dead, c)
+		} else {
+			live = append(live, c)
+		}
+	}
+	return live, dead
+}
+
+// planDead moves dead containers out of the names the replicas need (a
+// rename works on a dead container) and removes them, best effort and with
+// a backoff: one the engine cannot remove yet is reported, not fatal. It
+// returns the renames, which the replicas' creations wait for.
+func planDead(p *Plan, in ServiceInput, dead []Container) []int {
+	var renames []int
+	for _, c := range sortContainers(dead) {
+		var after []int
+		target := c.Name
+		if name := deadContainerName(in.Key.Project, in.Key.Name, c.Replica, c.ID); c.Name != name {
+			i := p.add(Op{Kind: OpRenameContainer, Target: c.Name, ContainerID: c.ID, NewName: name,
+				Cause: "the engine left it dead: free its name"})
+			renames = append(renames, i)
+			after, target = []int{i}, name
+		}
+		f := in.RemoveFailures[c.ID]
+		if wait := DeadRemoveBackoff(f.Count) - in.Now.Sub(f.At); f.Count > 0 && wait > 0 {
+			p.recheck(wait)
+			continue
+		}
+		p.add(Op{Kind: OpRemoveContainer, Target: target, ContainerID: c.ID, BestEffort: true, After: after,
+			Cause: "the engine left it dead"})
+	}
+	return renames
 }
 
 func removalCause(in ServiceInput) string {
@@ -250,7 +310,7 @@ func dependenciesNotReady(in ServiceInput) []string {
 
 type replicaInput struct {
 	in         *ServiceInput
-	failed     map[string]StartFailure
+	failed     map[string]Failure
 	network    *Network // the project network, when the service uses it
 	index      int
 	spec       ContainerSpec
@@ -313,9 +373,6 @@ func planReplica(p *Plan, r replicaInput) {
 		return
 	}
 	switch {
-	case c.State == "dead":
-		planRemoveAll(p, *r.in, []Container{c}, fmt.Sprintf("replica %d is dead", r.index))
-		return
 	case c.State == "created":
 		p.add(Op{Kind: OpStartContainer, Target: c.Name, ContainerID: c.ID, Cause: fmt.Sprintf("replica %d created but not started", r.index), After: r.prereqs})
 		p.wait(readyRecheck, "replica %d starting", r.index)
@@ -352,7 +409,7 @@ func planReplica(p *Plan, r replicaInput) {
 	}
 	if c.Name != r.spec.Name && !draining && len(set.superseded) == 0 {
 		p.add(Op{Kind: OpRenameContainer, Target: c.Name, ContainerID: c.ID, NewName: r.spec.Name,
-			Cause: fmt.Sprintf("replica %d replacement is ready", r.index), After: removals})
+			Cause: fmt.Sprintf("replica %d replacement is ready", r.index), After: append(slices.Clone(r.prereqs), removals...)})
 	}
 }
 

@@ -238,9 +238,43 @@ wait: replica 1 starting; replica 2 starting
 			want: "",
 		},
 		{
-			name: "a dead container is removed (and recreated next round)",
+			name: "a dead container is moved aside and removed; the replica is created meanwhile",
 			in:   baseInput(v1, ctr(v1, 0, "sha256:img1", "dead")),
-			want: "0 remove-container panelx-shop-web-0 (replica 0 is dead)\n",
+			want: `0 rename-container panelx-shop-web-0 -> panelx-shop-web-0-dead-id-panelx-sh (the engine left it dead: free its name)
+1 remove-container panelx-shop-web-0-dead-id-panelx-sh (the engine left it dead) after 0
+2 create-container panelx-shop-web-0 (replica 0 missing) after 0
+3 start-container panelx-shop-web-0 (replica 0 missing) after 2
+wait: replica 0 starting
+`,
+		},
+		{
+			name: "a dead old container does not hold back the replacement taking the final name",
+			in: baseInput(v2, ctr(v1, 0, "sha256:img1", "dead"),
+				ctr(v2, 0, "sha256:img1", running, func(c *Container) { c.Name = tmpName(v2, 0, "sha256:img1") })),
+			want: `0 rename-container panelx-shop-web-0 -> panelx-shop-web-0-dead-id-panelx-sh (the engine left it dead: free its name)
+1 remove-container panelx-shop-web-0-dead-id-panelx-sh (the engine left it dead) after 0
+2 rename-container ` + tmpName(v2, 0, "sha256:img1") + ` -> panelx-shop-web-0 (replica 0 replacement is ready) after 0
+`,
+		},
+		{
+			name: "a dead container whose removal failed waits out its backoff",
+			in: func() ServiceInput {
+				dead := ctr(v1, 0, "sha256:img1", "dead", func(c *Container) { c.Name = "panelx-shop-web-0-dead-id-panelx-sh" })
+				in := baseInput(v1, dead, ctr(v1, 0, "sha256:img1", running, func(c *Container) { c.ID = "live" }))
+				in.RemoveFailures = map[string]Failure{dead.ID: {Count: 2, Err: "device or resource busy", At: in.Now.Add(-20 * time.Second)}}
+				return in
+			}(),
+			want: "",
+		},
+		{
+			name: "after the backoff the dead container is removed again",
+			in: func() ServiceInput {
+				dead := ctr(v1, 0, "sha256:img1", "dead", func(c *Container) { c.Name = "panelx-shop-web-0-dead-id-panelx-sh" })
+				in := baseInput(v1, dead, ctr(v1, 0, "sha256:img1", running, func(c *Container) { c.ID = "live" }))
+				in.RemoveFailures = map[string]Failure{dead.ID: {Count: 1, Err: "device or resource busy", At: in.Now.Add(-31 * time.Second)}}
+				return in
+			}(),
+			want: "0 remove-container panelx-shop-web-0-dead-id-panelx-sh (the engine left it dead)\n",
 		},
 		{
 			name: "two current containers for one replica: keep the final name",
@@ -540,3 +574,25 @@ func TestServiceStatus(t *testing.T) {
 type errTest string
 
 func (e errTest) Error() string { return string(e) }
+
+// TestDeadContainerBackoff: a dead container the engine would not remove
+// is tried again later — 30 s, then doubling up to 30 minutes — and the
+// plan asks to be looked at again when the wait is over.
+func TestDeadContainerBackoff(t *testing.T) {
+	for failures, want := range map[int]time.Duration{1: 30 * time.Second, 2: time.Minute, 3: 2 * time.Minute, 7: 30 * time.Minute, 20: 30 * time.Minute} {
+		if got := DeadRemoveBackoff(failures); got != want {
+			t.Errorf("DeadRemoveBackoff(%d) = %s, want %s", failures, got, want)
+		}
+	}
+	v1 := testService(nil)
+	dead := ctr(v1, 0, "sha256:img1", "dead", func(c *Container) { c.Name = "panelx-shop-web-0-dead-id-panelx-sh" })
+	in := baseInput(v1, dead, ctr(v1, 0, "sha256:img1", "running", func(c *Container) { c.ID = "live" }))
+	in.RemoveFailures = map[string]Failure{dead.ID: {Count: 2, At: in.Now.Add(-20 * time.Second)}}
+	if p := PlanService(in); !p.Empty() || p.RequeueAfter != 40*time.Second || p.Wait != "" {
+		t.Errorf("plan %q requeue %s, want no ops, a recheck in 40s and nothing to wait for", p.String(), p.RequeueAfter)
+	}
+	st := ComputeServiceStatus(ServiceStatusInput{Instance: testInstance, Service: v1, Containers: in.Containers, Image: in.Image, Now: in.Now})
+	if st.ReadyReplicas != 1 || st.Phase != api.PhaseRunning {
+		t.Errorf("status with a dead leftover: %d ready, phase %s; want 1 ready and Running", st.ReadyReplicas, st.Phase)
+	}
+}

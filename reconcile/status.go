@@ -50,8 +50,11 @@ func ComputeServiceStatus(in ServiceStatusInput) api.ServiceStatus {
 		Conditions:         append([]api.Condition(nil), in.Previous.Conditions...),
 		ImageID:            in.Image.ID,
 	}
+	// Dead containers are not replicas (see splitDead): the planner moves
+	// them aside and removes them when the engine lets it.
+	live, _ := splitDead(in.Containers)
 	byIndex := map[int][]Container{}
-	for _, c := range in.Containers {
+	for _, c := range live {
 		byIndex[c.Replica] = append(byIndex[c.Replica], c)
 	}
 	var problems []string
