@@ -53,6 +53,11 @@ type Repo interface {
 	Projects() Resources[*api.Project]
 	Services() Resources[*api.Service]
 	Volumes() Resources[*api.Volume]
+	// Secrets hold sealed data only: a Create or Update whose spec.data is
+	// not empty fails with ErrInvalid (the API seals before it writes; see
+	// CheckSealed), and the schema refuses it too.
+	Secrets() Resources[*api.Secret]
+	Revisions() Revisions
 	Members() Members
 	Events() Events
 	Tokens() Tokens
@@ -63,11 +68,11 @@ type Repo interface {
 }
 
 // Resources is the repository of one kind. Keys: a Project has only a name;
-// Services and Volumes have their project and name.
+// Services, Volumes and Secrets have their project and name.
 type Resources[T api.Object] interface {
 	// Create stores a new object. Server-set metadata (uid, generation,
-	// resourceVersion, timestamps) and status are ignored. A Service or
-	// Volume needs its project to exist and not be deleting.
+	// resourceVersion, timestamps) and status are ignored. A Service,
+	// Volume or Secret needs its project to exist and not be deleting.
 	Create(ctx context.Context, obj T) (T, error)
 	Get(ctx context.Context, key api.Key) (T, error)
 	List(ctx context.Context, opts ListOptions) (List[T], error)
@@ -80,11 +85,13 @@ type Resources[T api.Object] interface {
 	UpdateStatus(ctx context.Context, obj T) (T, error)
 	// Delete marks the object for deletion (sets deletionTimestamp); the
 	// controller removes what it owns and then calls Remove. Deleting a
-	// project marks its services, too.
+	// project marks its services, too (its volumes and secrets stay
+	// unmarked: they go with the project's row).
 	Delete(ctx context.Context, key api.Key, opts DeleteOptions) (T, error)
 	// Remove drops the row of an object marked for deletion, if its uid
-	// still matches. A project's rows (services, volumes, members, events)
-	// go with it.
+	// still matches. A project's rows (services, volumes, secrets,
+	// members, events) go with it, and a service's revisions with it; the
+	// change feed reports each resource row removed.
 	Remove(ctx context.Context, key api.Key, uid string) error
 }
 
@@ -303,4 +310,33 @@ type RegistryCredentials interface {
 	// List returns a project's credentials without passwords.
 	List(ctx context.Context, project string) ([]RegistryCredential, error)
 	Delete(ctx context.Context, project, registry string) error
+}
+
+// Revisions stores the immutable, numbered templates of each service (see
+// api.Revision). Revisions belong to a service's row, not its name: they go
+// with the row, and a service re-created under the same name starts again
+// at 1. Reads by key see the revisions of the current row. Nothing here is
+// in the change feed.
+type Revisions interface {
+	// Record stores rev as the next revision of the service whose row has
+	// uid serviceUID, numbered one above the newest (1 for the first) —
+	// unless the newest already has rev's TemplateHash, which it then
+	// returns with created false. Project and Service come from the row;
+	// a zero CreatedAt becomes the database's time. It keeps the newest
+	// keep revisions (at least 1) and drops the rest, in the same
+	// transaction. Concurrent calls for one service are serialised, so a
+	// number is never taken twice. ErrNotFound when no service row has
+	// that uid (any more).
+	Record(ctx context.Context, serviceUID string, rev api.Revision, keep int) (out api.Revision, created bool, err error)
+	// List returns a service's revisions, newest first; none when the
+	// service does not exist.
+	List(ctx context.Context, service api.Key) ([]api.Revision, error)
+	// Get returns one revision (ErrNotFound when it does not exist).
+	Get(ctx context.Context, service api.Key, number int64) (api.Revision, error)
+	// Latest returns the newest revision (ErrNotFound when there is none).
+	Latest(ctx context.Context, service api.Key) (api.Revision, error)
+	// MarkReady sets ReadyAt of a revision to at (the database's time when
+	// zero), once: a later call keeps the first time. ErrNotFound when the
+	// revision does not exist.
+	MarkReady(ctx context.Context, service api.Key, number int64, at time.Time) error
 }

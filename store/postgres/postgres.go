@@ -152,6 +152,7 @@ var (
 	projectsTable = newTable[*api.Project](api.KindProject, "panelx.projects", false)
 	servicesTable = newTable[*api.Service](api.KindService, "panelx.services", true)
 	volumesTable  = newTable[*api.Volume](api.KindVolume, "panelx.volumes", true)
+	secretsTable  = newTable[*api.Secret](api.KindSecret, "panelx.secrets", true)
 )
 
 func (r repo) Projects() store.Resources[*api.Project] {
@@ -163,6 +164,9 @@ func (r repo) Services() store.Resources[*api.Service] {
 func (r repo) Volumes() store.Resources[*api.Volume] {
 	return &resources[*api.Volume]{t: volumesTable, q: r.q}
 }
+func (r repo) Secrets() store.Resources[*api.Secret] {
+	return &resources[*api.Secret]{t: secretsTable, q: r.q}
+}
 func (r repo) Members() store.Members { return members{q: r.q} }
 func (r repo) Events() store.Events   { return events{q: r.q} }
 func (r repo) Tokens() store.Tokens   { return tokens{q: r.q} }
@@ -172,6 +176,7 @@ func (r repo) RegistryCredentials() store.RegistryCredentials {
 func (r repo) Hostnames() store.Hostnames       { return hostnames{q: r.q} }
 func (r repo) Edges() store.Edges               { return edges{q: r.q} }
 func (r repo) Certificates() store.Certificates { return certificates{q: r.q} }
+func (r repo) Revisions() store.Revisions       { return revisions{q: r.q} }
 
 // withTx runs fn in a transaction, or in a savepoint when q already is one.
 func withTx(ctx context.Context, q querier, fn func(querier) error) error {

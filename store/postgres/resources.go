@@ -15,7 +15,7 @@ import (
 	"github.com/panelx/panelx/store"
 )
 
-// table describes one resource table; the same code serves all three.
+// table describes one resource table; the same code serves every kind.
 type table[T api.Object] struct {
 	kind   api.Kind
 	name   string
@@ -106,7 +106,11 @@ func mapOrEmpty(m map[string]string) map[string]string {
 }
 
 // writeArgs encodes what a user may write: labels, annotations and spec.
+// A secret's values must already be sealed.
 func writeArgs(obj api.Object) (labels, annots, spec string, err error) {
+	if err = store.CheckSealed(obj); err != nil {
+		return
+	}
 	m := obj.GetMeta()
 	if labels, err = jsonArg(mapOrEmpty(m.Labels)); err != nil {
 		return

@@ -16,7 +16,7 @@ import (
 	"github.com/panelx/panelx/store"
 )
 
-// table describes one resource table; the same code serves all three.
+// table describes one resource table; the same code serves every kind.
 type table[T api.Object] struct {
 	kind   api.Kind
 	name   string
@@ -37,6 +37,7 @@ var (
 	projectsTable = newTable[*api.Project](api.KindProject, "projects", false)
 	servicesTable = newTable[*api.Service](api.KindService, "services", true)
 	volumesTable  = newTable[*api.Volume](api.KindVolume, "volumes", true)
+	secretsTable  = newTable[*api.Secret](api.KindSecret, "secrets", true)
 )
 
 // keyCond returns the WHERE clause for a key.
@@ -168,7 +169,11 @@ func mapOrEmpty(m map[string]string) map[string]string {
 }
 
 // writeArgs encodes what a user may write: labels, annotations and spec.
+// A secret's values must already be sealed.
 func writeArgs(obj api.Object) (labels, annots, spec string, err error) {
+	if err = store.CheckSealed(obj); err != nil {
+		return
+	}
 	m := obj.GetMeta()
 	if labels, err = jsonText(mapOrEmpty(m.Labels)); err != nil {
 		return
@@ -534,12 +539,12 @@ func (r *resources[T]) Remove(ctx context.Context, key api.Key, uid string) erro
 	})
 }
 
-// emitCascade records the removal of a project's services and volumes,
-// which its row's removal takes along.
+// emitCascade records the removal of a project's services, volumes and
+// secrets, which its row's removal takes along.
 func emitCascade(ctx context.Context, w *writer, project string) error {
 	for _, t := range []interface {
 		children(ctx context.Context, w *writer, project string) error
-	}{servicesTable, volumesTable} {
+	}{servicesTable, volumesTable, secretsTable} {
 		if err := t.children(ctx, w, project); err != nil {
 			return err
 		}

@@ -380,6 +380,9 @@ func (r repo) Services() store.Resources[*api.Service] {
 func (r repo) Volumes() store.Resources[*api.Volume] {
 	return &resources[*api.Volume]{t: volumesTable, r: r}
 }
+func (r repo) Secrets() store.Resources[*api.Secret] {
+	return &resources[*api.Secret]{t: secretsTable, r: r}
+}
 func (r repo) Members() store.Members { return members{r: r} }
 func (r repo) Events() store.Events   { return events{r: r} }
 func (r repo) Tokens() store.Tokens   { return tokens{r: r} }
@@ -389,6 +392,7 @@ func (r repo) RegistryCredentials() store.RegistryCredentials {
 func (r repo) Hostnames() store.Hostnames       { return hostnames{r: r} }
 func (r repo) Edges() store.Edges               { return edges{r: r} }
 func (r repo) Certificates() store.Certificates { return certificates{r: r} }
+func (r repo) Revisions() store.Revisions       { return revisions{r: r} }
 
 // InstallationID returns the ID of this installation, created with the schema.
 func (s *Store) InstallationID(ctx context.Context) (string, error) {
