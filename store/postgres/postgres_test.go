@@ -334,3 +334,78 @@ func TestProjectKeepsAnOwner(t *testing.T) {
 		t.Fatalf("removing a project with its owner: %v", err)
 	}
 }
+
+// TestSecretsAndRevisionsInRawSQL: the schema keeps plaintext out of
+// secrets and revisions immutable, even for writes that bypass PanelX, and
+// the foreign key removes a service's revision rows with it.
+func TestSecretsAndRevisionsInRawSQL(t *testing.T) {
+	s := newStore(t)
+	defer s.Close()
+	ctx := ctxFor(t)
+	pool := s.Pool()
+	p, _ := s.Projects().Create(ctx, storetest.Project("shop"))
+	web, _ := s.Services().Create(ctx, storetest.Service("shop", "web", "nginx"))
+	db, _ := s.Services().Create(ctx, storetest.Service("shop", "db", "postgres"))
+	for _, svc := range []*api.Service{web, db} {
+		for _, h := range []string{"a", "b"} {
+			if _, _, err := s.Revisions().Record(ctx, svc.Metadata.UID, storetest.Revision(h), 10); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	refused := []string{
+		`INSERT INTO panelx.secrets (project, name, spec) VALUES ('shop', 'db', '{"data":{"k":"v"}}')`,
+		`INSERT INTO panelx.secrets (project, name, spec) VALUES ('shop', 'db', '{"data":"v"}')`,
+		`UPDATE panelx.revisions SET template_hash = 'x'`,
+		`UPDATE panelx.revisions SET number = number + 10`,
+		`UPDATE panelx.revisions SET spec = '{"image":"evil"}'`,
+		`UPDATE panelx.revisions SET created_at = now() - interval '1 day'`,
+	}
+	for _, stmt := range refused {
+		_, err := pool.Exec(ctx, stmt)
+		if err == nil {
+			t.Errorf("%s: succeeded", stmt)
+		} else if !errors.Is(postgres.MapErr(err, "raw"), store.ErrInvalid) {
+			t.Errorf("%s: %v, want it mapped to ErrInvalid", stmt, err)
+		}
+	}
+	for _, stmt := range []string{
+		`INSERT INTO panelx.secrets (project, name, spec) VALUES ('shop', 'a', '{"data":{}}')`,
+		`INSERT INTO panelx.secrets (project, name, spec) VALUES ('shop', 'b', '{"data":null,"keys":["k"]}')`,
+		`UPDATE panelx.revisions SET ready_at = '2025-01-01T00:00:00Z'`,
+		`UPDATE panelx.revisions SET ready_at = '2025-01-01T00:00:00Z'`, // the same value again
+	} {
+		if _, err := pool.Exec(ctx, stmt); err != nil {
+			t.Errorf("%s: %v", stmt, err)
+		}
+	}
+	if _, err := pool.Exec(ctx, `UPDATE panelx.revisions SET ready_at = now()`); err == nil {
+		t.Error("a revision's ready time changed a second time")
+	}
+
+	count := func(cond string, args ...any) int {
+		t.Helper()
+		var n int
+		if err := pool.QueryRow(ctx, `SELECT count(*) FROM panelx.revisions WHERE `+cond, args...).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	s.Services().Delete(ctx, api.KeyOf(web), store.DeleteOptions{})
+	if err := s.Services().Remove(ctx, api.KeyOf(web), web.Metadata.UID); err != nil {
+		t.Fatal(err)
+	}
+	if n := count(`service_uid = $1::uuid`, web.Metadata.UID); n != 0 {
+		t.Errorf("%d revision rows outlived their service", n)
+	}
+	if n := count(`service_uid = $1::uuid`, db.Metadata.UID); n != 2 {
+		t.Errorf("the other service has %d revision rows, want 2", n)
+	}
+	s.Projects().Delete(ctx, api.KeyOf(p), store.DeleteOptions{})
+	if err := s.Projects().Remove(ctx, api.KeyOf(p), p.Metadata.UID); err != nil {
+		t.Fatal(err)
+	}
+	if n := count(`true`); n != 0 {
+		t.Errorf("%d revision rows outlived their project", n)
+	}
+}

@@ -212,6 +212,7 @@ func TestProjectRemovalPublishesCascade(t *testing.T) {
 	s.Services().Create(ctx, storetest.Service("shop", "web", "nginx"))
 	s.Services().Create(ctx, storetest.Service("shop", "db", "postgres"))
 	s.Volumes().Create(ctx, storetest.Volume("shop", "data"))
+	s.Secrets().Create(ctx, storetest.Secret("shop", "db"))
 	ch, _ := s.Watch(ctx)
 	if c := storetest.Next(t, ch, 10*time.Second); c.Type != store.ChangeResync {
 		t.Fatalf("first change = %+v", c)
@@ -227,10 +228,11 @@ func TestProjectRemovalPublishesCascade(t *testing.T) {
 		{store.ChangeUpsert, api.KindProject, "shop", false, false, true},
 		{store.ChangeUpsert, api.KindService, "shop/db", false, false, true},
 		{store.ChangeUpsert, api.KindService, "shop/web", false, false, true},
-		// Removing the row takes its services and volumes along.
+		// Removing the row takes its services, volumes and secrets along.
 		{store.ChangeRemoved, api.KindService, "shop/db", false, false, false},
 		{store.ChangeRemoved, api.KindService, "shop/web", false, false, false},
 		{store.ChangeRemoved, api.KindVolume, "shop/data", false, false, false},
+		{store.ChangeRemoved, api.KindSecret, "shop/db", false, false, false},
 		{store.ChangeRemoved, api.KindProject, "shop", false, false, false},
 	}
 	if got := readChanges(t, ch, len(want)); !slices.Equal(got, want) {
@@ -479,5 +481,91 @@ func TestCutMessage(t *testing.T) {
 		if len(tt.in) <= maxEventMessage && got != tt.in {
 			t.Errorf("%s: a short message was changed", tt.name)
 		}
+	}
+}
+
+// countRows counts the rows of a table that match a condition.
+func countRows(t *testing.T, s *Store, table, cond string, args ...any) int {
+	t.Helper()
+	var n int
+	if err := s.rdb.QueryRowContext(ctxFor(t), `SELECT count(*) FROM `+table+` WHERE `+cond, args...).Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+// TestRevisionRowsGoWithTheirService: the foreign key removes the rows
+// themselves (List, which reads through the current service row, would
+// not show them either way).
+func TestRevisionRowsGoWithTheirService(t *testing.T) {
+	ctx := ctxFor(t)
+	s := newStore(t)
+	defer s.Close()
+	p, _ := s.Projects().Create(ctx, storetest.Project("shop"))
+	web, _ := s.Services().Create(ctx, storetest.Service("shop", "web", "nginx"))
+	db, _ := s.Services().Create(ctx, storetest.Service("shop", "db", "postgres"))
+	for _, svc := range []*api.Service{web, db} {
+		for _, h := range []string{"a", "b"} {
+			if _, _, err := s.Revisions().Record(ctx, svc.Metadata.UID, storetest.Revision(h), 10); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	s.Services().Delete(ctx, api.KeyOf(web), store.DeleteOptions{})
+	if err := s.Services().Remove(ctx, api.KeyOf(web), web.Metadata.UID); err != nil {
+		t.Fatal(err)
+	}
+	if n := countRows(t, s, "revisions", "service_uid = ?", web.Metadata.UID); n != 0 {
+		t.Errorf("%d revision rows outlived their service", n)
+	}
+	if n := countRows(t, s, "revisions", "service_uid = ?", db.Metadata.UID); n != 2 {
+		t.Errorf("the other service has %d revision rows, want 2", n)
+	}
+	s.Projects().Delete(ctx, api.KeyOf(p), store.DeleteOptions{})
+	if err := s.Projects().Remove(ctx, api.KeyOf(p), p.Metadata.UID); err != nil {
+		t.Fatal(err)
+	}
+	if n := countRows(t, s, "revisions", "1"); n != 0 {
+		t.Errorf("%d revision rows outlived their project", n)
+	}
+}
+
+// TestRawWritesCannotBreakSecretsOrRevisions: the schema refuses plaintext
+// in a secret and any change of a revision but its first ready time.
+func TestRawWritesCannotBreakSecretsOrRevisions(t *testing.T) {
+	ctx := ctxFor(t)
+	s := newStore(t)
+	defer s.Close()
+	s.Projects().Create(ctx, storetest.Project("shop"))
+	svc, _ := s.Services().Create(ctx, storetest.Service("shop", "web", "nginx"))
+	if _, _, err := s.Revisions().Record(ctx, svc.Metadata.UID, storetest.Revision("a"), 10); err != nil {
+		t.Fatal(err)
+	}
+	for _, stmt := range []string{
+		`INSERT INTO secrets (uid, project, name, created_at, spec) VALUES ('u', 'shop', 'db', 0, '{"data":{"k":"v"}}')`,
+		`INSERT INTO secrets (uid, project, name, created_at, spec) VALUES ('u', 'shop', 'db', 0, '{"data":"v"}')`,
+		`UPDATE revisions SET template_hash = 'b'`,
+		`UPDATE revisions SET number = 2`,
+		`UPDATE revisions SET spec = '{"image":"evil"}'`,
+		`UPDATE revisions SET created_at = 0`,
+		`INSERT INTO revisions (service_uid, project, service, number, template_hash, created_at)
+			VALUES ('no-such-service', 'shop', 'web', 1, 'x', 0)`,
+	} {
+		if _, err := s.wdb.ExecContext(ctx, stmt); err == nil {
+			t.Errorf("%s: succeeded", stmt)
+		}
+	}
+	for _, stmt := range []string{
+		`INSERT INTO secrets (uid, project, name, created_at, spec) VALUES ('u1', 'shop', 'a', 0, '{"data":{}}')`,
+		`INSERT INTO secrets (uid, project, name, created_at, spec) VALUES ('u2', 'shop', 'b', 0, '{"data":null,"keys":["k"]}')`,
+		`UPDATE revisions SET ready_at = 5`,
+		`UPDATE revisions SET ready_at = 5`, // the same value again
+	} {
+		if _, err := s.wdb.ExecContext(ctx, stmt); err != nil {
+			t.Errorf("%s: %v", stmt, err)
+		}
+	}
+	if _, err := s.wdb.ExecContext(ctx, `UPDATE revisions SET ready_at = 6`); err == nil {
+		t.Error("a revision's ready time changed a second time")
 	}
 }

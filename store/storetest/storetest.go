@@ -1,7 +1,8 @@
 // Package storetest is the conformance suite every store backend must pass:
 // CRUD, optimistic concurrency, generation rules, two-phase delete,
-// pagination and label selectors, members, events, transactions and the
-// change feed with its resync marker.
+// pagination and label selectors, members, events, transactions, the
+// change feed with its resync marker, the edge's tables, secrets (sealed
+// only) and service revisions.
 package storetest
 
 import (
@@ -51,6 +52,15 @@ func Run(t *testing.T, newStore Factory) {
 		{"HostnameClaims", testHostnameClaims},
 		{"EdgeReports", testEdgeReports},
 		{"Certificates", testCertificates},
+		{"Secrets", testSecrets},
+		{"SecretsRefusePlaintext", testSecretsRefusePlaintext},
+		{"SecretWatch", testSecretWatch},
+		{"RevisionsRecord", testRevisionsRecord},
+		{"RevisionsMissing", testRevisionsMissing},
+		{"RevisionsMarkReady", testRevisionsMarkReady},
+		{"RevisionsGoWithTheServiceRow", testRevisionsGoWithTheServiceRow},
+		{"RevisionsInTx", testRevisionsInTx},
+		{"RevisionsConcurrentRecord", testRevisionsConcurrentRecord},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
