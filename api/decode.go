@@ -170,9 +170,9 @@ func decodeDocument(doc any, want Kind) (Object, ErrorList) {
 	obj, err := New(kind)
 	if err != nil {
 		if kind == "" {
-			errs = append(errs, Required("kind", "is required: one of Project, Service, Volume"))
+			errs = append(errs, Required("kind", "is required: one of Project, Secret, Service, Volume"))
 		} else {
-			errs = append(errs, NotSupported("kind", kind, KindProject, KindService, KindVolume))
+			errs = append(errs, NotSupported("kind", kind, KindProject, KindSecret, KindService, KindVolume))
 		}
 		return nil, errs
 	}

@@ -46,7 +46,7 @@ func TestParseManifestsGoodService(t *testing.T) {
 		Image:           "127.0.0.1:5000/shop/web:1.4",
 		ImagePullPolicy: PullIfNotPresent,
 		Command:         []string{"/web"},
-		Env:             []EnvVar{{"LOG_LEVEL", "info"}, {"PORT", "8080"}},
+		Env:             []EnvVar{{Name: "LOG_LEVEL", Value: "info"}, {Name: "PORT", Value: "8080"}},
 		Ports:           []Port{{ContainerPort: 8080, HostPort: 18080, Protocol: ProtocolTCP}},
 		Replicas:        ptr(int32(1)),
 		Volumes:         []VolumeMount{{Name: "data", MountPath: "/var/lib/data"}},
@@ -58,6 +58,7 @@ func TestParseManifestsGoodService(t *testing.T) {
 			Retries:  DefaultHealthRetries,
 		},
 		RestartPolicy: RestartAlways,
+		Rollout:       RolloutSpec{ProgressDeadline: Duration{DefaultProgressDeadline}, RevisionHistoryLimit: DefaultRevisionHistoryLimit},
 	}
 	if !reflect.DeepEqual(svc.Spec, want) {
 		t.Errorf("spec:\n got %+v\nwant %+v", svc.Spec, want)

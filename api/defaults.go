@@ -64,6 +64,7 @@ func (s *Service) Default() {
 		}
 	}
 	defaultDomains(sp)
+	sp.Rollout.defaults()
 	if hc := sp.Healthcheck; hc != nil {
 		if hc.Interval.Duration == 0 {
 			hc.Interval.Duration = DefaultHealthInterval

@@ -23,8 +23,8 @@ const (
 )
 
 // Kinds lists every kind, in the order a project is built: the project first,
-// then what its services mount, then the services.
-var Kinds = []Kind{KindProject, KindVolume, KindService}
+// then what its services use, then the services.
+var Kinds = []Kind{KindProject, KindSecret, KindVolume, KindService}
 
 // TypeMeta says what a document is.
 type TypeMeta struct {
@@ -96,6 +96,8 @@ func New(kind Kind) (Object, error) {
 		obj = &Service{}
 	case KindVolume:
 		obj = &Volume{}
+	case KindSecret:
+		obj = &Secret{}
 	default:
 		return nil, fmt.Errorf("unknown kind %q", kind)
 	}
@@ -277,6 +279,9 @@ type ServiceSpec struct {
 	// Domains are the hostnames the edge routes to this service's ready
 	// replicas, with automatic HTTPS.
 	Domains []Domain `json:"domains,omitempty"`
+	// Rollout bounds how long a change may take and whether a change that
+	// does not become Ready in time is rolled back.
+	Rollout RolloutSpec `json:"rollout,omitzero"`
 
 	// Host-level settings. Each of them breaks the container's isolation
 	// from the host; the API refuses them for non-administrators.
@@ -328,10 +333,12 @@ type Domain struct {
 	MaxBodySize Quantity `json:"maxBodySize,omitempty"`
 }
 
-// EnvVar is one environment variable of a container.
+// EnvVar is one environment variable of a container: a literal Value, or
+// one taken from a Secret (ValueFrom).
 type EnvVar struct {
-	Name  string `json:"name"`
-	Value string `json:"value"`
+	Name      string        `json:"name"`
+	Value     string        `json:"value,omitempty"`
+	ValueFrom *EnvVarSource `json:"valueFrom,omitempty"`
 }
 
 // Port is a container port, published on the host when HostPort is set.
@@ -452,6 +459,8 @@ type ServiceStatus struct {
 	// Domains reports each of spec.domains: routed or not, and why, and
 	// its certificate.
 	Domains []DomainStatus `json:"domains,omitempty"`
+	// Rollout is where the service's revisions are.
+	Rollout RolloutStatus `json:"rollout,omitzero"`
 }
 
 // Endpoint is one replica's address on the project network.

@@ -232,6 +232,7 @@ func (s *ServiceSpec) validate(p Path, self string) ErrorList {
 		errs = append(errs, NotSupported(p.Child("restartPolicy"), s.RestartPolicy, RestartAlways, RestartOnFailure, RestartNever))
 	}
 	errs = append(errs, validateDomains(p.Child("domains"), s)...)
+	errs = append(errs, s.Rollout.validate(p.Child("rollout"))...)
 	errs = append(errs, s.validateHostSettings(p)...)
 	return errs
 }
@@ -336,6 +337,24 @@ func validateEnv(p Path, env []EnvVar) ErrorList {
 		seen[e.Name] = true
 		if strings.ContainsRune(e.Value, 0) || len(e.Value) > MaxEnvValueSize {
 			errs = append(errs, Invalid(ep.Child("value"), e.Value, "must be at most 128 KiB without NUL bytes"))
+		}
+		if e.ValueFrom == nil {
+			continue
+		}
+		ref := e.ValueFrom.SecretKeyRef
+		switch {
+		case e.Value != "":
+			errs = append(errs, Forbidden(ep.Child("valueFrom"), "set value or valueFrom, not both"))
+		case ref == nil:
+			errs = append(errs, Required(ep.Child("valueFrom.secretKeyRef"), "valueFrom needs a secretKeyRef"))
+		default:
+			rp := ep.Child("valueFrom.secretKeyRef")
+			errs = append(errs, ValidateName(rp.Child("name"), ref.Name)...)
+			if ref.Key == "" {
+				errs = append(errs, Required(rp.Child("key"), ""))
+			} else if len(ref.Key) > 253 || !secretKeyRe.MatchString(ref.Key) {
+				errs = append(errs, Invalid(rp.Child("key"), ref.Key, "a key must consist of letters, digits, '-', '_' or '.'"))
+			}
 		}
 	}
 	return errs

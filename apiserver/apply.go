@@ -104,6 +104,17 @@ func (s *Server) applyManifests(w http.ResponseWriter, r *http.Request) {
 		}
 		return s.checkPolicy(r, obj)
 	}
+	opts.Prepare = func(ctx context.Context, obj, existing api.Object) (api.Object, error) {
+		switch o := obj.(type) {
+		case *api.Secret:
+			cur, _ := existing.(*api.Secret)
+			return s.sealSecret(r, o, cur)
+		case *api.Service:
+			cur, _ := existing.(*api.Service)
+			return s.stampService(r, o, cur)
+		}
+		return obj, nil
+	}
 	opts.CheckPrune = func(ctx context.Context, obj api.Object) error {
 		return authorize(ctx, api.KeyOf(obj).Project, authz.Write)
 	}

@@ -9,6 +9,7 @@ import (
 
 	"github.com/panelx/panelx/api"
 	"github.com/panelx/panelx/apiserver/authz"
+	"github.com/panelx/panelx/seal"
 	"github.com/panelx/panelx/store"
 )
 
@@ -100,10 +101,20 @@ func (s *Server) putCredential(w http.ResponseWriter, r *http.Request) {
 		_, gerr := s.store.RegistryCredentials().Get(r.Context(), project, registry)
 		created = errors.Is(gerr, store.ErrNotFound)
 	}
+	// The password is sealed before it reaches the store (seal package).
+	var sealed string
+	if err == nil && s.keyring == nil {
+		err = httpErr(http.StatusServiceUnavailable, "registry credentials are unavailable: the server has no master key to seal passwords with (set PANELX_SECRET_KEY_FILE)")
+	}
+	if err == nil {
+		if sealed, err = s.keyring.SealText(seal.RegistryPasswordContext(project, registry), req.Password); err != nil {
+			err = sealFailed("the password", err)
+		}
+	}
 	var c store.RegistryCredential
 	if err == nil {
 		c, err = s.store.RegistryCredentials().Put(r.Context(), store.RegistryCredential{
-			Project: project, Registry: registry, Username: req.Username, Password: req.Password})
+			Project: project, Registry: registry, Username: req.Username, Password: sealed})
 	}
 	if err != nil {
 		s.fail(w, r, err)

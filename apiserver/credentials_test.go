@@ -4,7 +4,10 @@ import (
 	"bytes"
 	"context"
 	"net/http"
+	"strings"
 	"testing"
+
+	"github.com/panelx/panelx/seal"
 )
 
 func TestRegistryCredentials(t *testing.T) {
@@ -30,10 +33,13 @@ func TestRegistryCredentials(t *testing.T) {
 	if !bytes.Contains(bodies[2], []byte(`"username":"ci2"`)) {
 		t.Errorf("GET: %s", bodies[2])
 	}
-	// The controller reads what was written.
+	// The store holds it sealed; the controller opens it.
 	c, err := e.Store.RegistryCredentials().Get(context.Background(), "shop", "127.0.0.1:5000")
-	if err != nil || c.Password != password {
-		t.Errorf("stored credential: %+v %v", c, err)
+	if err != nil || strings.Contains(c.Password, password) || !seal.IsSealedText(c.Password) {
+		t.Fatalf("stored credential: %+v %v", c, err)
+	}
+	if pw, err := e.Keyring.OpenText(seal.RegistryPasswordContext("shop", "127.0.0.1:5000"), c.Password); err != nil || pw != password {
+		t.Errorf("open the stored password: %q %v", pw, err)
 	}
 	// Registries are spelled as image references resolve them.
 	for _, reg := range []string{"index.docker.io", "UPPER.example.com/x", "not a host", "ghcr.io:99999x"} {

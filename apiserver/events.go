@@ -2,6 +2,7 @@ package apiserver
 
 import (
 	"net/http"
+	"slices"
 	"strconv"
 
 	"github.com/go-chi/chi/v5"
@@ -21,8 +22,8 @@ func (s *Server) listEvents(w http.ResponseWriter, r *http.Request) {
 	f := store.EventFilter{Kind: api.Kind(q.Get("kind")), Name: q.Get("name"), Limit: 100}
 	var err error
 	switch {
-	case f.Kind != "" && f.Kind != api.KindProject && f.Kind != api.KindService && f.Kind != api.KindVolume:
-		err = badQuery("kind", "must be Project, Service or Volume")
+	case f.Kind != "" && !slices.Contains(api.Kinds, f.Kind):
+		err = badQuery("kind", "must be Project, Secret, Service or Volume")
 	case f.Name != "" && len(api.ValidateName("", f.Name)) > 0:
 		err = badQuery("name", "must be a resource name")
 	case q.Get("limit") != "":

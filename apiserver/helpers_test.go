@@ -11,6 +11,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"encoding/pem"
+	"fmt"
 	"io"
 	"math/big"
 	"net/http"
@@ -24,10 +25,12 @@ import (
 	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest/observer"
 
+	"github.com/panelx/panelx/api"
 	"github.com/panelx/panelx/apiserver"
 	"github.com/panelx/panelx/apiserver/auth"
 	"github.com/panelx/panelx/apiserver/policy"
 	"github.com/panelx/panelx/internal/testenv"
+	"github.com/panelx/panelx/seal"
 	"github.com/panelx/panelx/store"
 	"github.com/panelx/panelx/store/postgres"
 )
@@ -65,7 +68,13 @@ type env struct {
 	Store store.Store
 	API   *apiserver.Server
 	Logs  *observer.ObservedLogs
+	// Keyring seals secrets and registry passwords (nil with
+	// withoutKeyring).
+	Keyring *seal.Keyring
 }
+
+// withoutKeyring: a server with no master key.
+func withoutKeyring(o *apiserver.Options) { o.Keyring = nil }
 
 type envOption func(*apiserver.Options)
 
@@ -89,14 +98,18 @@ func newEnv(t testing.TB, opts ...envOption) *env {
 		t.Fatal(err)
 	}
 	core, logs := observer.New(zap.DebugLevel)
-	o := apiserver.Options{Store: st, Logger: zap.New(core), Verifier: v, AdminUsers: []string{adminUser}}
+	key, err := seal.NewKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	o := apiserver.Options{Store: st, Logger: zap.New(core), Verifier: v, AdminUsers: []string{adminUser}, Keyring: seal.NewKeyring(key)}
 	for _, opt := range opts {
 		opt(&o)
 	}
-	api := apiserver.New(o)
-	srv := httptest.NewServer(api.Handler())
+	h := apiserver.New(o)
+	srv := httptest.NewServer(h.Handler())
 	t.Cleanup(srv.Close)
-	return &env{t: t, URL: srv.URL, Store: st, API: api, Logs: logs}
+	return &env{t: t, URL: srv.URL, Store: st, API: h, Logs: logs, Keyring: o.Keyring}
 }
 
 func openStore(t testing.TB) store.Store {
@@ -259,6 +272,30 @@ func (e *env) service(t testing.TB, token, project, name string) *response {
 	t.Helper()
 	return e.must(t, http.StatusCreated, req{method: "POST", path: "/api/v1/projects/" + project + "/services", token: token,
 		body: map[string]any{"metadata": map[string]any{"name": name}, "spec": map[string]any{"image": "nginx:1.27"}}})
+}
+
+// secret creates a secret with one key.
+func (e *env) secret(t testing.TB, token, project, name string) {
+	t.Helper()
+	e.must(t, http.StatusCreated, req{method: "POST", path: "/api/v1/projects/" + project + "/secrets", token: token,
+		body: map[string]any{"metadata": map[string]any{"name": name}, "spec": map[string]any{"data": map[string]any{"password": "hunter2"}}}})
+}
+
+// revisions records two revisions of a service, as the controller would.
+func (e *env) revisions(t testing.TB, project, service string) {
+	t.Helper()
+	svc, err := e.Store.Services().Get(context.Background(), api.Key{Project: project, Name: service})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, hash := range []string{"hash-1", "hash-2"} {
+		spec := svc.Spec
+		spec.Env = []api.EnvVar{{Name: "N", Value: fmt.Sprint(i)}}
+		if _, _, err := e.Store.Revisions().Record(context.Background(), svc.Metadata.UID, api.Revision{TemplateHash: hash, Spec: spec,
+			ImageID: "sha256:img", ImageDigest: "docker.io/library/nginx@sha256:" + strings.Repeat("ab", 32)}, 10); err != nil {
+			t.Fatal(err)
+		}
+	}
 }
 
 func (e *env) volume(t testing.TB, token, project, name string) {

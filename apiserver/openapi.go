@@ -43,7 +43,7 @@ func manifestRef(kind api.Kind) schemaRef {
 // number of documents separated by "---".
 func manifestStreamRef(g *schema.Generator) schema.Schema {
 	m := schema.Manifests(g)
-	one := schema.Schema{"oneOf": []any{m[api.KindProject], m[api.KindService], m[api.KindVolume]}}
+	one := schema.Schema{"oneOf": []any{m[api.KindProject], m[api.KindSecret], m[api.KindService], m[api.KindVolume]}}
 	return schema.Schema{
 		"description": "a manifest, a JSON array of manifests, or a multi-document YAML stream",
 		"oneOf":       []any{one, schema.Schema{"type": "array", "items": one}},

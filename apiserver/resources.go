@@ -36,6 +36,28 @@ type kindAPI[T api.Object] struct {
 	repo  func(store.Repo) store.Resources[T]
 	// writeAction and deleteAction are the permissions to change and delete.
 	writeAction, deleteAction authz.Action
+
+	// prepare, when set, turns a decoded, validated and policy-checked
+	// object into what is stored (secrets: sealed; services: stamped with
+	// who changed them). current is nil on create.
+	prepare func(r *http.Request, next, current T) (T, error)
+	// patchBase, when set, gives the document a merge patch applies to
+	// (secrets: with their values, so a patch can change one key).
+	patchBase func(ctx context.Context, current T) (T, error)
+}
+
+// presentObject is an object as clients see it: a secret without its data.
+// Every answer that carries objects goes through it.
+func presentObject[T api.Object](obj T) T {
+	if s, ok := any(obj).(*api.Secret); ok {
+		return any(s.Redacted()).(T)
+	}
+	return obj
+}
+
+// write answers with one object.
+func (k *kindAPI[T]) write(w http.ResponseWriter, status int, obj T) {
+	writeObject(w, status, presentObject(obj))
 }
 
 func (k *kindAPI[T]) isProject() bool { return k.kind == api.KindProject }
@@ -101,7 +123,7 @@ func (k *kindAPI[T]) get(w http.ResponseWriter, r *http.Request) {
 		k.s.fail(w, r, err)
 		return
 	}
-	writeObject(w, http.StatusOK, obj)
+	k.write(w, http.StatusOK, obj)
 }
 
 // listResponse is a page of objects, Kubernetes-style.
@@ -189,9 +211,9 @@ func (k *kindAPI[T]) list(w http.ResponseWriter, r *http.Request) {
 		k.s.fail(w, r, err)
 		return
 	}
-	items := page.Items
-	if items == nil {
-		items = []T{}
+	items := make([]T, len(page.Items))
+	for i, o := range page.Items {
+		items[i] = presentObject(o)
 	}
 	writeJSON(w, http.StatusOK, listResponse[T]{
 		APIVersion: api.APIVersion,
@@ -332,6 +354,10 @@ func (k *kindAPI[T]) create(w http.ResponseWriter, r *http.Request) {
 	if err == nil {
 		err = k.s.checkPolicy(r, obj)
 	}
+	if err == nil && k.prepare != nil {
+		var none T
+		obj, err = k.prepare(r, obj, none)
+	}
 	if err != nil {
 		k.s.fail(w, r, err)
 		return
@@ -361,7 +387,7 @@ func (k *kindAPI[T]) create(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	w.Header().Set("Location", k.location(key))
-	writeObject(w, http.StatusCreated, created)
+	k.write(w, http.StatusCreated, created)
 }
 
 // createProject stores the project and makes the caller its owner, in one
@@ -415,6 +441,11 @@ func (k *kindAPI[T]) update(r *http.Request, key api.Key, clientRV string, mutat
 		}
 		if err := k.s.checkPolicy(r, next); err != nil {
 			return zero, err
+		}
+		if k.prepare != nil {
+			if next, err = k.prepare(r, next, current); err != nil {
+				return zero, err
+			}
 		}
 		nm := next.GetMeta()
 		nm.UID, nm.ResourceVersion = cm.UID, cm.ResourceVersion
@@ -471,7 +502,7 @@ func (k *kindAPI[T]) replace(w http.ResponseWriter, r *http.Request) {
 		k.s.fail(w, r, err)
 		return
 	}
-	writeObject(w, http.StatusOK, updated)
+	k.write(w, http.StatusOK, updated)
 }
 
 // patch: PATCH an object with a JSON merge patch (RFC 7396) applied to its
@@ -508,7 +539,14 @@ func (k *kindAPI[T]) patch(w http.ResponseWriter, r *http.Request) {
 	}
 	updated, err := k.update(r, key, rv, func(current T) (T, error) {
 		var zero T
-		doc, err := json.Marshal(current)
+		base := current
+		if k.patchBase != nil {
+			var err error
+			if base, err = k.patchBase(r.Context(), current); err != nil {
+				return zero, err
+			}
+		}
+		doc, err := json.Marshal(base)
 		if err != nil {
 			return zero, err
 		}
@@ -527,7 +565,7 @@ func (k *kindAPI[T]) patch(w http.ResponseWriter, r *http.Request) {
 		k.s.fail(w, r, err)
 		return
 	}
-	writeObject(w, http.StatusOK, updated)
+	k.write(w, http.StatusOK, updated)
 }
 
 // remove: DELETE an object. Deletion is two-phase: the object is marked
@@ -567,5 +605,5 @@ func (k *kindAPI[T]) remove(w http.ResponseWriter, r *http.Request) {
 		k.s.fail(w, r, err)
 		return
 	}
-	writeObject(w, http.StatusAccepted, obj)
+	k.write(w, http.StatusAccepted, obj)
 }

@@ -10,41 +10,51 @@ import (
 // roleMatrix is the least role each project route needs, written out by
 // hand: a change in authorization must change this table.
 var roleMatrix = map[string]string{
-	"GET /api/v1/projects/{project}":                                    "viewer",
-	"PUT /api/v1/projects/{project}":                                    "admin",
-	"PATCH /api/v1/projects/{project}":                                  "admin",
-	"DELETE /api/v1/projects/{project}":                                 "owner",
-	"GET /api/v1/projects/{project}/services":                           "viewer",
-	"POST /api/v1/projects/{project}/services":                          "editor",
-	"GET /api/v1/projects/{project}/services/{service}":                 "viewer",
-	"PUT /api/v1/projects/{project}/services/{service}":                 "editor",
-	"PATCH /api/v1/projects/{project}/services/{service}":               "editor",
-	"DELETE /api/v1/projects/{project}/services/{service}":              "editor",
-	"GET /api/v1/projects/{project}/volumes":                            "viewer",
-	"POST /api/v1/projects/{project}/volumes":                           "editor",
-	"GET /api/v1/projects/{project}/volumes/{volume}":                   "viewer",
-	"PUT /api/v1/projects/{project}/volumes/{volume}":                   "editor",
-	"PATCH /api/v1/projects/{project}/volumes/{volume}":                 "editor",
-	"DELETE /api/v1/projects/{project}/volumes/{volume}":                "editor",
-	"GET /api/v1/projects/{project}/events":                             "viewer",
-	"GET /api/v1/projects/{project}/members":                            "viewer",
-	"PUT /api/v1/projects/{project}/members/{userId}":                   "admin",
-	"DELETE /api/v1/projects/{project}/members/{userId}":                "admin",
-	"GET /api/v1/projects/{project}/registry-credentials":               "admin",
-	"GET /api/v1/projects/{project}/registry-credentials/{registry}":    "admin",
-	"PUT /api/v1/projects/{project}/registry-credentials/{registry}":    "admin",
-	"DELETE /api/v1/projects/{project}/registry-credentials/{registry}": "admin",
-	"GET /api/v1/projects/{project}/metrics/stream":                     "viewer",
-	"GET /api/v1/projects/{project}/services/{service}/logs":            "viewer",
-	"GET /api/v1/projects/{project}/services/{service}/exec":            "editor",
-	"GET /api/v1/projects/{project}/volumes/{volume}/files/*":           "viewer",
-	"PUT /api/v1/projects/{project}/volumes/{volume}/files/*":           "editor",
-	"POST /api/v1/projects/{project}/volumes/{volume}/files/*":          "editor",
-	"DELETE /api/v1/projects/{project}/volumes/{volume}/files/*":        "editor",
-	"GET /api/v1/projects/{project}/certificates":                       "viewer",
-	"GET /api/v1/projects/{project}/certificates/{host}":                "viewer",
-	"PUT /api/v1/projects/{project}/certificates/{host}":                "admin",
-	"DELETE /api/v1/projects/{project}/certificates/{host}":             "admin",
+	"GET /api/v1/projects/{project}":                                         "viewer",
+	"PUT /api/v1/projects/{project}":                                         "admin",
+	"PATCH /api/v1/projects/{project}":                                       "admin",
+	"DELETE /api/v1/projects/{project}":                                      "owner",
+	"GET /api/v1/projects/{project}/services":                                "viewer",
+	"POST /api/v1/projects/{project}/services":                               "editor",
+	"GET /api/v1/projects/{project}/services/{service}":                      "viewer",
+	"PUT /api/v1/projects/{project}/services/{service}":                      "editor",
+	"PATCH /api/v1/projects/{project}/services/{service}":                    "editor",
+	"DELETE /api/v1/projects/{project}/services/{service}":                   "editor",
+	"GET /api/v1/projects/{project}/volumes":                                 "viewer",
+	"POST /api/v1/projects/{project}/volumes":                                "editor",
+	"GET /api/v1/projects/{project}/volumes/{volume}":                        "viewer",
+	"PUT /api/v1/projects/{project}/volumes/{volume}":                        "editor",
+	"PATCH /api/v1/projects/{project}/volumes/{volume}":                      "editor",
+	"DELETE /api/v1/projects/{project}/volumes/{volume}":                     "editor",
+	"GET /api/v1/projects/{project}/events":                                  "viewer",
+	"GET /api/v1/projects/{project}/members":                                 "viewer",
+	"PUT /api/v1/projects/{project}/members/{userId}":                        "admin",
+	"DELETE /api/v1/projects/{project}/members/{userId}":                     "admin",
+	"GET /api/v1/projects/{project}/registry-credentials":                    "admin",
+	"GET /api/v1/projects/{project}/registry-credentials/{registry}":         "admin",
+	"PUT /api/v1/projects/{project}/registry-credentials/{registry}":         "admin",
+	"DELETE /api/v1/projects/{project}/registry-credentials/{registry}":      "admin",
+	"GET /api/v1/projects/{project}/metrics/stream":                          "viewer",
+	"GET /api/v1/projects/{project}/services/{service}/logs":                 "viewer",
+	"GET /api/v1/projects/{project}/services/{service}/exec":                 "editor",
+	"GET /api/v1/projects/{project}/volumes/{volume}/files/*":                "viewer",
+	"PUT /api/v1/projects/{project}/volumes/{volume}/files/*":                "editor",
+	"POST /api/v1/projects/{project}/volumes/{volume}/files/*":               "editor",
+	"DELETE /api/v1/projects/{project}/volumes/{volume}/files/*":             "editor",
+	"GET /api/v1/projects/{project}/certificates":                            "viewer",
+	"GET /api/v1/projects/{project}/certificates/{host}":                     "viewer",
+	"PUT /api/v1/projects/{project}/certificates/{host}":                     "admin",
+	"DELETE /api/v1/projects/{project}/certificates/{host}":                  "admin",
+	"GET /api/v1/projects/{project}/secrets":                                 "viewer",
+	"POST /api/v1/projects/{project}/secrets":                                "editor",
+	"GET /api/v1/projects/{project}/secrets/{secret}":                        "viewer",
+	"PUT /api/v1/projects/{project}/secrets/{secret}":                        "editor",
+	"PATCH /api/v1/projects/{project}/secrets/{secret}":                      "editor",
+	"DELETE /api/v1/projects/{project}/secrets/{secret}":                     "editor",
+	"GET /api/v1/projects/{project}/secrets/{secret}/data":                   "admin",
+	"GET /api/v1/projects/{project}/services/{service}/revisions":            "viewer",
+	"GET /api/v1/projects/{project}/services/{service}/revisions/{revision}": "viewer",
+	"POST /api/v1/projects/{project}/services/{service}/rollback":            "editor",
 }
 
 // webSockets are routes that, past authorization, ask a plain request to
@@ -78,6 +88,8 @@ func TestRoleMatrix(t *testing.T) {
 			e.project(t, owner, project)
 			e.service(t, owner, project, "web")
 			e.volume(t, owner, project, "data")
+			e.secret(t, owner, project, "db")
+			e.revisions(t, project, "web")
 			e.member(t, owner, project, "dave", "viewer")
 			e.must(t, http.StatusCreated, req{method: "PUT", path: "/api/v1/projects/" + project + "/registry-credentials/ghcr.io", token: owner,
 				body: map[string]any{"username": "u", "password": "p"}})
@@ -96,7 +108,8 @@ func TestRoleMatrix(t *testing.T) {
 				certBody = map[string]any{"certificate": cert, "privateKey": key}
 				e.must(t, http.StatusOK, req{method: "PUT", path: "/api/v1/projects/" + project + "/certificates/" + host, token: owner, body: certBody})
 			}
-			path := fill(pattern, map[string]string{"project": project, "service": "web", "volume": "data", "userId": "dave", "registry": "ghcr.io", "host": host})
+			path := fill(pattern, map[string]string{"project": project, "service": "web", "volume": "data", "userId": "dave", "registry": "ghcr.io", "host": host,
+				"secret": "db", "revision": "1"})
 			body := validBody(method, pattern)
 			switch {
 			case strings.HasSuffix(pattern, "/certificates/{host}") && method == "PUT":
@@ -107,6 +120,8 @@ func TestRoleMatrix(t *testing.T) {
 				body = map[string]any{"metadata": map[string]any{"name": "api"}, "spec": map[string]any{"image": "nginx:1.27"}}
 			case strings.HasSuffix(pattern, "/volumes") && method == "POST":
 				body = map[string]any{"metadata": map[string]any{"name": "cache"}}
+			case strings.HasSuffix(pattern, "/secrets") && method == "POST":
+				body = map[string]any{"metadata": map[string]any{"name": "api-key"}, "spec": map[string]any{"data": map[string]any{"k": "v"}}}
 			case strings.HasSuffix(pattern, "/projects/{project}") && method == "PUT":
 				body = map[string]any{"metadata": map[string]any{"name": project}, "spec": map[string]any{"displayName": "Shop"}}
 			}

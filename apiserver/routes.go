@@ -6,6 +6,7 @@ import (
 	"github.com/panelx/panelx/api"
 	"github.com/panelx/panelx/api/routing"
 	"github.com/panelx/panelx/apiserver/authz"
+	"github.com/panelx/panelx/reseal"
 	"github.com/panelx/panelx/store"
 )
 
@@ -65,6 +66,10 @@ func (s *Server) routeTable() []route {
 		repo: store.Repo.Services, writeAction: authz.Write, deleteAction: authz.Write}
 	volumes := &kindAPI[*api.Volume]{s: s, kind: api.KindVolume, param: "volume",
 		repo: store.Repo.Volumes, writeAction: authz.Write, deleteAction: authz.Write}
+	services.prepare = s.stampService
+	secrets := &kindAPI[*api.Secret]{s: s, kind: api.KindSecret, param: "secret",
+		repo: store.Repo.Secrets, writeAction: authz.Write, deleteAction: authz.Write,
+		prepare: s.sealSecret, patchBase: s.openSecret}
 
 	rts := []route{
 		{method: "GET", pattern: "/healthz", handler: s.healthz, public: true,
@@ -84,7 +89,7 @@ func (s *Server) routeTable() []route {
 		{method: "GET", pattern: "/api/v1/watch", handler: s.watch, selfAuth: true,
 			doc: opDoc{summary: "Stream the current state, then every change, as Server-Sent Events or WebSocket messages (token in the Authorization header or a panelx.bearer.<token> subprotocol)", tag: "watch",
 				status: 200, resp: ref[WatchEvent](),
-				query: []queryParam{{"project", "string", "only this project"}, {"kind", "string", "Project, Service or Volume"}, {"name", "string", "only objects of this name"}}}},
+				query: []queryParam{{"project", "string", "only this project"}, {"kind", "string", "Project, Secret, Service or Volume"}, {"name", "string", "only objects of this name"}}}},
 		{method: "GET", pattern: "/metrics", handler: s.serveMetrics,
 			doc: opDoc{summary: "Prometheus metrics (server administrators; or PANELX_METRICS_LISTEN without authentication)", tag: "meta", status: 200, resp: anyRef}},
 		{method: "GET", pattern: "/api/v1/me", handler: s.me,
@@ -100,10 +105,24 @@ func (s *Server) routeTable() []route {
 	rts = append(rts, resourceRoutes(projects, "/api/v1/projects", "/{project}")...)
 	rts = append(rts, resourceRoutes(services, "/api/v1/projects/{project}/services", "/{service}")...)
 	rts = append(rts, resourceRoutes(volumes, "/api/v1/projects/{project}/volumes", "/{volume}")...)
+	rts = append(rts, resourceRoutes(secrets, "/api/v1/projects/{project}/secrets", "/{secret}")...)
 	return append(rts, []route{
+		{method: "POST", pattern: "/api/v1/admin/secret-key/rotate", handler: s.rotateKey,
+			doc: opDoc{summary: "Rotate the master key: a new key seals from now on, every secret and registry password is re-wrapped under it (values untouched, no restart), the old keys leave the key file (server administrators)", tag: "secrets",
+				status: 200, resp: ref[reseal.Report](), query: []queryParam{{"keepOld", "boolean", "keep the old keys in the key file (servers with their own copy of it need the new file first)"}}}},
+		{method: "GET", pattern: "/api/v1/projects/{project}/secrets/{secret}/data", handler: s.revealSecret,
+			doc: opDoc{summary: "A secret's values (owner, admin); every read is recorded as an event", tag: "secrets", status: 200, resp: ref[SecretData]()}},
+		{method: "GET", pattern: "/api/v1/projects/{project}/services/{service}/revisions", handler: s.listRevisions,
+			doc: opDoc{summary: "The service's revisions, newest first [viewer]", tag: "services", status: 200, resp: itemsRef[api.Revision]("RevisionList")}},
+		{method: "GET", pattern: "/api/v1/projects/{project}/services/{service}/revisions/{revision}", handler: s.getRevision,
+			doc: opDoc{summary: "One revision of the service [viewer]", tag: "services", status: 200, resp: ref[api.Revision]()}},
+		{method: "POST", pattern: "/api/v1/projects/{project}/services/{service}/rollback", handler: s.rollback,
+			doc: opDoc{summary: "Go back to a revision (default: the one before the current): its template, image pinned to the digest it ran [editor]", tag: "services",
+				body: ref[RollbackRequest](), status: 200, resp: manifestRef(api.KindService)}},
+
 		{method: "GET", pattern: "/api/v1/projects/{project}/events", handler: s.listEvents,
 			doc: opDoc{summary: "List a project's events, newest first", tag: "events", status: 200, resp: itemsRef[store.Event]("EventList"),
-				query: []queryParam{{"kind", "string", "Project, Service or Volume"}, {"name", "string", "the object's name"}, {"limit", "integer", "1–1000 (default 100)"}}}},
+				query: []queryParam{{"kind", "string", "Project, Secret, Service or Volume"}, {"name", "string", "the object's name"}, {"limit", "integer", "1–1000 (default 100)"}}}},
 
 		{method: "GET", pattern: "/api/v1/projects/{project}/metrics/stream", handler: s.metricsStream, selfAuth: true,
 			doc: opDoc{summary: "WebSocket: one message per interval (1–60 s, default 1 s; ?interval= or {\"interval\": \"5s\"}) with every container's CPU %, memory and I/O rates [viewer]", tag: "metrics",

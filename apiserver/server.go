@@ -24,6 +24,7 @@ import (
 	"github.com/panelx/panelx/apiserver/auth"
 	"github.com/panelx/panelx/apiserver/authz"
 	"github.com/panelx/panelx/apiserver/policy"
+	"github.com/panelx/panelx/seal"
 	"github.com/panelx/panelx/store"
 )
 
@@ -63,6 +64,9 @@ type Options struct {
 	// ExecIdleTimeout ends a terminal without input or output for this
 	// long (default DefaultExecIdleTimeout).
 	ExecIdleTimeout time.Duration
+	// Keyring seals secrets and registry passwords; nil: secrets cannot be
+	// written or read (503 saying why), everything else works.
+	Keyring *seal.Keyring
 }
 
 // Server holds the router and what the handlers need.
@@ -86,6 +90,7 @@ type Server struct {
 	stopping chan struct{}
 	stopOnce sync.Once
 	ops      opsSettings
+	keyring  *seal.Keyring
 }
 
 // New builds the router.
@@ -106,6 +111,7 @@ func New(opts Options) *Server {
 		stats:    opts.Stats,
 		stopping: make(chan struct{}),
 		ops:      newOpsSettings(opts),
+		keyring:  opts.Keyring,
 	}
 	if opts.Metrics != nil {
 		s.metrics = newHTTPMetrics(opts.Metrics)

@@ -37,6 +37,8 @@ func validBody(method, pattern string) any {
 		return map[string]any{"metadata": map[string]any{"name": "web"}, "spec": map[string]any{"image": "nginx:1.27"}}
 	case strings.HasSuffix(pattern, "/volumes"), strings.HasSuffix(pattern, "/volumes/{volume}"):
 		return map[string]any{"metadata": map[string]any{"name": "data"}}
+	case strings.HasSuffix(pattern, "/secrets"), strings.HasSuffix(pattern, "/secrets/{secret}"):
+		return map[string]any{"metadata": map[string]any{"name": "db"}, "spec": map[string]any{"data": map[string]any{"password": "hunter2"}}}
 	case strings.HasSuffix(pattern, "/members/{userId}"):
 		return map[string]any{"role": "owner"}
 	case strings.HasSuffix(pattern, "/registry-credentials/{registry}"):
@@ -70,6 +72,8 @@ func TestOtherUsersProjectIsNotFound(t *testing.T) {
 	e.project(t, alice, "blog")
 	e.service(t, alice, "shop", "web")
 	e.volume(t, alice, "shop", "data")
+	e.secret(t, alice, "shop", "db")
+	e.revisions(t, "shop", "web")
 	e.member(t, alice, "shop", "carol", "viewer")
 	e.must(t, http.StatusCreated, req{method: "PUT", path: "/api/v1/projects/shop/registry-credentials/ghcr.io", token: alice,
 		body: map[string]any{"username": "alice", "password": "s3cret"}})
@@ -84,8 +88,8 @@ func TestOtherUsersProjectIsNotFound(t *testing.T) {
 		"alice's token for another one": blogOnly,
 	}
 	params := []map[string]string{
-		{"project": "shop", "service": "web", "volume": "data", "userId": "alice", "registry": "ghcr.io", "id": aliceTokenID},
-		{"project": "shop", "service": "nope", "volume": "nope", "userId": "bob", "registry": "docker.io", "id": "00000000-0000-0000-0000-000000000000"},
+		{"project": "shop", "service": "web", "volume": "data", "userId": "alice", "registry": "ghcr.io", "id": aliceTokenID, "secret": "db", "revision": "1"},
+		{"project": "shop", "service": "nope", "volume": "nope", "userId": "bob", "registry": "docker.io", "id": "00000000-0000-0000-0000-000000000000", "secret": "nope", "revision": "7"},
 	}
 	covered := 0
 	for name, tok := range intruders {
@@ -113,7 +117,7 @@ func TestOtherUsersProjectIsNotFound(t *testing.T) {
 				}
 				// And a project that does not exist answers the same.
 				if strings.Contains(pattern, "{project}") {
-					ghost := fill(pattern, map[string]string{"project": "ghost", "service": "web", "volume": "data", "userId": "alice", "registry": "ghcr.io"})
+					ghost := fill(pattern, map[string]string{"project": "ghost", "service": "web", "volume": "data", "userId": "alice", "registry": "ghcr.io", "secret": "db", "revision": "1"})
 					if r := e.do(t, req{method: method, path: ghost, token: alice, body: validBody(method, pattern)}); r.Status != http.StatusNotFound {
 						t.Errorf("%s %s (no such project): %d", method, ghost, r.Status)
 					}

@@ -47,7 +47,7 @@ func parseWatchFilter(r *http.Request) (watchFilter, error) {
 		return f, badQuery("name", "not an object name")
 	}
 	if f.kind != "" && !slices.Contains(api.Kinds, f.kind) {
-		return f, badQuery("kind", "must be Project, Service or Volume")
+		return f, badQuery("kind", "must be Project, Secret, Service or Volume")
 	}
 	return f, nil
 }
@@ -369,6 +369,8 @@ func (ws *watchSession) listKind(ctx context.Context, kind api.Kind, projects []
 			items, next, err = page(ws.s.store.Services().List(ctx, opts))
 		case api.KindVolume:
 			items, next, err = page(ws.s.store.Volumes().List(ctx, opts))
+		case api.KindSecret:
+			items, next, err = page(ws.s.store.Secrets().List(ctx, opts))
 		}
 		if err != nil {
 			return nil, err
@@ -427,6 +429,8 @@ func (ws *watchSession) get(ctx context.Context, kind api.Kind, k api.Key) (api.
 		return unwrapObj(ws.s.store.Services().Get(ctx, k))
 	case api.KindVolume:
 		return unwrapObj(ws.s.store.Volumes().Get(ctx, k))
+	case api.KindSecret:
+		return unwrapObj(ws.s.store.Secrets().Get(ctx, k))
 	}
 	return nil, store.ErrNotFound
 }
@@ -452,6 +456,7 @@ func (ws *watchSession) upsert(ctx context.Context, obj api.Object) error {
 }
 
 func (ws *watchSession) emit(ctx context.Context, typ string, obj api.Object) error {
+	obj = presentObject(obj) // what any client may see: no secret data
 	key := sentKey(obj.GetKind(), api.KeyOf(obj))
 	if typ == "DELETED" {
 		delete(ws.sent, key)

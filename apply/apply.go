@@ -47,6 +47,12 @@ type Options struct {
 	// OnCreateProject runs in the transaction after a project is created
 	// (the API makes the caller its owner).
 	OnCreateProject func(ctx context.Context, r store.Repo, p *api.Project) error
+	// Prepare, when set, turns the object about to be written (the
+	// manifest over the stored object) into what is stored, given the
+	// stored object (nil when new): the API seals secrets' values and notes
+	// who changed a service. It runs before the diff, so a secret applied
+	// again with the same values is Unchanged.
+	Prepare func(ctx context.Context, obj, existing api.Object) (api.Object, error)
 }
 
 // Error carries the index of the document it concerns.
@@ -147,6 +153,13 @@ func applyOne(ctx context.Context, r store.Repo, obj api.Object, opts Options) (
 		}
 	}
 	if existing == nil {
+		obj = writable(obj)
+		if opts.Prepare != nil {
+			var err error
+			if obj, err = opts.Prepare(ctx, obj, nil); err != nil {
+				return res, err
+			}
+		}
 		created, err := create(ctx, r, obj)
 		if err != nil {
 			return res, err
@@ -165,6 +178,12 @@ func applyOne(ctx context.Context, r store.Repo, obj api.Object, opts Options) (
 		return res, fmt.Errorf("%s %s is being deleted; apply again once it is gone: %w", obj.GetKind(), key, store.ErrConflict)
 	}
 	desired := merge(existing, obj)
+	if opts.Prepare != nil {
+		var err error
+		if desired, err = opts.Prepare(ctx, desired, existing); err != nil {
+			return res, err
+		}
+	}
 	res.Generation, res.ResourceVersion = existing.GetMeta().Generation, existing.GetMeta().ResourceVersion
 	diff := Diff(existing, desired)
 	if diff == "" {
@@ -218,6 +237,8 @@ func copySpec(dst, src api.Object) {
 		d.Spec = src.(*api.Service).Spec
 	case *api.Volume:
 		d.Spec = src.(*api.Volume).Spec
+	case *api.Secret:
+		d.Spec = src.(*api.Secret).Spec
 	}
 }
 
@@ -249,6 +270,8 @@ func get(ctx context.Context, r store.Repo, kind api.Kind, key api.Key) (api.Obj
 		obj, err = unwrap(r.Services().Get(ctx, key))
 	case api.KindVolume:
 		obj, err = unwrap(r.Volumes().Get(ctx, key))
+	case api.KindSecret:
+		obj, err = unwrap(r.Secrets().Get(ctx, key))
 	default:
 		return nil, fmt.Errorf("kind %q: %w", kind, store.ErrInvalid)
 	}
@@ -267,14 +290,17 @@ func unwrap[T api.Object](obj T, err error) (api.Object, error) {
 	return obj, nil
 }
 
+// create stores obj, which writable has stripped.
 func create(ctx context.Context, r store.Repo, obj api.Object) (api.Object, error) {
-	switch o := writable(obj).(type) {
+	switch o := obj.(type) {
 	case *api.Project:
 		return unwrap(r.Projects().Create(ctx, o))
 	case *api.Service:
 		return unwrap(r.Services().Create(ctx, o))
 	case *api.Volume:
 		return unwrap(r.Volumes().Create(ctx, o))
+	case *api.Secret:
+		return unwrap(r.Secrets().Create(ctx, o))
 	}
 	return nil, fmt.Errorf("kind %q: %w", obj.GetKind(), store.ErrInvalid)
 }
@@ -287,11 +313,14 @@ func update(ctx context.Context, r store.Repo, obj api.Object) (api.Object, erro
 		return unwrap(r.Services().Update(ctx, o))
 	case *api.Volume:
 		return unwrap(r.Volumes().Update(ctx, o))
+	case *api.Secret:
+		return unwrap(r.Secrets().Update(ctx, o))
 	}
 	return nil, fmt.Errorf("kind %q: %w", obj.GetKind(), store.ErrInvalid)
 }
 
-// prune deletes what the applied projects hold beyond the set.
+// prune deletes what the applied projects hold beyond the set. Secrets are
+// never pruned: they are often kept out of the manifests on purpose.
 func prune(ctx context.Context, r store.Repo, objs []api.Object, opts Options) ([]Result, error) {
 	projects := map[string]bool{}
 	keep := map[string]bool{}

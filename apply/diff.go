@@ -53,7 +53,12 @@ func flattenObject(obj api.Object, out map[string]string) {
 			out["metadata.annotations."+k] = strconv.Quote(v)
 		}
 	}
-	data, err := json.Marshal(obj.SpecPtr())
+	spec := obj.SpecPtr()
+	if sec, ok := obj.(*api.Secret); ok {
+		// Never values, nor sealed data: the keys and the version say it.
+		spec = &sec.Redacted().Spec
+	}
+	data, err := json.Marshal(spec)
 	if err != nil {
 		out["spec"] = fmt.Sprintf("<%v>", err)
 		return

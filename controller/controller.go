@@ -13,6 +13,7 @@ import (
 
 	"github.com/panelx/panelx/api"
 	"github.com/panelx/panelx/reconcile"
+	"github.com/panelx/panelx/seal"
 	"github.com/panelx/panelx/store"
 )
 
@@ -57,6 +58,9 @@ type Options struct {
 	// DrainTimeout bounds how long a replica taken out of the edge's routes
 	// waits for the edges to drain it (0: reconcile.DefaultDrainTimeout).
 	DrainTimeout time.Duration
+	// Keyring opens secrets and registry passwords. Without one, services
+	// that use secrets are held back (SecretUnavailable); the others run.
+	Keyring *seal.Keyring
 }
 
 // Controller runs the reconcile loop: keys come from the store's change
@@ -85,7 +89,7 @@ func New(opts Options) (*Controller, error) {
 		opts.PullInterval = DefaultPullInterval
 	}
 	if opts.Credentials == nil {
-		opts.Credentials = StoreCredentials{Store: opts.Store}
+		opts.Credentials = StoreCredentials{Store: opts.Store, Keyring: opts.Keyring}
 	}
 	if opts.RateLimiter == nil {
 		opts.RateLimiter = workqueue.NewTypedMaxOfRateLimiter(
@@ -147,6 +151,7 @@ func (c *Controller) lead(ctx context.Context, lease store.Lease) error {
 	r := &Reconciler{
 		Store: c.opts.Store, Runtime: rt, Cache: cache, Instance: c.opts.Instance, Log: c.log,
 		PullInterval: c.opts.PullInterval, Metrics: c.opts.Metrics, DrainTimeout: c.opts.DrainTimeout,
+		Keyring: c.opts.Keyring,
 		Executor: &reconcile.Executor{Runtime: rt, Cache: cache, Credentials: c.opts.Credentials, Parallel: c.opts.Parallel},
 	}
 	l := &loop{c: c, cache: cache, queue: queue, rec: r}
@@ -193,7 +198,7 @@ func (l *loop) followStore(ctx context.Context) error {
 	for change := range ch {
 		switch change.Type {
 		case store.ChangeResync:
-			l.resync(ctx, "store feed (re)connected")
+			l.resync(ctx, "store feed (re)connected", true)
 		default:
 			l.enqueueChange(ctx, change)
 		}
@@ -229,6 +234,14 @@ func (l *loop) enqueueChange(ctx context.Context, ch store.Change) {
 			l.addNow(k)
 		}
 		// Services waiting for this volume to be declared look again.
+		if ch.SpecChanged || ch.Type == store.ChangeRemoved || ch.Deleting {
+			l.enqueueServicesOf(ctx, ch.Key.Project)
+		}
+	case api.KindSecret:
+		if ch.Deleting {
+			l.addNow(reconcile.SecretKey(ch.Key.Project, ch.Key.Name))
+		}
+		// The services using it roll (or are held back, or go ahead).
 		if ch.SpecChanged || ch.Type == store.ChangeRemoved || ch.Deleting {
 			l.enqueueServicesOf(ctx, ch.Key.Project)
 		}
@@ -271,7 +284,7 @@ func (l *loop) followDocker(ctx context.Context) {
 	for ctx.Err() == nil {
 		events, errs := l.c.opts.Runtime.Events(ctx)
 		// Subscribed first, then listed: nothing falls in between.
-		l.resync(ctx, "docker events (re)connected")
+		l.resync(ctx, "docker events (re)connected", true)
 		connected := time.Now()
 	recv:
 		for {
@@ -316,19 +329,22 @@ func (l *loop) periodicResync(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-t.C:
-			l.resync(ctx, "periodic")
+			l.resync(ctx, "periodic", false)
 		}
 	}
 }
 
 // resync lists Docker into the cache and enqueues every key the store or
-// Docker knows of. Failures are retried: a resync must happen.
-func (l *loop) resync(ctx context.Context, why string) {
+// Docker knows of. Failures are retried: a resync must happen. fresh
+// (after a feed reconnected) also forgets every key's failure backoff: the
+// failures were the outage's, and what it held back should converge now,
+// not after the minutes of backoff it piled up.
+func (l *loop) resync(ctx context.Context, why string, fresh bool) {
 	l.resyncMu.Lock()
 	defer l.resyncMu.Unlock()
 	backoff := feedRetryMin
 	for ctx.Err() == nil {
-		err := l.resyncOnce(ctx)
+		err := l.resyncOnce(ctx, fresh)
 		if err == nil {
 			l.c.log.Debug("resynced", zap.String("why", why))
 			return
@@ -343,7 +359,7 @@ func (l *loop) resync(ctx context.Context, why string) {
 	}
 }
 
-func (l *loop) resyncOnce(ctx context.Context) error {
+func (l *loop) resyncOnce(ctx context.Context, fresh bool) error {
 	if err := l.cache.Sync(ctx); err != nil {
 		return err
 	}
@@ -362,7 +378,17 @@ func (l *loop) resyncOnce(ctx context.Context) error {
 	}); err != nil {
 		return err
 	}
+	if err := listAll(ctx, st.Secrets(), func(s *api.Secret) {
+		if s.Metadata.DeletionTimestamp != nil {
+			keys = append(keys, reconcile.SecretKey(s.Metadata.Project, s.Metadata.Name))
+		}
+	}); err != nil {
+		return err
+	}
 	for _, k := range keys {
+		if fresh {
+			l.queue.Forget(k)
+		}
 		l.queue.Add(k)
 	}
 	return nil

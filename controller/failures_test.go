@@ -198,11 +198,11 @@ func TestDeadContainerDoesNotBlockRollout(t *testing.T) {
 			return false, err.Error()
 		}
 		for _, ev := range evs {
-			if ev.Reason == "CleanupFailed" && strings.Contains(ev.Message, deadName) {
+			if ev.Reason == "CleanupFailed" && strings.Contains(ev.Message, first) {
 				return true, ""
 			}
 		}
-		return false, fmt.Sprintf("%d events, none CleanupFailed for %s", len(evs), deadName)
+		return false, fmt.Sprintf("%d events, none CleanupFailed for %s", len(evs), first)
 	})
 
 	// Once the engine can remove it, the next attempt (after the 30 s

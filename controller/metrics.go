@@ -22,6 +22,9 @@ type Metrics struct {
 	leader            prometheus.Gauge
 	replicasDesired   *prometheus.GaugeVec
 	replicasReady     *prometheus.GaugeVec
+	secretFailures    prometheus.Counter
+	rollbacks         prometheus.Counter
+	deadlines         prometheus.Counter
 
 	queueDepth       *prometheus.GaugeVec
 	queueAdds        *prometheus.CounterVec
@@ -62,6 +65,15 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		replicasReady: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "panelx_service_replicas_ready", Help: "Replicas of a service that run (and are healthy, with a healthcheck).",
 		}, []string{"project", "service"}),
+		secretFailures: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "panelx_secret_open_failures_total", Help: "Secrets the controller could not open (wrong or missing master key, tampered data); the services using them are held back.",
+		}),
+		rollbacks: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "panelx_rollout_auto_rollbacks_total", Help: "Automatic rollbacks of services whose new revision missed its progress deadline.",
+		}),
+		deadlines: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "panelx_rollout_deadline_exceeded_total", Help: "Rollouts that missed their progress deadline.",
+		}),
 		queueDepth: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "panelx_workqueue_depth", Help: "Keys waiting in the workqueue.",
 		}, []string{"name"}),
@@ -86,7 +98,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		pendingCommitted: map[reconcile.Key]time.Time{},
 	}
 	reg.MustRegister(m.reconciles, m.reconcilePanics, m.reconcileDuration, m.feedLag, m.dockerCalls, m.leader,
-		m.replicasDesired, m.replicasReady, m.queueDepth, m.queueAdds, m.queueLatency, m.queueWork,
+		m.replicasDesired, m.replicasReady, m.secretFailures, m.rollbacks, m.deadlines, m.queueDepth, m.queueAdds, m.queueLatency, m.queueWork,
 		m.queueUnfinished, m.queueLongest, m.queueRetries)
 	return m
 }
@@ -125,6 +137,24 @@ func (m *Metrics) observeReconcile(key reconcile.Key, d time.Duration, err error
 	}
 	m.reconciles.WithLabelValues(string(key.Kind), result).Inc()
 	m.reconcileDuration.WithLabelValues(string(key.Kind)).Observe(d.Seconds())
+}
+
+func (m *Metrics) secretOpenFailed() {
+	if m != nil {
+		m.secretFailures.Inc()
+	}
+}
+
+func (m *Metrics) rolledBack() {
+	if m != nil {
+		m.rollbacks.Inc()
+	}
+}
+
+func (m *Metrics) deadlineExceeded() {
+	if m != nil {
+		m.deadlines.Inc()
+	}
 }
 
 func (m *Metrics) reconcilePanicked(key reconcile.Key) {

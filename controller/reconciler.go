@@ -12,6 +12,7 @@ import (
 
 	"github.com/panelx/panelx/api"
 	"github.com/panelx/panelx/reconcile"
+	"github.com/panelx/panelx/seal"
 	"github.com/panelx/panelx/store"
 )
 
@@ -45,6 +46,15 @@ type Reconciler struct {
 	// failed removals of dead ones (retried with a backoff).
 	failures map[api.Key]map[failureKey]reconcile.Failure
 
+	// Keyring opens secrets (nil: services using secrets are held back).
+	Keyring *seal.Keyring
+
+	secretsMu sync.Mutex
+	secrets   map[api.Key]openedSecret
+	// revisions remembers each service's newest revision.
+	revisionsMu sync.Mutex
+	revisions   map[api.Key]knownRevision
+
 	imagesMu sync.Mutex
 	// images remembers pulls per project and reference: credentials are per
 	// project, so one project's failures must not hold back another's.
@@ -74,6 +84,8 @@ func (r *Reconciler) Reconcile(ctx context.Context, key reconcile.Key) (Result, 
 		return r.reconcileProject(ctx, key)
 	case api.KindVolume:
 		return r.reconcileVolume(ctx, key)
+	case api.KindSecret:
+		return r.reconcileSecret(ctx, key)
 	}
 	return Result{}, fmt.Errorf("reconcile %s: unknown kind", key)
 }
@@ -91,8 +103,9 @@ func getOrNil[T api.Object](ctx context.Context, res store.Resources[T], key api
 func (r *Reconciler) reconcileService(ctx context.Context, key reconcile.Key) (Result, error) {
 	akey := api.Key{Project: key.Project, Name: key.Name}
 	var (
-		svc *api.Service
-		img reconcile.ImageState
+		svc     *api.Service
+		img     reconcile.ImageState
+		secrets reconcile.Secrets
 	)
 	plan, lastErr, err := r.converge(ctx, key, func() (reconcile.Plan, error) {
 		in, err := r.serviceInput(ctx, akey)
@@ -103,7 +116,7 @@ func (r *Reconciler) reconcileService(ctx context.Context, key reconcile.Key) (R
 		if err := r.publishEndpoints(ctx, &in); err != nil {
 			return reconcile.Plan{}, err
 		}
-		svc, img = in.Service, in.Image
+		svc, img, secrets = in.Service, in.Image, in.Secrets
 		return reconcile.PlanService(in), nil
 	})
 	if err != nil {
@@ -127,11 +140,18 @@ func (r *Reconciler) reconcileService(ctx context.Context, key reconcile.Key) (R
 		if err != nil {
 			return Result{}, err
 		}
+		latest, recorded, err := r.revision(ctx, svc, img, secrets)
+		if err != nil {
+			return Result{}, err
+		}
 		status := reconcile.ComputeServiceStatus(reconcile.ServiceStatusInput{
 			Instance: r.Instance, Service: svc, Previous: svc.Status, Containers: r.Cache.Containers(key.Project, key.Name),
 			Image: img, Plan: plan, Err: lastErr, Now: r.now(),
-			Network: r.Cache.Network(key.Project), ProjectDomain: projectDomain, Certificates: certs,
+			Network: r.Cache.Network(key.Project), ProjectDomain: projectDomain, Certificates: certs, Secrets: secrets,
 		})
+		if d := r.rollout(ctx, svc, &status, latest, recorded); d.RequeueAfter > 0 && (plan.RequeueAfter == 0 || d.RequeueAfter < plan.RequeueAfter) {
+			plan.RequeueAfter = d.RequeueAfter
+		}
 		if err := r.writeServiceStatus(ctx, svc, status); err != nil && lastErr == nil {
 			lastErr = err
 		}
@@ -161,7 +181,7 @@ func (r *Reconciler) publishEndpoints(ctx context.Context, in *reconcile.Service
 	}
 	published := svc.Status.Endpoints
 	desired := reconcile.DesiredEndpoints(reconcile.EndpointsInput{Instance: r.Instance, Service: svc, Image: in.Image,
-		Network: in.Network, Containers: in.Containers})
+		Network: in.Network, Containers: in.Containers, Secrets: in.Secrets})
 	if !sameJSON(published, desired) {
 		upd := api.Clone(svc)
 		upd.Status.Endpoints = desired
@@ -254,7 +274,8 @@ func (r *Reconciler) recordFailures(key api.Key, results []reconcile.OpResult) {
 	defer r.drainMu.Unlock()
 	for _, res := range results {
 		kind := res.Op.Kind
-		if res.Skipped || !(kind == reconcile.OpStartContainer || (kind == reconcile.OpRemoveContainer && res.Op.BestEffort)) {
+		removal := kind == reconcile.OpRemoveContainer && (res.Op.BestEffort || errors.Is(res.Err, reconcile.ErrLeftDead))
+		if res.Skipped || !(kind == reconcile.OpStartContainer || removal) {
 			continue
 		}
 		id := res.Op.ContainerID
@@ -376,6 +397,9 @@ func (r *Reconciler) serviceInput(ctx context.Context, key api.Key) (reconcile.S
 			in.Ready[dep] = d != nil && d.Status.ReadyReplicas > 0
 		}
 	}
+	if in.Secrets, err = r.resolveSecrets(ctx, in.Service); err != nil {
+		return in, err
+	}
 	in.Image, err = r.imageState(ctx, key.Project, sp.Image)
 	return in, err
 }
@@ -430,7 +454,7 @@ func (r *Reconciler) afterRun(ctx context.Context, key reconcile.Key, results []
 		switch {
 		case res.Skipped:
 			continue
-		case res.Err != nil && op.BestEffort:
+		case res.Err != nil && (op.BestEffort || errors.Is(res.Err, reconcile.ErrLeftDead)):
 			r.event(ctx, key, store.EventWarning, "CleanupFailed", fmt.Sprintf("%s %s (%s; retried later): %v", op.Kind, op.Target, op.Cause, res.Err))
 			r.Log.Warn("best-effort operation failed; retrying later", zap.Stringer("key", key), zap.String("op", string(op.Kind)),
 				zap.String("target", op.Target), zap.Error(res.Err))

@@ -26,13 +26,19 @@ func (k Key) String() string {
 	return string(k.Kind) + "/" + k.Project + "/" + k.Name
 }
 
-// ServiceKey, ProjectKey and VolumeKey build keys.
+// ServiceKey, ProjectKey, VolumeKey and SecretKey build keys.
 func ServiceKey(project, name string) Key {
 	return Key{Kind: api.KindService, Project: project, Name: name}
 }
 func ProjectKey(name string) Key { return Key{Kind: api.KindProject, Name: name} }
 func VolumeKey(project, name string) Key {
 	return Key{Kind: api.KindVolume, Project: project, Name: name}
+}
+
+// SecretKey is a secret being deleted (nothing else of a secret needs the
+// controller: the services using it are queued instead).
+func SecretKey(project, name string) Key {
+	return Key{Kind: api.KindSecret, Project: project, Name: name}
 }
 
 // tombstoneTTL is how long a removed container's ID is remembered, so a
@@ -150,6 +156,14 @@ func (c *Cache) RefreshContainer(ctx context.Context, ref string) error {
 		c.containers[ct.ID] = ct
 	}
 	return nil
+}
+
+// containerState is the cached state of a container ("" when unknown).
+func (c *Cache) containerState(ref string) string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	ct, _ := c.findContainerLocked(ref)
+	return ct.State
 }
 
 func (c *Cache) findContainerLocked(ref string) (Container, bool) {

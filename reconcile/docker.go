@@ -10,6 +10,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/distribution/reference"
 	"github.com/docker/docker/api/types/container"
 	"github.com/docker/docker/api/types/events"
 	"github.com/docker/docker/api/types/filters"
@@ -239,6 +240,33 @@ func (d *DockerRuntime) ImageID(ctx context.Context, ref string) (string, error)
 		return "", fmt.Errorf("inspect image %s: %w", ref, err)
 	}
 	return in.ID, nil
+}
+
+func (d *DockerRuntime) ImageDigest(ctx context.Context, ref string) (string, error) {
+	named, err := reference.ParseNormalizedNamed(ref)
+	if err != nil {
+		return "", fmt.Errorf("image digest of %s: %w", ref, err)
+	}
+	if _, ok := named.(reference.Digested); ok {
+		return ref, nil // pinned already
+	}
+	var in image.InspectResponse
+	err = d.call(ctx, "image_inspect", callTimeout, func(ctx context.Context) (err error) {
+		in, err = d.cli.ImageInspect(ctx, ref)
+		return err
+	})
+	if errdefs.IsNotFound(err) {
+		return "", nil
+	}
+	if err != nil {
+		return "", fmt.Errorf("inspect image %s: %w", ref, err)
+	}
+	for _, rd := range in.RepoDigests {
+		if d, err := reference.ParseNormalizedNamed(rd); err == nil && d.Name() == named.Name() {
+			return rd, nil
+		}
+	}
+	return "", nil
 }
 
 func (d *DockerRuntime) PullImage(ctx context.Context, ref string, auth *RegistryAuth) error {

@@ -34,6 +34,7 @@ type EndpointsInput struct {
 	Image      ImageState // the image the current spec runs
 	Network    *Network   // the project network
 	Containers []Container
+	Secrets    Secrets // the values of the secrets the service uses
 }
 
 // DesiredEndpoints returns the replicas the edge should send to: for each
@@ -52,10 +53,13 @@ func DesiredEndpoints(in EndpointsInput) []api.Endpoint {
 		byIndex[c.Replica] = append(byIndex[c.Replica], c)
 	}
 	var out []api.Endpoint
+	// Without the template (no image yet, a secret that cannot be opened)
+	// nothing is current: the containers there are keep serving.
+	known := in.Image.Present() && secretsOK(svc, in.Secrets)
 	for i := 0; i < int(svc.Spec.ReplicaCount()); i++ {
 		want := ""
-		if in.Image.Present() {
-			spec := BuildContainerSpec(in.Instance, svc, i, in.Image.ID)
+		if known {
+			spec := BuildContainerSpec(in.Instance, svc, i, in.Image.ID, in.Secrets)
 			want = spec.Hash()
 		}
 		set := splitReplica(byIndex[i], func(c Container) bool {

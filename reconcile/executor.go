@@ -35,6 +35,11 @@ type OpResult struct {
 	Duration time.Duration
 }
 
+// ErrLeftDead: a removal failed and the engine left the container dead.
+// It holds nothing back — the next plan moves it aside (planDead) — so
+// the reconciler reports it and carries on rather than failing.
+var ErrLeftDead = errors.New("the engine could not remove the container and left it dead")
+
 // errSkipped marks ops not run because a dependency failed.
 var errSkipped = errors.New("skipped: a prerequisite failed")
 
@@ -176,7 +181,9 @@ func (e *Executor) runOp(ctx context.Context, op Op) error {
 		if err := rt.RemoveContainer(ctx, op.ref()); err != nil {
 			// A failed removal may leave the container dead, which the
 			// engine announces with no event: look, so the next plan knows.
-			_ = e.Cache.RefreshContainer(ctx, op.ref())
+			if e.Cache.RefreshContainer(ctx, op.ref()) == nil && e.Cache.containerState(op.ref()) == "dead" {
+				return fmt.Errorf("%w: %w", ErrLeftDead, err)
+			}
 			return err
 		}
 		e.Cache.ContainerRemoved(op.ref())

@@ -78,6 +78,8 @@ type ServiceInput struct {
 	// RemoveFailures counts, per container ID, the failed removals of dead
 	// containers (see planDead).
 	RemoveFailures map[string]Failure
+	// Secrets are the values of the secrets the service uses.
+	Secrets Secrets
 }
 
 // Failure is what the reconciler remembers of one kind of operation that
@@ -122,6 +124,10 @@ func PlanService(in ServiceInput) Plan {
 	if p.Blocked != "" {
 		return p
 	}
+	if reason, msg := SecretProblem(in.Service, in.Secrets); reason != "" {
+		p.block(reason, "%s", msg)
+		return p
+	}
 	imageID, ready := planImage(&p, in, prereqs)
 	if !ready {
 		return p
@@ -138,7 +144,7 @@ func PlanService(in ServiceInput) Plan {
 	depsWait := dependenciesNotReady(in)
 	publishesHostPort := stopFirst(in.Service)
 	for i := 0; i < desired; i++ {
-		spec := BuildContainerSpec(in.Instance, in.Service, i, imageID)
+		spec := BuildContainerSpec(in.Instance, in.Service, i, imageID, in.Secrets)
 		planReplica(&p, replicaInput{
 			in:      &in,
 			failed:  in.StartFailures,

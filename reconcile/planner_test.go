@@ -43,7 +43,7 @@ func testProject() *api.Project {
 // container builds an observed container of the service as it would be
 // created from svc (with image imageID), in the given state.
 func ctr(svc *api.Service, index int, imageID, state string, mutate ...func(*Container)) Container {
-	spec := BuildContainerSpec(testInstance, svc, index, imageID)
+	spec := BuildContainerSpec(testInstance, svc, index, imageID, nil)
 	c, _ := containerFromLabels(spec.Labels)
 	c.ID = "id-" + spec.Name + "-" + spec.Hash()[:4]
 	c.Name = spec.Name
@@ -74,7 +74,7 @@ func baseInput(svc *api.Service, cs ...Container) ServiceInput {
 }
 
 func tmpName(svc *api.Service, index int, imageID string) string {
-	spec := BuildContainerSpec(testInstance, svc, index, imageID)
+	spec := BuildContainerSpec(testInstance, svc, index, imageID, nil)
 	return tempContainerName("shop", "web", index, spec.Hash())
 }
 
@@ -503,10 +503,10 @@ func TestSpecHashIgnoresWhatMustNotRecreate(t *testing.T) {
 	}
 	h := func(mut func(*api.Service)) string {
 		s := testService(mut)
-		spec := BuildContainerSpec(testInstance, s, 0, "sha256:img1")
+		spec := BuildContainerSpec(testInstance, s, 0, "sha256:img1", nil)
 		return spec.Hash()
 	}
-	want := BuildContainerSpec(testInstance, base, 0, "sha256:img1")
+	want := BuildContainerSpec(testInstance, base, 0, "sha256:img1", nil)
 	for i, m := range same {
 		if h(m) != want.Hash() {
 			t.Errorf("change %d recreates, but must not", i)
@@ -517,7 +517,7 @@ func TestSpecHashIgnoresWhatMustNotRecreate(t *testing.T) {
 			t.Errorf("change %d does not recreate", i)
 		}
 	}
-	if other := BuildContainerSpec(testInstance, base, 0, "sha256:img2"); other.Hash() == want.Hash() {
+	if other := BuildContainerSpec(testInstance, base, 0, "sha256:img2", nil); other.Hash() == want.Hash() {
 		t.Error("a new image ID does not recreate")
 	}
 }

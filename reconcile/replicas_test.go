@@ -58,7 +58,7 @@ func TestRapidChangesSurgeByOneAtMost(t *testing.T) {
 						t.Fatalf("converged with %v", names(in.Containers))
 					}
 					for _, c := range in.Containers {
-						s := BuildContainerSpec(testInstance, want, c.Replica, "sha256:img1")
+						s := BuildContainerSpec(testInstance, want, c.Replica, "sha256:img1", nil)
 						if c.SpecHash != s.Hash() || c.Name != s.Name {
 							t.Fatalf("converged to %s (hash %s), want %s (hash %s)", c.Name, c.SpecHash, s.Name, s.Hash())
 						}

@@ -21,6 +21,9 @@ type Runtime interface {
 	// ImageID returns the local ID of an image reference, or "" when the
 	// image is not present.
 	ImageID(ctx context.Context, ref string) (string, error)
+	// ImageDigest returns the registry reference (repo@sha256:…) pinning
+	// the local image of ref, or "" when it came from no registry.
+	ImageDigest(ctx context.Context, ref string) (string, error)
 
 	PullImage(ctx context.Context, ref string, auth *RegistryAuth) error
 	CreateNetwork(ctx context.Context, name string, labels map[string]string) (Network, error)

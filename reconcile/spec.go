@@ -23,7 +23,10 @@ type ContainerSpec struct {
 
 	Entrypoint    []string     `json:"entrypoint,omitempty"`
 	Cmd           []string     `json:"cmd,omitempty"`
-	Env           []string     `json:"env,omitempty"`
+	// Env is the environment the container gets; EnvHash is what the spec
+	// hash covers instead (secret values as digests; see resolveEnv).
+	Env           []string     `json:"-"`
+	EnvHash       []string     `json:"env,omitempty"`
 	User          string       `json:"user,omitempty"`
 	WorkingDir    string       `json:"workingDir,omitempty"`
 	Ports         []api.Port   `json:"ports,omitempty"`
@@ -67,9 +70,10 @@ type Healthcheck struct {
 }
 
 // BuildContainerSpec turns a service's spec into the configuration of
-// replica index, running imageID. Validation already vetted the spec, so
-// quantities parse; a failure here would be a bug and yields zero limits.
-func BuildContainerSpec(instance string, svc *api.Service, index int, imageID string) ContainerSpec {
+// replica index, running imageID with the secrets' values. Validation
+// already vetted the spec, so quantities parse; a failure here would be a
+// bug and yields zero limits. Call it only when SecretProblem is "".
+func BuildContainerSpec(instance string, svc *api.Service, index int, imageID string, secrets Secrets) ContainerSpec {
 	sp := &svc.Spec
 	project, service := svc.Metadata.Project, svc.Metadata.Name
 	cs := ContainerSpec{
@@ -91,9 +95,7 @@ func BuildContainerSpec(instance string, svc *api.Service, index int, imageID st
 		Sysctls:     sp.Sysctls,
 		SecurityOpt: sp.SecurityOpt,
 	}
-	for _, e := range sp.Env {
-		cs.Env = append(cs.Env, e.Name+"="+e.Value)
-	}
+	cs.Env, cs.EnvHash = resolveEnv(sp, secrets)
 	for _, v := range sp.Volumes {
 		m := Mount{Target: v.MountPath, ReadOnly: v.ReadOnly}
 		switch {
@@ -168,7 +170,7 @@ func hashSpec(cs *ContainerSpec) (string, map[string]string) {
 	part("image", cs.Image)
 	part("command", cs.Entrypoint)
 	part("args", cs.Cmd)
-	for _, e := range cs.Env {
+	for _, e := range cs.EnvHash {
 		name, _, _ := strings.Cut(e, "=")
 		part("env "+name, e)
 	}

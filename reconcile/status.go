@@ -39,6 +39,8 @@ type ServiceStatusInput struct {
 	ProjectDomain string
 	// Certificates are the edges' reports by hostname.
 	Certificates map[string]api.CertificateStatus
+	// Secrets are the values of the secrets the service uses.
+	Secrets Secrets
 }
 
 // ComputeServiceStatus derives the status the user sees.
@@ -68,8 +70,8 @@ func ComputeServiceStatus(in ServiceStatusInput) api.ServiceStatus {
 	stale := 0
 	for i := 0; i < desired; i++ {
 		want := ""
-		if in.Image.Present() {
-			spec := BuildContainerSpec(in.Instance, svc, i, in.Image.ID)
+		if in.Image.Present() && secretsOK(svc, in.Secrets) {
+			spec := BuildContainerSpec(in.Instance, svc, i, in.Image.ID, in.Secrets)
 			want = spec.Hash()
 		}
 		rs := api.ReplicaStatus{Index: int32(i), State: "missing"}

@@ -25,6 +25,10 @@ const (
 	ManageMembers Action = "manage members"
 	// ManageCredentials: read, set and delete registry credentials.
 	ManageCredentials Action = "manage registry credentials"
+	// RevealSecrets: read a secret's values back (everyone who may read
+	// the project sees its secrets' keys and versions; editors may write
+	// values but not read them).
+	RevealSecrets Action = "read secret values"
 )
 
 // permissions lists, per action, the roles allowed it.
@@ -34,6 +38,7 @@ var permissions = map[Action][]store.Role{
 	UpdateProject:     {store.RoleOwner, store.RoleAdmin},
 	ManageMembers:     {store.RoleOwner, store.RoleAdmin},
 	ManageCredentials: {store.RoleOwner, store.RoleAdmin},
+	RevealSecrets:     {store.RoleOwner, store.RoleAdmin},
 	DeleteProject:     {store.RoleOwner},
 }
 

@@ -227,6 +227,7 @@ func TestCan(t *testing.T) {
 		UpdateProject:     {true, true, false, false},
 		ManageMembers:     {true, true, false, false},
 		ManageCredentials: {true, true, false, false},
+		RevealSecrets:     {true, true, false, false},
 		DeleteProject:     {true, false, false, false},
 	}
 	for action, allowed := range want {

@@ -2,22 +2,29 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
 	"strings"
 
+	"filippo.io/age"
+	"filippo.io/age/armor"
 	"github.com/spf13/cobra"
 
 	"github.com/panelx/panelx/api"
+	"github.com/panelx/panelx/seal"
 	"github.com/panelx/panelx/store"
 )
 
 func newExportCmd(g *globalFlags) *cobra.Command {
 	var (
-		backend backendFlags
-		output  string
-		project string
+		backend    backendFlags
+		output     string
+		project    string
+		secrets    bool
+		recipients []string
+		keyFile    string
 	)
 	cmd := &cobra.Command{
 		Use:   "export [-o FILE] [--project P]",
@@ -30,11 +37,15 @@ typically when moving from the embedded store to PostgreSQL:
   panelx export -o shop.yaml            # stop the server first: the embedded store is locked while it runs
   panelx apply -f shop.yaml --server https://new.example.com
 
-Environment values (often secrets) are in the manifests, so the file is written
-readable by its owner only. What manifests do not carry is listed in comments
-at the top: project members (add them again with PUT
-/api/v1/projects/{project}/members/{userId}) and registry credentials (their
-passwords are never exported; set them again with PUT
+Literal environment values are in the manifests, so the file is written
+readable by its owner only. Secrets are exported as references only (their
+names and keys, in comments) unless --secrets is given: then their values are
+in the stream too, and the whole file is encrypted with age
+(https://age-encryption.org) to the --age-recipient keys; decrypt it with
+` + "`age -d -i key.txt shop.yaml.age | panelx apply -f -`" + `. What manifests do not
+carry is listed in comments at the top: project members (add them again with
+PUT /api/v1/projects/{project}/members/{userId}) and registry credentials
+(their passwords are never exported; set them again with PUT
 /api/v1/projects/{project}/registry-credentials/{registry}).`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -51,6 +62,23 @@ passwords are never exported; set them again with PUT
 			if err := st.Ready(ctx); err != nil {
 				return fmt.Errorf("database not ready: %w", err)
 			}
+			var opener *seal.Keyring
+			var rcpts []age.Recipient
+			if secrets {
+				if len(recipients) == 0 {
+					return errors.New("--secrets writes secret values: name who may read them with --age-recipient (an age public key, age1…)")
+				}
+				for _, r := range recipients {
+					rc, err := age.ParseX25519Recipient(r)
+					if err != nil {
+						return fmt.Errorf("--age-recipient %q: %w", r, err)
+					}
+					rcpts = append(rcpts, rc)
+				}
+				if opener = loadKeyring(keyFile, &backend, log); opener == nil {
+					return errors.New("--secrets needs the master key file (--secret-key-file)")
+				}
+			}
 			var w io.Writer = cmd.OutOrStdout()
 			if output != "" && output != "-" {
 				f, err := os.OpenFile(output, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
@@ -60,9 +88,23 @@ passwords are never exported; set them again with PUT
 				defer f.Close()
 				w = f
 			}
-			n, err := exportManifests(ctx, st, project, w)
+			var enc io.WriteCloser
+			if secrets {
+				armor := armor.NewWriter(w)
+				defer armor.Close()
+				if enc, err = age.Encrypt(armor, rcpts...); err != nil {
+					return err
+				}
+				w = enc
+			}
+			n, err := exportManifests(ctx, st, project, opener, w)
 			if err != nil {
 				return err
+			}
+			if enc != nil {
+				if err := enc.Close(); err != nil {
+					return err
+				}
 			}
 			fmt.Fprintf(cmd.ErrOrStderr(), "exported %d object(s)\n", n)
 			return nil
@@ -72,13 +114,17 @@ passwords are never exported; set them again with PUT
 	backend.register(env)
 	cmd.Flags().StringVarP(&output, "output", "o", "", "file to write (default: standard output)")
 	cmd.Flags().StringVar(&project, "project", "", "export only this project")
+	cmd.Flags().BoolVar(&secrets, "secrets", false, "include the secrets' values; the output is then encrypted with age")
+	cmd.Flags().StringArrayVar(&recipients, "age-recipient", nil, "with --secrets: an age public key (age1…) that may decrypt the export (repeatable)")
+	env.String(&keyFile, "secret-key-file", "PANELX_SECRET_KEY_FILE", "", "with --secrets: the master key file (default with the embedded database: <data-dir>/"+secretKeyFile+")")
 	cmd.PreRunE = func(*cobra.Command, []string) error { return env.Err() }
 	return cmd
 }
 
 // exportManifests writes the projects (all, or one) with their volumes and
 // services as a manifest stream, and returns how many objects it wrote.
-func exportManifests(ctx context.Context, st store.Store, only string, w io.Writer) (int, error) {
+// With opener, secrets are written with their values; without, as notes.
+func exportManifests(ctx context.Context, st store.Store, only string, opener *seal.Keyring, w io.Writer) (int, error) {
 	var projects []*api.Project
 	opts := store.ListOptions{}
 	if only != "" {
@@ -106,6 +152,30 @@ func exportManifests(ctx context.Context, st store.Store, only string, w io.Writ
 			}
 		}); err != nil {
 			return 0, err
+		}
+		var secretErr error
+		if err := eachPage(ctx, st.Secrets(), popts, func(s *api.Secret) {
+			if s.Metadata.DeletionTimestamp != nil || secretErr != nil {
+				return
+			}
+			if opener == nil {
+				notes = append(notes, fmt.Sprintf("project %s secret %s (keys %s; version %d): values not exported (export --secrets, or create it again)",
+					name, s.Metadata.Name, strings.Join(s.Spec.Keys, ", "), s.Spec.Version))
+				return
+			}
+			data, err := opener.OpenSecret(seal.SecretContext(name, s.Metadata.Name), s.Spec.Sealed)
+			if err != nil {
+				secretErr = fmt.Errorf("open secret %s/%s: %s", name, s.Metadata.Name, seal.Describe(err))
+				return
+			}
+			m := manifestOf(s)
+			m.Spec = api.SecretSpec{Data: data}
+			objs = append(objs, m)
+		}); err != nil {
+			return 0, err
+		}
+		if secretErr != nil {
+			return 0, secretErr
 		}
 		if err := eachPage(ctx, st.Services(), popts, func(s *api.Service) {
 			if s.Metadata.DeletionTimestamp == nil {
@@ -175,6 +245,8 @@ func manifestOf[T api.Object](obj T) T {
 		o.Status = api.ServiceStatus{}
 	case *api.Volume:
 		o.Status = api.VolumeStatus{}
+	case *api.Secret:
+		o.Spec = api.SecretSpec{}
 	}
 	return out
 }

@@ -18,6 +18,7 @@ import (
 	"github.com/panelx/panelx/internal/dockerclient"
 	"github.com/panelx/panelx/internal/version"
 	"github.com/panelx/panelx/reconcile"
+	"github.com/panelx/panelx/seal"
 )
 
 type serverConfig struct {
@@ -28,6 +29,7 @@ type serverConfig struct {
 
 	api           apiConfig
 	bootstrapUser string
+	secretKeyFile string
 	edgeToken     bool
 	drainTimeout  time.Duration
 
@@ -86,6 +88,8 @@ SIGTERM or Ctrl-C stops it gracefully.`,
 		"embedded store without JWT settings: on first start, write an API token for this user to <data-dir>/"+bootstrapTokenFile+" (empty: don't)")
 	env.Bool(&cfg.edgeToken, "edge-token", "PANELX_BOOTSTRAP_EDGE_TOKEN", true,
 		"on first start, write a token for `panelx edge` on this host to <data-dir>/"+edgeTokenFile+" (mode 0600)")
+	env.String(&cfg.secretKeyFile, "secret-key-file", "PANELX_SECRET_KEY_FILE", "",
+		"master key file sealing secrets and registry passwords (default with the embedded database: <data-dir>/"+secretKeyFile+", generated on first start; with PostgreSQL required for secrets — every server needs the same file)")
 	env.Duration(&cfg.drainTimeout, "edge-drain-timeout", "PANELX_EDGE_DRAIN_TIMEOUT", reconcile.DefaultDrainTimeout,
 		"how long a replica taken out of the edge's routes waits for the edges to finish its requests before it is stopped anyway")
 	cmd.PreRunE = func(*cobra.Command, []string) error {
@@ -121,6 +125,8 @@ func runServer(ctx context.Context, cfg *serverConfig, log *zap.Logger) error {
 			log.Warn("no edge token written", zap.Error(err))
 		}
 	}
+	keyring := loadKeyring(cfg.secretKeyFile, &cfg.backend, log)
+	checkSealed(ctx, st, keyring, log)
 	ln, err := net.Listen("tcp", cfg.listen)
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w", cfg.listen, err)
@@ -144,7 +150,7 @@ func runServer(ctx context.Context, cfg *serverConfig, log *zap.Logger) error {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			fail(runDockerSide(ctx, cfg, st, reg, ctlMetrics, stats, ops, log))
+			fail(runDockerSide(ctx, cfg, st, keyring, reg, ctlMetrics, stats, ops, log))
 		}()
 	}
 	if cfg.metricsListen != "" {
@@ -159,6 +165,7 @@ func runServer(ctx context.Context, cfg *serverConfig, log *zap.Logger) error {
 	opts.Store, opts.Logger = st, log
 	opts.Metrics, opts.Gatherer, opts.Stats = reg, reg, stats
 	opts.Operations, opts.MaxUploadBytes = ops, int64(cfg.maxUploadBytes)
+	opts.Keyring = keyring
 	h := apiserver.New(opts)
 	log.Info("serving API", zap.String("addr", ln.Addr().String()))
 	serveErr := apiserver.Serve(ctx, ln, h.Handler(), cfg.shutdownTimeout, log, h.StopStreams)
@@ -179,7 +186,7 @@ func runServer(ctx context.Context, cfg *serverConfig, log *zap.Logger) error {
 // runDockerSide connects to Docker and, once the schema is there, serves
 // logs, terminals and files, runs the container metrics collector and
 // (when enabled) the controller until ctx ends.
-func runDockerSide(ctx context.Context, cfg *serverConfig, st migrator, reg prometheus.Registerer, m *controller.Metrics, stats *lazyStats, ops *lazyOperations, log *zap.Logger) error {
+func runDockerSide(ctx context.Context, cfg *serverConfig, st migrator, keyring *seal.Keyring, reg prometheus.Registerer, m *controller.Metrics, stats *lazyStats, ops *lazyOperations, log *zap.Logger) error {
 	cli, err := dockerclient.New(ctx)
 	if err != nil {
 		return fmt.Errorf("%w (is dockerd running? set DOCKER_HOST, or --controller=false --container-metrics=false to serve the API only)", err)
@@ -215,6 +222,7 @@ func runDockerSide(ctx context.Context, cfg *serverConfig, st migrator, reg prom
 		PullInterval:   cfg.pullInterval,
 		DrainTimeout:   cfg.drainTimeout,
 		Metrics:        m,
+		Keyring:        keyring,
 	})
 	if err != nil {
 		return err
