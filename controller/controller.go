@@ -151,7 +151,7 @@ func (c *Controller) lead(ctx context.Context, lease store.Lease) error {
 	r := &Reconciler{
 		Store: c.opts.Store, Runtime: rt, Cache: cache, Instance: c.opts.Instance, Log: c.log,
 		PullInterval: c.opts.PullInterval, Metrics: c.opts.Metrics, DrainTimeout: c.opts.DrainTimeout,
-		Keyring: c.opts.Keyring,
+		Keyring:  c.opts.Keyring,
 		Executor: &reconcile.Executor{Runtime: rt, Cache: cache, Credentials: c.opts.Credentials, Parallel: c.opts.Parallel},
 	}
 	l := &loop{c: c, cache: cache, queue: queue, rec: r}

@@ -21,8 +21,8 @@ type ContainerSpec struct {
 	Image    string            `json:"image"` // the resolved image ID
 	ImageRef string            `json:"-"`     // the reference the user wrote
 
-	Entrypoint    []string     `json:"entrypoint,omitempty"`
-	Cmd           []string     `json:"cmd,omitempty"`
+	Entrypoint []string `json:"entrypoint,omitempty"`
+	Cmd        []string `json:"cmd,omitempty"`
 	// Env is the environment the container gets; EnvHash is what the spec
 	// hash covers instead (secret values as digests; see resolveEnv).
 	Env           []string     `json:"-"`
