@@ -149,7 +149,7 @@ func collection(kind api.Kind, project string) (string, error) {
 	switch kind {
 	case api.KindProject:
 		return "/api/v1/projects", nil
-	case api.KindService, api.KindVolume:
+	case api.KindService, api.KindVolume, api.KindSecret:
 		if project == "" {
 			return "", fmt.Errorf("a %s belongs to a project: give -p PROJECT", kind)
 		}
@@ -221,6 +221,46 @@ func (c *Client) List(ctx context.Context, kind api.Kind, project, selector stri
 		}
 		q.Set("continue", page.Metadata.Continue)
 	}
+}
+
+// Create stores a new object: POST to its kind's collection. The answer is
+// the object as stored (a secret without its values).
+func (c *Client) Create(ctx context.Context, obj api.Object) (api.Object, error) {
+	m := obj.GetMeta()
+	p, err := collection(obj.GetKind(), m.Project)
+	if err != nil {
+		return nil, err
+	}
+	return c.send(ctx, http.MethodPost, p, obj)
+}
+
+// Replace overwrites an existing object: PUT, so the spec sent is the
+// whole spec (a secret's keys not sent are gone). A resourceVersion in
+// obj makes it conditional (412 when the object changed since).
+func (c *Client) Replace(ctx context.Context, obj api.Object) (api.Object, error) {
+	m := obj.GetMeta()
+	p, err := objectPath(obj.GetKind(), m.Project, m.Name)
+	if err != nil {
+		return nil, err
+	}
+	return c.send(ctx, http.MethodPut, p, obj)
+}
+
+// send writes obj as JSON and decodes the object answered.
+func (c *Client) send(ctx context.Context, method, path string, obj api.Object) (api.Object, error) {
+	body, err := json.Marshal(obj)
+	if err != nil {
+		return nil, fmt.Errorf("encode %s: %w", obj.GetKind(), err)
+	}
+	out, err := api.New(obj.GetKind())
+	if err != nil {
+		return nil, err
+	}
+	err = c.do(ctx, request{method: method, path: path, body: bytes.NewReader(body), contentType: "application/json"}, out)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
 }
 
 // DeleteOptions of a delete.
