@@ -23,9 +23,13 @@ func newApplyCmd(conn *connection) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "apply -f FILE|DIR|-",
 		Short: "Create or update resources from manifests (or a Compose file)",
-		Long: `Send manifests (YAML or JSON; Project, Service and Volume documents) to the
-server, which validates them all and writes them in one transaction: all or
-nothing. Re-applying the same manifests changes nothing.
+		Long: `Send manifests (YAML or JSON; Project, Secret, Service and Volume documents)
+to the server, which validates them all and writes them in one transaction:
+all or nothing. Re-applying the same manifests changes nothing.
+
+A Secret document's spec.data (key: value) is sealed by the server and never
+shown again; the output and diffs name its keys and version only. Secrets are
+never pruned. To keep values out of manifests, use ` + "`panelx create secret`" + `.
 
 A Docker Compose file (docker-compose.yml, compose.yaml, or any file with a
 top-level "services:" and no apiVersion) is converted first; see

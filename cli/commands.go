@@ -22,7 +22,9 @@ func Commands() []*cobra.Command {
 		newApplyCmd(conn),
 		newDiffCmd(conn),
 		newGetCmd(conn),
+		newCreateCmd(conn),
 		newDeleteCmd(conn),
+		newRolloutCmd(conn),
 		newLogsCmd(conn),
 		newExecCmd(conn),
 	}
@@ -89,9 +91,12 @@ func newDeleteCmd(conn *connection) *cobra.Command {
 		Long: `Delete resources. Deletion is two-phase: the server marks them and the
 controller removes their containers (and, for a project, its network) before
 the record goes. A volume's data goes only when the Volume itself is deleted,
-or with a project delete that passes --purge-volumes.`,
+or with a project delete that passes --purge-volumes. A secret's values go
+with it: services still referring to it report SecretNotFound until it is back
+or they stop referring to it.`,
 		Example: `  panelx delete -f shop.yaml
   panelx delete service web -p shop
+  panelx delete secret db -p shop
   panelx delete project shop --purge-volumes`,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			c, err := conn.client()
@@ -119,8 +124,9 @@ or with a project delete that passes --purge-volumes.`,
 					k := api.KeyOf(o)
 					targets = append(targets, target{o.GetKind(), k.Project, k.Name})
 				}
-				// Services before volumes before projects: the reverse of creation.
-				order := map[api.Kind]int{api.KindService: 0, api.KindVolume: 1, api.KindProject: 2}
+				// Services before what they use before projects: the reverse
+				// of creation.
+				order := map[api.Kind]int{api.KindService: 0, api.KindSecret: 1, api.KindVolume: 2, api.KindProject: 3}
 				slices.SortStableFunc(targets, func(a, b target) int { return order[a.kind] - order[b.kind] })
 			case len(args) == 2:
 				kind, err := parseKind(args[0])
@@ -129,7 +135,7 @@ or with a project delete that passes --purge-volumes.`,
 				}
 				targets = []target{{kind, project, args[1]}}
 			default:
-				return errors.New("give -f FILE, or KIND NAME (with -p PROJECT for services and volumes)")
+				return errors.New("give -f FILE, or KIND NAME (with -p PROJECT for services, volumes and secrets)")
 			}
 			for _, t := range targets {
 				err := c.Delete(cmd.Context(), t.kind, t.project, t.name, client.DeleteOptions{PurgeVolumes: purge && t.kind == api.KindProject})
@@ -146,7 +152,7 @@ or with a project delete that passes --purge-volumes.`,
 		},
 	}
 	cmd.Flags().StringArrayVarP(&files, "filename", "f", nil, "manifest file, directory, or - for stdin (repeatable)")
-	cmd.Flags().StringVarP(&project, "project", "p", "", "the project of the service or volume")
+	cmd.Flags().StringVarP(&project, "project", "p", "", "the project of the service, volume or secret")
 	cmd.Flags().BoolVar(&purge, "purge-volumes", false, "deleting a project: remove its volumes' data too")
 	return cmd
 }

@@ -1,6 +1,6 @@
 // Package cli is the panelx command line: a client of the API (like
-// kubectl) with login, apply, diff, get, delete, logs and exec. cmd/panelx
-// wires its commands into the binary.
+// kubectl) with login, apply, diff, get, create, delete, rollout, logs and
+// exec. cmd/panelx wires its commands into the binary.
 package cli
 
 import (

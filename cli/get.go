@@ -3,6 +3,7 @@ package cli
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"strings"
@@ -15,7 +16,8 @@ import (
 	"github.com/panelx/panelx/client"
 )
 
-// parseKind accepts project(s), service(s), volume(s) in any case.
+// parseKind accepts project(s), service(s), volume(s), secret(s) in any
+// case.
 func parseKind(s string) (api.Kind, error) {
 	switch strings.TrimSuffix(strings.ToLower(s), "s") {
 	case "project":
@@ -24,23 +26,34 @@ func parseKind(s string) (api.Kind, error) {
 		return api.KindService, nil
 	case "volume":
 		return api.KindVolume, nil
+	case "secret":
+		return api.KindSecret, nil
 	}
-	return "", fmt.Errorf("unknown kind %q: want projects, services or volumes", s)
+	return "", fmt.Errorf("unknown kind %q: want projects, services, volumes or secrets", s)
 }
 
 func newGetCmd(conn *connection) *cobra.Command {
 	var (
-		project  string
-		output   string
-		watch    bool
-		selector string
+		project    string
+		output     string
+		watch      bool
+		selector   string
+		showValues bool
 	)
 	cmd := &cobra.Command{
-		Use:   "get projects|services|volumes|events|domains [NAME]",
+		Use:   "get projects|services|volumes|secrets|events|domains [NAME]",
 		Short: "Show resources, a project's events, or the domains the edge serves",
+		Long: `Show resources as a table (or -o yaml|json), a project's events, or the
+domains the edge serves.
+
+Secrets show their keys and version, never their values. Owners and admins of
+the project can read one secret's values with --show-values (printed as
+KEY=VALUE lines; every read is recorded as an event of the project).`,
 		Example: `  panelx get projects
   panelx get services -p shop
   panelx get service web -p shop -o yaml
+  panelx get secrets -p shop
+  panelx get secret db -p shop --show-values
   panelx get events -p shop
   panelx get domains            # every domain of every project you see
   panelx get services -p shop -w`,
@@ -78,6 +91,16 @@ func newGetCmd(conn *connection) *cobra.Command {
 			if err != nil {
 				return err
 			}
+			if showValues {
+				if kind != api.KindSecret || name == "" || watch {
+					return errors.New("--show-values reads the values of one secret: get secret NAME -p PROJECT --show-values")
+				}
+				data, err := c.SecretData(cmd.Context(), project, name)
+				if err != nil {
+					return fmt.Errorf("read the values of %s: %w", objectRef("secret", project, name), err)
+				}
+				return printSecretData(out, data, output)
+			}
 			if kind == api.KindProject && name == "" && project != "" {
 				name = project
 			}
@@ -101,6 +124,7 @@ func newGetCmd(conn *connection) *cobra.Command {
 	cmd.Flags().StringVarP(&output, "output", "o", "table", "table, yaml or json")
 	cmd.Flags().BoolVarP(&watch, "watch", "w", false, "after the current state, print every change")
 	cmd.Flags().StringVarP(&selector, "selector", "l", "", "label selector, e.g. tier=front,env!=prod")
+	cmd.Flags().BoolVar(&showValues, "show-values", false, "get secret NAME: print its values (owners and admins; recorded as an event)")
 	return cmd
 }
 
@@ -136,6 +160,8 @@ func tableHeader(kind api.Kind) string {
 		return "NAME\tSERVICES\tPHASE\tAGE"
 	case api.KindService:
 		return "NAME\tIMAGE\tREADY\tPHASE\tMESSAGE\tAGE"
+	case api.KindSecret:
+		return "NAME\tKEYS\tVERSION\tAGE"
 	default:
 		return "NAME\tRECLAIM\tPHASE\tAGE"
 	}
@@ -161,6 +187,12 @@ func tableRow(o api.Object) string {
 			orDash(string(v.Status.Phase)), orDash(msg), age)
 	case *api.Volume:
 		return fmt.Sprintf("%s\t%s\t%s\t%s", m.Name, v.Spec.ReclaimPolicy, orDash(string(v.Status.Phase)), age)
+	case *api.Secret:
+		keys := strings.Join(v.Spec.Keys, ",")
+		if len(keys) > 60 {
+			keys = keys[:57] + "..."
+		}
+		return fmt.Sprintf("%s\t%s\t%d\t%s", m.Name, orDash(keys), v.Spec.Version, age)
 	}
 	return m.Name
 }

@@ -26,7 +26,8 @@ type rollout struct {
 func waitForRollout(ctx context.Context, c *client.Client, results []client.ApplyResult, out io.Writer, timeout time.Duration) error {
 	r := &rollout{want: map[string]int64{}, done: map[string]bool{}, last: map[string]string{}, out: out, started: time.Now()}
 	for _, res := range results {
-		if res.Action == "pruned" {
+		// A secret has no status: nothing of it becomes ready.
+		if res.Action == "pruned" || res.Kind == api.KindSecret {
 			continue
 		}
 		r.want[objectRef(string(res.Kind), res.Project, res.Name)] = res.Generation
