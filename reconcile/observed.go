@@ -34,10 +34,32 @@ type Container struct {
 // Running reports whether the container's process runs.
 func (c *Container) Running() bool { return c.State == "running" }
 
+// MinReadyTime: a container without a healthcheck counts as ready once it
+// has run this long. A process that crashes at start, restarted by Docker,
+// runs for an instant now and then; that instant must not let it replace
+// the replica that serves, nor mark its revision ready.
+const MinReadyTime = time.Second
+
 // Ready reports whether the container runs and, when it has a healthcheck,
-// is healthy.
-func (c *Container) Ready() bool {
-	return c.State == "running" && (c.Health == "" || c.Health == "healthy")
+// is healthy — without one, has run for MinReadyTime.
+func (c *Container) Ready() bool { return c.State == "running" && c.readyIn() == 0 }
+
+// readyIn is how long a running container without a healthcheck has left
+// before it counts as ready; 0 when it is ready, or waiting cannot make it.
+func (c *Container) readyIn() time.Duration {
+	if c.State != "running" {
+		return 0
+	}
+	if c.Health != "" {
+		if c.Health == "healthy" {
+			return 0
+		}
+		return -1
+	}
+	if c.StartedAt.IsZero() { // not known (tests): take it as settled
+		return 0
+	}
+	return max(0, MinReadyTime-time.Since(c.StartedAt))
 }
 
 // Network is a Docker network PanelX owns.

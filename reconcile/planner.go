@@ -393,7 +393,11 @@ func planReplica(p *Plan, r replicaInput) {
 	case !c.Ready():
 		// Starting, restarting, or not healthy yet: the old one keeps serving.
 		if c.State == "running" || c.State == "restarting" {
-			p.wait(readyRecheck, "replica %d not ready yet", r.index)
+			after := readyRecheck
+			if d := c.readyIn(); d > 0 {
+				after = d + 10*time.Millisecond
+			}
+			p.wait(after, "replica %d not ready yet", r.index)
 		}
 		return
 	}
