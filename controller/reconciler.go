@@ -103,9 +103,10 @@ func getOrNil[T api.Object](ctx context.Context, res store.Resources[T], key api
 func (r *Reconciler) reconcileService(ctx context.Context, key reconcile.Key) (Result, error) {
 	akey := api.Key{Project: key.Project, Name: key.Name}
 	var (
-		svc     *api.Service
-		img     reconcile.ImageState
-		secrets reconcile.Secrets
+		svc      *api.Service
+		img      reconcile.ImageState
+		secrets  reconcile.Secrets
+		recorded bool
 	)
 	plan, lastErr, err := r.converge(ctx, key, func() (reconcile.Plan, error) {
 		in, err := r.serviceInput(ctx, akey)
@@ -117,6 +118,15 @@ func (r *Reconciler) reconcileService(ctx context.Context, key reconcile.Key) (R
 			return reconcile.Plan{}, err
 		}
 		svc, img, secrets = in.Service, in.Image, in.Secrets
+		// The revision is recorded before anything of it is created: the
+		// rollout (and its deadline) starts with the change.
+		if svc != nil && svc.Metadata.DeletionTimestamp == nil {
+			_, rec, err := r.revision(ctx, svc, img, secrets)
+			if err != nil {
+				return reconcile.Plan{}, err
+			}
+			recorded = recorded || rec
+		}
 		return reconcile.PlanService(in), nil
 	})
 	if err != nil {
@@ -140,10 +150,11 @@ func (r *Reconciler) reconcileService(ctx context.Context, key reconcile.Key) (R
 		if err != nil {
 			return Result{}, err
 		}
-		latest, recorded, err := r.revision(ctx, svc, img, secrets)
+		latest, rec, err := r.revision(ctx, svc, img, secrets)
 		if err != nil {
 			return Result{}, err
 		}
+		recorded = recorded || rec
 		status := reconcile.ComputeServiceStatus(reconcile.ServiceStatusInput{
 			Instance: r.Instance, Service: svc, Previous: svc.Status, Containers: r.Cache.Containers(key.Project, key.Name),
 			Image: img, Plan: plan, Err: lastErr, Now: r.now(),

@@ -118,7 +118,7 @@ func freeTCPPort(t testing.TB) int {
 	return l.Addr().(*net.TCPAddr).Port
 }
 
-func httpBody(t *testing.T, url string) string {
+func httpBody(t testing.TB, url string) string {
 	t.Helper()
 	deadline := time.Now().Add(30 * time.Second)
 	for {
@@ -277,7 +277,7 @@ volumes:
 	}
 }
 
-func mustRead(t *testing.T, p string) string {
+func mustRead(t testing.TB, p string) string {
 	data, err := os.ReadFile(p)
 	if err != nil {
 		t.Fatal(err)

@@ -29,7 +29,7 @@ declare, like a Kubernetes controller: declare desired state over its REST API
 and keeps them converged.
 
 Server side: server, edge, migrate, token, secrets, export. Client side (talking to a server's API,
-like kubectl): login, apply, diff, get, delete, convert, logs, exec.
+like kubectl): login, apply, diff, get, create, delete, rollout, convert, logs, exec.
 
 Every flag can also be set through the environment variable shown in its help.`,
 		SilenceUsage:  true,

@@ -11,6 +11,7 @@ import (
 	"github.com/spf13/cobra"
 	"go.uber.org/zap"
 
+	"github.com/panelx/panelx/cli"
 	"github.com/panelx/panelx/reseal"
 	"github.com/panelx/panelx/seal"
 	"github.com/panelx/panelx/store"
@@ -85,7 +86,7 @@ Every server sharing a PostgreSQL database needs the same key file. Back it
 up: without it the secrets cannot be read. To rotate it without downtime, call
 ` + "`panelx secrets rotate-key`" + ` (a client command, for server administrators).`,
 	}
-	cmd.AddCommand(newInitKeyCmd())
+	cmd.AddCommand(newInitKeyCmd(), cli.SecretsRotateKeyCmd())
 	_ = g
 	return cmd
 }

@@ -38,7 +38,7 @@ import (
 // keeps everything the scenario's clients and the server said, to look for
 // secret values in it afterwards.
 type sealedEnv struct {
-	t        *testing.T
+	t        testing.TB
 	bin      string
 	backend  string // "postgres" or "sqlite"
 	dataDir  string
@@ -57,7 +57,7 @@ type sealedEnv struct {
 	seen bytes.Buffer // every answer and stream a client got
 }
 
-func newSealedEnv(t *testing.T, backend string) *sealedEnv {
+func newSealedEnv(t testing.TB, backend string) *sealedEnv {
 	t.Helper()
 	e := &sealedEnv{t: t, bin: buildPanelx(t), backend: backend, dataDir: t.TempDir(), docker: testenv.Docker(t),
 		project: uniqueName("sealed-" + backend[:2])}

@@ -39,6 +39,9 @@ var rules = []struct {
 	{"operate", []string{"reconcile", "controller", "store", "apiserver"}, "logs, exec and files need names, not the reconciler"},
 	{"metrics/containers", []string{"reconcile", "controller", "store", "apiserver"}, "the collector needs names, not the reconciler"},
 	{"compose", []string{"store", "apiserver", "reconcile", "controller", "docker"}, "Compose import is pure conversion"},
+	{"seal", []string{"store", "apiserver", "apply", "reconcile", "controller", "edge", "client", "cli", "docker"},
+		"sealing is pure cryptography over the model's types"},
+	{"reseal", []string{"apiserver", "reconcile", "controller", "edge", "client", "cli", "docker"}, "re-sealing is store logic"},
 }
 
 func TestDependencyRules(t *testing.T) {
