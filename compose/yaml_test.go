@@ -94,6 +94,9 @@ spec:
       value: "yes"
   replicas: 1
   restartPolicy: Always
+  rollout:
+    progressDeadline: 5m0s
+    revisionHistoryLimit: 10
 `
 	if got := buf.String(); got != want {
 		t.Errorf("got:\n%s\nwant:\n%s", got, want)

@@ -149,7 +149,17 @@ func specs(t *testing.T, st store.Store) map[string]string {
 	out := map[string]string{}
 	add := func(o api.Object) {
 		m := o.GetMeta()
-		data, err := json.Marshal(map[string]any{"labels": m.Labels, "annotations": m.Annotations, "spec": o.SpecPtr()})
+		// What users wrote; panelx.dev/ annotations say who wrote it where.
+		var annots map[string]string
+		for k, v := range m.Annotations {
+			if !strings.HasPrefix(k, "panelx.dev/") {
+				if annots == nil {
+					annots = map[string]string{}
+				}
+				annots[k] = v
+			}
+		}
+		data, err := json.Marshal(map[string]any{"labels": m.Labels, "annotations": annots, "spec": o.SpecPtr()})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -114,8 +114,16 @@ func TestRollbackAfterTheTagMoved(t *testing.T) {
 // goes back to the last revision that was ready — and that revision's
 // replica serves all along (polled every 100 ms: no failure).
 func TestBrokenImageRollsBackAutomatically(t *testing.T) {
-	t.Parallel()
-	e := newSealedEnv(t, "postgres")
+	for _, backend := range []string{"postgres", "sqlite"} {
+		t.Run(backend, func(t *testing.T) {
+			t.Parallel()
+			testBrokenImageRollsBack(t, backend)
+		})
+	}
+}
+
+func testBrokenImageRollsBack(t *testing.T, backend string) {
+	e := newSealedEnv(t, backend)
 	reg := testimage.StartRegistry(t, testimage.RegistryOptions{})
 	good := reg.Push(t, "shop/web:1", testimage.Image(t, testimage.ImageOptions{Version: "1"}))
 	broken := reg.Push(t, "shop/web:broken", testimage.Image(t, testimage.ImageOptions{Version: "broken", Cmd: []string{"-echo", "crash"}}))
