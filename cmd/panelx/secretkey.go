@@ -47,6 +47,9 @@ func loadKeyring(path string, b *backendFlags, log *zap.Logger) *seal.Keyring {
 		log.Error("cannot read the master key file: secrets and registry credentials cannot be used until it is fixed; services without secrets run as usual", zap.Error(err))
 		return nil
 	}
+	if fi, err := os.Stat(path); err == nil && fi.Mode().Perm()&0o077 != 0 {
+		log.Warn("the master key file is readable by other users: chmod 600 it", zap.String("file", path), zap.Stringer("mode", fi.Mode().Perm()))
+	}
 	return kr
 }
 
