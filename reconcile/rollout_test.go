@@ -82,7 +82,10 @@ func TestSpecHashCoversDigestsNotValues(t *testing.T) {
 
 func TestDecideRollout(t *testing.T) {
 	now := t0.Add(time.Hour)
-	svc := testService(func(s *api.Service) { s.Metadata.Generation = 2; s.Spec.Rollout.ProgressDeadline = api.Duration{Duration: time.Minute} })
+	svc := testService(func(s *api.Service) {
+		s.Metadata.Generation = 2
+		s.Spec.Rollout.ProgressDeadline = api.Duration{Duration: time.Minute}
+	})
 	ready := api.ServiceStatus{ObservedGeneration: 2, Conditions: []api.Condition{{Type: api.ConditionReady, Status: api.ConditionTrue}}}
 	crashing := api.ServiceStatus{ObservedGeneration: 2, Conditions: []api.Condition{
 		{Type: api.ConditionDegraded, Status: api.ConditionTrue, Message: "replica 0 keeps crashing"},
