@@ -20,6 +20,7 @@ import (
 	"github.com/panelx/panelx/api"
 	"github.com/panelx/panelx/api/routing"
 	"github.com/panelx/panelx/apiserver/authz"
+	"github.com/panelx/panelx/seal"
 	"github.com/panelx/panelx/store"
 )
 
@@ -64,9 +65,15 @@ func (s *Server) buildRoutes(ctx context.Context) (routing.Table, error) {
 	for i, c := range claims {
 		rc[i] = routing.Claim{Host: c.Host, Project: c.Project, Service: c.Service}
 	}
-	ru := make([]routing.Upload, len(certs))
-	for i, c := range certs {
-		ru[i] = routing.Upload{Host: c.Host, Project: c.Project, CertificatePEM: c.CertificatePEM, PrivateKeyPEM: c.PrivateKeyPEM}
+	ru := make([]routing.Upload, 0, len(certs))
+	for _, c := range certs {
+		key, err := s.keyring.OpenText(seal.CertificateKeyContext(c.Host), c.PrivateKeyPEM)
+		if err != nil {
+			// The edge orders a certificate for it instead; say why here.
+			s.log.Error("an uploaded certificate's key cannot be opened; the edges will not serve it", zap.String("host", c.Host), zap.String("reason", seal.Describe(err)))
+			continue
+		}
+		ru = append(ru, routing.Upload{Host: c.Host, Project: c.Project, CertificatePEM: c.CertificatePEM, PrivateKeyPEM: key})
 	}
 	return routing.Build(projects, services, rc, ru), nil
 }
@@ -415,6 +422,15 @@ func (s *Server) putCertificate(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	cert.Project = project
+	// The key is sealed before it reaches the store, like a secret.
+	if s.keyring == nil {
+		s.fail(w, r, httpErr(http.StatusServiceUnavailable, "uploaded certificates are unavailable: the server has no master key to seal their keys with (set PANELX_SECRET_KEY_FILE)"))
+		return
+	}
+	if cert.PrivateKeyPEM, err = s.keyring.SealText(seal.CertificateKeyContext(host), cert.PrivateKeyPEM); err != nil {
+		s.fail(w, r, sealFailed("the private key", err))
+		return
+	}
 	out, err := s.store.Certificates().PutCustom(ctx, cert)
 	if err != nil {
 		s.fail(w, r, err)

@@ -12,6 +12,7 @@ import (
 	"github.com/panelx/panelx/api"
 	"github.com/panelx/panelx/api/routing"
 	"github.com/panelx/panelx/apiserver"
+	"github.com/panelx/panelx/seal"
 	"github.com/panelx/panelx/store"
 )
 
@@ -181,6 +182,11 @@ func TestEdgeAPI(t *testing.T) {
 	withCert := next()
 	if len(withCert.Certificates) != 1 || !strings.Contains(withCert.Certificates[0].PrivateKeyPEM, "PRIVATE KEY") {
 		t.Errorf("the edges' table lacks the uploaded certificate: %+v", withCert.Certificates)
+	}
+	// At rest the key is sealed; the edges get it opened.
+	if stored, err := e.Store.Certificates().GetCustom(context.Background(), "shop", "app.example.test"); err != nil ||
+		strings.Contains(stored.PrivateKeyPEM, "PRIVATE KEY") || !seal.IsSealedText(stored.PrivateKeyPEM) {
+		t.Errorf("the stored key is not sealed: %v", err)
 	}
 
 	// A revoked edge token loses the feed.

@@ -21,9 +21,11 @@ type Report struct {
 	// removed from the key file.
 	KeyID   string   `json:"keyId"`
 	Retired []string `json:"retired,omitempty"`
-	// Secrets and RegistryCredentials count the items re-sealed.
+	// Secrets, RegistryCredentials and CertificateKeys count the items
+	// re-sealed.
 	Secrets             int `json:"secrets"`
 	RegistryCredentials int `json:"registryCredentials"`
+	CertificateKeys     int `json:"certificateKeys"`
 }
 
 // Rotate makes a new master key the active one, re-wraps every secret and
@@ -57,6 +59,7 @@ func Rotate(ctx context.Context, st store.Store, kr *seal.Keyring, keepOld bool)
 		n, err := Rewrap(ctx, st, kr)
 		rep.Secrets += n.Secrets
 		rep.RegistryCredentials += n.RegistryCredentials
+		rep.CertificateKeys += n.CertificateKeys
 		if err != nil {
 			return rep, err
 		}
@@ -74,7 +77,7 @@ func Rotate(ctx context.Context, st store.Store, kr *seal.Keyring, keepOld bool)
 }
 
 // Rewrap re-seals every item not under the active key (and seals legacy
-// plaintext registry passwords).
+// plaintext registry passwords and certificate keys).
 func Rewrap(ctx context.Context, st store.Store, kr *seal.Keyring) (Report, error) {
 	rep := Report{KeyID: kr.Active().ID}
 	err := eachSecret(ctx, st, func(s *api.Secret) error {
@@ -102,7 +105,28 @@ func Rewrap(ctx context.Context, st store.Store, kr *seal.Keyring) (Report, erro
 		rep.RegistryCredentials++
 		return nil
 	})
-	return rep, err
+	if err != nil {
+		return rep, err
+	}
+	certs, err := st.Certificates().ListCustom(ctx, "")
+	if err != nil {
+		return rep, fmt.Errorf("list uploaded certificates: %w", err)
+	}
+	for _, c := range certs {
+		sealed, changed, err := kr.RewrapText(seal.CertificateKeyContext(c.Host), c.PrivateKeyPEM)
+		if err != nil {
+			return rep, fmt.Errorf("re-seal the key of the certificate for %s: %w", c.Host, err)
+		}
+		if !changed {
+			continue
+		}
+		c.PrivateKeyPEM = sealed
+		if _, err := st.Certificates().PutCustom(ctx, c); err != nil {
+			return rep, fmt.Errorf("store the re-sealed key of the certificate for %s: %w", c.Host, err)
+		}
+		rep.CertificateKeys++
+	}
+	return rep, nil
 }
 
 // rewrapSecret re-wraps one secret, retrying when it changed meanwhile.
@@ -159,7 +183,17 @@ func UnknownKeys(ctx context.Context, st store.Store, kr *seal.Keyring) (map[str
 		count(seal.TextKeyID(c.Password))
 		return nil
 	})
-	return out, err
+	if err != nil {
+		return nil, err
+	}
+	certs, err := st.Certificates().ListCustom(ctx, "")
+	if err != nil {
+		return nil, fmt.Errorf("list uploaded certificates: %w", err)
+	}
+	for _, c := range certs {
+		count(seal.TextKeyID(c.PrivateKeyPEM))
+	}
+	return out, nil
 }
 
 func eachSecret(ctx context.Context, st store.Store, fn func(*api.Secret) error) error {

@@ -67,6 +67,12 @@ func RegistryPasswordContext(project, registry string) string {
 	return "panelx/registry-password/v1/" + project + "/" + registry
 }
 
+// CertificateKeyContext binds an uploaded certificate's private key to its
+// hostname.
+func CertificateKeyContext(host string) string {
+	return "panelx/certificate-key/v1/" + host
+}
+
 // wrap seals a data key under the active master key.
 func (kr *Keyring) wrap(dataKey []byte, context string) (keyID string, wrapped []byte, err error) {
 	if kr == nil {

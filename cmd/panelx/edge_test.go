@@ -35,6 +35,7 @@ import (
 	"github.com/panelx/panelx/internal/testenv/pebble"
 	"github.com/panelx/panelx/internal/testimage"
 	"github.com/panelx/panelx/reconcile"
+	"github.com/panelx/panelx/seal"
 	"github.com/panelx/panelx/store/postgres"
 )
 
@@ -239,8 +240,13 @@ func TestEdgeEndToEnd(t *testing.T) {
 		}
 	})
 	// A fixed port: the restarted server is where the edge looks for it.
+	// A master key seals the uploaded certificate's key.
+	keyFile := filepath.Join(t.TempDir(), "master.key")
+	if _, _, err := seal.EnsureKeyFile(keyFile); err != nil {
+		t.Fatal(err)
+	}
 	serverEnv := []string{"PANELX_DATABASE_URL=" + dbURL, "PANELX_DATA_DIR=" + dataDir, "PANELX_EDGE_DRAIN_TIMEOUT=20s",
-		"PANELX_LISTEN=127.0.0.1:" + strconv.Itoa(freeTCPPort(t))}
+		"PANELX_LISTEN=127.0.0.1:" + strconv.Itoa(freeTCPPort(t)), "PANELX_SECRET_KEY_FILE=" + keyFile}
 	server, base, slogs := startServer(t, bin, serverEnv...)
 	t.Cleanup(func() {
 		if t.Failed() {

@@ -71,8 +71,9 @@ func checkSealed(ctx context.Context, st store.Store, kr *seal.Keyring, log *zap
 	rep, err := reseal.Rewrap(ctx, st, kr)
 	if err != nil {
 		log.Warn("seal stored registry passwords", zap.Error(err))
-	} else if rep.RegistryCredentials > 0 || rep.Secrets > 0 {
-		log.Info("sealed what was not under the active master key", zap.Int("registryCredentials", rep.RegistryCredentials), zap.Int("secrets", rep.Secrets))
+	} else if rep.RegistryCredentials > 0 || rep.Secrets > 0 || rep.CertificateKeys > 0 {
+		log.Info("sealed what was not under the active master key", zap.Int("registryCredentials", rep.RegistryCredentials),
+			zap.Int("secrets", rep.Secrets), zap.Int("certificateKeys", rep.CertificateKeys))
 	}
 }
 
