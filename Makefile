@@ -44,11 +44,14 @@ bench:
 	$(GO) test -run '^$$' -bench ServiceToReady -benchtime 20x ./controller/ && \
 	$(GO) test -run '^$$' -bench 'FiftyServicesToReady|RepairAfterRemoval|IdleCPU' -benchtime 1x -timeout 30m ./controller/ && \
 	$(GO) test -run '^$$' -bench 'GetService|CreateService' -benchtime 2000x ./apiserver/ && \
+	$(GO) test -run '^$$' -bench ListThousandServices -benchtime 100x ./apiserver/ && \
+	$(GO) test -run '^$$' -bench 'OpenSecret|SealSecret' -benchtime 20000x ./seal/ && \
 	$(GO) test -run '^$$' -bench Scrape200 -benchtime 1000x ./metrics/containers/ && \
 	{ command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk; }; } && \
 	$(MAKE) build && $(GO) run ./bench/api -duration 30s -connections 32 && \
 	$(GO) run ./bench/collector -n 100 -duration 60s && $(GO) run ./bench/collector -n 200 -duration 60s && \
-	$(GO) test -run '^$$' -bench 'Edge' -benchtime 1x -timeout 30m ./cmd/panelx/
+	$(GO) test -run '^$$' -bench 'Edge' -benchtime 1x -timeout 30m ./cmd/panelx/ && \
+	$(GO) test -run '^$$' -bench RollbackVsForward -benchtime 10x -timeout 30m ./cmd/panelx/
 
 ## fuzz: run the manifest decoder fuzzer for FUZZTIME (default 60s)
 FUZZTIME ?= 60s
