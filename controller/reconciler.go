@@ -371,6 +371,15 @@ func (r *Reconciler) converge(ctx context.Context, key reconcile.Key, observe fu
 }
 
 func (r *Reconciler) serviceInput(ctx context.Context, key api.Key) (reconcile.ServiceInput, error) {
+	// A container whose readiness rests on how long it has run is looked
+	// at again once that time is up (see reconcile.MinReadyTime).
+	for _, c := range r.Cache.Containers(key.Project, key.Name) {
+		if c.NeedsLook() {
+			if err := r.Cache.RefreshContainer(ctx, c.ID); err != nil {
+				return reconcile.ServiceInput{}, err
+			}
+		}
+	}
 	in := reconcile.ServiceInput{
 		Instance: r.Instance, Key: key, Now: r.now(), PullInterval: r.PullInterval,
 		Network: r.Cache.Network(key.Project), DockerVolumes: r.Cache.Volumes(key.Project),

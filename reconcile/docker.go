@@ -98,6 +98,7 @@ func (d *DockerRuntime) ListContainers(ctx context.Context) ([]Container, error)
 
 func (d *DockerRuntime) InspectContainer(ctx context.Context, id string) (Container, error) {
 	var in container.InspectResponse
+	asked := time.Now() // the state seen is no older than this
 	err := d.call(ctx, "container_inspect", callTimeout, func(ctx context.Context) (err error) {
 		in, err = d.cli.ContainerInspect(ctx, id)
 		return err
@@ -126,6 +127,7 @@ func (d *DockerRuntime) InspectContainer(ctx context.Context, id string) (Contai
 		c.Error = st.Error
 		c.StartedAt, _ = time.Parse(time.RFC3339Nano, st.StartedAt)
 		c.FinishedAt, _ = time.Parse(time.RFC3339Nano, st.FinishedAt)
+		c.ObservedAt = asked
 		if st.Health != nil {
 			c.Health = string(st.Health.Status)
 		}

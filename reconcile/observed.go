@@ -23,6 +23,9 @@ type Container struct {
 	RestartCount int
 	StartedAt    time.Time
 	FinishedAt   time.Time
+	// ObservedAt is when the engine was asked for this state (zero when
+	// not known, as in tests).
+	ObservedAt time.Time
 	OOMKilled    bool
 	Error        string   // Docker's message when it could not start the container
 	Volumes      []string // names of the Docker volumes it mounts
@@ -35,17 +38,21 @@ type Container struct {
 func (c *Container) Running() bool { return c.State == "running" }
 
 // MinReadyTime: a container without a healthcheck counts as ready once it
-// has run this long. A process that crashes at start, restarted by Docker,
-// runs for an instant now and then; that instant must not let it replace
-// the replica that serves, nor mark its revision ready.
+// has been seen running this long after it started. A process that
+// crashes at start, restarted by Docker, runs for an instant now and then;
+// that instant must not let it replace the replica that serves, nor mark
+// its revision ready. "Seen": the state must come from asking the engine
+// that long after the start — a cached "running" that old may be stale
+// (the exit's event not handled yet, on a loaded host).
 const MinReadyTime = time.Second
 
 // Ready reports whether the container runs and, when it has a healthcheck,
-// is healthy — without one, has run for MinReadyTime.
+// is healthy — without one, was seen running MinReadyTime after its start.
 func (c *Container) Ready() bool { return c.State == "running" && c.readyIn() == 0 }
 
 // readyIn is how long a running container without a healthcheck has left
-// before it counts as ready; 0 when it is ready, or waiting cannot make it.
+// before it can count as ready; 0 when it is ready, or when waiting cannot
+// make it (not running, unhealthy).
 func (c *Container) readyIn() time.Duration {
 	if c.State != "running" {
 		return 0
@@ -56,10 +63,21 @@ func (c *Container) readyIn() time.Duration {
 		}
 		return -1
 	}
-	if c.StartedAt.IsZero() { // not known (tests): take it as settled
+	if c.StartedAt.IsZero() || c.ObservedAt.IsZero() { // not known (tests): take it as settled
 		return 0
 	}
-	return max(0, MinReadyTime-time.Since(c.StartedAt))
+	if c.ObservedAt.Sub(c.StartedAt) >= MinReadyTime {
+		return 0
+	}
+	// Wait out the time, then look again (NeedsLook).
+	return max(10*time.Millisecond, MinReadyTime-time.Since(c.StartedAt))
+}
+
+// NeedsLook reports whether the container has run long enough to be ready
+// but was last seen too early to tell: the engine must be asked again.
+func (c *Container) NeedsLook() bool {
+	return c.State == "running" && c.Health == "" && !c.StartedAt.IsZero() && !c.ObservedAt.IsZero() &&
+		c.ObservedAt.Sub(c.StartedAt) < MinReadyTime && time.Since(c.StartedAt) >= MinReadyTime
 }
 
 // Network is a Docker network PanelX owns.

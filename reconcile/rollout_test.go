@@ -147,3 +147,32 @@ func TestDecideRollout(t *testing.T) {
 		})
 	}
 }
+
+// TestReadyNeedsARecentLook: without a healthcheck a container is ready
+// only when the engine saw it running MinReadyTime after its start; a
+// cached "running" from the moment it started says nothing (it may have
+// crashed since, its exit not handled yet).
+func TestReadyNeedsARecentLook(t *testing.T) {
+	started := time.Now().Add(-5 * time.Second)
+	tests := []struct {
+		name        string
+		c           Container
+		ready, look bool
+	}{
+		{"seen right after it started", Container{State: "running", StartedAt: started, ObservedAt: started.Add(10 * time.Millisecond)}, false, true},
+		{"seen after a second", Container{State: "running", StartedAt: started, ObservedAt: started.Add(1500 * time.Millisecond)}, true, false},
+		{"started just now", Container{State: "running", StartedAt: time.Now(), ObservedAt: time.Now()}, false, false},
+		{"healthy, seen at once", Container{State: "running", Health: "healthy", StartedAt: started, ObservedAt: started}, true, false},
+		{"exited", Container{State: "exited", StartedAt: started, ObservedAt: started.Add(2 * time.Second)}, false, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := tt.c.Ready(); got != tt.ready {
+				t.Errorf("Ready() = %v", got)
+			}
+			if got := tt.c.NeedsLook(); got != tt.look {
+				t.Errorf("NeedsLook() = %v", got)
+			}
+		})
+	}
+}
