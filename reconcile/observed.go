@@ -26,10 +26,10 @@ type Container struct {
 	// ObservedAt is when the engine was asked for this state (zero when
 	// not known, as in tests).
 	ObservedAt time.Time
-	OOMKilled    bool
-	Error        string   // Docker's message when it could not start the container
-	Volumes      []string // names of the Docker volumes it mounts
-	Networks     []string // IDs of the networks it is attached to
+	OOMKilled  bool
+	Error      string   // Docker's message when it could not start the container
+	Volumes    []string // names of the Docker volumes it mounts
+	Networks   []string // IDs of the networks it is attached to
 	// IPs are its IPv4 addresses by network ID (set while it runs).
 	IPs map[string]string
 }
