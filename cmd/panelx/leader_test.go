@@ -137,17 +137,24 @@ func TestPausedLeaderIsFenced(t *testing.T) {
 	docker := testenv.Docker(t)
 	dbURL := testenv.NewDatabase(t)
 	bin := buildPanelx(t)
+	// Registered before the servers start, so it runs after they are
+	// killed: a server still running would re-create what it removes.
+	var instance string
+	t.Cleanup(func() {
+		if instance != "" {
+			testenv.RemoveLabelled(docker, reconcile.LabelInstance+"="+instance)
+		}
+	})
 	ts := startTwoServers(t, bin, dbURL)
 	st, err := postgres.Open(context.Background(), dbURL, postgres.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	instance, err := st.InstallationID(context.Background())
+	instance, err = st.InstallationID(context.Background())
 	st.Close()
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { testenv.RemoveLabelled(docker, reconcile.LabelInstance+"="+instance) })
 	out, err := exec.Command(bin, "token", "create", "--user", "alice", "--database-url", dbURL).Output()
 	if err != nil {
 		t.Fatal(err)
@@ -236,17 +243,24 @@ func TestDatabaseRestartsUnderReplacements(t *testing.T) {
 	pg := pgserver.Start(t)
 	dbURL := pg.NewDatabase(t)
 	bin := buildPanelx(t)
+	// Registered before the servers start, so it runs after they are
+	// killed: a server still running would re-create what it removes.
+	var instance string
+	t.Cleanup(func() {
+		if instance != "" {
+			testenv.RemoveLabelled(docker, reconcile.LabelInstance+"="+instance)
+		}
+	})
 	ts := startTwoServers(t, bin, dbURL)
 	st, err := postgres.Open(context.Background(), dbURL, postgres.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	instance, err := st.InstallationID(context.Background())
+	instance, err = st.InstallationID(context.Background())
 	st.Close()
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { testenv.RemoveLabelled(docker, reconcile.LabelInstance+"="+instance) })
 	out, err := exec.Command(bin, "token", "create", "--user", "alice", "--database-url", dbURL).Output()
 	if err != nil {
 		t.Fatal(err)
