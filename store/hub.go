@@ -138,6 +138,13 @@ func (h *Hub) Disconnected() {
 	h.mu.Unlock()
 }
 
+// Live reports whether the feed is connected.
+func (h *Hub) Live() bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.connected
+}
+
 // Watchers returns the number of current watchers.
 func (h *Hub) Watchers() int {
 	h.mu.Lock()

@@ -234,6 +234,23 @@ type Change struct {
 	CommittedAt time.Time
 }
 
+// Kinds of the change feed besides the resources': the API's caches of
+// credentials and memberships follow them (nothing else needs to).
+const (
+	// KindMember: a membership changed; Key is {project, user ID}.
+	KindMember api.Kind = "Member"
+	// KindAPIToken: an API token was created, changed or revoked; Key.Name
+	// is its ID.
+	KindAPIToken api.Kind = "APIToken"
+)
+
+// FeedState is implemented by backends whose change feed can be down while
+// the store works (PostgreSQL's LISTEN connection): a cache that relies on
+// the feed must not be used then.
+type FeedState interface {
+	FeedLive() bool
+}
+
 // Elector is implemented by backends several servers can share. Only the
 // leader runs the controller; the others serve the API and stand by.
 type Elector interface {

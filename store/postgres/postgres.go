@@ -244,3 +244,6 @@ func (s *Store) AdoptInstallation(ctx context.Context, id string) error {
 		return nil
 	})
 }
+
+// FeedLive reports whether the LISTEN connection is up (store.FeedState).
+func (s *Store) FeedLive() bool { return s.hub.Live() }

@@ -145,7 +145,7 @@ func parsePayload(s string) (store.Change, error) {
 		c.Type = store.ChangeRemoved
 	}
 	switch c.Kind {
-	case api.KindProject, api.KindService, api.KindVolume, api.KindSecret:
+	case api.KindProject, api.KindService, api.KindVolume, api.KindSecret, store.KindMember, store.KindAPIToken:
 	default:
 		return c, fmt.Errorf("unknown kind %q", p.Kind)
 	}

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 
+	"github.com/panelx/panelx/api"
 	"github.com/panelx/panelx/store"
 )
 
@@ -76,6 +77,7 @@ func (m members) Put(ctx context.Context, in store.Member) (store.Member, error)
 		if err != nil {
 			return mapErr(err, what)
 		}
+		w.emit(authChange(store.ChangeUpsert, store.KindMember, in.Project, in.UserID))
 		return nil
 	})
 	return out, err
@@ -93,8 +95,15 @@ func (m members) Delete(ctx context.Context, project, userID string) error {
 		} else if n == 0 {
 			return fmt.Errorf("%s: %w", what, store.ErrNotFound)
 		}
+		w.emit(authChange(store.ChangeRemoved, store.KindMember, project, userID))
 		return nil
 	})
+}
+
+// authChange is a change of a membership or an API token, for the API's
+// caches (the PostgreSQL backend's triggers send the same).
+func authChange(t store.ChangeType, kind api.Kind, project, name string) store.Change {
+	return store.Change{Type: t, Kind: kind, Key: api.Key{Project: project, Name: name}}
 }
 
 func (m members) ProjectsOf(ctx context.Context, userID string) ([]store.Member, error) {

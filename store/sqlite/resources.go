@@ -549,6 +549,39 @@ func emitCascade(ctx context.Context, w *writer, project string) error {
 			return err
 		}
 	}
+	// Its members and project-scoped tokens go too (the API's caches).
+	for _, q := range []struct {
+		kind api.Kind
+		sql  string
+	}{
+		{store.KindMember, `SELECT user_id FROM project_members WHERE project = ?`},
+		{store.KindAPIToken, `SELECT id FROM api_tokens WHERE project = ?`},
+	} {
+		rows, err := w.q.QueryContext(ctx, q.sql, project)
+		if err != nil {
+			return fmt.Errorf("read %s rows of project %s: %w", q.kind, project, err)
+		}
+		var names []string
+		for rows.Next() {
+			var n string
+			if err := rows.Scan(&n); err != nil {
+				rows.Close()
+				return fmt.Errorf("read %s rows of project %s: %w", q.kind, project, err)
+			}
+			names = append(names, n)
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return fmt.Errorf("read %s rows of project %s: %w", q.kind, project, err)
+		}
+		for _, n := range names {
+			p := project
+			if q.kind == store.KindAPIToken {
+				p = ""
+			}
+			w.emit(authChange(store.ChangeRemoved, q.kind, p, n))
+		}
+	}
 	return nil
 }
 

@@ -470,3 +470,7 @@ func (s *Store) AdoptInstallation(ctx context.Context, id string) error {
 		return nil
 	})
 }
+
+// FeedLive reports whether the change feed is live: in process, always
+// (store.FeedState).
+func (s *Store) FeedLive() bool { return true }

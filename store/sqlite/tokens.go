@@ -53,6 +53,7 @@ func (t tokens) Create(ctx context.Context, in store.APIToken) (store.APIToken, 
 		if err != nil {
 			return mapErr(err, what)
 		}
+		w.emit(authChange(store.ChangeUpsert, store.KindAPIToken, "", out.ID))
 		return nil
 	})
 	return out, err
@@ -102,6 +103,7 @@ func (t tokens) Delete(ctx context.Context, userID, id string) error {
 		} else if n == 0 {
 			return fmt.Errorf("%s: %w", what, store.ErrNotFound)
 		}
+		w.emit(authChange(store.ChangeRemoved, store.KindAPIToken, "", id))
 		return nil
 	})
 }
