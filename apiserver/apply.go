@@ -119,6 +119,9 @@ func (s *Server) applyManifests(w http.ResponseWriter, r *http.Request) {
 		return authorize(ctx, api.KeyOf(obj).Project, authz.Write)
 	}
 	results, err := apply.Apply(ctx, s.store, objs, opts)
+	for project := range created {
+		s.authCache.ForgetMember(project, p.UserID) // committed or not: read it again
+	}
 	if err != nil {
 		s.fail(w, r, applyError(err))
 		return

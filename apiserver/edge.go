@@ -146,8 +146,8 @@ func (s *Server) edgeRoutes(w http.ResponseWriter, r *http.Request) {
 			if !ok {
 				return
 			}
-			if c.Kind == api.KindVolume {
-				continue
+			if c.Kind == api.KindVolume || c.Kind == api.KindSecret || c.Kind == store.KindMember || c.Kind == store.KindAPIToken {
+				continue // nothing the edges route
 			}
 			if debounce == nil {
 				debounce = time.After(edgeDebounce)

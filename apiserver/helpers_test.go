@@ -71,6 +71,8 @@ type env struct {
 	// Keyring seals secrets and registry passwords (nil with
 	// withoutKeyring).
 	Keyring *seal.Keyring
+	dbURL   string
+	opts    apiserver.Options
 }
 
 // withoutKeyring: a server with no master key.
@@ -82,7 +84,7 @@ func withPolicy(p policy.Config) envOption { return func(o *apiserver.Options) {
 
 func newEnv(t testing.TB, opts ...envOption) *env {
 	t.Helper()
-	st := openStore(t)
+	st, dbURL := openStore(t)
 	jwks := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		pub, _ := ecdsaKey(t).PublicKey.Bytes()
 		_ = json.NewEncoder(w).Encode(map[string]any{"keys": []map[string]any{{
@@ -107,12 +109,35 @@ func newEnv(t testing.TB, opts ...envOption) *env {
 		opt(&o)
 	}
 	h := apiserver.New(o)
+	followCtx, stopFollowing := context.WithCancel(context.Background())
+	go h.FollowChanges(followCtx)
+	t.Cleanup(stopFollowing)
 	srv := httptest.NewServer(h.Handler())
 	t.Cleanup(srv.Close)
-	return &env{t: t, URL: srv.URL, Store: st, API: h, Logs: logs, Keyring: o.Keyring}
+	return &env{t: t, URL: srv.URL, Store: st, API: h, Logs: logs, Keyring: o.Keyring, dbURL: dbURL, opts: o}
 }
 
-func openStore(t testing.TB) store.Store {
+// otherServer starts a second API server on the same database, with its
+// own connections and change feed: another host of a shared installation.
+func (e *env) otherServer(t testing.TB) string {
+	t.Helper()
+	st, err := postgres.Open(context.Background(), e.dbURL, postgres.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(st.Close)
+	o := e.opts
+	o.Store = st
+	h := apiserver.New(o)
+	ctx, cancel := context.WithCancel(context.Background())
+	go h.FollowChanges(ctx)
+	t.Cleanup(cancel)
+	srv := httptest.NewServer(h.Handler())
+	t.Cleanup(srv.Close)
+	return srv.URL
+}
+
+func openStore(t testing.TB) (store.Store, string) {
 	t.Helper()
 	url := testenv.NewDatabase(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
@@ -125,7 +150,7 @@ func openStore(t testing.TB) store.Store {
 	if _, err := st.Migrate(ctx); err != nil {
 		t.Fatal(err)
 	}
-	return st
+	return st, url
 }
 
 func claimsFor(user string) jwt.MapClaims {

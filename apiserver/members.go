@@ -109,6 +109,7 @@ func (s *Server) putMember(w http.ResponseWriter, r *http.Request) {
 		}
 		return nil
 	})
+	s.authCache.ForgetMember(project, userID) // after the commit, whatever it did
 	if err != nil {
 		s.fail(w, r, err)
 		return
@@ -147,6 +148,7 @@ func (s *Server) deleteMember(w http.ResponseWriter, r *http.Request) {
 		}
 		return nil
 	})
+	s.authCache.ForgetMember(project, userID)
 	if err != nil {
 		s.fail(w, r, err)
 		return

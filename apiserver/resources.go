@@ -402,6 +402,9 @@ func (k *kindAPI[T]) createProject(ctx context.Context, obj T) (T, error) {
 		_, err = repo.Members().Put(ctx, store.Member{Project: api.KeyOf(obj).Name, UserID: authz.PrincipalFrom(ctx).UserID, Role: store.RoleOwner})
 		return err
 	})
+	if err == nil {
+		k.s.authCache.ForgetMember(api.KeyOf(obj).Name, authz.PrincipalFrom(ctx).UserID)
+	}
 	return created, err
 }
 

@@ -91,6 +91,9 @@ type Server struct {
 	stopOnce sync.Once
 	ops      opsSettings
 	keyring  *seal.Keyring
+	// authCache keeps verified tokens and memberships while FollowChanges
+	// runs (off otherwise).
+	authCache *authz.Cache
 }
 
 // New builds the router.
@@ -125,18 +128,49 @@ func New(opts Options) *Server {
 	if s.now == nil {
 		s.now = time.Now
 	}
+	var feedLive func() bool
+	if fs, ok := opts.Store.(store.FeedState); ok {
+		feedLive = fs.FeedLive
+	}
+	s.authCache = authz.NewCache(s.now, feedLive)
 	s.authn = authz.NewAuthenticator(authz.AuthenticatorOptions{
 		Verifier:   opts.Verifier,
 		Tokens:     func() store.Tokens { return s.store.Tokens() },
 		AdminUsers: opts.AdminUsers,
 		Logger:     s.log,
 		Now:        s.now,
+		Cache:      s.authCache,
 	})
-	s.authz = authz.NewAuthorizer(func() store.Members { return s.store.Members() })
+	s.authz = authz.NewAuthorizer(func() store.Members { return s.store.Members() }, s.authCache)
 	s.routes = s.routeTable()
 	s.buildRouter()
 	s.openapi = s.openAPIDocument()
 	return s
+}
+
+// FollowChanges keeps the in-memory caches of credentials and memberships
+// in step with the store, until ctx ends; without it they stay off and
+// every request reads the store. Run it beside Serve.
+func (s *Server) FollowChanges(ctx context.Context) {
+	backoff := 100 * time.Millisecond
+	for ctx.Err() == nil {
+		changes, err := s.store.Watch(ctx)
+		if err != nil {
+			s.authCache.Off()
+			s.log.Warn("follow the store's changes; retrying", zap.Error(err), zap.Duration("backoff", backoff))
+			select {
+			case <-time.After(backoff):
+			case <-ctx.Done():
+			}
+			backoff = min(2*backoff, 5*time.Second)
+			continue
+		}
+		backoff = 100 * time.Millisecond
+		for c := range changes {
+			s.authCache.Changed(c)
+		}
+		s.authCache.Off() // the feed ended: nothing vouches for the cache
+	}
 }
 
 // StopStreams ends the watch, logs, terminal and metrics streams; pass it

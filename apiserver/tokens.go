@@ -188,6 +188,7 @@ func (s *Server) deleteToken(w http.ResponseWriter, r *http.Request) {
 	err = store.ErrNotFound
 	if tokenIDRe.MatchString(id) {
 		err = s.store.Tokens().Delete(r.Context(), owner, id)
+		s.authCache.ForgetTokens() // after the commit: this server's next request sees it
 	}
 	if errors.Is(err, store.ErrNotFound) {
 		err = httpErr(http.StatusNotFound, "no API token %q of yours", id)

@@ -397,7 +397,7 @@ func page[T api.Object](l store.List[T], err error) ([]api.Object, string, error
 // change delivers one change from the store's feed, reading the object
 // as it is now (the feed says only which object changed).
 func (ws *watchSession) change(ctx context.Context, c store.Change) error {
-	if !ws.synced || !ws.wants(c.Kind, c.Key) {
+	if !ws.synced || !slices.Contains(api.Kinds, c.Kind) || !ws.wants(c.Kind, c.Key) {
 		return nil
 	}
 	key := sentKey(c.Kind, c.Key)

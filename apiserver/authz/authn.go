@@ -88,6 +88,8 @@ type AuthenticatorOptions struct {
 	Logger     *zap.Logger
 	// Now is the clock (for tests); default time.Now.
 	Now func() time.Time
+	// Cache, when set, keeps verified API tokens (see Cache).
+	Cache *Cache
 }
 
 // Authenticator turns bearer credentials into principals. It is safe for
@@ -98,6 +100,7 @@ type Authenticator struct {
 	admins   map[string]bool
 	log      *zap.Logger
 	now      func() time.Time
+	cache    *Cache
 
 	mu      sync.Mutex
 	touched map[string]time.Time // token id → last Touch written
@@ -111,6 +114,7 @@ func NewAuthenticator(opts AuthenticatorOptions) *Authenticator {
 		admins:   map[string]bool{},
 		log:      opts.Logger,
 		now:      opts.Now,
+		cache:    opts.Cache,
 		touched:  map[string]time.Time{},
 	}
 	for _, u := range opts.AdminUsers {
@@ -216,12 +220,19 @@ func (a *Authenticator) Authenticate(ctx context.Context, bearer string) (*Princ
 }
 
 func (a *Authenticator) apiToken(ctx context.Context, bearer string) (*Principal, error) {
-	tok, err := a.tokens().GetByHash(ctx, auth.HashAPIToken(bearer))
-	if errors.Is(err, store.ErrNotFound) {
-		return nil, unauthenticated(reasonUnknownToken, nil)
-	}
-	if err != nil {
-		return nil, err
+	hash := auth.HashAPIToken(bearer)
+	tok, ok := a.cache.Token(hash)
+	if !ok {
+		gen := a.cache.Generation()
+		var err error
+		tok, err = a.tokens().GetByHash(ctx, hash)
+		if errors.Is(err, store.ErrNotFound) {
+			return nil, unauthenticated(reasonUnknownToken, nil)
+		}
+		if err != nil {
+			return nil, err
+		}
+		a.cache.PutToken(gen, hash, tok)
 	}
 	now := a.now()
 	if tok.ExpiresAt != nil && !now.Before(*tok.ExpiresAt) {
@@ -260,11 +271,14 @@ func (a *Authenticator) touch(ctx context.Context, id string, now time.Time) {
 		}
 	}
 	a.mu.Unlock()
-	tctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
-	defer cancel()
-	if err := a.tokens().Touch(tctx, id, now); err != nil {
-		a.log.Warn("record API token use", zap.String("token_id", id), zap.Error(err))
-	}
+	// Off the request's path: nobody waits for a "last used" time.
+	go func() {
+		tctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		defer cancel()
+		if err := a.tokens().Touch(tctx, id, now); err != nil {
+			a.log.Warn("record API token use", zap.String("token_id", id), zap.Error(err))
+		}
+	}()
 }
 
 // validUserID accepts the user ids PanelX stores: printable UTF-8, at most

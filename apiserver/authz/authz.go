@@ -86,11 +86,13 @@ func (e *ProjectNotFoundError) Is(target error) bool { return target == store.Er
 // Authorizer answers what a principal may do in a project.
 type Authorizer struct {
 	members func() store.Members
+	cache   *Cache
 }
 
-// NewAuthorizer reads memberships through members (usually repo.Members).
-func NewAuthorizer(members func() store.Members) *Authorizer {
-	return &Authorizer{members: members}
+// NewAuthorizer reads memberships through members (usually repo.Members),
+// kept in cache when it is set.
+func NewAuthorizer(members func() store.Members, cache *Cache) *Authorizer {
+	return &Authorizer{members: members, cache: cache}
 }
 
 // Role returns the principal's role in project, or a ProjectNotFoundError.
@@ -103,14 +105,24 @@ func (z *Authorizer) Role(ctx context.Context, p *Principal, project string) (st
 	if len(api.ValidateName("", project)) > 0 || (p.Scoped() && p.Project != project) || p.Edge {
 		return "", &ProjectNotFoundError{Project: project}
 	}
-	m, err := z.members().Get(ctx, project, p.UserID)
-	if errors.Is(err, store.ErrNotFound) {
+	role, ok := z.cache.Member(project, p.UserID)
+	if !ok {
+		gen := z.cache.Generation()
+		m, err := z.members().Get(ctx, project, p.UserID)
+		switch {
+		case errors.Is(err, store.ErrNotFound):
+			role = ""
+		case err != nil:
+			return "", fmt.Errorf("authorize %s in project %s: %w", p.UserID, project, err)
+		default:
+			role = m.Role
+		}
+		z.cache.PutMember(gen, project, p.UserID, role)
+	}
+	if role == "" {
 		return "", &ProjectNotFoundError{Project: project}
 	}
-	if err != nil {
-		return "", fmt.Errorf("authorize %s in project %s: %w", p.UserID, project, err)
-	}
-	return m.Role, nil
+	return role, nil
 }
 
 // Authorize returns the principal's role in project when it allows action;

@@ -43,6 +43,14 @@ func (f *fakeTokens) Touch(context.Context, string, time.Time) error {
 	return nil
 }
 
+// touchesSettled waits for the asynchronous touches to land, then counts.
+func (f *fakeTokens) touchesSettled() int {
+	time.Sleep(100 * time.Millisecond)
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.touches
+}
+
 type fakeMembers struct {
 	store.Members
 	roles map[[2]string]store.Role // project, user → role
@@ -180,15 +188,15 @@ func TestTouchAtMostOncePerMinute(t *testing.T) {
 		}
 		c.t = c.t.Add(10 * time.Second)
 	}
-	if ft.touches != 1 {
-		t.Errorf("%d touches in 50s, want 1", ft.touches)
+	if n := ft.touchesSettled(); n != 1 {
+		t.Errorf("%d touches in 50s, want 1", n)
 	}
 	c.t = c.t.Add(time.Minute)
 	if _, err := a.Authenticate(context.Background(), tok); err != nil {
 		t.Fatal(err)
 	}
-	if ft.touches != 2 {
-		t.Errorf("%d touches after a minute, want 2", ft.touches)
+	if n := ft.touchesSettled(); n != 2 {
+		t.Errorf("%d touches after a minute, want 2", n)
 	}
 }
 
@@ -278,7 +286,7 @@ func TestMemberRules(t *testing.T) {
 func TestAuthorizer(t *testing.T) {
 	z := NewAuthorizer(func() store.Members {
 		return fakeMembers{roles: map[[2]string]store.Role{{"shop", "u1"}: store.RoleViewer, {"blog", "u1"}: store.RoleOwner}}
-	})
+	}, nil)
 	ctx := context.Background()
 	user := &Principal{UserID: "u1"}
 	scoped := &Principal{UserID: "u1", Project: "blog"}
