@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"time"
 
 	"github.com/docker/docker/client"
@@ -68,13 +69,19 @@ func (l liveStats) ProjectStats(project string) []apiserver.ContainerStats {
 
 // serveMetricsListener serves /metrics without authentication on its own
 // address (PANELX_METRICS_LISTEN), for a private interface, until ctx ends.
-func serveMetricsListener(ctx context.Context, addr string, g prometheus.Gatherer, log *zap.Logger) error {
+func serveMetricsListener(ctx context.Context, addr string, g prometheus.Gatherer, profiler bool, log *zap.Logger) error {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return fmt.Errorf("metrics listener %s: %w", addr, err)
 	}
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", promhttp.HandlerFor(g, promhttp.HandlerOpts{}))
+	if profiler {
+		mux.HandleFunc("/debug/pprof/", pprof.Index)
+		mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+		mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+		mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+	}
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 	log.Info("serving metrics", zap.String("addr", ln.Addr().String()))
 	go func() {

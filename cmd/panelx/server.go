@@ -30,6 +30,7 @@ type serverConfig struct {
 	api           apiConfig
 	bootstrapUser string
 	secretKeyFile string
+	profiler      bool
 	edgeToken     bool
 	drainTimeout  time.Duration
 
@@ -79,6 +80,7 @@ SIGTERM or Ctrl-C stops it gracefully.`,
 	env.Bool(&cfg.controller, "controller", "PANELX_CONTROLLER", true, "run the reconcile loop (false: serve the API only)")
 	env.Bool(&cfg.containerMetrics, "container-metrics", "PANELX_CONTAINER_METRICS", true, "collect CPU, memory, network and block I/O of the managed containers for /metrics and the live stream")
 	env.String(&cfg.metricsListen, "metrics-listen", "PANELX_METRICS_LISTEN", "", "also serve /metrics, without authentication, on this address (e.g. 127.0.0.1:9464; empty: only on the API listener, for administrators)")
+	env.Bool(&cfg.profiler, "profiler", "PANELX_PROFILER", false, "also serve Go's profiler (/debug/pprof/) on the metrics listener (needs --metrics-listen; keep it private)")
 	env.Int(&cfg.workers, "workers", "PANELX_WORKERS", controller.DefaultWorkers, "keys reconciled in parallel")
 	env.Duration(&cfg.resyncInterval, "resync-interval", "PANELX_RESYNC_INTERVAL", controller.DefaultResyncInterval, "period of the full resync safety net")
 	env.Duration(&cfg.pullInterval, "pull-interval", "PANELX_PULL_INTERVAL", controller.DefaultPullInterval, "how often services with imagePullPolicy Always look for a moved tag")
@@ -157,7 +159,7 @@ func runServer(ctx context.Context, cfg *serverConfig, log *zap.Logger) error {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			fail(serveMetricsListener(ctx, cfg.metricsListen, reg, log))
+			fail(serveMetricsListener(ctx, cfg.metricsListen, reg, cfg.profiler, log))
 		}()
 	}
 	cfg.api.logSummary(log)
@@ -167,6 +169,8 @@ func runServer(ctx context.Context, cfg *serverConfig, log *zap.Logger) error {
 	opts.Operations, opts.MaxUploadBytes = ops, int64(cfg.maxUploadBytes)
 	opts.Keyring = keyring
 	h := apiserver.New(opts)
+	wg.Add(1)
+	go func() { defer wg.Done(); h.FollowChanges(ctx) }()
 	log.Info("serving API", zap.String("addr", ln.Addr().String()))
 	serveErr := apiserver.Serve(ctx, ln, h.Handler(), cfg.shutdownTimeout, log, h.StopStreams)
 	cancel()
