@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"runtime/debug"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"go.uber.org/zap"
@@ -69,6 +70,41 @@ type Options struct {
 type Controller struct {
 	opts Options
 	log  *zap.Logger
+
+	mu      sync.Mutex
+	current *loop // while leading
+}
+
+// ErrNotLeading: this process does not run the reconcile loop now.
+var ErrNotLeading = errors.New("controller: not leading")
+
+// Resync does what the periodic resync does — lists the engine into the
+// cache and queues every key — and returns once the queue has drained:
+// every key reconciled once. Benchmarks and tests use it; the loop itself
+// needs no caller.
+func (c *Controller) Resync(ctx context.Context) error {
+	c.mu.Lock()
+	l := c.current
+	c.mu.Unlock()
+	if l == nil {
+		return ErrNotLeading
+	}
+	l.resync(ctx, "requested", false, false)
+	// Drained: no key waiting and no worker busy, seen twice in a row (a
+	// key between the queue and a worker is in neither for an instant).
+	for quiet := 0; quiet < 2; {
+		if l.queue.Len() == 0 && l.busy.Load() == 0 {
+			quiet++
+		} else {
+			quiet = 0
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(5 * time.Millisecond):
+		}
+	}
+	return nil
 }
 
 // New checks the options and fills defaults.
@@ -155,6 +191,14 @@ func (c *Controller) lead(ctx context.Context, lease store.Lease) error {
 		Executor: &reconcile.Executor{Runtime: rt, Cache: cache, Credentials: c.opts.Credentials, Parallel: c.opts.Parallel},
 	}
 	l := &loop{c: c, cache: cache, queue: queue, rec: r}
+	c.mu.Lock()
+	c.current = l
+	c.mu.Unlock()
+	defer func() {
+		c.mu.Lock()
+		c.current = nil
+		c.mu.Unlock()
+	}()
 
 	// The store feed and the Docker feed each resync after (re)connecting;
 	// workers wait until the cache has been listed once.
@@ -186,6 +230,7 @@ type loop struct {
 	rec   *Reconciler
 
 	resyncMu sync.Mutex
+	busy     atomic.Int32 // workers reconciling a key now
 }
 
 // followStore turns store changes into keys; a resync marker (at start and
@@ -198,7 +243,7 @@ func (l *loop) followStore(ctx context.Context) error {
 	for change := range ch {
 		switch change.Type {
 		case store.ChangeResync:
-			l.resync(ctx, "store feed (re)connected", true)
+			l.resync(ctx, "store feed (re)connected", true, false)
 		default:
 			l.enqueueChange(ctx, change)
 		}
@@ -284,7 +329,7 @@ func (l *loop) followDocker(ctx context.Context) {
 	for ctx.Err() == nil {
 		events, errs := l.c.opts.Runtime.Events(ctx)
 		// Subscribed first, then listed: nothing falls in between.
-		l.resync(ctx, "docker events (re)connected", true)
+		l.resync(ctx, "docker events (re)connected", true, true)
 		connected := time.Now()
 	recv:
 		for {
@@ -329,7 +374,7 @@ func (l *loop) periodicResync(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-t.C:
-			l.resync(ctx, "periodic", false)
+			l.resync(ctx, "periodic", false, false)
 		}
 	}
 }
@@ -338,13 +383,16 @@ func (l *loop) periodicResync(ctx context.Context) {
 // Docker knows of. Failures are retried: a resync must happen. fresh
 // (after a feed reconnected) also forgets every key's failure backoff: the
 // failures were the outage's, and what it held back should converge now,
-// not after the minutes of backoff it piled up.
-func (l *loop) resync(ctx context.Context, why string, fresh bool) {
+// not after the minutes of backoff it piled up. inspect asks the engine
+// about every container, not only those whose list entry changed: after
+// the events stream (re)connected, changes a list cannot show (a restart,
+// a new exit) may have been missed.
+func (l *loop) resync(ctx context.Context, why string, fresh, inspect bool) {
 	l.resyncMu.Lock()
 	defer l.resyncMu.Unlock()
 	backoff := feedRetryMin
 	for ctx.Err() == nil {
-		err := l.resyncOnce(ctx, fresh)
+		err := l.resyncOnce(ctx, fresh, inspect)
 		if err == nil {
 			l.c.log.Debug("resynced", zap.String("why", why))
 			return
@@ -359,8 +407,8 @@ func (l *loop) resync(ctx context.Context, why string, fresh bool) {
 	}
 }
 
-func (l *loop) resyncOnce(ctx context.Context, fresh bool) error {
-	if err := l.cache.Sync(ctx); err != nil {
+func (l *loop) resyncOnce(ctx context.Context, fresh, inspect bool) error {
+	if err := l.cache.Sync(ctx, inspect); err != nil {
 		return err
 	}
 	keys := l.cache.Keys()
@@ -427,7 +475,9 @@ func (l *loop) work(ctx context.Context) {
 		if shutdown {
 			return
 		}
+		l.busy.Add(1)
 		l.process(ctx, key)
+		l.busy.Add(-1)
 	}
 }
 

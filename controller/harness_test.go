@@ -45,6 +45,7 @@ type env struct {
 	reg      *testimage.Registry
 	instance string
 	log      *zap.Logger
+	ctrl     *controller.Controller // the last one startController started
 }
 
 // migratedStore is what both backends offer.
@@ -145,6 +146,7 @@ func (e *env) startController(opts controller.Options) (stop func()) {
 	if err != nil {
 		e.t.Fatal(err)
 	}
+	e.ctrl = c
 	ctx, cancel := context.WithCancel(e.ctx)
 	done := make(chan struct{})
 	go func() {

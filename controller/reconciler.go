@@ -427,7 +427,7 @@ func (r *Reconciler) serviceInput(ctx context.Context, key api.Key) (reconcile.S
 // imageState combines what PanelX remembers of pulls with the local
 // image's current ID (an image may be removed behind PanelX's back).
 func (r *Reconciler) imageState(ctx context.Context, project, ref string) (reconcile.ImageState, error) {
-	id, err := r.Runtime.ImageID(ctx, ref)
+	id, err := r.Cache.ImageID(ctx, ref)
 	if err != nil {
 		return reconcile.ImageState{}, err
 	}

@@ -8,6 +8,8 @@ import (
 	"sync"
 	"time"
 
+	"golang.org/x/sync/errgroup"
+
 	"github.com/panelx/panelx/api"
 )
 
@@ -59,12 +61,19 @@ type Cache struct {
 	syncing    bool
 	dirty      map[string]bool // container IDs touched by events during a sync
 	synced     bool
+
+	// images maps an image reference to its local ID ("" when absent), so
+	// a reconcile does not inspect its image each time. Any image event
+	// drops them all (images change rarely); imageGen makes an inspect
+	// that raced with one not count.
+	images   map[string]string
+	imageGen uint64
 }
 
 // NewCache returns an empty cache; call Sync before reading it.
 func NewCache(rt Runtime) *Cache {
 	return &Cache{rt: rt, containers: map[string]Container{}, networks: map[string]Network{},
-		volumes: map[string]Volume{}, removed: map[string]time.Time{}, dirty: map[string]bool{}}
+		volumes: map[string]Volume{}, removed: map[string]time.Time{}, dirty: map[string]bool{}, images: map[string]string{}}
 }
 
 // Synced reports whether a full list has completed.
@@ -74,10 +83,15 @@ func (c *Cache) Synced() bool {
 	return c.synced
 }
 
-// Sync lists every object of the installation and replaces the cache.
-// Events that arrive while it lists are re-inspected afterwards, so the
-// older list cannot overwrite them.
-func (c *Cache) Sync(ctx context.Context) error {
+// Sync lists every object of the installation and replaces the cache:
+// one list call per kind. A container the list shows unchanged keeps its
+// cached inspect (a no-drift resync asks nothing more of the engine); a
+// new one, or one whose list entry differs, is inspected. full inspects
+// every container: after the events stream (re)connected, when changes
+// the list cannot show may have been missed. Events that arrive while it
+// lists are re-inspected afterwards, so the older list cannot overwrite
+// them.
+func (c *Cache) Sync(ctx context.Context, full bool) error {
 	c.mu.Lock()
 	c.syncing = true
 	c.dirty = map[string]bool{}
@@ -88,7 +102,7 @@ func (c *Cache) Sync(ctx context.Context) error {
 		c.mu.Unlock()
 	}()
 
-	containers, err := c.rt.ListContainers(ctx)
+	listed, err := c.rt.ListContainers(ctx)
 	if err != nil {
 		return err
 	}
@@ -100,11 +114,37 @@ func (c *Cache) Sync(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	if full {
+		c.ImagesChanged() // image events may have been missed too
+	}
+	containers := make(map[string]Container, len(listed))
+	var inspect []string
+	c.mu.RLock()
+	for _, l := range listed {
+		cached, ok := c.containers[l.ID]
+		if !full && ok && l.unchangedSince(cached) {
+			if l.State == "running" && l.ListedAt.After(cached.ObservedAt) {
+				cached.ObservedAt = l.ListedAt // seen running, as it was
+			}
+			containers[l.ID] = cached
+			continue
+		}
+		inspect = append(inspect, l.ID)
+	}
+	c.mu.RUnlock()
+	inspected, err := c.inspectAll(ctx, inspect)
+	if err != nil {
+		return err
+	}
+	for _, ct := range inspected {
+		containers[ct.ID] = ct
+	}
+
 	c.mu.Lock()
 	c.containers = map[string]Container{}
-	for _, ct := range containers {
-		if _, gone := c.removed[ct.ID]; !gone {
-			c.containers[ct.ID] = ct
+	for id, ct := range containers {
+		if _, gone := c.removed[id]; !gone {
+			c.containers[id] = ct
 		}
 	}
 	c.networks = map[string]Network{}
@@ -133,6 +173,41 @@ func (c *Cache) Sync(ctx context.Context) error {
 	return nil
 }
 
+// syncInspects bounds the inspects a sync runs at once.
+const syncInspects = 8
+
+// inspectAll inspects containers in parallel; those gone meanwhile are
+// left out.
+func (c *Cache) inspectAll(ctx context.Context, ids []string) ([]Container, error) {
+	out := make([]Container, len(ids))
+	found := make([]bool, len(ids))
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(syncInspects)
+	for i, id := range ids {
+		g.Go(func() error {
+			ct, err := c.rt.InspectContainer(gctx, id)
+			if errors.Is(err, ErrNotFound) {
+				return nil // removed meanwhile
+			}
+			if err != nil {
+				return err
+			}
+			out[i], found[i] = ct, true
+			return nil
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return nil, err
+	}
+	kept := out[:0]
+	for i, ct := range out {
+		if found[i] {
+			kept = append(kept, ct)
+		}
+	}
+	return kept, nil
+}
+
 // RefreshContainer re-inspects one container and updates the cache.
 func (c *Cache) RefreshContainer(ctx context.Context, ref string) error {
 	ct, err := c.rt.InspectContainer(ctx, ref)
@@ -156,6 +231,38 @@ func (c *Cache) RefreshContainer(ctx context.Context, ref string) error {
 		c.containers[ct.ID] = ct
 	}
 	return nil
+}
+
+// ImageID returns the local ID of an image reference ("" when the image
+// is not present), inspecting it only when no image changed since the
+// last time it was asked.
+func (c *Cache) ImageID(ctx context.Context, ref string) (string, error) {
+	c.mu.RLock()
+	id, ok := c.images[ref]
+	gen := c.imageGen
+	c.mu.RUnlock()
+	if ok {
+		return id, nil
+	}
+	id, err := c.rt.ImageID(ctx, ref)
+	if err != nil {
+		return "", err
+	}
+	c.mu.Lock()
+	if c.imageGen == gen {
+		c.images[ref] = id
+	}
+	c.mu.Unlock()
+	return id, nil
+}
+
+// ImagesChanged forgets every image ID: an image event arrived, or this
+// process pulled one.
+func (c *Cache) ImagesChanged() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.imageGen++
+	clear(c.images)
 }
 
 // containerState is the cached state of a container ("" when unknown).
@@ -299,6 +406,9 @@ func (c *Cache) Apply(ctx context.Context, ev RuntimeEvent) ([]Key, error) {
 		}
 		c.SetVolume(v)
 		return []Key{VolumeKey(v.Project, v.Volume)}, nil
+	case ObjectImage:
+		c.ImagesChanged()
+		return nil, nil
 	}
 	return nil, fmt.Errorf("unknown event type %q", ev.Type)
 }

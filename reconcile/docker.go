@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"strconv"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -71,8 +72,9 @@ func (d *DockerRuntime) owned(labels map[string]string) bool {
 	return labels[LabelManaged] == "true" && labels[LabelInstance] == d.instance
 }
 
-func (d *DockerRuntime) ListContainers(ctx context.Context) ([]Container, error) {
+func (d *DockerRuntime) ListContainers(ctx context.Context) ([]ListedContainer, error) {
 	var list []container.Summary
+	asked := time.Now()
 	err := d.call(ctx, "container_list", callTimeout, func(ctx context.Context) (err error) {
 		list, err = d.cli.ContainerList(ctx, container.ListOptions{All: true, Filters: d.ownerFilter()})
 		return err
@@ -80,20 +82,53 @@ func (d *DockerRuntime) ListContainers(ctx context.Context) ([]Container, error)
 	if err != nil {
 		return nil, fmt.Errorf("list containers: %w", err)
 	}
-	// The list lacks health, exit codes and restart counts: inspect each.
-	// This runs on (re)sync only; events keep the cache current after that.
-	out := make([]Container, 0, len(list))
+	// What the list lacks (exit details, restart count, start time) comes
+	// from an inspect, which the cache asks for only when the list shows
+	// a change (ListedContainer.unchangedSince).
+	out := make([]ListedContainer, 0, len(list))
 	for _, s := range list {
-		c, err := d.InspectContainer(ctx, s.ID)
-		if errors.Is(err, ErrNotFound) {
-			continue // removed meanwhile
+		if !d.owned(s.Labels) {
+			continue
 		}
-		if err != nil {
-			return nil, err
+		c, ok := containerFromLabels(s.Labels)
+		if !ok {
+			continue
 		}
-		out = append(out, c)
+		c.ID, c.ImageID, c.State = s.ID, s.ImageID, string(s.State)
+		if len(s.Names) > 0 {
+			c.Name = strings.TrimPrefix(s.Names[0], "/")
+		}
+		if c.State == "running" {
+			c.Health = healthFromStatus(s.Status)
+		}
+		for _, m := range s.Mounts {
+			if m.Type == mount.TypeVolume {
+				c.Volumes = append(c.Volumes, m.Name)
+			}
+		}
+		if s.NetworkSettings != nil {
+			c.Networks, c.IPs = endpoints(s.NetworkSettings.Networks)
+		}
+		out = append(out, ListedContainer{Container: c, Status: s.Status, ListedAt: asked})
 	}
 	return out, nil
+}
+
+// endpoints returns the network IDs of a container's endpoints and its
+// addresses on them.
+func endpoints(eps map[string]*network.EndpointSettings) (ids []string, ips map[string]string) {
+	for _, ep := range eps {
+		if ep != nil && ep.NetworkID != "" {
+			ids = append(ids, ep.NetworkID)
+			if ep.IPAddress != "" {
+				if ips == nil {
+					ips = map[string]string{}
+				}
+				ips[ep.NetworkID] = ep.IPAddress
+			}
+		}
+	}
+	return ids, ips
 }
 
 func (d *DockerRuntime) InspectContainer(ctx context.Context, id string) (Container, error) {
@@ -138,17 +173,7 @@ func (d *DockerRuntime) InspectContainer(ctx context.Context, id string) (Contai
 		}
 	}
 	if in.NetworkSettings != nil {
-		for _, ep := range in.NetworkSettings.Networks {
-			if ep != nil && ep.NetworkID != "" {
-				c.Networks = append(c.Networks, ep.NetworkID)
-				if ep.IPAddress != "" {
-					if c.IPs == nil {
-						c.IPs = map[string]string{}
-					}
-					c.IPs[ep.NetworkID] = ep.IPAddress
-				}
-			}
-		}
+		c.Networks, c.IPs = endpoints(in.NetworkSettings.Networks)
 	}
 	return c, nil
 }
@@ -524,36 +549,43 @@ func (d *DockerRuntime) RenameContainer(ctx context.Context, ref, newName string
 // resize and the like are left out.
 var containerActions = []string{"create", "start", "restart", "die", "stop", "kill", "oom", "destroy", "pause", "unpause", "rename", "update", "health_status"}
 
+// Network and volume events: created, destroyed, (dis)connected.
+var objectActions = []string{"create", "destroy", "connect", "disconnect"}
+
+// Image events that can change which image a reference names.
+var imageActions = []string{"pull", "tag", "untag", "delete", "import", "load"}
+
+// Events follows one stream. A filter's keys are ANDed and its values
+// ORed, and network, volume and image events carry no labels: so the
+// stream asks for the union of the actions of these types, and toEvent
+// keeps this installation's containers (by label) and its networks and
+// volumes (by name). One connection, not one per type: the engine keeps a
+// goroutine and a buffer for each subscriber.
 func (d *DockerRuntime) Events(ctx context.Context) (<-chan RuntimeEvent, <-chan error) {
 	out := make(chan RuntimeEvent, 256)
 	errc := make(chan error, 1)
 	ctx, cancel := context.WithCancel(ctx)
-	cf := d.ownerFilter()
-	cf.Add("type", "container")
-	for _, a := range containerActions {
-		cf.Add("event", a)
+	f := filters.NewArgs()
+	for _, t := range []ObjectType{ObjectContainer, ObjectNetwork, ObjectVolume, ObjectImage} {
+		f.Add("type", string(t))
 	}
-	// Network and volume events carry no labels: a label filter would drop
-	// them all, so filter by type and action, and by name in the consumer.
-	// (dis)connect events say which container changed networks.
-	of := filters.NewArgs(filters.Arg("type", "network"), filters.Arg("type", "volume"),
-		filters.Arg("event", "create"), filters.Arg("event", "destroy"),
-		filters.Arg("event", "connect"), filters.Arg("event", "disconnect"))
-	cmsgs, cerrs := d.cli.Events(ctx, events.ListOptions{Filters: cf})
-	omsgs, oerrs := d.cli.Events(ctx, events.ListOptions{Filters: of})
+	seen := map[string]bool{}
+	for _, a := range slices.Concat(containerActions, objectActions, imageActions) {
+		if !seen[a] {
+			seen[a] = true
+			f.Add("event", a)
+		}
+	}
+	msgs, errs := d.cli.Events(ctx, events.ListOptions{Filters: f})
 	go func() {
 		defer cancel()
 		defer close(out)
 		for {
 			var m events.Message
 			select {
-			case m = <-cmsgs:
-			case m = <-omsgs:
-			case err := <-cerrs:
-				errc <- fmt.Errorf("docker container events: %w", err)
-				return
-			case err := <-oerrs:
-				errc <- fmt.Errorf("docker network/volume events: %w", err)
+			case m = <-msgs:
+			case err := <-errs:
+				errc <- fmt.Errorf("docker events: %w", err)
 				return
 			case <-ctx.Done():
 				errc <- ctx.Err()
@@ -584,6 +616,9 @@ func (d *DockerRuntime) toEvent(m events.Message) (RuntimeEvent, bool) {
 	}
 	switch ev.Type {
 	case ObjectContainer:
+		if m.Actor.Attributes[LabelInstance] != d.instance {
+			return ev, false // another installation's, or no PanelX's
+		}
 		ev.Project, ev.Service = m.Actor.Attributes[LabelProject], m.Actor.Attributes[LabelService]
 	case ObjectVolume:
 		ev.Name = m.Actor.ID
@@ -595,6 +630,7 @@ func (d *DockerRuntime) toEvent(m events.Message) (RuntimeEvent, bool) {
 			return ev, false
 		}
 		ev.Container = m.Actor.Attributes["container"]
+	case ObjectImage:
 	default:
 		return ev, false
 	}

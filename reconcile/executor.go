@@ -149,7 +149,11 @@ func (e *Executor) runOp(ctx context.Context, op Op) error {
 		if err != nil {
 			return err
 		}
-		return rt.PullImage(ctx, op.Target, auth)
+		if err := rt.PullImage(ctx, op.Target, auth); err != nil {
+			return err
+		}
+		e.Cache.ImagesChanged() // this reconcile's next look sees the new ID
+		return nil
 	case OpCreateContainer:
 		spec := *op.Container
 		if spec.Network != "" {

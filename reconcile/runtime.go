@@ -10,7 +10,9 @@ import (
 // The Docker implementation is DockerRuntime. Every method touches only
 // objects carrying the installation's instance label.
 type Runtime interface {
-	ListContainers(ctx context.Context) ([]Container, error)
+	// ListContainers is one list call: see ListedContainer for what it
+	// tells and what it does not.
+	ListContainers(ctx context.Context) ([]ListedContainer, error)
 	// InspectContainer returns ErrNotFound when the container is gone or is
 	// not this installation's.
 	InspectContainer(ctx context.Context, id string) (Container, error)
@@ -36,9 +38,10 @@ type Runtime interface {
 	RemoveContainer(ctx context.Context, ref string) error
 	RenameContainer(ctx context.Context, ref, newName string) error
 
-	// Events streams changes of this installation's containers and of all
-	// networks and volumes (those events carry no labels). The error channel
-	// yields one error when the stream ends; callers then re-list.
+	// Events streams changes of this installation's containers, of its
+	// networks and volumes, and of all images, over one connection. The
+	// error channel yields one error when the stream ends; callers then
+	// re-list.
 	Events(ctx context.Context) (<-chan RuntimeEvent, <-chan error)
 }
 
@@ -56,6 +59,9 @@ const (
 	ObjectContainer ObjectType = "container"
 	ObjectNetwork   ObjectType = "network"
 	ObjectVolume    ObjectType = "volume"
+	// ObjectImage: an image was pulled, tagged, untagged, loaded or
+	// deleted; the cache forgets the image IDs it knows.
+	ObjectImage ObjectType = "image"
 )
 
 // RuntimeEvent says that an object changed; handlers re-inspect it rather
