@@ -15,8 +15,10 @@ import (
 	"github.com/docker/docker/api/types/events"
 	"github.com/docker/docker/api/types/filters"
 	"github.com/docker/docker/api/types/network"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/panelx/panelx/api"
+	"github.com/panelx/panelx/controller"
 	"github.com/panelx/panelx/reconcile"
 	"github.com/panelx/panelx/store"
 )
@@ -263,4 +265,89 @@ func cpuTime(tb testing.TB) time.Duration {
 		tb.Fatal(err)
 	}
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// BenchmarkResync200 (hot paths b): a resync of 200 converged services
+// with no drift — its duration, from the lists to the last key
+// reconciled, and the Docker API calls it made by operation, as
+// panelx_docker_api_duration_seconds_count counts them.
+func BenchmarkResync200(b *testing.B) {
+	const services = 200
+	e := newEnv(b)
+	reg := prometheus.NewRegistry()
+	metrics := controller.NewMetrics(reg)
+	docker := reconcile.NewDockerRuntime(e.docker, e.instance)
+	docker.Observe = metrics.ObserveDockerCall
+	opts := e.controllerOptions()
+	opts.Runtime, opts.Metrics = docker, metrics
+	opts.ResyncInterval = time.Hour // only the resyncs measured here
+	e.startController(opts)
+	img := e.image("bench/web:1", "1")
+	shop := e.uniq("bench")
+	e.createProject(shop)
+	w := watchReady(e)
+	var dones []<-chan struct{}
+	for j := 0; j < services; j++ {
+		name := fmt.Sprintf("svc-%d", j)
+		dones = append(dones, w.expect(shop, name))
+		e.createService(shop, name, img, nil)
+	}
+	for j, d := range dones {
+		waitOrFail(b, d, fmt.Sprintf("svc-%d", j))
+	}
+	time.Sleep(3 * time.Second) // the last status writes and events
+	var took []time.Duration
+	var calls []map[string]float64
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		before := dockerCalls(b, reg)
+		start := time.Now()
+		if err := e.ctrl.Resync(e.ctx); err != nil {
+			b.Fatal(err)
+		}
+		took = append(took, time.Since(start))
+		after := dockerCalls(b, reg)
+		for op := range after {
+			after[op] -= before[op]
+			if after[op] == 0 {
+				delete(after, op)
+			}
+		}
+		calls = append(calls, after)
+	}
+	b.StopTimer()
+	b.ReportMetric(ms(percentile(took, 50)), "resync-p50-ms")
+	b.ReportMetric(ms(percentile(took, 99)), "resync-max-ms")
+	most := 0.0
+	for _, c := range calls {
+		n := 0.0
+		for _, v := range c {
+			n += v
+		}
+		most = max(most, n)
+	}
+	b.ReportMetric(most, "docker-calls-max")
+	b.Logf("Docker calls by operation, per resync: %v", calls)
+}
+
+// dockerCalls reads panelx_docker_api_duration_seconds_count by operation.
+func dockerCalls(tb testing.TB, g prometheus.Gatherer) map[string]float64 {
+	mfs, err := g.Gather()
+	if err != nil {
+		tb.Fatal(err)
+	}
+	out := map[string]float64{}
+	for _, mf := range mfs {
+		if mf.GetName() != "panelx_docker_api_duration_seconds" {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			for _, l := range m.GetLabel() {
+				if l.GetName() == "operation" {
+					out[l.GetValue()] += float64(m.GetHistogram().GetSampleCount())
+				}
+			}
+		}
+	}
+	return out
 }

@@ -24,6 +24,25 @@ const ControllerUser = "panelx"
 type knownRevision struct {
 	uid string
 	rev api.Revision
+	// inputs fingerprints what rev's template was last built from (the
+	// service's resourceVersion, the image ID, the secrets' versions):
+	// the same inputs build the same template, so it is not built and
+	// hashed again.
+	inputs string
+}
+
+// templateInputs fingerprints what BuildContainerSpec reads.
+func templateInputs(svc *api.Service, imageID string, secrets reconcile.Secrets) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "%s/%s/%s", svc.Metadata.UID, svc.Metadata.ResourceVersion, imageID)
+	for _, name := range slices.Sorted(maps.Keys(secrets)) {
+		v := secrets[name]
+		fmt.Fprintf(&b, "/%s:%d:%t:%q", name, v.Version, v.Missing, v.Err)
+		for _, k := range slices.Sorted(maps.Keys(v.Digests)) {
+			fmt.Fprintf(&b, ",%q=%s", k, v.Digests[k])
+		}
+	}
+	return b.String()
 }
 
 // revision records the service's current template as a revision when it
@@ -48,12 +67,17 @@ func (r *Reconciler) revision(ctx context.Context, svc *api.Service, img reconci
 		if err != nil {
 			return nil, false, fmt.Errorf("read revisions of %s: %w", key, err)
 		}
-		r.remember(svc, latest)
+		r.remember(svc, latest, "")
 		return &latest, false, nil
+	}
+	inputs := templateInputs(svc, img.ID, secrets)
+	if ok && known.inputs == inputs {
+		return &known.rev, false, nil
 	}
 	spec := reconcile.BuildContainerSpec(r.Instance, svc, 0, img.ID, secrets)
 	hash := spec.Hash()
 	if ok && known.rev.TemplateHash == hash {
+		r.remember(svc, known.rev, inputs)
 		return &known.rev, false, nil
 	}
 	var prev *api.Revision
@@ -65,7 +89,7 @@ func (r *Reconciler) revision(ctx context.Context, svc *api.Service, img reconci
 		return nil, false, fmt.Errorf("read revisions of %s: %w", key, err)
 	}
 	if prev != nil && prev.TemplateHash == hash {
-		r.remember(svc, *prev)
+		r.remember(svc, *prev, inputs)
 		return prev, false, nil
 	}
 	digest, err := r.Runtime.ImageDigest(ctx, svc.Spec.Image)
@@ -83,20 +107,20 @@ func (r *Reconciler) revision(ctx context.Context, svc *api.Service, img reconci
 	if err != nil {
 		return nil, false, fmt.Errorf("record a revision of %s: %w", key, err)
 	}
-	r.remember(svc, out)
+	r.remember(svc, out, inputs)
 	if created {
 		r.event(ctx, reconcile.ServiceKey(key.Project, key.Name), store.EventNormal, "RevisionCreated", describeRevision(out))
 	}
 	return &out, created, nil
 }
 
-func (r *Reconciler) remember(svc *api.Service, rev api.Revision) {
+func (r *Reconciler) remember(svc *api.Service, rev api.Revision, inputs string) {
 	r.revisionsMu.Lock()
 	defer r.revisionsMu.Unlock()
 	if r.revisions == nil {
 		r.revisions = map[api.Key]knownRevision{}
 	}
-	r.revisions[api.KeyOf(svc)] = knownRevision{uid: svc.Metadata.UID, rev: rev}
+	r.revisions[api.KeyOf(svc)] = knownRevision{uid: svc.Metadata.UID, rev: rev, inputs: inputs}
 }
 
 func describeRevision(rev api.Revision) string {
@@ -206,7 +230,7 @@ func (r *Reconciler) rollout(ctx context.Context, svc *api.Service, status *api.
 		} else if err == nil {
 			rev := *latest
 			rev.ReadyAt = &now
-			r.remember(svc, rev)
+			r.remember(svc, rev, "")
 			r.event(ctx, key, store.EventNormal, "RolloutComplete", fmt.Sprintf("revision %d is ready", latest.Number))
 		}
 	}
