@@ -282,6 +282,12 @@ type ServiceSpec struct {
 	// Rollout bounds how long a change may take and whether a change that
 	// does not become Ready in time is rolled back.
 	Rollout RolloutSpec `json:"rollout,omitzero"`
+	// StopGracePeriod is how long a replica has to exit after SIGTERM
+	// before it is killed, whenever PanelX stops it (a rollout, a scale
+	// down, a deletion); 0 means DefaultStopGracePeriod (10s, as Docker
+	// and Compose). It is not part of the container's configuration:
+	// changing it recreates nothing.
+	StopGracePeriod Duration `json:"stopGracePeriod,omitzero"`
 
 	// Host-level settings. Each of them breaks the container's isolation
 	// from the host; the API refuses them for non-administrators.
@@ -295,6 +301,21 @@ type ServiceSpec struct {
 	Devices     []string          `json:"devices,omitempty"` // /dev/host[:/dev/container[:rwm]]
 	Sysctls     map[string]string `json:"sysctls,omitempty"`
 	SecurityOpt []string          `json:"securityOpt,omitempty"`
+}
+
+// Stop grace bounds: Docker's and Compose's default, and the most a
+// replica may ask for (a deletion waits that long at worst).
+const (
+	DefaultStopGracePeriod = 10 * time.Second
+	MaxStopGracePeriod     = time.Hour
+)
+
+// StopGrace is the stop grace period in effect.
+func (s *ServiceSpec) StopGrace() time.Duration {
+	if s.StopGracePeriod.Duration <= 0 {
+		return DefaultStopGracePeriod
+	}
+	return s.StopGracePeriod.Duration
 }
 
 // TLSMode says how the edge serves a domain over HTTPS.

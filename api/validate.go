@@ -233,6 +233,9 @@ func (s *ServiceSpec) validate(p Path, self string) ErrorList {
 	}
 	errs = append(errs, validateDomains(p.Child("domains"), s)...)
 	errs = append(errs, s.Rollout.validate(p.Child("rollout"))...)
+	if d := s.StopGracePeriod.Duration; d < 0 || d > MaxStopGracePeriod {
+		errs = append(errs, Invalid(p.Child("stopGracePeriod"), s.StopGracePeriod.String(), fmt.Sprintf("must be between 0 and %v", MaxStopGracePeriod)))
+	}
 	errs = append(errs, s.validateHostSettings(p)...)
 	return errs
 }

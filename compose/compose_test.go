@@ -10,6 +10,7 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/panelx/panelx/api"
 )
@@ -511,4 +512,25 @@ func TestCancelledContext(t *testing.T) {
 	if !errors.Is(err, context.Canceled) {
 		t.Fatalf("err = %v, want context.Canceled", err)
 	}
+}
+
+// TestStopGracePeriod: stop_grace_period becomes stopGracePeriod; one
+// beyond PanelX's bound is capped and reported.
+func TestStopGracePeriod(t *testing.T) {
+	res := mustConvert(t, `
+services:
+  web:
+    image: nginx
+    stop_grace_period: 45s
+  db:
+    image: postgres
+    stop_grace_period: 2h
+`)
+	if got := find[*api.Service](t, res, "web").Spec.StopGracePeriod.Duration; got != 45*time.Second {
+		t.Errorf("web: stopGracePeriod %v, want 45s", got)
+	}
+	if got := find[*api.Service](t, res, "db").Spec.StopGracePeriod.Duration; got != api.MaxStopGracePeriod {
+		t.Errorf("db: stopGracePeriod %v, want %v", got, api.MaxStopGracePeriod)
+	}
+	checkFindings(t, res.Unmapped, []want{{"services.db.stop_grace_period", "more than PanelX allows"}})
 }

@@ -21,7 +21,7 @@ var serviceFields = []string{
 	"depends_on", "healthcheck", "deploy", "scale", "restart",
 	"labels", "label_file", "cpus", "mem_limit", "pull_policy",
 	"privileged", "cap_add", "cap_drop", "devices", "sysctls", "security_opt",
-	"network_mode", "networks", "pid", "ipc", "uts",
+	"network_mode", "networks", "pid", "ipc", "uts", "stop_grace_period",
 }
 
 // The fields mapped in the nested structs of a service; each is walked with
@@ -83,6 +83,7 @@ func (c *converter) convertService(s types.ServiceConfig) (*api.Service, error) 
 	sp.Healthcheck = c.healthcheck(p+".healthcheck", s.HealthCheck)
 	sp.RestartPolicy = c.restartPolicy(p, s)
 	sp.Resources = c.resources(p, s)
+	sp.StopGracePeriod = c.stopGrace(p+".stop_grace_period", s.StopGracePeriod)
 	c.hostSettings(p, s, &sp)
 	c.serviceNetworks(p+".networks", s.Networks)
 
@@ -603,4 +604,17 @@ func nilIfEmpty(m map[string]string) map[string]string {
 		return nil
 	}
 	return m
+}
+
+// stopGrace maps stop_grace_period; beyond PanelX's bound it is capped.
+func (c *converter) stopGrace(p string, d *types.Duration) api.Duration {
+	if d == nil || *d <= 0 {
+		return api.Duration{}
+	}
+	g := time.Duration(*d)
+	if g > api.MaxStopGracePeriod {
+		c.report(p, "%v is more than PanelX allows: imported as %v", g, api.MaxStopGracePeriod)
+		g = api.MaxStopGracePeriod
+	}
+	return api.Duration{Duration: g}
 }

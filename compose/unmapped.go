@@ -171,7 +171,6 @@ var adviceByField = map[string]string{
 	"secrets":            "PanelX has no secrets: pass the value through environment (or a volume) instead",
 	"shm_size":           "PanelX has no shm_size setting: mount a tmpfs at /dev/shm instead",
 	"stdin_open":         "PanelX containers run without a terminal: not imported",
-	"stop_grace_period":  "PanelX uses Docker's stop timeout: not imported",
 	"stop_signal":        "PanelX stops containers with SIGTERM: handle it in the application",
 	"tty":                "PanelX containers run without a terminal: not imported",
 	"ulimits":            "PanelX has no ulimits setting: the Docker daemon's defaults apply",
