@@ -46,6 +46,9 @@ type Options struct {
 	PullInterval time.Duration
 	// Parallel bounds the Docker operations one plan runs at once.
 	Parallel int
+	// TeardownParallel bounds the containers stopped and removed at once
+	// in the background (reconcile.DefaultTeardownParallel when 0).
+	TeardownParallel int
 	// Credentials finds registry credentials (default: the store's).
 	Credentials reconcile.CredentialSource
 	// RateLimiter overrides the per-key backoff (tests use short ones).
@@ -191,6 +194,19 @@ func (c *Controller) lead(ctx context.Context, lease store.Lease) error {
 		Executor: &reconcile.Executor{Runtime: rt, Cache: cache, Credentials: c.opts.Credentials, Parallel: c.opts.Parallel},
 	}
 	l := &loop{c: c, cache: cache, queue: queue, rec: r}
+	// Containers are stopped and removed in the background; each outcome
+	// is recorded like an op's, and its service looks again.
+	r.Executor.Teardown = reconcile.NewTeardown(ctx, rt, cache, c.opts.TeardownParallel, func(res reconcile.OpResult) {
+		key := reconcile.ServiceKey(res.Op.Project, res.Op.Service)
+		r.recordFailures(api.Key{Project: key.Project, Name: key.Name}, []reconcile.OpResult{res})
+		_ = r.afterRun(ctx, key, []reconcile.OpResult{res})
+		if res.Err != nil {
+			queue.AddRateLimited(key)
+		} else {
+			l.add(key)
+		}
+	})
+	defer r.Executor.Teardown.Wait()
 	c.mu.Lock()
 	c.current = l
 	c.mu.Unlock()

@@ -9,6 +9,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"os"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -84,12 +85,18 @@ func newEnv(t testing.TB) *env {
 
 func newEnvWith(t testing.TB, open func() migratedStore) *env {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	timeout := 5 * time.Minute
+	if _, bench := t.(*testing.B); bench {
+		timeout = 30 * time.Minute // several rounds of a hundred services
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	t.Cleanup(cancel)
 	e := &env{t: t, ctx: ctx, docker: testenv.Docker(t), instance: "test-" + randomHex(6)}
 	e.log = zaptest.NewLogger(t, zaptest.Level(zap.InfoLevel))
 	if _, bench := t.(*testing.B); bench {
-		e.log = zap.NewNop() // keep benchmark output readable
+		if os.Getenv("BENCH_LOG") == "" {
+			e.log = zap.NewNop() // keep benchmark output readable
+		}
 	}
 	e.store = open()
 	e.reg = testimage.StartRegistry(t, testimage.RegistryOptions{})

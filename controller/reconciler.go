@@ -285,8 +285,9 @@ func (r *Reconciler) recordFailures(key api.Key, results []reconcile.OpResult) {
 	defer r.drainMu.Unlock()
 	for _, res := range results {
 		kind := res.Op.Kind
-		removal := kind == reconcile.OpRemoveContainer && (res.Op.BestEffort || errors.Is(res.Err, reconcile.ErrLeftDead))
-		if res.Skipped || !(kind == reconcile.OpStartContainer || removal) {
+		removal := (kind == reconcile.OpRemoveContainer || kind == reconcile.OpRetireContainer) &&
+			(res.Op.BestEffort || errors.Is(res.Err, reconcile.ErrLeftDead))
+		if res.Skipped || res.Queued || !(kind == reconcile.OpStartContainer || removal) {
 			continue
 		}
 		id := res.Op.ContainerID
@@ -385,6 +386,9 @@ func (r *Reconciler) serviceInput(ctx context.Context, key api.Key) (reconcile.S
 		Network: r.Cache.Network(key.Project), DockerVolumes: r.Cache.Volumes(key.Project),
 		Containers: r.Cache.Containers(key.Project, key.Name),
 	}
+	for i := range in.Containers {
+		in.Containers[i].Retiring = r.Executor.Teardown.Retiring(in.Containers[i].ID)
+	}
 	in.StartFailures, in.RemoveFailures = r.failuresOf(key, in.Containers)
 	var err error
 	if in.Service, err = getOrNil(ctx, r.Store.Services(), key); err != nil {
@@ -472,7 +476,7 @@ func (r *Reconciler) afterRun(ctx context.Context, key reconcile.Key, results []
 			r.recordPull(op.Project, op.Target, res.Err)
 		}
 		switch {
-		case res.Skipped:
+		case res.Skipped || res.Queued:
 			continue
 		case res.Err != nil && (op.BestEffort || errors.Is(res.Err, reconcile.ErrLeftDead)):
 			r.event(ctx, key, store.EventWarning, "CleanupFailed", fmt.Sprintf("%s %s (%s; retried later): %v", op.Kind, op.Target, op.Cause, res.Err))
@@ -508,7 +512,7 @@ func eventFor(op reconcile.Op) (string, string) {
 		return "Created", fmt.Sprintf("created container %s: %s", op.Target, op.Cause)
 	case reconcile.OpStartContainer:
 		return "Started", fmt.Sprintf("started container %s: %s", op.Target, op.Cause)
-	case reconcile.OpRemoveContainer:
+	case reconcile.OpRemoveContainer, reconcile.OpRetireContainer:
 		return "Removed", fmt.Sprintf("removed container %s: %s", op.Target, op.Cause)
 	case reconcile.OpRenameContainer:
 		return "Replaced", fmt.Sprintf("container %s now serves as %s", op.Target, op.NewName)

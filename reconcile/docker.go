@@ -359,6 +359,13 @@ func (d *DockerRuntime) RemoveNetwork(ctx context.Context, name string) error {
 		return d.cli.NetworkRemove(ctx, n.ID)
 	})
 	if err != nil && !errdefs.IsNotFound(err) {
+		if strings.Contains(err.Error(), "active endpoints") {
+			// PlanProject removes the network only once no container of the
+			// project is left: an endpoint that outlives its container is
+			// the engine's (Engine 20.10 loses count when many containers
+			// leave a network at once; `docker compose down` trips on it too).
+			return fmt.Errorf("remove network %s: %w (no container of the project is left: the engine kept a stale endpoint; restarting dockerd clears it, and the removal is retried)", name, err)
+		}
 		return fmt.Errorf("remove network %s: %w", name, err)
 	}
 	return nil
@@ -514,7 +521,7 @@ func (d *DockerRuntime) StartContainer(ctx context.Context, ref string) error {
 }
 
 func (d *DockerRuntime) StopContainer(ctx context.Context, ref string, grace time.Duration) error {
-	secs := int(grace.Seconds())
+	secs := int((grace + time.Second - 1) / time.Second) // the engine counts whole seconds: round up
 	err := d.call(ctx, "container_stop", grace+callTimeout, func(ctx context.Context) error {
 		return d.cli.ContainerStop(ctx, ref, container.StopOptions{Timeout: &secs})
 	})

@@ -25,13 +25,18 @@ type Executor struct {
 	Cache       *Cache
 	Credentials CredentialSource // may be nil
 	Parallel    int
+	// Teardown runs retire-container ops in the background; nil runs
+	// them in the plan like the others.
+	Teardown *Teardown
 }
 
 // OpResult is the outcome of one op.
 type OpResult struct {
-	Op       Op
-	Err      error
-	Skipped  bool // a dependency failed
+	Op      Op
+	Err     error
+	Skipped bool // a dependency failed
+	// Queued: handed to the Teardown, whose callback reports the outcome.
+	Queued   bool
 	Duration time.Duration
 }
 
@@ -88,6 +93,12 @@ func (e *Executor) Run(ctx context.Context, p Plan) []OpResult {
 			case sem <- struct{}{}:
 			case <-ctx.Done():
 				results[i].Err = ctx.Err()
+				return
+			}
+			if op.Kind == OpRetireContainer && e.Teardown != nil {
+				e.Teardown.Submit(op)
+				results[i].Queued = true
+				<-sem
 				return
 			}
 			start := time.Now()
@@ -176,8 +187,14 @@ func (e *Executor) runOp(ctx context.Context, op Op) error {
 			err = rerr
 		}
 		return err
+	case OpRetireContainer:
+		return retire(ctx, rt, e.Cache, op)
 	case OpStopContainer:
-		if err := rt.StopContainer(ctx, op.ref(), stopGrace); err != nil {
+		grace := op.Grace
+		if grace <= 0 {
+			grace = stopGrace
+		}
+		if err := rt.StopContainer(ctx, op.ref(), grace); err != nil {
 			return err
 		}
 		return e.Cache.RefreshContainer(ctx, op.ref())

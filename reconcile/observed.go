@@ -32,6 +32,9 @@ type Container struct {
 	Networks   []string // IDs of the networks it is attached to
 	// IPs are its IPv4 addresses by network ID (set while it runs).
 	IPs map[string]string
+	// Retiring: it is being stopped and removed in the background
+	// (OpRetireContainer); plans leave it alone.
+	Retiring bool
 }
 
 // Running reports whether the container's process runs.

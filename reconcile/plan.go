@@ -20,6 +20,11 @@ const (
 	OpStopContainer   OpKind = "stop-container"
 	OpRemoveContainer OpKind = "remove-container"
 	OpRenameContainer OpKind = "rename-container"
+	// OpRetireContainer stops a container (SIGTERM, then SIGKILL after
+	// the grace period) and removes it, in the background: nothing in a
+	// plan waits for it, so a reconcile does not wait out grace periods
+	// and a teardown runs many at once (see Teardown).
+	OpRetireContainer OpKind = "retire-container"
 )
 
 // Op is one step of a plan: what it does, to which object, and why.
@@ -38,9 +43,13 @@ type Op struct {
 	ContainerID string
 	Container   *ContainerSpec // create-container
 	NewName     string         // rename-container
-	Project     string         // pull-image: whose registry credentials
-	VolumeSpec  *VolumeSpec    // create-volume
-	Labels      map[string]string
+	Project     string         // pull-image: whose registry credentials; retire-container: whose container
+	Service     string         // retire-container: whose container
+	// Grace is how long a stop waits for the process to exit before it
+	// kills it (stop-container, retire-container); 0: the default.
+	Grace      time.Duration
+	VolumeSpec *VolumeSpec // create-volume
+	Labels     map[string]string
 	// BestEffort: a failure is reported but does not fail the reconcile
 	// (removing a dead container the engine cannot remove yet).
 	BestEffort bool

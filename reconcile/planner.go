@@ -227,15 +227,25 @@ func removalCause(in ServiceInput) string {
 // requests to waits until it is drained.
 func planRemoveAll(p *Plan, in ServiceInput, cs []Container, cause string) {
 	for _, c := range sortContainers(cs) {
+		if c.Retiring {
+			p.wait(readyRecheck, "%s is being stopped and removed", c.Name)
+			continue
+		}
 		if !in.drained(p, c, cause) {
 			continue
 		}
-		after := []int(nil)
-		if c.Running() || c.State == "restarting" || c.State == "paused" {
-			after = []int{p.add(Op{Kind: OpStopContainer, Target: c.Name, ContainerID: c.ID, Cause: cause})}
-		}
-		p.add(Op{Kind: OpRemoveContainer, Target: c.Name, ContainerID: c.ID, Cause: cause, After: after})
+		p.add(Op{Kind: OpRetireContainer, Target: c.Name, ContainerID: c.ID, Cause: cause,
+			Project: in.Key.Project, Service: in.Key.Name, Grace: in.stopGrace()})
 	}
+}
+
+// stopGrace is the service's stop grace period (the default for an
+// orphan, whose service is gone).
+func (in *ServiceInput) stopGrace() time.Duration {
+	if in.Service == nil {
+		return api.DefaultStopGracePeriod
+	}
+	return in.Service.Spec.StopGrace()
 }
 
 func sortContainers(cs []Container) []Container {
@@ -413,7 +423,7 @@ func planReplica(p *Plan, r replicaInput) {
 		}
 		var after []int
 		if s.Running() || s.State == "restarting" {
-			after = []int{p.add(Op{Kind: OpStopContainer, Target: s.Name, ContainerID: s.ID, Cause: cause})}
+			after = []int{p.add(Op{Kind: OpStopContainer, Target: s.Name, ContainerID: s.ID, Cause: cause, Grace: r.in.stopGrace()})}
 		}
 		removals = append(removals, p.add(Op{Kind: OpRemoveContainer, Target: s.Name, ContainerID: s.ID, Cause: cause, After: after}))
 	}
@@ -454,7 +464,7 @@ func planCreate(p *Plan, r replicaInput, stale []Container) {
 		for _, s := range sortContainers(stale) {
 			var stop []int
 			if s.Running() || s.State == "restarting" {
-				stop = []int{p.add(Op{Kind: OpStopContainer, Target: s.Name, ContainerID: s.ID, Cause: cause})}
+				stop = []int{p.add(Op{Kind: OpStopContainer, Target: s.Name, ContainerID: s.ID, Cause: cause, Grace: r.in.stopGrace()})}
 			}
 			after = append(after, p.add(Op{Kind: OpRemoveContainer, Target: s.Name, ContainerID: s.ID, Cause: cause, After: stop}))
 		}

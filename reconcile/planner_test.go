@@ -219,9 +219,8 @@ wait: replica 1 starting; replica 2 starting
 			name: "scale 3 to 1 removes the highest replicas",
 			in: baseInput(one, ctr(one, 0, "sha256:img1", running),
 				ctr(three, 1, "sha256:img1", running), ctr(three, 2, "sha256:img1", "exited")),
-			want: `0 remove-container panelx-shop-web-2 (scale down: replica 2 is above the desired 1)
-1 stop-container panelx-shop-web-1 (scale down: replica 1 is above the desired 1)
-2 remove-container panelx-shop-web-1 (scale down: replica 1 is above the desired 1) after 1
+			want: `0 retire-container panelx-shop-web-2 (scale down: replica 2 is above the desired 1)
+1 retire-container panelx-shop-web-1 (scale down: replica 1 is above the desired 1)
 `,
 		},
 		{
@@ -280,8 +279,7 @@ wait: replica 0 starting
 			name: "two current containers for one replica: keep the final name",
 			in: baseInput(v1, ctr(v1, 0, "sha256:img1", running),
 				ctr(v1, 0, "sha256:img1", running, func(c *Container) { c.ID = "dup"; c.Name = "panelx-shop-web-0-dup" })),
-			want: `0 stop-container panelx-shop-web-0-dup (duplicate of replica 0)
-1 remove-container panelx-shop-web-0-dup (duplicate of replica 0) after 0
+			want: `0 retire-container panelx-shop-web-0-dup (duplicate of replica 0)
 `,
 		},
 		{
@@ -290,9 +288,16 @@ wait: replica 0 starting
 				del := testService(func(s *api.Service) { s.Metadata.DeletionTimestamp = &t0 })
 				return baseInput(del, ctr(v1, 0, "sha256:img1", running))
 			}(),
-			want: `0 stop-container panelx-shop-web-0 (service deleted)
-1 remove-container panelx-shop-web-0 (service deleted) after 0
+			want: `0 retire-container panelx-shop-web-0 (service deleted)
 `,
+		},
+		{
+			name: "service deleted: a container being retired is left alone, and the row stays",
+			in: func() ServiceInput {
+				del := testService(func(s *api.Service) { s.Metadata.DeletionTimestamp = &t0 })
+				return baseInput(del, ctr(v1, 0, "sha256:img1", running, func(c *Container) { c.Retiring = true }))
+			}(),
+			want: "wait: panelx-shop-web-0 is being stopped and removed\n",
 		},
 		{
 			name: "service deleted and nothing left: finalize",
@@ -306,7 +311,7 @@ wait: replica 0 starting
 				in.Service = nil
 				return in
 			}(),
-			want: "0 remove-container panelx-shop-web-0 (orphan: service no longer exists)\n",
+			want: "0 retire-container panelx-shop-web-0 (orphan: service no longer exists)\n",
 		},
 		{
 			name: "an undeclared volume blocks",
@@ -408,7 +413,7 @@ func simulate(t *testing.T, cs []Container, p Plan) []Container {
 			cs[byID(op.ref())].State = "running"
 		case OpStopContainer:
 			cs[byID(op.ref())].State = "exited"
-		case OpRemoveContainer:
+		case OpRemoveContainer, OpRetireContainer:
 			i := byID(op.ref())
 			cs = append(cs[:i], cs[i+1:]...)
 		case OpRenameContainer:
@@ -594,5 +599,23 @@ func TestDeadContainerBackoff(t *testing.T) {
 	st := ComputeServiceStatus(ServiceStatusInput{Instance: testInstance, Service: v1, Containers: in.Containers, Image: in.Image, Now: in.Now})
 	if st.ReadyReplicas != 1 || st.Phase != api.PhaseRunning {
 		t.Errorf("status with a dead leftover: %d ready, phase %s; want 1 ready and Running", st.ReadyReplicas, st.Phase)
+	}
+}
+
+// TestStopGrace: every stop a plan makes carries the service's grace
+// period (the default when it sets none).
+func TestStopGrace(t *testing.T) {
+	for _, c := range []struct {
+		set  time.Duration
+		want time.Duration
+	}{{0, api.DefaultStopGracePeriod}, {45 * time.Second, 45 * time.Second}} {
+		del := testService(func(s *api.Service) {
+			s.Metadata.DeletionTimestamp = &t0
+			s.Spec.StopGracePeriod = api.Duration{Duration: c.set}
+		})
+		p := PlanService(baseInput(del, ctr(del, 0, "sha256:img1", "running")))
+		if len(p.Ops) != 1 || p.Ops[0].Kind != OpRetireContainer || p.Ops[0].Grace != c.want {
+			t.Errorf("grace %v: plan %s, grace %v; want %v", c.set, p, p.Ops[0].Grace, c.want)
+		}
 	}
 }

@@ -120,7 +120,7 @@ func (s *slowSim) apply(cs []Container, p Plan, check func([]Container)) []Conta
 			s.age[cs[i].ID] = 0
 		case OpStopContainer:
 			cs[find(op.ref())].State = "exited"
-		case OpRemoveContainer:
+		case OpRemoveContainer, OpRetireContainer:
 			i := find(op.ref())
 			cs = append(cs[:i:i], cs[i+1:]...)
 		case OpRenameContainer:

@@ -38,6 +38,7 @@ type serverConfig struct {
 	containerMetrics bool
 	metricsListen    string
 	workers          int
+	teardownParallel int
 	resyncInterval   time.Duration
 	pullInterval     time.Duration
 	maxUploadBytes   int
@@ -82,6 +83,7 @@ SIGTERM or Ctrl-C stops it gracefully.`,
 	env.String(&cfg.metricsListen, "metrics-listen", "PANELX_METRICS_LISTEN", "", "also serve /metrics, without authentication, on this address (e.g. 127.0.0.1:9464; empty: only on the API listener, for administrators)")
 	env.Bool(&cfg.profiler, "profiler", "PANELX_PROFILER", false, "also serve Go's profiler (/debug/pprof/) on the metrics listener (needs --metrics-listen; keep it private)")
 	env.Int(&cfg.workers, "workers", "PANELX_WORKERS", controller.DefaultWorkers, "keys reconciled in parallel")
+	env.Int(&cfg.teardownParallel, "teardown-parallel", "PANELX_TEARDOWN_PARALLEL", reconcile.DefaultTeardownParallel, "containers stopped and removed at once in the background (deletions, scale-downs)")
 	env.Duration(&cfg.resyncInterval, "resync-interval", "PANELX_RESYNC_INTERVAL", controller.DefaultResyncInterval, "period of the full resync safety net")
 	env.Duration(&cfg.pullInterval, "pull-interval", "PANELX_PULL_INTERVAL", controller.DefaultPullInterval, "how often services with imagePullPolicy Always look for a moved tag")
 	env.Int(&cfg.maxUploadBytes, "max-upload-bytes", "PANELX_MAX_UPLOAD_BYTES", apiserver.DefaultMaxUploadBytes, "largest file upload into a volume")
@@ -217,16 +219,17 @@ func runDockerSide(ctx context.Context, cfg *serverConfig, st migrator, keyring 
 	rt := reconcile.NewDockerRuntime(cli, instance)
 	rt.Observe = m.ObserveDockerCall
 	ctl, err := controller.New(controller.Options{
-		Store:          st,
-		Runtime:        rt,
-		Instance:       instance,
-		Log:            log,
-		Workers:        cfg.workers,
-		ResyncInterval: cfg.resyncInterval,
-		PullInterval:   cfg.pullInterval,
-		DrainTimeout:   cfg.drainTimeout,
-		Metrics:        m,
-		Keyring:        keyring,
+		Store:            st,
+		Runtime:          rt,
+		Instance:         instance,
+		Log:              log,
+		Workers:          cfg.workers,
+		TeardownParallel: cfg.teardownParallel,
+		ResyncInterval:   cfg.resyncInterval,
+		PullInterval:     cfg.pullInterval,
+		DrainTimeout:     cfg.drainTimeout,
+		Metrics:          m,
+		Keyring:          keyring,
 	})
 	if err != nil {
 		return err

@@ -10,6 +10,7 @@
 //	testapp            serve HTTP on $PORT (default 8080)
 //	testapp -check     GET http://127.0.0.1:$PORT/healthz, exit 0 if 200, else 1
 //	testapp -sleep     block until SIGTERM/SIGINT, serve nothing
+//	testapp -stubborn  block, ignoring SIGTERM/SIGINT (a stop waits out its grace)
 //	testapp -echo a b  print "a b" and exit 0
 //
 // Environment of the server:
@@ -59,6 +60,7 @@ func main() {
 	check := flag.Bool("check", false, "GET /healthz of the local server and exit 0 if healthy, 1 otherwise")
 	sleep := flag.Bool("sleep", false, "block until SIGTERM or SIGINT, serving nothing")
 	echo := flag.Bool("echo", false, "print the arguments and exit")
+	stubborn := flag.Bool("stubborn", false, "block, ignoring SIGTERM and SIGINT: only SIGKILL ends it")
 	flag.Parse()
 
 	switch {
@@ -66,6 +68,11 @@ func main() {
 		os.Exit(runCheck())
 	case *echo:
 		fmt.Println(strings.Join(flag.Args(), " "))
+	case *stubborn:
+		signal.Ignore(syscall.SIGTERM, syscall.SIGINT)
+		for { // (an empty select would be a deadlock to the runtime)
+			time.Sleep(time.Hour)
+		}
 	case *sleep:
 		ctx, stop := signalContext()
 		defer stop()
