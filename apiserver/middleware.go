@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"regexp"
 	"runtime/debug"
+	"sync"
 	"time"
 
 	"github.com/go-chi/chi/v5"
@@ -19,14 +20,24 @@ import (
 
 type ctxKey int
 
-const (
-	requestIDKey ctxKey = iota
-	loggerKey
-	infoKey
-)
+const infoKey ctxKey = iota
 
-// requestInfo is filled in as the request goes, for the access log.
-type requestInfo struct{ userID string }
+// requestInfo is the request's id and logger, and what is filled in as the
+// request goes, for the access log. One context value, and the logger
+// with the id is built only when something logs (most requests log the
+// access line alone): the hot path allocates less.
+type requestInfo struct {
+	id     string
+	base   *zap.Logger
+	once   sync.Once
+	log    *zap.Logger
+	userID string
+}
+
+func (i *requestInfo) logger() *zap.Logger {
+	i.once.Do(func() { i.log = i.base.With(zap.String("request_id", i.id)) })
+	return i.log
+}
 
 // safeRequestID: an incoming X-Request-Id is kept only when it is short and
 // cannot break a log line or a header.
@@ -39,14 +50,16 @@ func newRequestID() string {
 }
 
 func requestID(ctx context.Context) string {
-	id, _ := ctx.Value(requestIDKey).(string)
-	return id
+	if info, ok := ctx.Value(infoKey).(*requestInfo); ok {
+		return info.id
+	}
+	return ""
 }
 
 // logger returns the request's logger (with its request id).
 func logger(ctx context.Context) *zap.Logger {
-	if l, ok := ctx.Value(loggerKey).(*zap.Logger); ok {
-		return l
+	if info, ok := ctx.Value(infoKey).(*requestInfo); ok {
+		return info.logger()
 	}
 	return zap.NewNop()
 }
@@ -60,12 +73,8 @@ func (s *Server) withRequest(next http.Handler) http.Handler {
 		if !safeRequestID.MatchString(id) {
 			id = newRequestID()
 		}
-		log := s.log.With(zap.String("request_id", id))
-		info := &requestInfo{}
-		ctx := context.WithValue(r.Context(), requestIDKey, id)
-		ctx = context.WithValue(ctx, loggerKey, log)
-		ctx = context.WithValue(ctx, infoKey, info)
-		r = r.WithContext(ctx)
+		info := &requestInfo{id: id, base: s.log}
+		r = r.WithContext(context.WithValue(r.Context(), infoKey, info))
 
 		h := w.Header()
 		h.Set("X-Request-Id", id)
@@ -76,7 +85,7 @@ func (s *Server) withRequest(next http.Handler) http.Handler {
 				if rec == http.ErrAbortHandler {
 					panic(rec)
 				}
-				log.Error("handler panicked", zap.String("panic", fmt.Sprint(rec)), zap.ByteString("stack", debug.Stack()))
+				info.logger().Error("handler panicked", zap.String("panic", fmt.Sprint(rec)), zap.ByteString("stack", debug.Stack()))
 				if ww.Status() == 0 {
 					s.fail(ww, r, fmt.Errorf("panic: %v", rec))
 				}
@@ -94,13 +103,15 @@ func (s *Server) withRequest(next http.Handler) http.Handler {
 			if pattern == "/api/v1/edge/reports/{edge}" && status < 400 {
 				level = zap.DebugLevel // every edge's heartbeat, every 5 s
 			}
-			log.Log(level, "request",
-				zap.String("method", r.Method),
-				zap.String("route", pattern),
-				zap.Int("status", status),
-				zap.Duration("duration", time.Since(start)),
-				zap.Int("bytes", ww.BytesWritten()),
-				zap.String("user_id", info.userID))
+			if ce := s.log.Check(level, "request"); ce != nil {
+				ce.Write(zap.String("request_id", id),
+					zap.String("method", r.Method),
+					zap.String("route", pattern),
+					zap.Int("status", status),
+					zap.Duration("duration", time.Since(start)),
+					zap.Int("bytes", ww.BytesWritten()),
+					zap.String("user_id", info.userID))
+			}
 		}()
 		next.ServeHTTP(ww, r)
 	})
