@@ -37,7 +37,9 @@ lint:
 run: build
 	@services_env=$$(bash scripts/services.sh --docker-only) && eval "$$services_env" && bash scripts/run.sh ./$(BIN)
 
-## bench: the benchmarks whose numbers the issues ask for (takes a few minutes)
+## bench: the benchmarks whose numbers the issues ask for (takes a while). Teardown100
+## compares with `docker compose down` when PANELX_BENCH_COMPOSE names a Compose v2 binary
+## (build one from github.com/docker/compose's source in a temporary directory: go build ./cmd)
 bench:
 	@$(SERVICES) && \
 	$(GO) test -run '^$$' -bench WatchLatency -benchtime 1000x ./store/postgres/ && \
@@ -48,7 +50,10 @@ bench:
 	$(GO) test -run '^$$' -bench 'OpenSecret|SealSecret' -benchtime 20000x ./seal/ && \
 	$(GO) test -run '^$$' -bench Scrape200 -benchtime 1000x ./metrics/containers/ && \
 	{ command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk; }; } && \
-	$(MAKE) build && $(GO) run ./bench/api -duration 30s -connections 32 && \
+	$(MAKE) build && $(GO) run ./bench/api -duration 20s -connections 16,64 -rounds 3 && \
+	$(GO) test -run '^$$' -bench Resync200 -benchtime 20x -timeout 30m ./controller/ && \
+	$(GO) test -run '^$$' -bench Teardown100 -benchtime 3x -timeout 40m ./controller/ && \
+	$(GO) run ./bench/idle -n 200 -duration 60s -rounds 2 && \
 	$(GO) run ./bench/collector -n 100 -duration 60s && $(GO) run ./bench/collector -n 200 -duration 60s && \
 	$(GO) test -run '^$$' -bench 'Edge' -benchtime 1x -timeout 30m ./cmd/panelx/ && \
 	$(GO) test -run '^$$' -bench RollbackVsForward -benchtime 10x -timeout 30m ./cmd/panelx/

@@ -18,6 +18,7 @@ import (
 	"github.com/docker/docker/client"
 	"github.com/docker/docker/pkg/jsonmessage"
 
+	"github.com/panelx/panelx/internal/programtb"
 	"github.com/panelx/panelx/internal/testimage"
 	"github.com/panelx/panelx/naming"
 )
@@ -27,12 +28,12 @@ const benchLabel = "org.panelx.bench.collector"
 
 type bench struct {
 	cli      *client.Client
-	tb       *programTB
+	tb       *programtb.TB
 	instance string // the PanelX instance (and project) of the run's containers
 	ref      string
 }
 
-func newBench(cli *client.Client, tb *programTB) *bench {
+func newBench(cli *client.Client, tb *programtb.TB) *bench {
 	b := make([]byte, 4)
 	_, _ = rand.Read(b)
 	return &bench{cli: cli, tb: tb, instance: "bench-" + hex.EncodeToString(b)}

@@ -33,6 +33,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"go.uber.org/zap"
 
+	"github.com/panelx/panelx/internal/programtb"
 	"github.com/panelx/panelx/metrics/containers"
 )
 
@@ -81,8 +82,8 @@ func run(cfg config) error {
 		return fmt.Errorf("docker client: %w", err)
 	}
 	defer cli.Close()
-	tb := &programTB{}
-	defer tb.runCleanups()
+	tb := &programtb.TB{}
+	defer tb.RunCleanups()
 
 	b := newBench(cli, tb)
 	defer b.cleanup()
