@@ -48,26 +48,7 @@ func BenchmarkTeardown100(b *testing.B) {
 		// PanelX: up (not timed), then delete the project.
 		shop := e.uniq(fmt.Sprintf("td%d", i))
 		e.createProject(shop)
-		var dones []<-chan struct{}
-		for j := 0; j < services; j++ {
-			dones = append(dones, w.expect(shop, fmt.Sprintf("svc-%d", j)))
-		}
-		err := e.store.InTx(e.ctx, func(r store.Repo) error {
-			for j := 0; j < services; j++ {
-				svc := &api.Service{Metadata: api.ObjectMeta{Project: shop, Name: fmt.Sprintf("svc-%d", j)}, Spec: api.ServiceSpec{Image: img}}
-				svc.Default()
-				if _, err := r.Services().Create(e.ctx, svc); err != nil {
-					return err
-				}
-			}
-			return nil
-		})
-		if err != nil {
-			b.Fatal(err)
-		}
-		for j, d := range dones {
-			waitOrFail(b, d, fmt.Sprintf("svc-%d", j))
-		}
+		w.createReady(e, shop, services, img)
 		start := time.Now()
 		if _, err := e.store.Projects().Delete(e.ctx, api.Key{Name: shop}, store.DeleteOptions{}); err != nil {
 			b.Fatal(err)
