@@ -70,9 +70,10 @@ func run(tb *programtb.TB, bin string, n int, window time.Duration, rounds int) 
 	}
 	project := fmt.Sprintf("idle-%d", os.Getpid())
 	defer func() { // delete the project, containers and network with it
-		if srv == nil {
-			if srv, err = start(bin, dir, false); err != nil {
-				log.Printf("cleanup: %v", err)
+		if srv == nil { // a restart between rounds failed
+			var serr error
+			if srv, serr = start(bin, dir, false); serr != nil {
+				log.Printf("cleanup: %v", serr)
 				return
 			}
 		}
