@@ -103,7 +103,7 @@ func (s *Server) withRequest(next http.Handler) http.Handler {
 			if pattern == "/api/v1/edge/reports/{edge}" && status < 400 {
 				level = zap.DebugLevel // every edge's heartbeat, every 5 s
 			}
-			if ce := s.log.Check(level, "request"); ce != nil {
+			if ce := s.access.Check(level, "request"); ce != nil {
 				ce.Write(zap.String("request_id", id),
 					zap.String("method", r.Method),
 					zap.String("route", pattern),

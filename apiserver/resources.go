@@ -115,15 +115,36 @@ func (k *kindAPI[T]) get(w http.ResponseWriter, r *http.Request) {
 		k.s.fail(w, r, err)
 		return
 	}
-	obj, err := k.repo(k.s.store).Get(r.Context(), key)
+	rk := renderKey{kind: k.kind, key: key}
+	var uid, rv string
+	held := k.s.renders.get(rk)
+	if held != nil {
+		uid, rv = held.uid, held.rv
+	}
+	obj, changed, err := k.repo(k.s.store).GetIfChanged(r.Context(), key, uid, rv)
 	if errors.Is(err, store.ErrNotFound) {
+		k.s.renders.forget(rk)
 		err = k.notFound(key)
 	}
 	if err != nil {
 		k.s.fail(w, r, err)
 		return
 	}
-	k.write(w, http.StatusOK, obj)
+	var body []byte
+	if changed {
+		if body, err = k.s.renders.render(rk, presentObject(obj)); err != nil {
+			k.s.fail(w, r, fmt.Errorf("encode %s %s: %w", k.kind, key, err))
+			return
+		}
+		rv = obj.GetMeta().ResourceVersion
+	} else {
+		body = held.body
+	}
+	h := w.Header()
+	h.Set("ETag", etag(rv))
+	h.Set("Content-Type", "application/json")
+	w.WriteHeader(http.StatusOK)
+	_, _ = w.Write(body)
 }
 
 // listResponse is a page of objects, Kubernetes-style.

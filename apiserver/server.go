@@ -94,6 +94,11 @@ type Server struct {
 	// authCache keeps verified tokens and memberships while FollowChanges
 	// runs (off otherwise).
 	authCache *authz.Cache
+	// renders keeps the answers of single-object GETs (see renderCache).
+	renders *renderCache
+	// access writes the request log: no caller (it is always the same
+	// line, and finding it costs a stack walk per request).
+	access *zap.Logger
 }
 
 // New builds the router.
@@ -111,6 +116,8 @@ func New(opts Options) *Server {
 		maxBody:  opts.MaxBodyBytes,
 		now:      opts.Now,
 		gatherer: opts.Gatherer,
+		renders:  newRenderCache(renderCacheBytes),
+		access:   log.Named("http").WithOptions(zap.WithCaller(false)),
 		stats:    opts.Stats,
 		stopping: make(chan struct{}),
 		ops:      newOpsSettings(opts),

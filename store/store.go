@@ -75,6 +75,11 @@ type Resources[T api.Object] interface {
 	// Volume or Secret needs its project to exist and not be deleting.
 	Create(ctx context.Context, obj T) (T, error)
 	Get(ctx context.Context, key api.Key) (T, error)
+	// GetIfChanged is Get for a reader that already holds the object at
+	// uid and resourceVersion rv: it still reads the row (so the answer is
+	// as fresh as Get's), but when the row carries both it skips decoding
+	// and returns changed=false with no object. An empty uid always reads.
+	GetIfChanged(ctx context.Context, key api.Key, uid, rv string) (obj T, changed bool, err error)
 	List(ctx context.Context, opts ListOptions) (List[T], error)
 	// Update replaces labels, annotations and spec. When the object's
 	// resourceVersion (or uid) is set and no longer current, it fails with

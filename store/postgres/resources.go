@@ -40,28 +40,50 @@ func (t *table[T]) keyCond(key api.Key, n int) (string, []any) {
 	return fmt.Sprintf("name = $%d", n), []any{key.Name}
 }
 
+// rawRow is a resource row as read, before its JSON columns are decoded.
+type rawRow struct {
+	uid, project, name           string
+	labels, annots, spec, status []byte
+	generation, rv               int64
+	created                      time.Time
+	deletion                     *time.Time
+}
+
+func scanRaw(row pgx.Row) (*rawRow, error) {
+	var r rawRow
+	if err := row.Scan(&r.uid, &r.project, &r.name, &r.labels, &r.annots, &r.spec, &r.status, &r.generation, &r.rv, &r.created, &r.deletion); err != nil {
+		return nil, err
+	}
+	return &r, nil
+}
+
+// current tells whether the row is still the version a reader holds.
+func (r *rawRow) current(uid, rv string) bool {
+	return uid != "" && r.uid == uid && strconv.FormatInt(r.rv, 10) == rv
+}
+
 func (t *table[T]) scan(row pgx.Row) (T, error) {
-	var (
-		zero                         T
-		uid, project, name           string
-		labels, annots, spec, status []byte
-		generation, rv               int64
-		created                      time.Time
-		deletion                     *time.Time
-	)
-	if err := row.Scan(&uid, &project, &name, &labels, &annots, &spec, &status, &generation, &rv, &created, &deletion); err != nil {
+	r, err := scanRaw(row)
+	if err != nil {
+		var zero T
 		return zero, err
 	}
+	return t.decode(r)
+}
+
+// decode turns a row into an object.
+func (t *table[T]) decode(r *rawRow) (T, error) {
+	var zero T
 	o, err := api.New(t.kind)
 	if err != nil {
 		return zero, err
 	}
 	obj := o.(T)
 	m := obj.GetMeta()
-	*m = api.ObjectMeta{Name: name, Project: project, UID: uid, Generation: generation,
-		ResourceVersion: strconv.FormatInt(rv, 10), CreationTimestamp: created.UTC()}
-	if deletion != nil {
-		d := deletion.UTC()
+	*m = api.ObjectMeta{Name: r.name, Project: r.project, UID: r.uid, Generation: r.generation,
+		ResourceVersion: strconv.FormatInt(r.rv, 10), CreationTimestamp: r.created.UTC()}
+	if r.deletion != nil {
+		d := r.deletion.UTC()
 		m.DeletionTimestamp = &d
 	}
 	// Rows written straight in SQL may hold anything; decode leniently but
@@ -70,7 +92,7 @@ func (t *table[T]) scan(row pgx.Row) (T, error) {
 		data []byte
 		into any
 		what string
-	}{{labels, &m.Labels, "labels"}, {annots, &m.Annotations, "annotations"}, {spec, obj.SpecPtr(), "spec"}, {status, obj.StatusPtr(), "status"}} {
+	}{{r.labels, &m.Labels, "labels"}, {r.annots, &m.Annotations, "annotations"}, {r.spec, obj.SpecPtr(), "spec"}, {r.status, obj.StatusPtr(), "status"}} {
 		if err := json.Unmarshal(f.data, f.into); err != nil {
 			return zero, fmt.Errorf("decode %s of %s %s: %w", f.what, t.kind, api.KeyOf(obj), err)
 		}
@@ -164,16 +186,28 @@ func (r *resources[T]) Create(ctx context.Context, obj T) (T, error) {
 }
 
 func (r *resources[T]) Get(ctx context.Context, key api.Key) (T, error) {
+	obj, _, err := r.GetIfChanged(ctx, key, "", "")
+	return obj, err
+}
+
+func (r *resources[T]) GetIfChanged(ctx context.Context, key api.Key, uid, rv string) (T, bool, error) {
 	var zero T
 	cond, args := r.t.keyCond(key, 1)
-	out, err := r.t.scan(r.q.QueryRow(ctx, `SELECT `+r.t.cols+` FROM `+r.t.name+` WHERE `+cond, args...))
+	raw, err := scanRaw(r.q.QueryRow(ctx, `SELECT `+r.t.cols+` FROM `+r.t.name+` WHERE `+cond, args...))
 	if errors.Is(err, pgx.ErrNoRows) {
-		return zero, fmt.Errorf("get %s %s: %w", r.t.kind, key, store.ErrNotFound)
+		return zero, false, fmt.Errorf("get %s %s: %w", r.t.kind, key, store.ErrNotFound)
 	}
 	if err != nil {
-		return zero, fmt.Errorf("get %s %s: %w", r.t.kind, key, err)
+		return zero, false, fmt.Errorf("get %s %s: %w", r.t.kind, key, err)
 	}
-	return out, nil
+	if raw.current(uid, rv) {
+		return zero, false, nil
+	}
+	out, err := r.t.decode(raw)
+	if err != nil {
+		return zero, false, fmt.Errorf("get %s %s: %w", r.t.kind, key, err)
+	}
+	return out, true, nil
 }
 
 // preconditions returns the optimistic-concurrency clause for the object's

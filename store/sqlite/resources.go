@@ -263,17 +263,24 @@ func (r *resources[T]) Create(ctx context.Context, obj T) (T, error) {
 }
 
 func (r *resources[T]) Get(ctx context.Context, key api.Key) (T, error) {
+	obj, _, err := r.GetIfChanged(ctx, key, "", "")
+	return obj, err
+}
+
+func (r *resources[T]) GetIfChanged(ctx context.Context, key api.Key, uid, rv string) (T, bool, error) {
 	var zero T
-	what := fmt.Sprintf("get %s %s", r.t.kind, key)
-	cur, err := r.t.current(ctx, r.r.reader(), key, what)
+	cur, err := r.t.current(ctx, r.r.reader(), key, "get "+string(r.t.kind)+" "+key.String())
 	if err != nil {
-		return zero, err
+		return zero, false, err
+	}
+	if uid != "" && cur.uid == uid && strconv.FormatInt(cur.rv, 10) == rv {
+		return zero, false, nil
 	}
 	out, err := r.t.decode(cur)
 	if err != nil {
-		return zero, fmt.Errorf("%s: %w", what, err)
+		return zero, false, fmt.Errorf("get %s %s: %w", r.t.kind, key, err)
 	}
-	return out, nil
+	return out, true, nil
 }
 
 // precondition is the optimistic-concurrency check of a write: the

@@ -33,6 +33,7 @@ func Run(t *testing.T, newStore Factory) {
 		fn   func(t *testing.T, s store.Store)
 	}{
 		{"CreateGetList", testCreateGetList},
+		{"GetIfChanged", testGetIfChanged},
 		{"CreateErrors", testCreateErrors},
 		{"GenerationRules", testGenerationRules},
 		{"OptimisticConcurrency", testOptimisticConcurrency},
@@ -155,6 +156,58 @@ func testCreateGetList(t *testing.T, s store.Store) {
 	wantErr(t, err, store.ErrNotFound, "get missing service")
 	_, err = s.Services().Get(ctx, api.Key{Project: "other", Name: "web"})
 	wantErr(t, err, store.ErrNotFound, "get service of another project")
+}
+
+// testGetIfChanged: a reader holding the current version gets no object;
+// any write (spec or status), or a new object under the same name, reads.
+func testGetIfChanged(t *testing.T, s store.Store) {
+	ctx := ctxFor(t)
+	must(s.Projects().Create(ctx, Project("shop")))(t)
+	key := api.Key{Project: "shop", Name: "web"}
+	held := must(s.Services().Create(ctx, Service("shop", "web", "nginx:1")))(t).Metadata
+
+	check := func(what, uid, rv string, wantChanged bool, wantImage string) {
+		t.Helper()
+		obj, changed, err := s.Services().GetIfChanged(ctx, key, uid, rv)
+		if err != nil {
+			t.Fatalf("%s: %v", what, err)
+		}
+		if changed != wantChanged {
+			t.Fatalf("%s: changed = %v, want %v", what, changed, wantChanged)
+		}
+		if !changed {
+			if obj != nil {
+				t.Fatalf("%s: unchanged, yet an object came back: %+v", what, obj)
+			}
+			return
+		}
+		if obj.Spec.Image != wantImage || obj.Metadata.UID == "" {
+			t.Fatalf("%s: got %+v, want image %s", what, obj, wantImage)
+		}
+	}
+	check("current version", held.UID, held.ResourceVersion, false, "")
+	check("no version held", "", "", true, "nginx:1")
+	check("other uid", "00000000-0000-0000-0000-000000000000", held.ResourceVersion, true, "nginx:1")
+
+	cur := must(s.Services().Get(ctx, key))(t)
+	cur.Spec.Image = "nginx:2"
+	updated := must(s.Services().Update(ctx, cur))(t)
+	check("after a spec write", held.UID, held.ResourceVersion, true, "nginx:2")
+	check("the new version", held.UID, updated.Metadata.ResourceVersion, false, "")
+
+	updated.Status.Phase = api.PhaseReady
+	status := must(s.Services().UpdateStatus(ctx, updated))(t)
+	check("after a status write", held.UID, updated.Metadata.ResourceVersion, true, "nginx:2")
+
+	// Gone and made again under the same name: another uid.
+	must(s.Services().Delete(ctx, key, store.DeleteOptions{}))(t)
+	if err := s.Services().Remove(ctx, key, held.UID); err != nil {
+		t.Fatal(err)
+	}
+	_, _, err := s.Services().GetIfChanged(ctx, key, held.UID, status.Metadata.ResourceVersion)
+	wantErr(t, err, store.ErrNotFound, "GetIfChanged of a removed service")
+	must(s.Services().Create(ctx, Service("shop", "web", "nginx:3")))(t)
+	check("recreated", held.UID, status.Metadata.ResourceVersion, true, "nginx:3")
 }
 
 func testCreateErrors(t *testing.T, s store.Store) {
