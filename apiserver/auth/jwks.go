@@ -68,6 +68,21 @@ func (c *jwksCache) snapshot() (keys []publicKey, fresh bool, lastErr error) {
 	return c.keys, fresh, c.lastErr
 }
 
+// keysFrom returns when the key set held now was fetched (zero: none yet).
+func (c *jwksCache) keysFrom() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.fetchedAt
+}
+
+// stillHeld tells whether the key set fetched at keysAt is the one held
+// and still fresh.
+func (c *jwksCache) stillHeld(keysAt time.Time) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.fetchedAt.Equal(keysAt) && c.now().Sub(c.fetchedAt) < c.ttl
+}
+
 // lookup returns the keys that may verify a token signed with alg and
 // carrying kid ("" when the token has none), refetching the JWKS when the
 // cache is stale or the kid is unknown (subject to the refresh bound).

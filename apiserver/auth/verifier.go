@@ -2,6 +2,7 @@ package auth
 
 import (
 	"context"
+	"crypto/sha256"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
@@ -66,6 +67,7 @@ type Verifier struct {
 	jwks    *jwksCache             // nil when no JWKS URL is configured
 	parsers map[string]*jwt.Parser // one per enabled algorithm
 	now     func() time.Time       // replaced by tests
+	checked verifiedCache
 }
 
 // NewVerifier checks cfg and builds a Verifier. It does no I/O: the JWKS is
@@ -189,6 +191,10 @@ func (v *Verifier) Verify(ctx context.Context, token string) (*Claims, error) {
 	if len(token) > MaxTokenLen {
 		return nil, unauthenticated(reasonTooLarge, nil)
 	}
+	digest := sha256.Sum256([]byte(token))
+	if claims, ok := v.checked.get(digest, v.now(), v.keysStillHeld); ok {
+		return claims, nil
+	}
 	hdr, err := peekHeader(token)
 	if err != nil {
 		return nil, unauthenticated(reasonMalformed, err)
@@ -202,6 +208,10 @@ func (v *Verifier) Verify(ctx context.Context, token string) (*Claims, error) {
 		return nil, unauthenticated(reasonAlgNotAllowed, fmt.Errorf("alg %q", hdr.alg))
 	}
 
+	var keysAt time.Time
+	if hdr.alg != algHS256 {
+		keysAt = v.jwks.keysFrom()
+	}
 	var tc tokenClaims
 	if _, err := parser.ParseWithClaims(token, &tc, v.keyfunc(ctx, hdr.alg)); err != nil {
 		return nil, classify(err, &tc)
@@ -209,7 +219,17 @@ func (v *Verifier) Verify(ctx context.Context, token string) (*Claims, error) {
 	if tc.Subject == "" {
 		return nil, unauthenticated(reasonMissingSubject, nil)
 	}
-	return tc.toClaims(), nil
+	claims := tc.toClaims()
+	// Remember the token only when the key set did not change while it was
+	// checked, so that keysAt names the keys that verified it.
+	if hdr.alg == algHS256 || (!keysAt.IsZero() && v.jwks.keysFrom().Equal(keysAt)) {
+		v.checked.put(digest, claims, v.now(), keysAt)
+	}
+	return claims, nil
+}
+
+func (v *Verifier) keysStillHeld(keysAt time.Time) bool {
+	return v.jwks != nil && v.jwks.stillHeld(keysAt)
 }
 
 // keyfunc returns the key material for a token whose header said alg. It
