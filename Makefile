@@ -15,11 +15,18 @@ TEST_FLAGS ?= -race -count=1 -timeout 30m
 # `eval "$(…)"` alone would hide a failure of the script; keep its status.
 SERVICES  := services_env=$$(bash scripts/services.sh) && eval "$$services_env"
 
-.PHONY: build test lint run bench fuzz clean
+.PHONY: build test lint run bench fuzz clean image
 
 ## build: compile bin/panelx (static, no cgo)
 build:
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/panelx
+
+## image: build the container image $(IMAGE):$(VERSION) (and :latest) from bin/panelx —
+##        FROM scratch, nothing pulled (deploy/image/Dockerfile; the root Dockerfile
+##        compiles the same binary in a first stage for machines that can pull golang)
+IMAGE     ?= panelx/panelx
+image: build
+	bash scripts/image.sh $(BIN) $(IMAGE):$(VERSION) $(VERSION) $(COMMIT) && docker tag $(IMAGE):$(VERSION) $(IMAGE):latest
 
 ## test: lint, then every test (with the fuzz seed corpora) under the race detector
 test: lint

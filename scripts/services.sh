@@ -134,9 +134,14 @@ ensure_prometheus() {
 }
 
 # The tests' private Docker Engine (internal/testenv/dockerd) sets up its
-# bridge with ip(8).
+# bridge with ip(8). The container image test (cmd/panelx/image_test.go)
+# puts this machine's CA certificates in the image and starts
+# deploy/docker-compose.yml with Compose (Debian's docker-compose, unless
+# the v2 plugin is there).
 ensure_test_tools() {
   command -v ip >/dev/null 2>&1 || apt_install iproute2
+  [ -s /etc/ssl/certs/ca-certificates.crt ] || apt_install ca-certificates
+  docker compose version >/dev/null 2>&1 || command -v docker-compose >/dev/null 2>&1 || apt_install docker-compose
 }
 
 ensure_docker

@@ -28,7 +28,7 @@ declare, like a Kubernetes controller: declare desired state over its REST API
 (or as YAML), and its reconcile loop converges containers, networks and volumes
 and keeps them converged.
 
-Server side: server, edge, migrate, token, secrets, export. Client side (talking to a server's API,
+Server side: server, edge, migrate, token, secrets, export, health. Client side (talking to a server's API,
 like kubectl): login, apply, diff, get, create, delete, rollout, convert, logs, exec.
 
 Every flag can also be set through the environment variable shown in its help.`,
@@ -39,7 +39,7 @@ Every flag can also be set through the environment variable shown in its help.`,
 	env.String(&g.logLevel, "log-level", "PANELX_LOG_LEVEL", "info", "log level: debug, info, warn or error")
 	env.String(&g.logFormat, "log-format", "PANELX_LOG_FORMAT", "auto", "log format: json, console, or auto (console in a terminal, JSON otherwise)")
 	root.PersistentPreRunE = func(cmd *cobra.Command, args []string) error { return env.Err() }
-	root.AddCommand(newServerCmd(g), newEdgeCmd(g), newMigrateCmd(g), newTokenCmd(g), newSecretsCmd(g), newExportCmd(g), newVersionCmd())
+	root.AddCommand(newServerCmd(g), newEdgeCmd(g), newMigrateCmd(g), newTokenCmd(g), newSecretsCmd(g), newExportCmd(g), newVersionCmd(), newHealthCmd())
 	root.AddCommand(cli.Commands()...)
 	return root
 }
