@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -89,7 +90,7 @@ SIGTERM or Ctrl-C stops it gracefully.`,
 	env.Int(&cfg.maxUploadBytes, "max-upload-bytes", "PANELX_MAX_UPLOAD_BYTES", apiserver.DefaultMaxUploadBytes, "largest file upload into a volume")
 	cfg.api.register(env)
 	env.String(&cfg.bootstrapUser, "bootstrap-user", "PANELX_BOOTSTRAP_USER", "admin",
-		"embedded store without JWT settings: on first start, write an API token for this user to <data-dir>/"+bootstrapTokenFile+" (empty: don't)")
+		"embedded store without JWT settings: on first start, write an API token for this user to <data-dir>/"+bootstrapTokenFile+"; the user is a server administrator (empty: neither)")
 	env.Bool(&cfg.edgeToken, "edge-token", "PANELX_BOOTSTRAP_EDGE_TOKEN", true,
 		"on first start, write a token for `panelx edge` on this host to <data-dir>/"+edgeTokenFile+" (mode 0600)")
 	env.String(&cfg.secretKeyFile, "secret-key-file", "PANELX_SECRET_KEY_FILE", "",
@@ -122,6 +123,12 @@ func runServer(ctx context.Context, cfg *serverConfig, log *zap.Logger) error {
 	if cfg.backend.databaseURL == "" && cfg.api.verifier == nil && cfg.bootstrapUser != "" {
 		if err := bootstrapToken(ctx, st, cfg.backend.dataDir, cfg.bootstrapUser, log); err != nil {
 			return err
+		}
+		// One server, one host, no identity provider: whoever holds the
+		// first token owns the installation, so it is an administrator
+		// (ports below 1024, host access, /metrics) without more settings.
+		if !slices.Contains(cfg.api.adminUsers, cfg.bootstrapUser) {
+			cfg.api.adminUsers = append(cfg.api.adminUsers, cfg.bootstrapUser)
 		}
 	}
 	if cfg.edgeToken {

@@ -223,7 +223,15 @@ func TestEmbeddedServer(t *testing.T) {
 	if err != nil || resp.StatusCode != http.StatusOK {
 		t.Fatalf("the bootstrap token does not authenticate: %v %v", err, resp.Status)
 	}
+	var me struct{ UserID string }
+	var admin struct{ Admin bool }
+	body, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
+	_ = json.Unmarshal(body, &me)
+	_ = json.Unmarshal(body, &admin)
+	if me.UserID != "admin" || !admin.Admin {
+		t.Errorf("the bootstrap user is %s; want admin, a server administrator", body)
+	}
 	_ = cmd.Process.Signal(syscall.SIGTERM)
 	_ = cmd.Wait()
 }
