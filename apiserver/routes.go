@@ -92,6 +92,8 @@ func (s *Server) routeTable() []route {
 				query: []queryParam{{"project", "string", "only this project"}, {"kind", "string", "Project, Secret, Service or Volume"}, {"name", "string", "only objects of this name"}}}},
 		{method: "GET", pattern: "/metrics", handler: s.serveMetrics,
 			doc: opDoc{summary: "Prometheus metrics (server administrators; or PANELX_METRICS_LISTEN without authentication)", tag: "meta", status: 200, resp: anyRef}},
+		{method: "GET", pattern: "/api/v1/version", handler: s.serverVersion,
+			doc: opDoc{summary: "The server's build: version, commit, build date, Go version (any authenticated user)", tag: "meta", status: 200, resp: ref[VersionInfo]()}},
 		{method: "GET", pattern: "/api/v1/me", handler: s.me,
 			doc: opDoc{summary: "Who the credential authenticates", tag: "meta", status: 200, resp: ref[authz.Principal]()}},
 

@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"runtime"
 	"sync"
 	"time"
 
@@ -24,6 +25,7 @@ import (
 	"github.com/panelx/panelx/apiserver/auth"
 	"github.com/panelx/panelx/apiserver/authz"
 	"github.com/panelx/panelx/apiserver/policy"
+	"github.com/panelx/panelx/internal/version"
 	"github.com/panelx/panelx/seal"
 	"github.com/panelx/panelx/store"
 )
@@ -245,6 +247,19 @@ func (s *Server) authorize(r *http.Request, project string, action authz.Action)
 }
 
 // healthz answers while the process can serve HTTP at all.
+// VersionInfo is the server's build, for `panelx version`. It is not
+// public: which build runs tells an attacker which flaws to try.
+type VersionInfo struct {
+	Version string `json:"version"`
+	Commit  string `json:"commit"`
+	Date    string `json:"date"`
+	Go      string `json:"go"`
+}
+
+func (s *Server) serverVersion(w http.ResponseWriter, r *http.Request) {
+	writeJSON(w, http.StatusOK, VersionInfo{Version: version.Version, Commit: version.Commit, Date: version.Date, Go: runtime.Version()})
+}
+
 func (s *Server) healthz(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 }

@@ -2,11 +2,13 @@ package cli
 
 import (
 	"bufio"
+	"context"
 	"errors"
 	"fmt"
 	"io"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -15,9 +17,16 @@ import (
 )
 
 // Commands returns the client commands, sharing --server and --token.
-func Commands() []*cobra.Command {
+func Commands(clientVersion string) []*cobra.Command {
 	conn := &connection{}
 	cmds := []*cobra.Command{
+		newUseCmd(conn),
+		newVersionCmd(conn, clientVersion),
+		newDescribeCmd(conn),
+		newEventsCmd(conn),
+		newScaleCmd(conn),
+		newStopCmd(conn),
+		newStartCmd(conn),
 		newLoginCmd(conn),
 		newApplyCmd(conn),
 		newDiffCmd(conn),
@@ -30,6 +39,7 @@ func Commands() []*cobra.Command {
 	}
 	for _, c := range cmds {
 		conn.register(c)
+		withDefaultProject(c)
 	}
 	return append(cmds, newConvertCmd())
 }
@@ -65,10 +75,21 @@ with ` + "`panelx token create`" + `.`,
 				return err
 			}
 			user, err := c.Ping(cmd.Context())
-			if err != nil {
+			switch {
+			case client.IsUnauthorized(err):
 				return fmt.Errorf("the server refused the token: %w", err)
+			case err != nil:
+				return fmt.Errorf("cannot log in to %s: %w", conn.server, err)
 			}
-			path, err := SaveConfig(Config{Server: conn.server, Token: token})
+			cfg, err := LoadConfig()
+			if err != nil {
+				return err
+			}
+			if cfg.Server != conn.server {
+				cfg.Project = "" // a default project belongs to its server
+			}
+			cfg.Server, cfg.Token = conn.server, token
+			path, err := SaveConfig(cfg)
 			if err != nil {
 				return err
 			}
@@ -84,6 +105,8 @@ func newDeleteCmd(conn *connection) *cobra.Command {
 		files   []string
 		project string
 		purge   bool
+		wait    bool
+		timeout time.Duration
 	)
 	cmd := &cobra.Command{
 		Use:   "delete (-f FILE|DIR | KIND NAME -p PROJECT)",
@@ -97,7 +120,7 @@ or they stop referring to it.`,
 		Example: `  panelx delete -f shop.yaml
   panelx delete service web -p shop
   panelx delete secret db -p shop
-  panelx delete project shop --purge-volumes`,
+  panelx delete project shop --purge-volumes --wait`,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			c, err := conn.client()
 			if err != nil {
@@ -148,9 +171,37 @@ or they stop referring to it.`,
 				}
 				fmt.Fprintf(cmd.OutOrStdout(), "%s deleted\n", objectRef(string(t.kind), t.project, t.name))
 			}
+			if !wait {
+				return nil
+			}
+			// Deletion is two-phase: the record goes once the controller has
+			// removed what the object owned.
+			ctx, cancel := context.WithTimeout(cmd.Context(), timeout)
+			defer cancel()
+			for _, t := range targets {
+				for {
+					_, err := c.Get(ctx, t.kind, t.project, t.name)
+					if client.IsNotFound(err) {
+						break
+					}
+					if ctx.Err() != nil {
+						return &ExitError{Code: 1, Err: fmt.Errorf("timed out after %s waiting for %s to go", timeout, objectRef(string(t.kind), t.project, t.name))}
+					}
+					if err != nil {
+						return err
+					}
+					select {
+					case <-ctx.Done():
+					case <-time.After(300 * time.Millisecond):
+					}
+				}
+				fmt.Fprintf(cmd.OutOrStdout(), "%s gone\n", objectRef(string(t.kind), t.project, t.name))
+			}
 			return nil
 		},
 	}
+	cmd.Flags().BoolVarP(&wait, "wait", "w", false, "wait until the controller has removed what each object owned and its record is gone")
+	cmd.Flags().DurationVar(&timeout, "timeout", 5*time.Minute, "with --wait, how long to wait")
 	cmd.Flags().StringArrayVarP(&files, "filename", "f", nil, "manifest file, directory, or - for stdin (repeatable)")
 	cmd.Flags().StringVarP(&project, "project", "p", "", "the project of the service, volume or secret")
 	cmd.Flags().BoolVar(&purge, "purge-volumes", false, "deleting a project: remove its volumes' data too")

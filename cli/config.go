@@ -1,6 +1,7 @@
 // Package cli is the panelx command line: a client of the API (like
-// kubectl) with login, apply, diff, get, create, delete, rollout, logs and
-// exec. cmd/panelx wires its commands into the binary.
+// kubectl) with login, use, apply, diff, get, describe, events, create,
+// delete, scale, stop, start, rollout, logs, exec and version. cmd/panelx
+// wires its commands into the binary.
 package cli
 
 import (
@@ -35,6 +36,8 @@ func (e *ExitError) Unwrap() error { return e.Err }
 type Config struct {
 	Server string `json:"server"`
 	Token  string `json:"token"`
+	// Project is the default of -p (panelx use PROJECT).
+	Project string `json:"project,omitempty"`
 }
 
 // ConfigPath is where the config lives: the user config dir's

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"text/tabwriter"
 	"time"
+	"unicode/utf8"
 
 	"github.com/spf13/cobra"
 
@@ -39,6 +40,7 @@ func newGetCmd(conn *connection) *cobra.Command {
 		watch      bool
 		selector   string
 		showValues bool
+		all        bool
 	)
 	cmd := &cobra.Command{
 		Use:   "get projects|services|volumes|secrets|events|domains [NAME]",
@@ -77,19 +79,43 @@ KEY=VALUE lines; every read is recorded as an event of the project).`,
 				}
 				return printDomains(cmd.Context(), c, out, project, name, output)
 			}
-			if strings.HasPrefix(strings.ToLower(args[0]), "event") {
-				if project == "" {
-					return fmt.Errorf("events belong to a project: give -p PROJECT")
+			projects := []string{project}
+			if all {
+				if watch || name != "" || showValues {
+					return errors.New("-A lists every project's objects: no NAME, -w or --show-values with it")
 				}
-				evs, err := c.Events(cmd.Context(), project, "", name, 0)
-				if err != nil {
+				if projects, err = projectNames(cmd.Context(), c); err != nil {
 					return err
+				}
+			}
+			if strings.HasPrefix(strings.ToLower(args[0]), "event") {
+				if project == "" && !all {
+					return fmt.Errorf("events belong to a project: give -p PROJECT (or -A for all)")
+				}
+				var evs []api.Event
+				for _, p := range projects {
+					got, err := c.Events(cmd.Context(), p, "", name, 0)
+					if err != nil {
+						return err
+					}
+					evs = append(evs, got...)
 				}
 				return printEvents(out, evs, output)
 			}
 			kind, err := parseKind(args[0])
 			if err != nil {
 				return err
+			}
+			if all && kind != api.KindProject {
+				var objs []api.Object
+				for _, p := range projects {
+					got, err := c.List(cmd.Context(), kind, p, selector)
+					if err != nil {
+						return fmt.Errorf("list the %ss of %s: %w", strings.ToLower(string(kind)), p, err)
+					}
+					objs = append(objs, got...)
+				}
+				return printObjectsAcross(out, objs, kind, output)
 			}
 			if showValues {
 				if kind != api.KindSecret || name == "" || watch {
@@ -101,7 +127,7 @@ KEY=VALUE lines; every read is recorded as an event of the project).`,
 				}
 				return printSecretData(out, data, output)
 			}
-			if kind == api.KindProject && name == "" && project != "" {
+			if kind == api.KindProject && name == "" && cmd.Flags().Changed("project") {
 				name = project
 			}
 			if watch {
@@ -124,6 +150,7 @@ KEY=VALUE lines; every read is recorded as an event of the project).`,
 	cmd.Flags().StringVarP(&output, "output", "o", "table", "table, yaml or json")
 	cmd.Flags().BoolVarP(&watch, "watch", "w", false, "after the current state, print every change")
 	cmd.Flags().StringVarP(&selector, "selector", "l", "", "label selector, e.g. tier=front,env!=prod")
+	cmd.Flags().BoolVarP(&all, "all-projects", "A", false, "the objects (or events) of every project you can see")
 	cmd.Flags().BoolVar(&showValues, "show-values", false, "get secret NAME: print its values (owners and admins; recorded as an event)")
 	return cmd
 }
@@ -154,6 +181,19 @@ func printObjects(w io.Writer, objs []api.Object, kind api.Kind, output string, 
 	return tw.Flush()
 }
 
+// printObjectsAcross is printObjects with a PROJECT column in tables.
+func printObjectsAcross(w io.Writer, objs []api.Object, kind api.Kind, output string) error {
+	if output != "table" {
+		return printObjects(w, objs, kind, output, false)
+	}
+	tw := tabwriter.NewWriter(w, 0, 4, 3, ' ', 0)
+	fmt.Fprintln(tw, "PROJECT\t"+tableHeader(kind))
+	for _, o := range objs {
+		fmt.Fprintln(tw, o.GetMeta().Project+"\t"+tableRow(o))
+	}
+	return tw.Flush()
+}
+
 func tableHeader(kind api.Kind) string {
 	switch kind {
 	case api.KindProject:
@@ -180,9 +220,7 @@ func tableRow(o api.Object) string {
 		} else if p := api.FindCondition(v.Status.Conditions, api.ConditionProgressing); p != nil && p.Status == api.ConditionTrue {
 			msg = p.Message
 		}
-		if len(msg) > 60 {
-			msg = msg[:57] + "..."
-		}
+		msg = keepEnd(msg, 80)
 		return fmt.Sprintf("%s\t%s\t%d/%d\t%s\t%s\t%s", m.Name, v.Spec.Image, v.Status.ReadyReplicas, v.Spec.ReplicaCount(),
 			orDash(string(v.Status.Phase)), orDash(msg), age)
 	case *api.Volume:
@@ -195,6 +233,19 @@ func tableRow(o api.Object) string {
 		return fmt.Sprintf("%s\t%s\t%d\t%s", m.Name, orDash(keys), v.Spec.Version, age)
 	}
 	return m.Name
+}
+
+// keepEnd shortens s to at most n bytes from its end: an error chain says
+// its cause last ("pull x: …: manifest unknown"), so that is what stays.
+func keepEnd(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	cut := len(s) - (n - 3)
+	for cut < len(s) && !utf8.RuneStart(s[cut]) {
+		cut++
+	}
+	return "..." + s[cut:]
 }
 
 func orDash(s string) string {

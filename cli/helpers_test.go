@@ -21,7 +21,7 @@ func runCLI(t *testing.T, server, stdin string, args ...string) (string, error) 
 	t.Setenv("PANELX_SERVER", "")
 	t.Setenv("PANELX_TOKEN", "")
 	root := &cobra.Command{Use: "panelx", SilenceUsage: true, SilenceErrors: true}
-	root.AddCommand(Commands()...)
+	root.AddCommand(Commands("panelx test")...)
 	secrets := &cobra.Command{Use: "secrets"}
 	secrets.AddCommand(SecretsRotateKeyCmd())
 	root.AddCommand(secrets)

@@ -423,3 +423,24 @@ func (c *Client) Ping(ctx context.Context) (string, error) {
 	}
 	return me.UserID, nil
 }
+
+// ServerVersion is the server's build (GET /api/v1/version).
+type ServerVersion struct {
+	Version string `json:"version"`
+	Commit  string `json:"commit"`
+	Date    string `json:"date"`
+	Go      string `json:"go"`
+}
+
+// Version asks the server for its build.
+func (c *Client) Version(ctx context.Context) (ServerVersion, error) {
+	var v ServerVersion
+	err := c.do(ctx, request{method: http.MethodGet, path: "/api/v1/version"}, &v)
+	return v, err
+}
+
+// IsUnauthorized tells whether the server refused the credential (401).
+func IsUnauthorized(err error) bool {
+	var ae *APIError
+	return errors.As(err, &ae) && ae.Status == http.StatusUnauthorized
+}

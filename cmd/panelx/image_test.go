@@ -419,8 +419,18 @@ func adminToken(t *testing.T, container string) string {
 	return strings.TrimSpace(string(out))
 }
 
-// serviceContainers lists the IDs of a project's containers, sorted.
+// serviceContainers lists the IDs of a project's running containers; it
+// fails the test when there are none.
 func serviceContainers(t *testing.T, docker *client.Client, project string) []string {
+	t.Helper()
+	ids := serviceContainersOrNone(t, docker, project)
+	if len(ids) == 0 {
+		t.Fatalf("no containers of project %s", project)
+	}
+	return ids
+}
+
+func serviceContainersOrNone(t *testing.T, docker *client.Client, project string) []string {
 	t.Helper()
 	cs, err := docker.ContainerList(context.Background(), container.ListOptions{Filters: filters.NewArgs(filters.Arg("label", reconcile.LabelProject+"="+project))})
 	if err != nil {
@@ -429,9 +439,6 @@ func serviceContainers(t *testing.T, docker *client.Client, project string) []st
 	var ids []string
 	for _, c := range cs {
 		ids = append(ids, c.ID)
-	}
-	if len(ids) == 0 {
-		t.Fatalf("no containers of project %s", project)
 	}
 	return ids
 }

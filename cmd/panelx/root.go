@@ -6,6 +6,7 @@ import (
 
 	"github.com/panelx/panelx/cli"
 	"github.com/panelx/panelx/internal/logging"
+	"github.com/panelx/panelx/internal/version"
 )
 
 // globalFlags are shared by every subcommand.
@@ -29,7 +30,8 @@ declare, like a Kubernetes controller: declare desired state over its REST API
 and keeps them converged.
 
 Server side: server, edge, migrate, token, secrets, export, health. Client side (talking to a server's API,
-like kubectl): login, apply, diff, get, create, delete, rollout, convert, logs, exec.
+like kubectl): login, use, apply, diff, get, describe, events, create, delete, scale, stop, start,
+rollout, convert, logs, exec, version.
 
 Every flag can also be set through the environment variable shown in its help.`,
 		SilenceUsage:  true,
@@ -39,7 +41,7 @@ Every flag can also be set through the environment variable shown in its help.`,
 	env.String(&g.logLevel, "log-level", "PANELX_LOG_LEVEL", "info", "log level: debug, info, warn or error")
 	env.String(&g.logFormat, "log-format", "PANELX_LOG_FORMAT", "auto", "log format: json, console, or auto (console in a terminal, JSON otherwise)")
 	root.PersistentPreRunE = func(cmd *cobra.Command, args []string) error { return env.Err() }
-	root.AddCommand(newServerCmd(g), newEdgeCmd(g), newMigrateCmd(g), newTokenCmd(g), newSecretsCmd(g), newExportCmd(g), newVersionCmd(), newHealthCmd())
-	root.AddCommand(cli.Commands()...)
+	root.AddCommand(newServerCmd(g), newEdgeCmd(g), newMigrateCmd(g), newTokenCmd(g), newSecretsCmd(g), newExportCmd(g), newHealthCmd())
+	root.AddCommand(cli.Commands(version.String())...)
 	return root
 }

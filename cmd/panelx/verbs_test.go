@@ -1,0 +1,103 @@
+package main
+
+import (
+	"fmt"
+	"strings"
+	"testing"
+
+	"github.com/panelx/panelx/internal/testenv"
+	"github.com/panelx/panelx/internal/testimage"
+)
+
+// TestCLIVerbs: the everyday verbs against a real server and Docker —
+// version, use (a default project), describe, scale, stop and start (the
+// replica count comes back), events, get -A, delete --wait — and a login
+// to a server that is down saying so.
+func TestCLIVerbs(t *testing.T) {
+	e := newCLIEnv(t)
+	docker := testenv.Docker(t)
+	reg := testimage.StartRegistry(t, testimage.RegistryOptions{})
+	img := reg.Push(t, "shop/web:1", testimage.Image(t, testimage.ImageOptions{Version: "1"}))
+	project := uniqueName("verbs")
+	e.mustRun("apply", "-f", e.write("shop.yaml", fmt.Sprintf(`apiVersion: panelx.dev/v1
+kind: Project
+metadata: {name: %[1]s}
+---
+apiVersion: panelx.dev/v1
+kind: Service
+metadata: {project: %[1]s, name: web}
+spec:
+  image: %[2]s
+  healthcheck: {command: [/testapp, -check], interval: 1s}
+`, project, img)), "--wait", "--timeout", "90s")
+
+	contains := func(what, out string, want ...string) {
+		t.Helper()
+		for _, w := range want {
+			if !strings.Contains(out, w) {
+				t.Errorf("%s: no %q in:\n%s", what, w, out)
+			}
+		}
+	}
+	contains("version", e.mustRun("version"), "client: panelx", "server: panelx")
+	if out := e.mustRun("version", "--client", "--server", "http://127.0.0.1:1"); strings.Contains(out, "server:") {
+		t.Errorf("version --client asked the server:\n%s", out)
+	}
+
+	// A default project: no -p from here on.
+	contains("use", e.mustRun("use", project), "default project: "+project)
+	if out, code := e.run("", "use", "no-such-project"); code == 0 || !strings.Contains(out, "404") {
+		t.Errorf("use of a project that does not exist: exit %d\n%s", code, out)
+	}
+	contains("use (show)", e.mustRun("use"), project)
+	contains("get services", e.mustRun("get", "services"), "web", "1/1")
+	contains("get projects", e.mustRun("get", "projects"), project) // not narrowed to the default
+	contains("describe", e.mustRun("describe", "service", "web"),
+		"Name:", "Project:", "Replicas:", "1 desired, 1 ready", "Phase:", "Ready", "Conditions:", "Events:", "running")
+
+	containers := func() int {
+		t.Helper()
+		return len(serviceContainersOrNone(t, docker, project))
+	}
+	contains("scale", e.mustRun("scale", "web", "--replicas", "2", "--wait", "--timeout", "90s"), "scaled to 2 replica(s)", "ready")
+	contains("get after scale", e.mustRun("get", "service", "web"), "2/2")
+	if n := containers(); n != 2 {
+		t.Errorf("after scale 2: %d containers", n)
+	}
+	contains("scale again", e.mustRun("scale", "web", "--replicas", "2"), "already has 2 replica(s)")
+	if out, code := e.run("", "scale", "web", "--replicas", "101"); code == 0 || !strings.Contains(out, "want 0 to 100") {
+		t.Errorf("scale to 101: exit %d\n%s", code, out)
+	}
+
+	contains("stop", e.mustRun("stop", "web", "--wait", "--timeout", "90s"), "stopped (had 2 replica(s))")
+	if n := containers(); n != 0 {
+		t.Errorf("after stop: %d containers", n)
+	}
+	contains("describe stopped", e.mustRun("describe", "service", "web"), "0 desired", "panelx start brings back 2 replica(s)")
+	contains("start", e.mustRun("start", "web", "--wait", "--timeout", "90s"), "started with 2 replica(s)", "ready")
+	if n := containers(); n != 2 {
+		t.Errorf("after start: %d containers", n)
+	}
+
+	contains("events", e.mustRun("events"), "LAST SEEN", "service/web")
+	contains("events of web", e.mustRun("events", "web"), "service/web")
+	contains("get -A", e.mustRun("get", "services", "-A"), "PROJECT", project+" ")
+
+	contains("delete --wait", e.mustRun("delete", "service", "web", "--wait", "--timeout", "90s"), "deleted", "gone")
+	if n := containers(); n != 0 {
+		t.Errorf("after delete --wait: %d containers", n)
+	}
+	contains("use -", e.mustRun("use", "-"), "no default project")
+
+	// A server that is down is not a refused token. (The token comes from
+	// stdin here, not PANELX_TOKEN.)
+	e.env = []string{e.env[2]}
+	out, code := e.run("tok\n", "login", "--server", fmt.Sprintf("http://127.0.0.1:%d", freeTCPPort(t)))
+	if code == 0 || strings.Contains(out, "refused the token") || !strings.Contains(out, "cannot log in") {
+		t.Errorf("login to a server that is down: exit %d\n%s", code, out)
+	}
+	out, code = e.run("not-a-token\n", "login", "--server", e.base)
+	if code == 0 || !strings.Contains(out, "refused the token") {
+		t.Errorf("login with a bad token: exit %d\n%s", code, out)
+	}
+}
