@@ -444,3 +444,28 @@ func IsUnauthorized(err error) bool {
 	var ae *APIError
 	return errors.As(err, &ae) && ae.Status == http.StatusUnauthorized
 }
+
+// APIToken is one of the caller's API tokens, as listed (never its secret).
+type APIToken struct {
+	ID         string     `json:"id"`
+	Name       string     `json:"name"`
+	Prefix     string     `json:"prefix"`
+	Project    string     `json:"project,omitempty"`
+	ExpiresAt  *time.Time `json:"expiresAt,omitempty"`
+	CreatedAt  time.Time  `json:"createdAt"`
+	LastUsedAt *time.Time `json:"lastUsedAt,omitempty"`
+}
+
+// Tokens lists the caller's API tokens.
+func (c *Client) Tokens(ctx context.Context) ([]APIToken, error) {
+	var page struct {
+		Items []APIToken `json:"items"`
+	}
+	err := c.do(ctx, request{method: http.MethodGet, path: "/api/v1/tokens"}, &page)
+	return page.Items, err
+}
+
+// RevokeToken deletes one of the caller's API tokens by id.
+func (c *Client) RevokeToken(ctx context.Context, id string) error {
+	return c.do(ctx, request{method: http.MethodDelete, path: "/api/v1/tokens/" + url.PathEscape(id)}, nil)
+}

@@ -480,7 +480,8 @@ func wantCgroupMetrics(t *testing.T, base, tokenEnv, project string) {
 	}
 }
 
-// apiCall sends one request with the CLI's token; the body is text.
+// apiCall sends one request with the CLI's token; a body is JSON when it
+// looks like an object, bytes otherwise.
 func apiCall(t *testing.T, e *cliEnv, method, url, body string) (int, string) {
 	t.Helper()
 	req, err := http.NewRequest(method, url, strings.NewReader(body))
@@ -488,7 +489,10 @@ func apiCall(t *testing.T, e *cliEnv, method, url, body string) (int, string) {
 		t.Fatal(err)
 	}
 	req.Header.Set("Authorization", "Bearer "+strings.TrimPrefix(e.env[1], "PANELX_TOKEN="))
-	if body != "" {
+	switch {
+	case strings.HasPrefix(body, "{"):
+		req.Header.Set("Content-Type", "application/json")
+	case body != "":
 		req.Header.Set("Content-Type", "application/octet-stream")
 	}
 	resp, err := http.DefaultClient.Do(req)

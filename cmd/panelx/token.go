@@ -10,15 +10,17 @@ import (
 	"github.com/panelx/panelx/api"
 	"github.com/panelx/panelx/apiserver/auth"
 	"github.com/panelx/panelx/apiserver/authz"
+	"github.com/panelx/panelx/cli"
 	"github.com/panelx/panelx/store"
 )
 
 func newTokenCmd(g *globalFlags) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "token",
-		Short: "Manage API tokens straight in the database (bootstrap)",
+		Short: "API tokens: create one in the database (bootstrap); list or revoke yours through the API",
 	}
 	cmd.AddCommand(newTokenCreateCmd(g))
+	cmd.AddCommand(cli.TokenClientCmds()...)
 	return cmd
 }
 

@@ -1,9 +1,11 @@
 package main
 
 import (
+	"encoding/json"
 	"fmt"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/panelx/panelx/internal/testenv"
 	"github.com/panelx/panelx/internal/testimage"
@@ -11,8 +13,8 @@ import (
 
 // TestCLIVerbs: the everyday verbs against a real server and Docker —
 // version, use (a default project), describe, scale, stop and start (the
-// replica count comes back), events, get -A, delete --wait — and a login
-// to a server that is down saying so.
+// replica count comes back), events, get -A, delete --wait, token list
+// and revoke — and a login to a server that is down saying so.
 func TestCLIVerbs(t *testing.T) {
 	e := newCLIEnv(t)
 	docker := testenv.Docker(t)
@@ -88,6 +90,36 @@ spec:
 		t.Errorf("after delete --wait: %d containers", n)
 	}
 	contains("use -", e.mustRun("use", "-"), "no default project")
+
+	// token list | revoke, through the API: a second token, revoked by name,
+	// stops working.
+	code, body := apiCall(t, e, "POST", e.base+"/api/v1/tokens", `{"name":"ci-deploy"}`)
+	if code != 201 {
+		t.Fatalf("POST /api/v1/tokens: %d %s", code, body)
+	}
+	var created struct{ Token string }
+	if err := json.Unmarshal([]byte(body), &created); err != nil || created.Token == "" {
+		t.Fatalf("token answer %s: %v", body, err)
+	}
+	contains("token list", e.mustRun("token", "list"), "NAME", "ci-deploy", "never")
+	contains("token revoke", e.mustRun("token", "revoke", "ci-deploy"), "revoked")
+	if out := e.mustRun("token", "list"); strings.Contains(out, "ci-deploy") {
+		t.Errorf("the revoked token is still listed:\n%s", out)
+	}
+	if out, code := e.run("", "token", "revoke", "ci-deploy"); code == 0 || !strings.Contains(out, "no token of yours") {
+		t.Errorf("revoke of a token that is gone: exit %d\n%s", code, out)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		out, code := e.run("", "get", "projects", "--token", created.Token)
+		if code != 0 && strings.Contains(out, "401") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the revoked token still works:\n%s", out)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
 
 	// A server that is down is not a refused token. (The token comes from
 	// stdin here, not PANELX_TOKEN.)
