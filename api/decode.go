@@ -79,6 +79,13 @@ func prefixDot(s string) string {
 	return "." + s
 }
 
+// CountDocuments returns how many documents ParseManifests would see in
+// data (clients use it to say which file a document index came from).
+func CountDocuments(data []byte) (int, error) {
+	docs, err := parseDocuments(data)
+	return len(docs), err
+}
+
 // ParseManifests decodes a stream of YAML documents or JSON (an object, an
 // array of objects, or concatenated objects), defaults each object and
 // validates it. It returns every problem of every document at once.
@@ -521,7 +528,11 @@ func check(v any, t reflect.Type, p Path, errs *ErrorList) any {
 		for _, k := range m.keys {
 			f, ok := fields[k]
 			if !ok {
-				*errs = append(*errs, fieldErr(p.Child(k), ErrUnknownField, "unknown field %q", k))
+				if near := nearestField(k, fields); near != "" {
+					*errs = append(*errs, fieldErr(p.Child(k), ErrUnknownField, "unknown field %q; did you mean %q?", k, near))
+				} else {
+					*errs = append(*errs, fieldErr(p.Child(k), ErrUnknownField, "unknown field %q", k))
+				}
 				continue
 			}
 			out[k] = check(m.vals[k], f, p.Child(k), errs)
@@ -692,4 +703,50 @@ func structFields(t reflect.Type) map[string]reflect.Type {
 	}
 	fieldCache.Store(t, fields)
 	return fields
+}
+
+// nearestField is the known field a misspelt key most likely meant: the
+// same letters in another case (containerport), or one at most two edits
+// away (replcas, imagee) — and only when exactly one field is that close.
+func nearestField[V any](key string, fields map[string]V) string {
+	best, bestDist, ties := "", 3, 0
+	for f := range fields {
+		d := editDistance(strings.ToLower(key), strings.ToLower(f))
+		if strings.EqualFold(key, f) {
+			d = 0
+		}
+		switch {
+		case d < bestDist:
+			best, bestDist, ties = f, d, 0
+		case d == bestDist:
+			ties++
+		}
+	}
+	// A short key is one or two edits from many fields: suggest only what
+	// is plainly close.
+	if best == "" || ties > 0 || (bestDist > 1 && len(key) < 6) {
+		return ""
+	}
+	return best
+}
+
+// editDistance is the Levenshtein distance between a and b (bytes).
+func editDistance(a, b string) int {
+	prev := make([]int, len(b)+1)
+	cur := make([]int, len(b)+1)
+	for j := range prev {
+		prev[j] = j
+	}
+	for i := 1; i <= len(a); i++ {
+		cur[0] = i
+		for j := 1; j <= len(b); j++ {
+			cost := 1
+			if a[i-1] == b[j-1] {
+				cost = 0
+			}
+			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
+		}
+		prev, cur = cur, prev
+	}
+	return prev[len(b)]
 }

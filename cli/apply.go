@@ -49,7 +49,7 @@ non-zero at once when one turns Degraded or --timeout passes.`,
 			if err != nil {
 				return err
 			}
-			manifests, err := loadManifests(files, cmd.InOrStdin(), cmd.ErrOrStderr())
+			manifests, sources, err := loadManifests(files, cmd.InOrStdin(), cmd.ErrOrStderr())
 			if err != nil {
 				return err
 			}
@@ -60,7 +60,7 @@ non-zero at once when one turns Degraded or --timeout passes.`,
 			ctx := cmd.Context()
 			results, err := c.Apply(ctx, manifests, opts)
 			if err != nil {
-				return err
+				return nameDocuments(err, sources)
 			}
 			printResults(cmd.OutOrStdout(), results, opts.DryRun, true)
 			if !wait || opts.DryRun {
@@ -94,13 +94,13 @@ anything. Exit status: 0 when nothing would change, 1 when something would,
 			if err != nil {
 				return &ExitError{Code: 2, Err: err}
 			}
-			manifests, err := loadManifests(files, cmd.InOrStdin(), cmd.ErrOrStderr())
+			manifests, sources, err := loadManifests(files, cmd.InOrStdin(), cmd.ErrOrStderr())
 			if err != nil {
 				return &ExitError{Code: 2, Err: err}
 			}
 			results, err := c.Apply(cmd.Context(), manifests, client.ApplyOptions{DryRun: true})
 			if err != nil {
-				return &ExitError{Code: 2, Err: err}
+				return &ExitError{Code: 2, Err: nameDocuments(err, sources)}
 			}
 			changed := false
 			for _, r := range results {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"net"
 	"os"
 	"path/filepath"
 
@@ -24,7 +25,7 @@ const bootstrapTokenFile = "admin-token"
 // yet: only with the embedded store (one server on one host), without JWT
 // configuration, when user has no token and the file was never written.
 // The token goes to a file readable by its owner only, never to the log.
-func bootstrapToken(ctx context.Context, st store.Store, dataDir, user string, log *zap.Logger) error {
+func bootstrapToken(ctx context.Context, st store.Store, dataDir, user, serverURL string, log *zap.Logger) error {
 	path := filepath.Join(dataDir, bootstrapTokenFile)
 	if _, err := os.Stat(path); err == nil || !errors.Is(err, fs.ErrNotExist) {
 		return nil // written before (or unreadable): leave it alone
@@ -57,8 +58,21 @@ func bootstrapToken(ctx context.Context, st store.Store, dataDir, user string, l
 	}
 	log.Info("no authentication was configured: created an API token for the first user; log in with it",
 		zap.String("user", user), zap.String("tokenFile", path),
-		zap.String("login", "panelx login --server http://localhost:8080 < "+path))
+		zap.String("login", "panelx login --server "+serverURL+" < "+path))
 	return nil
+}
+
+// loginURL is the URL a client on this host reaches the listener at: the
+// real port, and localhost for an address that listens everywhere.
+func loginURL(addr net.Addr) string {
+	host, port, err := net.SplitHostPort(addr.String())
+	if err != nil {
+		return "http://" + addr.String()
+	}
+	if ip := net.ParseIP(host); ip == nil || ip.IsUnspecified() {
+		host = "localhost"
+	}
+	return "http://" + net.JoinHostPort(host, port)
 }
 
 // edgeTokenFile is where the server leaves a token for `panelx edge` on

@@ -120,8 +120,13 @@ func runServer(ctx context.Context, cfg *serverConfig, log *zap.Logger) error {
 		}
 		log.Info("database schema is up to date", zap.Int("applied", len(applied)))
 	}
+	ln, err := net.Listen("tcp", cfg.listen)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w", cfg.listen, err)
+	}
+	defer ln.Close() // once serving, the HTTP server owns it
 	if cfg.backend.databaseURL == "" && cfg.api.verifier == nil && cfg.bootstrapUser != "" {
-		if err := bootstrapToken(ctx, st, cfg.backend.dataDir, cfg.bootstrapUser, log); err != nil {
+		if err := bootstrapToken(ctx, st, cfg.backend.dataDir, cfg.bootstrapUser, loginURL(ln.Addr()), log); err != nil {
 			return err
 		}
 		// One server, one host, no identity provider: whoever holds the
@@ -138,10 +143,6 @@ func runServer(ctx context.Context, cfg *serverConfig, log *zap.Logger) error {
 	}
 	keyring := loadKeyring(cfg.secretKeyFile, &cfg.backend, log)
 	checkSealed(ctx, st, keyring, log)
-	ln, err := net.Listen("tcp", cfg.listen)
-	if err != nil {
-		return fmt.Errorf("listen on %s: %w", cfg.listen, err)
-	}
 
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
