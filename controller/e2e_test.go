@@ -327,6 +327,9 @@ func TestImageErrorsDegradeAndRecover(t *testing.T) {
 	if d.Reason != reconcile.ReasonPullFailed || !strings.Contains(d.Message, "shop/missing") {
 		t.Errorf("Degraded = %s: %s", d.Reason, d.Message)
 	}
+	if prefix := "pull " + e.reg.Host() + "/shop/missing:1: "; strings.Count(d.Message, prefix) != 1 {
+		t.Errorf("the message should say %q once: %s", prefix, d.Message)
+	}
 	if svc.Status.Phase != api.PhaseDegraded {
 		t.Errorf("phase = %s", svc.Status.Phase)
 	}

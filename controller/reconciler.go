@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"time"
 
@@ -458,7 +459,9 @@ func (r *Reconciler) recordPull(project, ref string, err error) {
 	st.AttemptedAt = r.now()
 	if err != nil {
 		st.Failures++
-		st.PullError = err.Error()
+		// The message is shown after "pull <ref>: " by whoever reports it;
+		// the runtime's error already starts so.
+		st.PullError = strings.TrimPrefix(err.Error(), "pull "+ref+": ")
 	} else {
 		st.Failures, st.PullError, st.PulledAt = 0, "", st.AttemptedAt
 	}
