@@ -104,6 +104,7 @@ func (s *Server) applyManifests(w http.ResponseWriter, r *http.Request) {
 		}
 		return s.checkPolicy(r, obj)
 	}
+	claims := portClaims{} // host ports of the services earlier in the stream
 	opts.Prepare = func(ctx context.Context, obj, existing api.Object) (api.Object, error) {
 		switch o := obj.(type) {
 		case *api.Secret:
@@ -111,6 +112,9 @@ func (s *Server) applyManifests(w http.ResponseWriter, r *http.Request) {
 			return s.sealSecret(r, o, cur)
 		case *api.Service:
 			cur, _ := existing.(*api.Service)
+			if err := s.checkHostPorts(ctx, o, cur, claims); err != nil {
+				return nil, err
+			}
 			return s.stampService(r, o, cur)
 		}
 		return obj, nil

@@ -66,7 +66,12 @@ func (s *Server) routeTable() []route {
 		repo: store.Repo.Services, writeAction: authz.Write, deleteAction: authz.Write}
 	volumes := &kindAPI[*api.Volume]{s: s, kind: api.KindVolume, param: "volume",
 		repo: store.Repo.Volumes, writeAction: authz.Write, deleteAction: authz.Write}
-	services.prepare = s.stampService
+	services.prepare = func(r *http.Request, next, current *api.Service) (*api.Service, error) {
+		if err := s.checkHostPorts(r.Context(), next, current, nil); err != nil {
+			return nil, err
+		}
+		return s.stampService(r, next, current)
+	}
 	secrets := &kindAPI[*api.Secret]{s: s, kind: api.KindSecret, param: "secret",
 		repo: store.Repo.Secrets, writeAction: authz.Write, deleteAction: authz.Write,
 		prepare: s.sealSecret, patchBase: s.openSecret}
