@@ -27,6 +27,8 @@ func Commands(clientVersion string) []*cobra.Command {
 		newScaleCmd(conn),
 		newStopCmd(conn),
 		newStartCmd(conn),
+		newCpCmd(conn),
+		newEditCmd(conn),
 		newLoginCmd(conn),
 		newApplyCmd(conn),
 		newDiffCmd(conn),

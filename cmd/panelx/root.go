@@ -30,8 +30,8 @@ declare, like a Kubernetes controller: declare desired state over its REST API
 and keeps them converged.
 
 Server side: server, edge, migrate, token, secrets, export, health. Client side (talking to a server's API,
-like kubectl): login, use, apply, diff, get, describe, events, create, delete, scale, stop, start,
-rollout, convert, logs, exec, version.
+like kubectl): login, use, apply, diff, get, describe, events, edit, create, delete, scale, stop,
+start, rollout, convert, logs, exec, cp, version.
 
 Every flag can also be set through the environment variable shown in its help.`,
 		SilenceUsage:  true,

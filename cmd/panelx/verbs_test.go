@@ -3,6 +3,8 @@ package main
 import (
 	"encoding/json"
 	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -26,10 +28,15 @@ kind: Project
 metadata: {name: %[1]s}
 ---
 apiVersion: panelx.dev/v1
+kind: Volume
+metadata: {project: %[1]s, name: data}
+---
+apiVersion: panelx.dev/v1
 kind: Service
 metadata: {project: %[1]s, name: web}
 spec:
   image: %[2]s
+  volumes: [{name: data, mountPath: /data}]
   healthcheck: {command: [/testapp, -check], interval: 1s}
 `, project, img)), "--wait", "--timeout", "90s")
 
@@ -84,6 +91,49 @@ spec:
 	contains("events", e.mustRun("events"), "LAST SEEN", "service/web")
 	contains("events of web", e.mustRun("events", "web"), "service/web")
 	contains("get -A", e.mustRun("get", "services", "-A"), "PROJECT", project+" ")
+
+	// edit: the editor's change is written; a change made meanwhile by
+	// someone else is not overwritten, and the edit is kept in a file.
+	dir := t.TempDir()
+	editor := filepath.Join(dir, "editor.sh")
+	writeScript := func(body string) {
+		t.Helper()
+		if err := os.WriteFile(editor, []byte("#!/bin/sh\nset -e\n"+body), 0o700); err != nil {
+			t.Fatal(err)
+		}
+	}
+	e.env = append(e.env, "EDITOR="+editor, "VISUAL=")
+	writeScript(`sed -i 's/^  replicas: 2$/  replicas: 1/' "$1"` + "\n")
+	contains("edit", e.mustRun("edit", "service", "web"), "service/"+project+"/web edited")
+	contains("get after edit", e.mustRun("get", "service", "web", "-o", "yaml"), "replicas: 1")
+	writeScript("true\n")
+	contains("edit without a change", e.mustRun("edit", "service", "web"), "no changes")
+	writeScript(e.bin + ` scale web --replicas 3` + "\n" + `sed -i 's/^  replicas: 1$/  replicas: 2/' "$1"` + "\n")
+	if out, code := e.run("", "edit", "service", "web"); code == 0 || !strings.Contains(out, "not changed") || !strings.Contains(out, "your edit is in") {
+		t.Errorf("edit racing another write: exit %d\n%s", code, out)
+	}
+	contains("get after the lost race", e.mustRun("get", "service", "web", "-o", "yaml"), "replicas: 3")
+	e.env = e.env[:len(e.env)-2]
+
+	// cp into and out of a volume of the project.
+	local := filepath.Join(dir, "hello.txt")
+	if err := os.WriteFile(local, []byte("hello volume\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	e.mustRun("cp", local, "data:greeting.txt")
+	if out := e.mustRun("cp", "data:greeting.txt", "-"); out != "hello volume\n" {
+		t.Errorf("cp out to stdout: %q", out)
+	}
+	e.mustRun("cp", "data:greeting.txt", dir+"/")
+	if got, err := os.ReadFile(filepath.Join(dir, "greeting.txt")); err != nil || string(got) != "hello volume\n" {
+		t.Errorf("cp out to a directory: %q %v", got, err)
+	}
+	if out, code := e.run("", "cp", local, filepath.Join(dir, "x")); code == 0 || !strings.Contains(out, "VOLUME:PATH") {
+		t.Errorf("cp between two local paths: exit %d\n%s", code, out)
+	}
+	if out, code := e.run("", "cp", "data:nope.txt", "-"); code == 0 || !strings.Contains(out, "404") {
+		t.Errorf("cp of a missing file: exit %d\n%s", code, out)
+	}
 
 	contains("delete --wait", e.mustRun("delete", "service", "web", "--wait", "--timeout", "90s"), "deleted", "gone")
 	if n := containers(); n != 0 {
