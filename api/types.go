@@ -288,6 +288,10 @@ type ServiceSpec struct {
 	// and Compose). It is not part of the container's configuration:
 	// changing it recreates nothing.
 	StopGracePeriod Duration `json:"stopGracePeriod,omitzero"`
+	// RestartedAt (RFC 3339) is part of the replicas' configuration, so
+	// changing it replaces every replica in a rolling update with nothing
+	// else changed: `panelx restart` sets it to the time of the request.
+	RestartedAt string `json:"restartedAt,omitempty"`
 
 	// Host-level settings. Each of them breaks the container's isolation
 	// from the host; the API refuses them for non-administrators.

@@ -236,6 +236,11 @@ func (s *ServiceSpec) validate(p Path, self string) ErrorList {
 	if d := s.StopGracePeriod.Duration; d < 0 || d > MaxStopGracePeriod {
 		errs = append(errs, Invalid(p.Child("stopGracePeriod"), s.StopGracePeriod.String(), fmt.Sprintf("must be between 0 and %v", MaxStopGracePeriod)))
 	}
+	if s.RestartedAt != "" {
+		if _, err := time.Parse(time.RFC3339, s.RestartedAt); err != nil {
+			errs = append(errs, Invalid(p.Child("restartedAt"), s.RestartedAt, "must be an RFC 3339 time, e.g. 2026-12-03T20:00:00Z"))
+		}
+	}
 	errs = append(errs, s.validateHostSettings(p)...)
 	return errs
 }

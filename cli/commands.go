@@ -27,6 +27,7 @@ func Commands(clientVersion string) []*cobra.Command {
 		newScaleCmd(conn),
 		newStopCmd(conn),
 		newStartCmd(conn),
+		newRestartCmd(conn),
 		newCpCmd(conn),
 		newEditCmd(conn),
 		newLoginCmd(conn),

@@ -271,6 +271,30 @@ func newStartCmd(conn *connection) *cobra.Command {
 	}, nil)
 }
 
+func newRestartCmd(conn *connection) *cobra.Command {
+	return newReplicaCmd(conn, replicaCommand{
+		use:   "restart SERVICE -p PROJECT",
+		short: "Replace every replica of a service in a rolling update, changing nothing else",
+		long: `Set spec.restartedAt to now: it is part of the replicas' configuration, so the
+controller replaces them one by one as in any rollout (start-first where the
+service's rollout says so, each new replica Ready before an old one stops; the
+edge moves traffic without dropping a request) and records a revision.`,
+		example: `  panelx restart web -p shop --wait`,
+		args:    cobra.ExactArgs(1),
+		change: func(svc *api.Service, _ []string) (string, bool, error) {
+			if svc.Spec.ReplicaCount() == 0 {
+				return "", false, errors.New("it has no replicas to restart (panelx start brings a stopped service back)")
+			}
+			now := time.Now().UTC().Truncate(time.Second)
+			if prev, err := time.Parse(time.RFC3339, svc.Spec.RestartedAt); err == nil && !now.After(prev) {
+				now = prev.Add(time.Second) // two restarts in one second are two restarts
+			}
+			svc.Spec.RestartedAt = now.Format(time.RFC3339)
+			return fmt.Sprintf("restarting (%d replica(s))", svc.Spec.ReplicaCount()), true, nil
+		},
+	}, nil)
+}
+
 func newVersionCmd(conn *connection, clientVersion string) *cobra.Command {
 	var clientOnly bool
 	cmd := &cobra.Command{

@@ -23,6 +23,9 @@ type ContainerSpec struct {
 
 	Entrypoint []string `json:"entrypoint,omitempty"`
 	Cmd        []string `json:"cmd,omitempty"`
+	// RestartedAt is the spec's restartedAt: only in the hash, so changing
+	// it replaces the replicas (empty leaves older hashes as they were).
+	RestartedAt string `json:"restartedAt,omitempty"`
 	// Env is the environment the container gets; EnvHash is what the spec
 	// hash covers instead (secret values as digests; see resolveEnv).
 	Env           []string     `json:"-"`
@@ -94,6 +97,7 @@ func BuildContainerSpec(instance string, svc *api.Service, index int, imageID st
 		Devices:     sp.Devices,
 		Sysctls:     sp.Sysctls,
 		SecurityOpt: sp.SecurityOpt,
+		RestartedAt: sp.RestartedAt,
 	}
 	cs.Env, cs.EnvHash = resolveEnv(sp, secrets)
 	for _, v := range sp.Volumes {
@@ -183,6 +187,9 @@ func hashSpec(cs *ContainerSpec) (string, map[string]string) {
 	part("restartPolicy", cs.RestartPolicy)
 	part("network", []any{cs.Network, cs.Aliases, cs.NetworkMode})
 	part("host settings", []any{cs.Privileged, cs.PIDMode, cs.IPCMode, cs.UTSMode, cs.CapAdd, cs.CapDrop, cs.Devices, cs.Sysctls, cs.SecurityOpt})
+	if cs.RestartedAt != "" {
+		part("restartedAt", cs.RestartedAt)
+	}
 	return hex.EncodeToString(sum[:16]), fields
 }
 

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -87,6 +88,20 @@ spec:
 	if n := containers(); n != 2 {
 		t.Errorf("after start: %d containers", n)
 	}
+
+	// restart: every replica replaced, nothing else changed.
+	before := serviceContainersOrNone(t, docker, project)
+	contains("restart", e.mustRun("restart", "web", "--wait", "--timeout", "90s"), "restarting (2 replica(s))", "ready")
+	after := serviceContainersOrNone(t, docker, project)
+	if len(after) != 2 {
+		t.Errorf("after restart: %d containers", len(after))
+	}
+	for _, id := range after {
+		if slices.Contains(before, id) {
+			t.Errorf("restart kept container %s", id)
+		}
+	}
+	contains("rollout history", e.mustRun("rollout", "history", "web"), "restartedAt")
 
 	contains("events", e.mustRun("events"), "LAST SEEN", "service/web")
 	contains("events of web", e.mustRun("events", "web"), "service/web")
