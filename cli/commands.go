@@ -28,6 +28,7 @@ func Commands(clientVersion string) []*cobra.Command {
 		newStopCmd(conn),
 		newStartCmd(conn),
 		newRestartCmd(conn),
+		newTopCmd(conn),
 		newCpCmd(conn),
 		newEditCmd(conn),
 		newLoginCmd(conn),

@@ -1,6 +1,7 @@
 // Package cli is the panelx command line: a client of the API (like
 // kubectl) with login, use, apply, diff, get, describe, events, edit,
-// create, delete, scale, stop, start, rollout, logs, exec, cp and version. cmd/panelx
+// create, delete, scale, stop, start, restart, top, rollout, logs, exec, cp
+// and version. cmd/panelx
 // wires its commands into the binary.
 package cli
 

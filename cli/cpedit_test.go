@@ -24,3 +24,14 @@ func TestParseVolumeRef(t *testing.T) {
 		}
 	}
 }
+
+func TestBytesIEC(t *testing.T) {
+	for _, tt := range []struct {
+		in   float64
+		want string
+	}{{0, "0B"}, {1023, "1023B"}, {1024, "1.0KiB"}, {1536, "1.5KiB"}, {5 << 20, "5.0MiB"}, {3 << 30, "3.0GiB"}} {
+		if got := bytesIEC(tt.in); got != tt.want {
+			t.Errorf("bytesIEC(%v) = %q, want %q", tt.in, got, tt.want)
+		}
+	}
+}

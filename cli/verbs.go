@@ -560,3 +560,95 @@ func joinMap(m map[string]string) string {
 	slices.Sort(parts)
 	return strings.Join(parts, ",")
 }
+
+func newTopCmd(conn *connection) *cobra.Command {
+	var (
+		project  string
+		watch    bool
+		interval time.Duration
+	)
+	cmd := &cobra.Command{
+		Use:   "top [SERVICE] -p PROJECT",
+		Short: "Show CPU, memory and I/O of a project's containers (or one service's), from the live metrics stream",
+		Long: `Show each running container's CPU (% of one core, like docker stats), memory
+and network and block I/O rates, read from the project's live metrics stream
+(what the server's collector sampled; no Docker call). -w keeps printing one
+table per interval until Ctrl-C.`,
+		Example: `  panelx top -p shop
+  panelx top web -p shop -w --interval 5s`,
+		Args: cobra.MaximumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if project == "" {
+				return errors.New("give -p PROJECT")
+			}
+			c, err := conn.client()
+			if err != nil {
+				return err
+			}
+			service := ""
+			if len(args) == 1 {
+				service = args[0]
+			}
+			out := cmd.OutOrStdout()
+			// The first message may come before the collector sampled a new
+			// container; a table of nothing is shown only after a few tries.
+			empty := 0
+			return c.Stats(cmd.Context(), project, interval, func(m client.StatsMessage) error {
+				var rows []client.ContainerStats
+				for _, s := range m.Containers {
+					if service == "" || s.Service == service {
+						rows = append(rows, s)
+					}
+				}
+				if len(rows) == 0 && !watch && empty < 3 {
+					empty++
+					return nil
+				}
+				if watch {
+					fmt.Fprintf(out, "%s\n", m.Time.Local().Format(time.TimeOnly))
+				}
+				if err := printTop(out, rows); err != nil {
+					return err
+				}
+				if !watch {
+					return client.ErrStop
+				}
+				fmt.Fprintln(out)
+				return nil
+			})
+		},
+	}
+	cmd.Flags().StringVarP(&project, "project", "p", "", "the project")
+	cmd.Flags().BoolVarP(&watch, "watch", "w", false, "print a table every interval until Ctrl-C")
+	cmd.Flags().DurationVar(&interval, "interval", time.Second, "with -w, how often (whole seconds, 1s to 60s)")
+	return cmd
+}
+
+func printTop(w io.Writer, rows []client.ContainerStats) error {
+	slices.SortFunc(rows, func(a, b client.ContainerStats) int { return strings.Compare(a.Name, b.Name) })
+	tw := tabwriter.NewWriter(w, 0, 4, 3, ' ', 0)
+	fmt.Fprintln(tw, "SERVICE\tREPLICA\tCPU %\tMEMORY\tMEM %\tNET RX/s\tNET TX/s\tBLOCK R/s\tBLOCK W/s")
+	for _, s := range rows {
+		limit := "-"
+		if s.MemoryLimitBytes > 0 {
+			limit = fmt.Sprintf("%.1f", s.MemoryPercent)
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%.1f\t%s\t%s\t%s\t%s\t%s\t%s\n", s.Service, s.Replica, s.CPUPercent, bytesIEC(float64(s.MemoryUsedBytes)), limit,
+			bytesIEC(s.NetworkRxBytesPerSecond), bytesIEC(s.NetworkTxBytesPerSecond), bytesIEC(s.BlockReadBytesPerSecond), bytesIEC(s.BlockWriteBytesPerSecond))
+	}
+	return tw.Flush()
+}
+
+// bytesIEC formats a byte count as docker stats does: 1.5MiB.
+func bytesIEC(b float64) string {
+	const unit = 1024
+	if b < unit {
+		return fmt.Sprintf("%.0fB", b)
+	}
+	div, exp := float64(unit), 0
+	for n := b / unit; n >= unit && exp < 4; n /= unit {
+		div *= unit
+		exp++
+	}
+	return fmt.Sprintf("%.1f%ciB", b/div, "KMGTP"[exp])
+}

@@ -315,3 +315,74 @@ func (c *Client) RenameFile(ctx context.Context, project, volume, from, to strin
 func (c *Client) DeleteFile(ctx context.Context, project, volume, p string) error {
 	return c.do(ctx, request{method: http.MethodDelete, path: filesPath(project, volume, p), escaped: true}, nil)
 }
+
+// ContainerStats is one container's live sample of the metrics stream.
+type ContainerStats struct {
+	Name                     string    `json:"name"`
+	Service                  string    `json:"service"`
+	Replica                  string    `json:"replica"`
+	Time                     time.Time `json:"time"`
+	CPUPercent               float64   `json:"cpuPercent"`
+	MemoryUsedBytes          uint64    `json:"memoryUsedBytes"`
+	MemoryLimitBytes         uint64    `json:"memoryLimitBytes"`
+	MemoryPercent            float64   `json:"memoryPercent"`
+	NetworkRxBytesPerSecond  float64   `json:"networkRxBytesPerSecond"`
+	NetworkTxBytesPerSecond  float64   `json:"networkTxBytesPerSecond"`
+	BlockReadBytesPerSecond  float64   `json:"blockReadBytesPerSecond"`
+	BlockWriteBytesPerSecond float64   `json:"blockWriteBytesPerSecond"`
+}
+
+// StatsMessage is one message of the metrics stream: every container of
+// the project at one tick.
+type StatsMessage struct {
+	Time       time.Time        `json:"time"`
+	Interval   string           `json:"interval"`
+	Containers []ContainerStats `json:"containers"`
+}
+
+// Stats follows a project's live metrics stream (WebSocket), calling fn
+// with each message until fn returns an error (returned, unless it is
+// ErrStop), ctx ends or the server closes the stream.
+func (c *Client) Stats(ctx context.Context, project string, interval time.Duration, fn func(StatsMessage) error) error {
+	u := *c.base
+	u.Path = c.base.Path + "/api/v1/projects/" + url.PathEscape(project) + "/metrics/stream"
+	u.RawQuery = url.Values{"interval": {interval.String()}}.Encode()
+	conn, resp, err := websocket.Dial(ctx, u.String(), &websocket.DialOptions{
+		HTTPClient: c.http,
+		HTTPHeader: http.Header{"Authorization": {"Bearer " + c.token}, "User-Agent": {"panelx-cli/" + version.Version}},
+	})
+	if err != nil {
+		if resp != nil && resp.StatusCode != http.StatusSwitchingProtocols {
+			return decodeError(resp)
+		}
+		return fmt.Errorf("metrics stream: %w", err)
+	}
+	defer conn.CloseNow()
+	conn.SetReadLimit(4 << 20)
+	for {
+		typ, data, err := conn.Read(ctx)
+		if err != nil {
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			return fmt.Errorf("metrics stream: %w", err)
+		}
+		if typ != websocket.MessageText {
+			continue
+		}
+		var m StatsMessage
+		if err := json.Unmarshal(data, &m); err != nil {
+			return fmt.Errorf("metrics stream: bad message: %w", err)
+		}
+		if err := fn(m); err != nil {
+			if errors.Is(err, ErrStop) {
+				conn.Close(websocket.StatusNormalClosure, "")
+				return nil
+			}
+			return err
+		}
+	}
+}
+
+// ErrStop, returned by a Stats callback, ends the stream without an error.
+var ErrStop = errors.New("stop")

@@ -89,6 +89,13 @@ spec:
 		t.Errorf("after start: %d containers", n)
 	}
 
+	// top: the live metrics stream, one table.
+	top := e.mustRun("top", "web")
+	contains("top", top, "SERVICE", "CPU %", "MEMORY")
+	if n := strings.Count(top, "\nweb "); n != 2 {
+		t.Errorf("top shows %d rows of web, want 2:\n%s", n, top)
+	}
+
 	// restart: every replica replaced, nothing else changed.
 	before := serviceContainersOrNone(t, docker, project)
 	contains("restart", e.mustRun("restart", "web", "--wait", "--timeout", "90s"), "restarting (2 replica(s))", "ready")
