@@ -15,6 +15,7 @@ import (
 func newApplyCmd(conn *connection) *cobra.Command {
 	var (
 		files        []string
+		copts        composeOptions
 		opts         client.ApplyOptions
 		wait         bool
 		timeout      time.Duration
@@ -49,7 +50,7 @@ non-zero at once when one turns Degraded or --timeout passes.`,
 			if err != nil {
 				return err
 			}
-			manifests, sources, err := loadManifests(files, cmd.InOrStdin(), cmd.ErrOrStderr())
+			manifests, sources, err := loadManifests(files, cmd.InOrStdin(), cmd.ErrOrStderr(), copts)
 			if err != nil {
 				return err
 			}
@@ -60,7 +61,7 @@ non-zero at once when one turns Degraded or --timeout passes.`,
 			ctx := cmd.Context()
 			results, err := c.Apply(ctx, manifests, opts)
 			if err != nil {
-				return nameDocuments(err, sources)
+				return hintBindMounts(nameDocuments(err, sources), sources)
 			}
 			printResults(cmd.OutOrStdout(), results, opts.DryRun, true)
 			if !wait || opts.DryRun {
@@ -72,6 +73,7 @@ non-zero at once when one turns Degraded or --timeout passes.`,
 		},
 	}
 	cmd.Flags().StringArrayVarP(&files, "filename", "f", nil, "manifest file, directory, or - for stdin (repeatable)")
+	copts.register(cmd)
 	cmd.Flags().BoolVar(&opts.DryRun, "dry-run", false, "show what would change without changing anything")
 	cmd.Flags().BoolVar(&opts.Prune, "prune", false, "delete services of the applied projects that the manifests no longer contain")
 	cmd.Flags().BoolVar(&pruneVolumes, "prune-volumes", false, "with --prune, delete volumes (and their data) too")
@@ -81,7 +83,10 @@ non-zero at once when one turns Degraded or --timeout passes.`,
 }
 
 func newDiffCmd(conn *connection) *cobra.Command {
-	var files []string
+	var (
+		files []string
+		copts composeOptions
+	)
 	cmd := &cobra.Command{
 		Use:   "diff -f FILE|DIR|-",
 		Short: "Show what applying manifests would change",
@@ -94,7 +99,7 @@ anything. Exit status: 0 when nothing would change, 1 when something would,
 			if err != nil {
 				return &ExitError{Code: 2, Err: err}
 			}
-			manifests, sources, err := loadManifests(files, cmd.InOrStdin(), cmd.ErrOrStderr())
+			manifests, sources, err := loadManifests(files, cmd.InOrStdin(), cmd.ErrOrStderr(), copts)
 			if err != nil {
 				return &ExitError{Code: 2, Err: err}
 			}
@@ -116,6 +121,7 @@ anything. Exit status: 0 when nothing would change, 1 when something would,
 		},
 	}
 	cmd.Flags().StringArrayVarP(&files, "filename", "f", nil, "manifest file, directory, or - for stdin (repeatable)")
+	copts.register(cmd)
 	return cmd
 }
 

@@ -13,8 +13,8 @@ import (
 
 // convertCompose turns a Compose file into a manifest stream, telling the
 // user on stderr what could not be mapped.
-func convertCompose(in input, stderr io.Writer) ([]byte, error) {
-	res, err := composeResult(context.Background(), in, "")
+func convertCompose(in input, stderr io.Writer, opts composeOptions) ([]byte, error) {
+	res, err := composeResult(context.Background(), in, "", opts)
 	if err != nil {
 		return nil, err
 	}
@@ -26,12 +26,25 @@ func convertCompose(in input, stderr io.Writer) ([]byte, error) {
 	return b.Bytes(), nil
 }
 
-func composeResult(ctx context.Context, in input, project string) (*compose.Result, error) {
+// composeOptions are the Compose flags of apply, diff and convert.
+type composeOptions struct {
+	profiles       []string
+	dropBindMounts bool
+}
+
+func (o *composeOptions) register(cmd *cobra.Command) {
+	cmd.Flags().StringArrayVar(&o.profiles, "profile", nil, "Compose files: enable this profile (repeatable; default: $COMPOSE_PROFILES, or the .env file's)")
+	cmd.Flags().BoolVar(&o.dropBindMounts, "drop-bind-mounts", false,
+		"Compose files: leave host bind mounts out (each reported) instead of importing them as hostPath, which only administrators may use")
+}
+
+func composeResult(ctx context.Context, in input, project string, opts composeOptions) (*compose.Result, error) {
 	f := compose.File{Content: in.data}
 	if in.name != "-" {
 		f.Path = in.name
 	}
-	res, err := compose.Convert(ctx, compose.Input{Files: []compose.File{f}, ProjectName: project})
+	res, err := compose.Convert(ctx, compose.Input{Files: []compose.File{f}, ProjectName: project,
+		Profiles: opts.profiles, DropBindMounts: opts.dropBindMounts})
 	if err != nil {
 		return nil, fmt.Errorf("compose file %s: %w", in.name, err)
 	}
@@ -48,14 +61,17 @@ func newConvertCmd() *cobra.Command {
 	var (
 		file    string
 		project string
+		copts   composeOptions
 	)
 	cmd := &cobra.Command{
 		Use:   "convert -f docker-compose.yml",
 		Short: "Print the PanelX manifests of a Docker Compose file",
 		Long: `Convert a Docker Compose file into a Project with its Services and Volumes
 and print them as YAML manifests, to review or keep in git. Whatever cannot be
-mapped (build:, host bind mounts, network_mode, …) is listed in a comment at
-the top and on stderr: nothing is dropped silently. Interpolation uses the
+mapped (build:, network_mode, …) is listed in a comment at the top and on
+stderr: nothing is dropped silently. Host bind mounts become hostPath mounts,
+which only administrators may apply (--drop-bind-mounts leaves them out, each
+reported). A file that imports no service at all is an error. Interpolation uses the
 environment and the .env file beside the Compose file; nothing is executed.`,
 		Example: `  panelx convert -f docker-compose.yml > shop.yaml
   panelx convert -f compose.yaml --project shop | panelx apply -f -`,
@@ -65,7 +81,7 @@ environment and the .env file beside the Compose file; nothing is executed.`,
 			if err != nil {
 				return err
 			}
-			res, err := composeResult(cmd.Context(), ins[0], project)
+			res, err := composeResult(cmd.Context(), ins[0], project, copts)
 			if err != nil {
 				return err
 			}
@@ -75,5 +91,6 @@ environment and the .env file beside the Compose file; nothing is executed.`,
 	}
 	cmd.Flags().StringVarP(&file, "filename", "f", "docker-compose.yml", "the Compose file, or - for stdin")
 	cmd.Flags().StringVar(&project, "project", "", "project name (default: the file's name: or its directory)")
+	copts.register(cmd)
 	return cmd
 }

@@ -19,30 +19,32 @@ import (
 // loadManifests reads every -f input, converts Compose files, and returns
 // one manifest stream for the server. Findings of the Compose conversion
 // (what could not be mapped) go to stderr.
-func loadManifests(files []string, stdin io.Reader, stderr io.Writer) ([]byte, []docSource, error) {
+func loadManifests(files []string, stdin io.Reader, stderr io.Writer, copts composeOptions) ([]byte, []docSource, error) {
 	ins, err := readInputs(files, stdin)
 	if err != nil {
 		return nil, nil, err
 	}
+	converted := make([]bool, len(ins))
 	for i, in := range ins {
 		if !isCompose(in) {
 			continue
 		}
-		converted, err := convertCompose(in, stderr)
+		converted[i] = true
+		data, err := convertCompose(in, stderr, copts)
 		if err != nil {
 			return nil, nil, err
 		}
-		ins[i].data = converted
+		ins[i].data = data
 	}
 	var sources []docSource
 	first := 0
-	for _, in := range ins {
+	for i, in := range ins {
 		n, err := api.CountDocuments(in.data)
 		if err != nil {
 			sources = nil // the server will say what is wrong; indexes are not mapped
 			break
 		}
-		sources = append(sources, docSource{name: in.name, first: first, count: n})
+		sources = append(sources, docSource{name: in.name, first: first, count: n, compose: converted[i]})
 		first += n
 	}
 	if len(ins) == 1 {
@@ -56,6 +58,7 @@ func loadManifests(files []string, stdin io.Reader, stderr io.Writer) ([]byte, [
 type docSource struct {
 	name         string
 	first, count int
+	compose      bool // converted from a Compose file
 }
 
 var docIndex = regexp.MustCompile(`^\[(\d+)\]\.?`)
@@ -120,3 +123,16 @@ func isCompose(in input) bool {
 }
 
 func getenv(k string) string { return os.Getenv(k) }
+
+// hintBindMounts adds, to a refusal of hostPath mounts in what came from a
+// Compose file, the way to import it without them.
+func hintBindMounts(err error, sources []docSource) error {
+	compose := false
+	for _, s := range sources {
+		compose = compose || s.compose
+	}
+	if !compose || !strings.Contains(err.Error(), "hostPath") {
+		return err
+	}
+	return fmt.Errorf("%w\n(a Compose bind mount becomes a hostPath mount, which only administrators may use: --drop-bind-mounts imports the file without them, each reported)", err)
+}

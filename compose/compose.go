@@ -11,6 +11,7 @@ package compose
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -44,8 +45,14 @@ type Input struct {
 	// Interpolation never executes anything: $(…) and `…` stay literal.
 	Env map[string]string
 	// Profiles to activate; services of other profiles are not imported
-	// (and reported).
+	// (and reported). Nil means COMPOSE_PROFILES of the environment (the
+	// process's or .env's), as docker compose reads it.
 	Profiles []string
+	// DropBindMounts leaves host bind mounts out (each reported). By
+	// default they become spec.volumes[].hostPath, which the server's spec
+	// policy allows administrators only: for anyone else the import stops
+	// there rather than losing, say, a database's data directory.
+	DropBindMounts bool
 }
 
 // Finding is one thing of the compose file that was not imported, or not
@@ -85,11 +92,14 @@ func Convert(ctx context.Context, in Input) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
-	c := &converter{project: loaded.project, name: loaded.name}
+	c := &converter{project: loaded.project, name: loaded.name, dropBinds: in.DropBindMounts}
 	c.findings = append(c.findings, loaded.findings...)
 	objs, err := c.convert()
 	if err != nil {
 		return nil, err
+	}
+	if len(c.services) == 0 {
+		return nil, c.nothingImported()
 	}
 	for _, obj := range objs {
 		if errs := obj.Validate(); len(errs) > 0 {
@@ -118,6 +128,29 @@ type converter struct {
 	skipped map[string]string
 	// anonymous are the Volumes generated for anonymous mounts.
 	anonymous []*api.Volume
+	dropBinds bool
+}
+
+// nothingImported explains a file none of whose services became a PanelX
+// service: an import of nothing is an error, not a success.
+func (c *converter) nothingImported() error {
+	if len(c.skipped) == 0 {
+		return errors.New("compose: the file has no services")
+	}
+	var why []string
+	var profiles []string
+	for _, name := range sortedKeys(c.skipped) {
+		why = append(why, name+": "+c.skipped[name])
+		if s, ok := c.project.DisabledServices[name]; ok {
+			profiles = append(profiles, s.Profiles...)
+		}
+	}
+	msg := fmt.Sprintf("compose: no service could be imported (%s)", strings.Join(why, "; "))
+	if len(profiles) > 0 {
+		slices.Sort(profiles)
+		msg += fmt.Sprintf("; enable a profile with --profile or COMPOSE_PROFILES (%s)", strings.Join(slices.Compact(profiles), ", "))
+	}
+	return errors.New(msg)
 }
 
 func (c *converter) report(field, format string, args ...any) {

@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -533,4 +534,62 @@ services:
 		t.Errorf("db: stopGracePeriod %v, want %v", got, api.MaxStopGracePeriod)
 	}
 	checkFindings(t, res.Unmapped, []want{{"services.db.stop_grace_period", "more than PanelX allows"}})
+}
+
+// TestProfilesFromTheEnvironment: COMPOSE_PROFILES switches profiles on as
+// in docker compose — from the environment given, or from .env.
+func TestProfilesFromTheEnvironment(t *testing.T) {
+	const src = `
+services:
+  web: {image: nginx:1}
+  debug: {image: busybox:1, profiles: [debug]}
+`
+	names := func(res *Result) []string {
+		var out []string
+		for _, o := range res.Objects {
+			if o.GetKind() == api.KindService {
+				out = append(out, o.GetMeta().Name)
+			}
+		}
+		return out
+	}
+	res, err := convertText(t, src, nil, map[string]string{"COMPOSE_PROFILES": "debug, other"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := names(res); !slices.Equal(got, []string{"debug", "web"}) {
+		t.Errorf("COMPOSE_PROFILES=debug: services %v", got)
+	}
+
+	t.Setenv("COMPOSE_PROFILES", "x")
+	os.Unsetenv("COMPOSE_PROFILES") // restored after the test
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, ".env"), []byte("COMPOSE_PROFILES=debug\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	res, err = Convert(context.Background(), Input{Files: []File{{Path: filepath.Join(dir, "compose.yaml"), Content: []byte(src)}}, ProjectName: "demo"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := names(res); !slices.Equal(got, []string{"debug", "web"}) {
+		t.Errorf(".env COMPOSE_PROFILES=debug: services %v", got)
+	}
+}
+
+// TestNothingImportedIsAnError: a file none of whose services can be
+// imported fails, saying why, instead of creating an empty project.
+func TestNothingImportedIsAnError(t *testing.T) {
+	tests := []struct{ name, src, want string }{
+		{"only profiles", "services:\n  a: {image: x:1, profiles: [dev]}\n  b: {image: x:1, profiles: [test, dev]}\n",
+			"enable a profile with --profile or COMPOSE_PROFILES (dev, test)"},
+		{"only builds", "services:\n  web: {build: .}\n", "web: it has only a build"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := convertText(t, tt.src, nil, nil)
+			if err == nil || !strings.Contains(err.Error(), "no service could be imported") || !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("err = %v, want one saying %q", err, tt.want)
+			}
+		})
+	}
 }

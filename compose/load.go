@@ -59,6 +59,9 @@ func load(ctx context.Context, in Input) (*loaded, error) {
 	project, err := loader.LoadWithContext(ctx, details, func(o *loader.Options) {
 		o.SetProjectName(name, true)
 		o.Profiles = in.Profiles
+		if in.Profiles == nil {
+			o.Profiles = profilesFrom(env)
+		}
 		// Interpolation goes through our substitute so that unset
 		// variables become findings instead of log lines.
 		o.Interpolate.Substitute = vars.substitute
@@ -280,4 +283,16 @@ func clarify(err error) error {
 	path := msg[m[2]:m[3]]
 	field := path[strings.LastIndexByte(path, '.')+1:]
 	return &clarifiedError{msg: msg[:m[0]] + fmt.Sprintf("%s: unknown field %q (not in the compose specification)", path, field), err: err}
+}
+
+// profilesFrom reads COMPOSE_PROFILES (comma-separated) as docker compose
+// does: from the process environment, else the .env file.
+func profilesFrom(env map[string]string) []string {
+	var out []string
+	for _, p := range strings.Split(env["COMPOSE_PROFILES"], ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			out = append(out, p)
+		}
+	}
+	return out
 }

@@ -34,6 +34,7 @@ var (
 	portFields          = []string{"target", "published", "host_ip", "protocol", "mode"} // ingress or host: both publish on one host
 	volumeMountFields   = []string{"type", "source", "target", "read_only", "volume"}
 	tmpfsMountFields    = []string{"type", "target", "read_only", "tmpfs"}
+	bindMountFields     = []string{"type", "source", "target", "read_only", "bind"}
 	tmpfsOptionFields   = []string{"size", "mode"} // reported in one finding
 	dependencyFields    = []string{"condition", "required"}
 	healthcheckFields   = []string{"test", "interval", "timeout", "start_period", "retries", "disable"}
@@ -340,8 +341,8 @@ func (c *converter) restart(p, restart string) api.RestartPolicy {
 
 // ---- volumes ----
 
-// mounts maps volumes (named, anonymous, tmpfs; binds are reported) and the
-// tmpfs list.
+// mounts maps volumes (named, anonymous, tmpfs, binds as hostPath unless
+// dropped) and the tmpfs list.
 func (c *converter) mounts(p string, s types.ServiceConfig, pname string) []api.VolumeMount {
 	var out []api.VolumeMount
 	for i, v := range s.Volumes {
@@ -363,7 +364,18 @@ func (c *converter) mounts(p string, s types.ServiceConfig, pname string) []api.
 			c.reportUnset(vp+".tmpfs", v.Tmpfs, tmpfsOptionFields...)
 			out = append(out, api.VolumeMount{Tmpfs: true, MountPath: v.Target, ReadOnly: v.ReadOnly})
 		case types.VolumeTypeBind:
-			c.reportBind(vp, v)
+			if c.dropBinds {
+				c.reportBind(vp, v)
+				continue
+			}
+			c.reportUnset(vp, v, bindMountFields...)
+			// create_host_path is what the short syntax implies; PanelX
+			// mounts an existing path only, so say so when it was asked.
+			c.reportUnset(vp+".bind", v.Bind, "create_host_path")
+			if v.Bind != nil && v.Bind.CreateHostPath {
+				c.report(vp, "the host path %s is mounted as it is: PanelX does not create it when it is missing", v.Source)
+			}
+			out = append(out, api.VolumeMount{HostPath: v.Source, MountPath: v.Target, ReadOnly: v.ReadOnly})
 		default:
 			c.report(vp, "volume type %q is not supported by PanelX: not imported", v.Type)
 		}
@@ -383,7 +395,7 @@ func (c *converter) reportBind(vp string, v types.ServiceVolumeConfig) {
 		c.report(vp, "the Docker socket gives the container root on the host: not imported (an administrator may add it as spec.volumes[].hostPath, knowing that)")
 		return
 	}
-	c.report(vp, "host bind mounts need an administrator: express it as spec.volumes[].hostPath (hostPath: %s, mountPath: %s), or use a named volume", v.Source, v.Target)
+	c.report(vp, "host bind mount dropped (--drop-bind-mounts): %s at %s; an administrator may import it as spec.volumes[].hostPath, or use a named volume", v.Source, v.Target)
 }
 
 // anonymousVolume creates the Volume <service>-<n> for an anonymous mount.

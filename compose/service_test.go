@@ -1,7 +1,9 @@
 package compose
 
 import (
+	"context"
 	"encoding/json"
+	"path/filepath"
 	"reflect"
 	"strings"
 	"testing"
@@ -254,22 +256,31 @@ volumes:
 		},
 		findings: []want{{"services.web.volumes[0]", `anonymous volume at /var/cache/nginx: imported as the Volume "web-1"`}},
 	}, {
-		name: "binds are reported, never mapped",
+		// Never dropped silently: a hostPath, which the server's spec policy
+		// allows administrators only (the socket only when allowed).
+		name: "binds become hostPath",
 		compose: `
 services:
   web:
     image: nginx:1
     volumes:
-      - ./site:/usr/share/nginx/html:ro
+      - /srv/site:/usr/share/nginx/html:ro
       - /var/run/docker.sock:/var/run/docker.sock
       - type: bind
-        source: /run/docker.sock
-        target: /docker.sock
+        source: /var/lib/postgresql/data
+        target: /data
 `,
+		spec: func(s *api.ServiceSpec) {
+			s.Volumes = []api.VolumeMount{
+				{HostPath: "/srv/site", MountPath: "/usr/share/nginx/html", ReadOnly: true},
+				{HostPath: "/var/run/docker.sock", MountPath: "/var/run/docker.sock"},
+				{HostPath: "/var/lib/postgresql/data", MountPath: "/data"},
+			}
+		},
 		findings: []want{
-			{"services.web.volumes[0]", "host bind mounts need an administrator: express it as spec.volumes[].hostPath (hostPath: /"},
-			{"services.web.volumes[1]", "the Docker socket gives the container root on the host"},
-			{"services.web.volumes[2]", "the Docker socket gives the container root on the host"},
+			// The short syntax asks Docker to create a missing source.
+			{"services.web.volumes[0]", "the host path /srv/site is mounted as it is: PanelX does not create it when it is missing"},
+			{"services.web.volumes[1]", "the host path /var/run/docker.sock is mounted as it is"},
 		},
 	}, {
 		name: "volume options and tmpfs size are reported",
@@ -793,4 +804,30 @@ func TestConversionErrors(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestDropBindMounts: with DropBindMounts each bind is left out and
+// reported, the socket with its own warning.
+func TestDropBindMounts(t *testing.T) {
+	res, err := Convert(context.Background(), Input{
+		Files: []File{{Path: filepath.Join(t.TempDir(), "compose.yaml"), Content: []byte(`
+services:
+  web:
+    image: nginx:1
+    volumes:
+      - /srv/site:/usr/share/nginx/html:ro
+      - /var/run/docker.sock:/var/run/docker.sock
+`)}},
+		ProjectName: "demo", Env: map[string]string{}, DropBindMounts: true,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if web := find[*api.Service](t, res, "web"); len(web.Spec.Volumes) != 0 {
+		t.Errorf("volumes %+v, want none", web.Spec.Volumes)
+	}
+	checkFindings(t, res.Unmapped, []want{
+		{"services.web.volumes[0]", "host bind mount dropped (--drop-bind-mounts): /srv/site at /usr/share/nginx/html"},
+		{"services.web.volumes[1]", "the Docker socket gives the container root on the host"},
+	})
 }

@@ -1,0 +1,48 @@
+package main
+
+import (
+	"fmt"
+	"strings"
+	"testing"
+)
+
+// TestComposeImportLosesNothingSilently: through the real server, a bind
+// mount is refused to a user who is not an administrator (with the way
+// out), dropped only when asked; profiles come from --profile; a file
+// that imports no service fails.
+func TestComposeImportLosesNothingSilently(t *testing.T) {
+	e := newCLIEnv(t)
+	project := uniqueName("stack")
+	file := e.write("docker-compose.yml", fmt.Sprintf(`name: %s
+services:
+  db:
+    image: postgres:16
+    volumes: ["/srv/%[1]s/pgdata:/var/lib/postgresql/data"]
+  debug:
+    image: busybox:1
+    profiles: [debug]
+`, project))
+	out, code := e.run("", "apply", "-f", file, "--dry-run")
+	if code == 0 || !strings.Contains(out, "hostPath") || !strings.Contains(out, "--drop-bind-mounts") {
+		t.Errorf("a bind mount applied by a user who is not an administrator: exit %d\n%s", code, out)
+	}
+	out = e.mustRun("apply", "-f", file, "--dry-run", "--drop-bind-mounts")
+	if !strings.Contains(out, "host bind mount dropped") || !strings.Contains(out, "service/"+project+"/db created") {
+		t.Errorf("apply --drop-bind-mounts:\n%s", out)
+	}
+	if strings.Contains(out, "service/"+project+"/debug") {
+		t.Errorf("a service of a profile that is not enabled was applied:\n%s", out)
+	}
+	out = e.mustRun("apply", "-f", file, "--dry-run", "--drop-bind-mounts", "--profile", "debug")
+	if !strings.Contains(out, "service/"+project+"/debug created") {
+		t.Errorf("apply --profile debug:\n%s", out)
+	}
+
+	only := e.write("compose.yaml", "services:\n  debug: {image: busybox:1, profiles: [debug]}\n")
+	if out, code := e.run("", "apply", "-f", only, "--dry-run"); code == 0 || !strings.Contains(out, "no service could be imported") {
+		t.Errorf("a file that imports nothing: exit %d\n%s", code, out)
+	}
+	if out, code := e.run("", "convert", "-f", only); code == 0 || !strings.Contains(out, "--profile") {
+		t.Errorf("convert of a file that imports nothing: exit %d\n%s", code, out)
+	}
+}
