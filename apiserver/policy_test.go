@@ -115,6 +115,9 @@ func TestSpecPolicyEveryWay(t *testing.T) {
 					}
 				case r.Status != http.StatusCreated && r.Status != http.StatusOK:
 					t.Errorf("%s, %s as %s: %d, want it allowed\n%s", tc.name, way.name, who, r.Status, r.Body)
+				default:
+					// Gone again, so the next way may publish the same host port.
+					e.must(t, http.StatusAccepted, req{method: "DELETE", path: fmt.Sprintf("/api/v1/projects/shop/%s/x%d", tc.kind, n), token: tok})
 				}
 			}
 		}
