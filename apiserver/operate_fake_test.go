@@ -22,6 +22,8 @@ type fakeOps struct {
 	checked []string // paths CheckPath was asked about
 	logsReq []apiserver.LogsRequest
 	files   map[string][]byte
+	volumes []apiserver.DockerVolume
+	removed []string // Docker volumes removed
 }
 
 func newFakeOps() *fakeOps { return &fakeOps{files: map[string][]byte{}} }
@@ -152,4 +154,24 @@ func (s *fakeSession) Wait(ctx context.Context) (int, error)             { retur
 func (s *fakeSession) Close() error                                      { return nil }
 func (s *fakeSession) Record() apiserver.ExecRecord {
 	return apiserver.ExecRecord{Container: "panelx-shop-web-0", Cmd: s.cmd, Started: time.Now(), ExitCode: 0}
+}
+
+// DockerVolumes and RemoveDockerVolume make fakeOps a VolumeOperations.
+func (f *fakeOps) DockerVolumes(ctx context.Context) ([]apiserver.DockerVolume, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return append([]apiserver.DockerVolume(nil), f.volumes...), nil
+}
+
+func (f *fakeOps) RemoveDockerVolume(ctx context.Context, name string) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for i, v := range f.volumes {
+		if v.Name == name {
+			f.volumes = append(f.volumes[:i], f.volumes[i+1:]...)
+			f.removed = append(f.removed, name)
+			return nil
+		}
+	}
+	return apiserver.OpError(apiserver.ErrOpNotFound, fmt.Errorf("volume %s", name))
 }

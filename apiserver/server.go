@@ -246,7 +246,6 @@ func (s *Server) authorize(r *http.Request, project string, action authz.Action)
 	return s.authz.Authorize(r.Context(), authz.PrincipalFrom(r.Context()), project, action)
 }
 
-// healthz answers while the process can serve HTTP at all.
 // VersionInfo is the server's build, for `panelx version`. It is not
 // public: which build runs tells an attacker which flaws to try.
 type VersionInfo struct {
@@ -260,6 +259,7 @@ func (s *Server) serverVersion(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, VersionInfo{Version: version.Version, Commit: version.Commit, Date: version.Date, Go: runtime.Version()})
 }
 
+// healthz answers while the process can serve HTTP at all.
 func (s *Server) healthz(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 }

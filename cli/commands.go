@@ -29,6 +29,7 @@ func Commands(clientVersion string) []*cobra.Command {
 		newStartCmd(conn),
 		newRestartCmd(conn),
 		newTopCmd(conn),
+		newVolumesCmd(conn),
 		newCpCmd(conn),
 		newEditCmd(conn),
 		newLoginCmd(conn),

@@ -469,3 +469,27 @@ func (c *Client) Tokens(ctx context.Context) ([]APIToken, error) {
 func (c *Client) RevokeToken(ctx context.Context, id string) error {
 	return c.do(ctx, request{method: http.MethodDelete, path: "/api/v1/tokens/" + url.PathEscape(id)}, nil)
 }
+
+// RetainedVolume is a Docker volume no Volume holds any more.
+type RetainedVolume struct {
+	Name          string    `json:"name"`
+	Project       string    `json:"project"`
+	Volume        string    `json:"volume"`
+	CreatedAt     time.Time `json:"createdAt"`
+	UsedBy        []string  `json:"usedBy,omitempty"`
+	ProjectExists bool      `json:"projectExists"`
+}
+
+// RetainedVolumes lists the retained Docker volumes the caller may purge.
+func (c *Client) RetainedVolumes(ctx context.Context) ([]RetainedVolume, error) {
+	var page struct {
+		Items []RetainedVolume `json:"items"`
+	}
+	err := c.do(ctx, request{method: http.MethodGet, path: "/api/v1/retained-volumes"}, &page)
+	return page.Items, err
+}
+
+// PurgeVolume removes a retained Docker volume and its data.
+func (c *Client) PurgeVolume(ctx context.Context, name string) error {
+	return c.do(ctx, request{method: http.MethodDelete, path: "/api/v1/retained-volumes/" + url.PathEscape(name)}, nil)
+}

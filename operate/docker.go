@@ -45,6 +45,8 @@ type Docker interface {
 	ContainerKill(ctx context.Context, container, signal string) error
 	ContainerRemove(ctx context.Context, container string, options container.RemoveOptions) error
 	VolumeInspect(ctx context.Context, volumeID string) (volume.Volume, error)
+	VolumeList(ctx context.Context, options volume.ListOptions) (volume.ListResponse, error)
+	VolumeRemove(ctx context.Context, volumeID string, force bool) error
 }
 
 // callTimeout bounds single Docker calls that are not streams.

@@ -25,7 +25,10 @@ type lazyOperations struct {
 	p atomic.Pointer[operations.Docker]
 }
 
-var _ apiserver.Operations = (*lazyOperations)(nil)
+var (
+	_ apiserver.Operations       = (*lazyOperations)(nil)
+	_ apiserver.VolumeOperations = (*lazyOperations)(nil)
+)
 
 var errNoDocker = apiserver.OpError(apiserver.ErrOpUnavailable,
 	errors.New("this server is not connected to Docker (yet): logs, terminals and files are unavailable"))
@@ -59,6 +62,22 @@ func (l *lazyOperations) Files(ctx context.Context, project, volume string) (api
 		return nil, err
 	}
 	return d.Files(ctx, project, volume)
+}
+
+func (l *lazyOperations) DockerVolumes(ctx context.Context) ([]apiserver.DockerVolume, error) {
+	d, err := l.get()
+	if err != nil {
+		return nil, err
+	}
+	return d.DockerVolumes(ctx)
+}
+
+func (l *lazyOperations) RemoveDockerVolume(ctx context.Context, name string) error {
+	d, err := l.get()
+	if err != nil {
+		return err
+	}
+	return d.RemoveDockerVolume(ctx, name)
 }
 
 // CheckPath needs no Docker.

@@ -31,7 +31,7 @@ and keeps them converged.
 
 Server side: server, edge, migrate, token, secrets, export, health. Client side (talking to a server's API,
 like kubectl): login, use, apply, diff, get, describe, events, edit, create, delete, scale, stop,
-start, restart, top, rollout, convert, logs, exec, cp, version.
+start, restart, top, rollout, convert, logs, exec, cp, volumes, version.
 
 Every flag can also be set through the environment variable shown in its help.`,
 		SilenceUsage:  true,

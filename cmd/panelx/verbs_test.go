@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -16,10 +17,11 @@ import (
 
 // TestCLIVerbs: the everyday verbs against a real server and Docker —
 // version, use (a default project), describe, scale, stop and start (the
-// replica count comes back), events, get -A, delete --wait, token list
-// and revoke — and a login to a server that is down saying so.
+// replica count comes back), restart, top, edit, cp, events, get -A,
+// delete --wait, volumes (retained) and purge, token list and revoke — and
+// a login to a server that is down saying so.
 func TestCLIVerbs(t *testing.T) {
-	e := newCLIEnv(t)
+	e := newCLIEnv(t, "PANELX_ADMIN_USERS=alice") // retained volumes of a deleted project are for administrators
 	docker := testenv.Docker(t)
 	reg := testimage.StartRegistry(t, testimage.RegistryOptions{})
 	img := reg.Push(t, "shop/web:1", testimage.Image(t, testimage.ImageOptions{Version: "1"}))
@@ -160,6 +162,19 @@ spec:
 	contains("delete --wait", e.mustRun("delete", "service", "web", "--wait", "--timeout", "90s"), "deleted", "gone")
 	if n := containers(); n != 0 {
 		t.Errorf("after delete --wait: %d containers", n)
+	}
+	// The project goes without --purge-volumes: its volume's data stays
+	// (reclaimPolicy Retain). panelx volumes lists it to an administrator
+	// (the project is gone: nobody else may), and purge removes it.
+	contains("delete project", e.mustRun("delete", "project", project, "--wait", "--timeout", "90s"), "gone")
+	dockerName := "panelx-" + project + "-data"
+	contains("volumes", e.mustRun("volumes"), dockerName, project+" (deleted)", "data")
+	contains("volumes purge", e.mustRun("volumes", "purge", dockerName), "purged")
+	if _, err := docker.VolumeInspect(context.Background(), dockerName); err == nil {
+		t.Errorf("docker volume %s is still there after purge", dockerName)
+	}
+	if out := e.mustRun("volumes"); strings.Contains(out, dockerName) {
+		t.Errorf("a purged volume is still listed:\n%s", out)
 	}
 	contains("use -", e.mustRun("use", "-"), "no default project")
 

@@ -231,3 +231,23 @@ func unixMode(m fs.FileMode) uint32 {
 	}
 	return u
 }
+
+var _ apiserver.VolumeOperations = (*Docker)(nil)
+
+// DockerVolumes lists the installation's Docker volumes.
+func (d *Docker) DockerVolumes(ctx context.Context) ([]apiserver.DockerVolume, error) {
+	vols, err := operate.ListVolumes(ctx, d.cli, d.opts.Instance)
+	if err != nil {
+		return nil, mapErr(err)
+	}
+	out := make([]apiserver.DockerVolume, len(vols))
+	for i, v := range vols {
+		out[i] = apiserver.DockerVolume{Name: v.Name, Project: v.Project, Volume: v.Volume, CreatedAt: v.CreatedAt, UsedBy: v.UsedBy}
+	}
+	return out, nil
+}
+
+// RemoveDockerVolume removes one of the installation's Docker volumes.
+func (d *Docker) RemoveDockerVolume(ctx context.Context, name string) error {
+	return mapErr(operate.RemoveVolume(ctx, d.cli, d.opts.Instance, name))
+}
