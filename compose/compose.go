@@ -105,7 +105,18 @@ func Convert(ctx context.Context, in Input) (*Result, error) {
 		if errs := obj.Validate(); len(errs) > 0 {
 			// The mapping checks what it can foresee; this catches the rest
 			// (an invalid environment variable name, a relative working_dir).
-			return nil, fmt.Errorf("compose: %s %s as converted is invalid: %w", obj.GetKind(), obj.GetMeta().Name, errs)
+			// An unset variable is the usual cause: name it.
+			var unset []string
+			for _, f := range c.findings {
+				if strings.HasPrefix(f.Field, "${") {
+					unset = append(unset, f.Field)
+				}
+			}
+			hint := ""
+			if len(unset) > 0 {
+				hint = fmt.Sprintf(" (not set, so an empty string was substituted: %s; set them in the environment or .env)", strings.Join(unset, ", "))
+			}
+			return nil, fmt.Errorf("compose: %s %s as converted is invalid: %w%s", obj.GetKind(), obj.GetMeta().Name, errs, hint)
 		}
 	}
 	slices.SortStableFunc(c.findings, func(a, b Finding) int { return strings.Compare(a.Field, b.Field) })

@@ -593,3 +593,16 @@ func TestNothingImportedIsAnError(t *testing.T) {
 		})
 	}
 }
+
+// TestUnsetVariableIsNamed: a spec made invalid by an unset variable says
+// which variable.
+func TestUnsetVariableIsNamed(t *testing.T) {
+	_, err := convertText(t, "services:\n  web: {image: \"nginx:${TAG}\"}\n", nil, nil)
+	if err == nil || !strings.Contains(err.Error(), "${TAG}") || !strings.Contains(err.Error(), "not set") {
+		t.Fatalf("err = %v, want it to name ${TAG}", err)
+	}
+	_, err = convertText(t, "services:\n  web: {image: \"nginx:${TAG:?set TAG in .env}\"}\n", nil, nil)
+	if err == nil || !strings.Contains(err.Error(), "TAG") || !strings.Contains(err.Error(), "set TAG in .env") {
+		t.Fatalf("err = %v, want compose's required-variable message", err)
+	}
+}
