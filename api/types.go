@@ -6,6 +6,7 @@ package api
 import (
 	"encoding/json"
 	"fmt"
+	"strings"
 	"time"
 )
 
@@ -270,12 +271,16 @@ type ServiceSpec struct {
 	Env        []EnvVar `json:"env,omitempty"`
 	Ports      []Port   `json:"ports,omitempty"`
 	// Replicas is the number of containers, 0–100 (default 1).
-	Replicas      *int32        `json:"replicas,omitempty"`
-	Volumes       []VolumeMount `json:"volumes,omitempty"`
-	Resources     Resources     `json:"resources,omitzero"`
-	Healthcheck   *Healthcheck  `json:"healthcheck,omitempty"`
-	DependsOn     []string      `json:"dependsOn,omitempty"`
-	RestartPolicy RestartPolicy `json:"restartPolicy,omitempty"`
+	Replicas    *int32        `json:"replicas,omitempty"`
+	Volumes     []VolumeMount `json:"volumes,omitempty"`
+	Resources   Resources     `json:"resources,omitzero"`
+	Healthcheck *Healthcheck  `json:"healthcheck,omitempty"`
+	// ReadinessProbe is run by PanelX, not Docker: a replica counts as
+	// ready — for rollouts, status and the edge's traffic — only while it
+	// passes. It is not part of the container's configuration.
+	ReadinessProbe *Probe        `json:"readinessProbe,omitempty"`
+	DependsOn      []string      `json:"dependsOn,omitempty"`
+	RestartPolicy  RestartPolicy `json:"restartPolicy,omitempty"`
 	// Domains are the hostnames the edge routes to this service's ready
 	// replicas, with automatic HTTPS.
 	Domains []Domain `json:"domains,omitempty"`
@@ -405,6 +410,132 @@ type Healthcheck struct {
 	Timeout     Duration `json:"timeout,omitzero"`
 	StartPeriod Duration `json:"startPeriod,omitzero"`
 	Retries     int32    `json:"retries,omitempty"`
+}
+
+// Probe is a readiness check PanelX runs against each replica: exactly
+// one of HTTPGet, TCPSocket and Exec.
+type Probe struct {
+	HTTPGet   *HTTPGetAction   `json:"httpGet,omitempty"`
+	TCPSocket *TCPSocketAction `json:"tcpSocket,omitempty"`
+	Exec      *ExecAction      `json:"exec,omitempty"`
+	// InitialDelay before the first check (default 0); Period between
+	// checks (default 2s); Timeout of one check (default 1s).
+	InitialDelay Duration `json:"initialDelay,omitzero"`
+	Period       Duration `json:"period,omitzero"`
+	Timeout      Duration `json:"timeout,omitzero"`
+	// FailureThreshold consecutive failures make a ready replica unready
+	// (default 3); SuccessThreshold consecutive successes make it ready
+	// (default 1).
+	FailureThreshold int32 `json:"failureThreshold,omitempty"`
+	SuccessThreshold int32 `json:"successThreshold,omitempty"`
+}
+
+// HTTPGetAction passes on a 2xx or 3xx answer to GET http://<replica>:Port/Path.
+type HTTPGetAction struct {
+	Path string `json:"path,omitempty"` // default "/"
+	Port int32  `json:"port"`
+}
+
+// TCPSocketAction passes when a TCP connection to the replica's Port opens.
+type TCPSocketAction struct {
+	Port int32 `json:"port"`
+}
+
+// ExecAction passes when Command (no shell) exits 0 inside the replica.
+type ExecAction struct {
+	Command []string `json:"command"`
+}
+
+// Probe defaults.
+const (
+	DefaultProbePeriod           = 2 * time.Second
+	DefaultProbeTimeout          = time.Second
+	DefaultProbeFailureThreshold = 3
+	DefaultProbeSuccessThreshold = 1
+)
+
+// PeriodOrDefault and the like read a probe's settings with defaults.
+func (p *Probe) PeriodOrDefault() time.Duration {
+	if p.Period.Duration > 0 {
+		return p.Period.Duration
+	}
+	return DefaultProbePeriod
+}
+
+func (p *Probe) TimeoutOrDefault() time.Duration {
+	if p.Timeout.Duration > 0 {
+		return p.Timeout.Duration
+	}
+	return DefaultProbeTimeout
+}
+
+func (p *Probe) FailureThresholdOrDefault() int {
+	if p.FailureThreshold > 0 {
+		return int(p.FailureThreshold)
+	}
+	return DefaultProbeFailureThreshold
+}
+
+func (p *Probe) SuccessThresholdOrDefault() int {
+	if p.SuccessThreshold > 0 {
+		return int(p.SuccessThreshold)
+	}
+	return DefaultProbeSuccessThreshold
+}
+
+func (p *Probe) validate(path Path) ErrorList {
+	var errs ErrorList
+	n := 0
+	if p.HTTPGet != nil {
+		n++
+		if p.HTTPGet.Path != "" && !strings.HasPrefix(p.HTTPGet.Path, "/") {
+			errs = append(errs, Invalid(path.Child("httpGet").Child("path"), p.HTTPGet.Path, "must start with /"))
+		}
+		if strings.ContainsAny(p.HTTPGet.Path, " \t\r\n") {
+			errs = append(errs, Invalid(path.Child("httpGet").Child("path"), p.HTTPGet.Path, "must not contain spaces or control characters"))
+		}
+		errs = append(errs, validateProbePort(path.Child("httpGet").Child("port"), p.HTTPGet.Port)...)
+	}
+	if p.TCPSocket != nil {
+		n++
+		errs = append(errs, validateProbePort(path.Child("tcpSocket").Child("port"), p.TCPSocket.Port)...)
+	}
+	if p.Exec != nil {
+		n++
+		if len(p.Exec.Command) == 0 {
+			errs = append(errs, Required(path.Child("exec").Child("command"), "an exec probe needs a command"))
+		}
+		errs = append(errs, validateArgv(path.Child("exec").Child("command"), p.Exec.Command)...)
+	}
+	if n != 1 {
+		errs = append(errs, Invalid(path, n, "give exactly one of httpGet, tcpSocket and exec"))
+	}
+	for _, d := range []struct {
+		field    string
+		v        Duration
+		min, max time.Duration
+	}{{"initialDelay", p.InitialDelay, 0, time.Hour}, {"period", p.Period, 100 * time.Millisecond, 10 * time.Minute},
+		{"timeout", p.Timeout, 100 * time.Millisecond, 10 * time.Minute}} {
+		if d.v.Duration != 0 && (d.v.Duration < d.min || d.v.Duration > d.max) {
+			errs = append(errs, Invalid(path.Child(d.field), d.v.String(), fmt.Sprintf("must be 0 (the default) or between %v and %v", d.min, d.max)))
+		}
+	}
+	for _, t := range []struct {
+		field string
+		v     int32
+	}{{"failureThreshold", p.FailureThreshold}, {"successThreshold", p.SuccessThreshold}} {
+		if t.v < 0 || t.v > 100 {
+			errs = append(errs, Invalid(path.Child(t.field), t.v, "must be between 0 (the default) and 100"))
+		}
+	}
+	return errs
+}
+
+func validateProbePort(p Path, port int32) ErrorList {
+	if port < 1 || port > 65535 {
+		return ErrorList{Invalid(p, port, "must be a port from 1 to 65535")}
+	}
+	return nil
 }
 
 // Duration is a time.Duration written as a Go duration string ("5s", "1m30s").

@@ -211,6 +211,9 @@ func (s *ServiceSpec) validate(p Path, self string) ErrorList {
 	if s.Healthcheck != nil {
 		errs = append(errs, s.Healthcheck.validate(p.Child("healthcheck"))...)
 	}
+	if s.ReadinessProbe != nil {
+		errs = append(errs, s.ReadinessProbe.validate(p.Child("readinessProbe"))...)
+	}
 	seen := map[string]bool{}
 	for i, d := range s.DependsOn {
 		dp := p.Child("dependsOn").Index(i)

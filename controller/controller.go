@@ -194,6 +194,8 @@ func (c *Controller) lead(ctx context.Context, lease store.Lease) error {
 		Executor: &reconcile.Executor{Runtime: rt, Cache: cache, Credentials: c.opts.Credentials, Parallel: c.opts.Parallel},
 	}
 	l := &loop{c: c, cache: cache, queue: queue, rec: r}
+	execer, _ := c.opts.Runtime.(ProbeExecer)
+	r.Prober = NewProber(ctx, execer, func(k api.Key) { l.add(reconcile.ServiceKey(k.Project, k.Name)) })
 	// Containers are stopped and removed in the background; each outcome
 	// is recorded like an op's, and its service looks again.
 	r.Executor.Teardown = reconcile.NewTeardown(ctx, rt, cache, c.opts.TeardownParallel, func(res reconcile.OpResult) {

@@ -56,6 +56,10 @@ type Reconciler struct {
 	revisionsMu sync.Mutex
 	revisions   map[api.Key]knownRevision
 
+	// Prober runs the services' readiness probes (nil: none run, and a
+	// replica's readiness is Docker's alone).
+	Prober *Prober
+
 	imagesMu sync.Mutex
 	// images remembers pulls per project and reference: credentials are per
 	// project, so one project's failures must not hold back another's.
@@ -157,7 +161,7 @@ func (r *Reconciler) reconcileService(ctx context.Context, key reconcile.Key) (R
 		}
 		recorded = recorded || rec
 		status := reconcile.ComputeServiceStatus(reconcile.ServiceStatusInput{
-			Instance: r.Instance, Service: svc, Previous: svc.Status, Containers: r.Cache.Containers(key.Project, key.Name),
+			Instance: r.Instance, Service: svc, Previous: svc.Status, Containers: r.Prober.withProbes(svc, r.Cache.Containers(key.Project, key.Name)),
 			Image: img, Plan: plan, Err: lastErr, Now: r.now(),
 			Network: r.Cache.Network(key.Project), ProjectDomain: projectDomain, Certificates: certs, Secrets: secrets,
 		})
@@ -398,6 +402,8 @@ func (r *Reconciler) serviceInput(ctx context.Context, key api.Key) (reconcile.S
 	if in.Project, err = getOrNil(ctx, r.Store.Projects(), api.Key{Name: key.Project}); err != nil {
 		return in, err
 	}
+	r.syncProbes(key, in.Service, in.Containers, in.Network)
+	in.Containers = r.Prober.withProbes(in.Service, in.Containers)
 	if in.Service == nil || in.Project == nil {
 		return in, nil
 	}
@@ -427,6 +433,20 @@ func (r *Reconciler) serviceInput(ctx context.Context, key api.Key) (reconcile.S
 	}
 	in.Image, err = r.imageState(ctx, key.Project, sp.Image)
 	return in, err
+}
+
+// syncProbes keeps the service's readiness probes running against its
+// current replicas (and stops them with the service or its probe).
+func (r *Reconciler) syncProbes(key api.Key, svc *api.Service, cs []reconcile.Container, network *reconcile.Network) {
+	var probe *api.Probe
+	if svc != nil && svc.Metadata.DeletionTimestamp == nil {
+		probe = svc.Spec.ReadinessProbe
+	}
+	netID := ""
+	if network != nil {
+		netID = network.ID
+	}
+	r.Prober.Sync(key, probe, cs, netID)
 }
 
 // imageState combines what PanelX remembers of pulls with the local

@@ -643,3 +643,31 @@ func (d *DockerRuntime) toEvent(m events.Message) (RuntimeEvent, bool) {
 	}
 	return ev, true
 }
+
+// ExecProbe runs cmd (no shell) in a container, discards its output (at
+// most 64 KiB is read), and returns its exit code: an exec readiness probe.
+func (d *DockerRuntime) ExecProbe(ctx context.Context, id string, cmd []string) (int, error) {
+	exec, err := d.cli.ContainerExecCreate(ctx, id, container.ExecOptions{Cmd: cmd, AttachStdout: true, AttachStderr: true})
+	if err != nil {
+		return -1, fmt.Errorf("create exec in %.12s: %w", id, err)
+	}
+	att, err := d.cli.ContainerExecAttach(ctx, exec.ID, container.ExecAttachOptions{})
+	if err != nil {
+		return -1, fmt.Errorf("attach exec in %.12s: %w", id, err)
+	}
+	defer att.Close()
+	stop := context.AfterFunc(ctx, att.Close) // a timeout ends the read
+	defer stop()
+	_, _ = io.Copy(io.Discard, io.LimitReader(att.Reader, 64<<10))
+	if err := ctx.Err(); err != nil {
+		return -1, err
+	}
+	insp, err := d.cli.ContainerExecInspect(ctx, exec.ID)
+	if err != nil {
+		return -1, fmt.Errorf("inspect exec in %.12s: %w", id, err)
+	}
+	if insp.Running {
+		return -1, errors.New("still running after its output ended")
+	}
+	return insp.ExitCode, nil
+}

@@ -129,6 +129,15 @@ func serve() int {
 		go tick(ctx, every)
 	}
 
+	// LISTEN_DELAY: a workload that takes a while before it serves (the
+	// readiness tests).
+	if d, err := time.ParseDuration(os.Getenv("LISTEN_DELAY")); err == nil && d > 0 {
+		select {
+		case <-time.After(d):
+		case <-ctx.Done():
+			return 0
+		}
+	}
 	ln, err := net.Listen("tcp", ":"+port())
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "listen: %v\n", err)

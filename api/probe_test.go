@@ -1,0 +1,38 @@
+package api
+
+import (
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestProbeValidation(t *testing.T) {
+	d := func(v time.Duration) Duration { return Duration{Duration: v} }
+	tests := []struct {
+		name  string
+		probe Probe
+		want  string // "" valid
+	}{
+		{"http", Probe{HTTPGet: &HTTPGetAction{Path: "/healthz", Port: 8080}}, ""},
+		{"tcp", Probe{TCPSocket: &TCPSocketAction{Port: 5432}, Period: d(5 * time.Second)}, ""},
+		{"exec", Probe{Exec: &ExecAction{Command: []string{"pg_isready"}}}, ""},
+		{"none", Probe{}, "exactly one of httpGet, tcpSocket and exec"},
+		{"two", Probe{HTTPGet: &HTTPGetAction{Port: 80}, TCPSocket: &TCPSocketAction{Port: 80}}, "exactly one"},
+		{"port", Probe{TCPSocket: &TCPSocketAction{Port: 70000}}, "port from 1 to 65535"},
+		{"path", Probe{HTTPGet: &HTTPGetAction{Path: "healthz", Port: 80}}, "must start with /"},
+		{"empty command", Probe{Exec: &ExecAction{}}, "needs a command"},
+		{"period", Probe{TCPSocket: &TCPSocketAction{Port: 80}, Period: d(time.Millisecond)}, "between 100ms"},
+		{"threshold", Probe{TCPSocket: &TCPSocketAction{Port: 80}, FailureThreshold: 1000}, "between 0 (the default) and 100"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			errs := tt.probe.validate(Path("spec.readinessProbe"))
+			switch {
+			case tt.want == "" && len(errs) > 0:
+				t.Errorf("valid probe refused: %v", errs)
+			case tt.want != "" && !strings.Contains(errs.Error(), tt.want):
+				t.Errorf("errors %v, want one saying %q", errs, tt.want)
+			}
+		})
+	}
+}
