@@ -17,6 +17,14 @@ import (
 	"github.com/panelx/panelx/client"
 )
 
+// checkOutput refuses an -o the printers do not know.
+func checkOutput(output string) error {
+	if output != "table" && output != "yaml" && output != "json" {
+		return fmt.Errorf("-o %q: want table, yaml or json", output)
+	}
+	return nil
+}
+
 // parseKind accepts project(s), service(s), volume(s), secret(s) in any
 // case.
 func parseKind(s string) (api.Kind, error) {
@@ -61,8 +69,8 @@ KEY=VALUE lines; every read is recorded as an event of the project).`,
   panelx get services -p shop -w`,
 		Args: cobra.RangeArgs(1, 2),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if output != "table" && output != "yaml" && output != "json" {
-				return fmt.Errorf("-o %q: want table, yaml or json", output)
+			if err := checkOutput(output); err != nil {
+				return err
 			}
 			c, err := conn.client()
 			if err != nil {

@@ -275,8 +275,8 @@ it exists.`,
 			if project == "" {
 				return errors.New("give -p PROJECT")
 			}
-			if output != "table" && output != "yaml" && output != "json" {
-				return fmt.Errorf("-o %q: want table, yaml or json", output)
+			if err := checkOutput(output); err != nil {
+				return err
 			}
 			c, err := conn.client()
 			if err != nil {

@@ -338,8 +338,8 @@ func newEventsCmd(conn *connection) *cobra.Command {
   panelx events -A`,
 		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if output != "table" && output != "yaml" && output != "json" {
-				return fmt.Errorf("-o %q: want table, yaml or json", output)
+			if err := checkOutput(output); err != nil {
+				return err
 			}
 			c, err := conn.client()
 			if err != nil {

@@ -22,8 +22,8 @@ panelx volumes purge removes one for good.`,
   panelx volumes purge panelx-shop-data`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if output != "table" && output != "yaml" && output != "json" {
-				return fmt.Errorf("-o %q: want table, yaml or json", output)
+			if err := checkOutput(output); err != nil {
+				return err
 			}
 			c, err := conn.client()
 			if err != nil {
