@@ -178,3 +178,20 @@ type ApplyResult struct {
 	Generation      int64  `json:"generation,omitempty"`
 	ResourceVersion string `json:"resourceVersion,omitempty"`
 }
+
+// ContainerStats is one container's live sample of a project's metrics
+// stream (GET /api/v1/projects/{project}/metrics/stream).
+type ContainerStats struct {
+	Name                     string    `json:"name"`
+	Service                  string    `json:"service"`
+	Replica                  string    `json:"replica"`
+	Time                     time.Time `json:"time"`
+	CPUPercent               float64   `json:"cpuPercent"` // of one core, ×100, like docker stats
+	MemoryUsedBytes          uint64    `json:"memoryUsedBytes"`
+	MemoryLimitBytes         uint64    `json:"memoryLimitBytes"`
+	MemoryPercent            float64   `json:"memoryPercent"`
+	NetworkRxBytesPerSecond  float64   `json:"networkRxBytesPerSecond"`
+	NetworkTxBytesPerSecond  float64   `json:"networkTxBytesPerSecond"`
+	BlockReadBytesPerSecond  float64   `json:"blockReadBytesPerSecond"`
+	BlockWriteBytesPerSecond float64   `json:"blockWriteBytesPerSecond"`
+}

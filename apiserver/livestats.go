@@ -12,24 +12,12 @@ import (
 	"github.com/go-chi/chi/v5"
 	"go.uber.org/zap"
 
+	"github.com/panelx/panelx/api"
 	"github.com/panelx/panelx/apiserver/authz"
 )
 
 // ContainerStats is one container's live sample, as the stream sends it.
-type ContainerStats struct {
-	Name                     string    `json:"name"`
-	Service                  string    `json:"service"`
-	Replica                  string    `json:"replica"`
-	Time                     time.Time `json:"time"`
-	CPUPercent               float64   `json:"cpuPercent"` // of one core, ×100, like docker stats
-	MemoryUsedBytes          uint64    `json:"memoryUsedBytes"`
-	MemoryLimitBytes         uint64    `json:"memoryLimitBytes"`
-	MemoryPercent            float64   `json:"memoryPercent"`
-	NetworkRxBytesPerSecond  float64   `json:"networkRxBytesPerSecond"`
-	NetworkTxBytesPerSecond  float64   `json:"networkTxBytesPerSecond"`
-	BlockReadBytesPerSecond  float64   `json:"blockReadBytesPerSecond"`
-	BlockWriteBytesPerSecond float64   `json:"blockWriteBytesPerSecond"`
-}
+type ContainerStats = api.ContainerStats
 
 // StatsSource gives the latest sample of each container of a project; the
 // metrics collector implements it (reading memory, never Docker).

@@ -317,20 +317,7 @@ func (c *Client) DeleteFile(ctx context.Context, project, volume, p string) erro
 }
 
 // ContainerStats is one container's live sample of the metrics stream.
-type ContainerStats struct {
-	Name                     string    `json:"name"`
-	Service                  string    `json:"service"`
-	Replica                  string    `json:"replica"`
-	Time                     time.Time `json:"time"`
-	CPUPercent               float64   `json:"cpuPercent"`
-	MemoryUsedBytes          uint64    `json:"memoryUsedBytes"`
-	MemoryLimitBytes         uint64    `json:"memoryLimitBytes"`
-	MemoryPercent            float64   `json:"memoryPercent"`
-	NetworkRxBytesPerSecond  float64   `json:"networkRxBytesPerSecond"`
-	NetworkTxBytesPerSecond  float64   `json:"networkTxBytesPerSecond"`
-	BlockReadBytesPerSecond  float64   `json:"blockReadBytesPerSecond"`
-	BlockWriteBytesPerSecond float64   `json:"blockWriteBytesPerSecond"`
-}
+type ContainerStats = api.ContainerStats
 
 // StatsMessage is one message of the metrics stream: every container of
 // the project at one tick.

@@ -219,11 +219,14 @@ func testComposeFile(t *testing.T, docker *client.Client, root, bin, tag string)
 	env := append(os.Environ(), "PANELX_IMAGE="+tag, "DOCKER_GID="+gid, "PANELX_BIND=127.0.0.1", "PANELX_PORT="+strconv.Itoa(port),
 		fmt.Sprintf("PANELX_EDGE_HTTP=127.0.0.1:%d", edgeHTTP), fmt.Sprintf("PANELX_EDGE_HTTPS=127.0.0.1:%d", edgeHTTPS),
 		fmt.Sprintf("PANELX_EDGE_ADMIN=127.0.0.1:%d", edgeAdmin))
-	run := func(args ...string) string {
-		t.Helper()
+	composeCmd := func(args ...string) *exec.Cmd {
 		cmd := exec.Command(compose[0], append(append(compose[1:], "-f", filepath.Join(root, "deploy", "docker-compose.yml"), "-p", project), args...)...)
 		cmd.Env = env
-		out, err := cmd.CombinedOutput()
+		return cmd
+	}
+	run := func(args ...string) string {
+		t.Helper()
+		out, err := composeCmd(args...).CombinedOutput()
 		if err != nil {
 			t.Fatalf("%s %s: %v\n%s", strings.Join(compose, " "), strings.Join(args, " "), err, out)
 		}
@@ -232,14 +235,10 @@ func testComposeFile(t *testing.T, docker *client.Client, root, bin, tag string)
 	var instance string
 	t.Cleanup(func() {
 		if t.Failed() {
-			cmd := exec.Command(compose[0], append(append(compose[1:], "-f", filepath.Join(root, "deploy", "docker-compose.yml"), "-p", project), "logs", "--tail", "15")...)
-			cmd.Env = env
-			out, _ := cmd.CombinedOutput()
+			out, _ := composeCmd("logs", "--tail", "15").CombinedOutput()
 			t.Logf("compose logs:\n%s", out)
 		}
-		cmd := exec.Command(compose[0], append(append(compose[1:], "-f", filepath.Join(root, "deploy", "docker-compose.yml"), "-p", project), "down", "-v")...)
-		cmd.Env = env
-		_ = cmd.Run()
+		_ = composeCmd("down", "-v").Run()
 		if instance != "" {
 			testenv.RemoveLabelled(docker, reconcile.LabelInstance+"="+instance)
 		}
