@@ -278,9 +278,12 @@ type ServiceSpec struct {
 	// ReadinessProbe is run by PanelX, not Docker: a replica counts as
 	// ready — for rollouts, status and the edge's traffic — only while it
 	// passes. It is not part of the container's configuration.
-	ReadinessProbe *Probe        `json:"readinessProbe,omitempty"`
-	DependsOn      []string      `json:"dependsOn,omitempty"`
-	RestartPolicy  RestartPolicy `json:"restartPolicy,omitempty"`
+	ReadinessProbe *Probe `json:"readinessProbe,omitempty"`
+	// Aliases are more names the service answers to on its project network,
+	// besides its own (Compose's container_name and network aliases).
+	Aliases       []string      `json:"aliases,omitempty"`
+	DependsOn     []string      `json:"dependsOn,omitempty"`
+	RestartPolicy RestartPolicy `json:"restartPolicy,omitempty"`
 	// Domains are the hostnames the edge routes to this service's ready
 	// replicas, with automatic HTTPS.
 	Domains []Domain `json:"domains,omitempty"`

@@ -211,6 +211,19 @@ func (s *ServiceSpec) validate(p Path, self string) ErrorList {
 	if s.Healthcheck != nil {
 		errs = append(errs, s.Healthcheck.validate(p.Child("healthcheck"))...)
 	}
+	for i, a := range s.Aliases {
+		if len(ValidateName("", a)) > 0 {
+			errs = append(errs, Invalid(p.Child("aliases").Index(i), a, "must be a DNS-1123 label: lower-case letters, digits and '-', starting and ending with a letter or digit"))
+		} else if slices.Contains(s.Aliases[:i], a) {
+			errs = append(errs, Duplicate(p.Child("aliases").Index(i), a))
+		}
+	}
+	if len(s.Aliases) > 16 {
+		errs = append(errs, Invalid(p.Child("aliases"), len(s.Aliases), "at most 16 aliases"))
+	}
+	if len(s.Aliases) > 0 && s.NetworkMode != "" {
+		errs = append(errs, Invalid(p.Child("aliases"), s.Aliases, "aliases are names on the project network; networkMode "+s.NetworkMode+" has none"))
+	}
 	if s.ReadinessProbe != nil {
 		errs = append(errs, s.ReadinessProbe.validate(p.Child("readinessProbe"))...)
 	}

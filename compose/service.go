@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"maps"
 	"path"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -21,7 +22,7 @@ var serviceFields = []string{
 	"depends_on", "healthcheck", "deploy", "scale", "restart",
 	"labels", "label_file", "cpus", "mem_limit", "pull_policy",
 	"privileged", "cap_add", "cap_drop", "devices", "sysctls", "security_opt",
-	"network_mode", "networks", "pid", "ipc", "uts", "stop_grace_period",
+	"network_mode", "networks", "pid", "ipc", "uts", "stop_grace_period", "container_name",
 }
 
 // The fields mapped in the nested structs of a service; each is walked with
@@ -86,7 +87,17 @@ func (c *converter) convertService(s types.ServiceConfig) (*api.Service, error) 
 	sp.Resources = c.resources(p, s)
 	sp.StopGracePeriod = c.stopGrace(p+".stop_grace_period", s.StopGracePeriod)
 	c.hostSettings(p, s, &sp)
-	c.serviceNetworks(p+".networks", s.Networks)
+	sp.Aliases = c.serviceNetworks(p+".networks", s.Networks)
+	if s.ContainerName != "" {
+		// Other services reach a Compose container by its container_name:
+		// keep that name working as an alias on the project network.
+		if alias, err := normalizeName(s.ContainerName); err == nil && sp.NetworkMode == "" && !slices.Contains(sp.Aliases, alias) {
+			sp.Aliases = append(sp.Aliases, alias)
+			c.report(p+".container_name", "PanelX names containers itself; %q is an alias on the project network, so other services still reach it by that name", alias)
+		} else {
+			c.report(p+".container_name", "PanelX names containers itself; %q cannot be an alias on the project network: other services reach this one by its service name", s.ContainerName)
+		}
+	}
 
 	labels := map[string]string{}
 	if s.Deploy != nil {
@@ -580,15 +591,30 @@ func (c *converter) namespace(p, mode string, supported ...string) string {
 	return ""
 }
 
-func (c *converter) serviceNetworks(p string, networks map[string]*types.ServiceNetworkConfig) {
+// serviceNetworks reports the networks PanelX does not make and returns
+// the aliases of the default network, which it does.
+func (c *converter) serviceNetworks(p string, networks map[string]*types.ServiceNetworkConfig) []string {
+	var aliases []string
 	for _, name := range sortedKeys(networks) {
 		np := keyPath(p, name)
-		if name == "default" {
-			c.reportUnset(np, networks[name])
+		if name != "default" {
+			c.report(np, "PanelX attaches every service of a project to one project network: not imported (the service is on the project network)")
 			continue
 		}
-		c.report(np, "PanelX attaches every service of a project to one project network: not imported (the service is on the project network)")
+		n := networks[name]
+		if n == nil {
+			continue
+		}
+		c.reportUnset(np, *n, "aliases")
+		for i, a := range n.Aliases {
+			if alias, err := normalizeName(a); err == nil && alias == a && !slices.Contains(aliases, alias) {
+				aliases = append(aliases, alias)
+			} else {
+				c.report(indexPath(np+".aliases", i), "%q is not a DNS-1123 label: not imported", a)
+			}
+		}
 	}
+	return aliases
 }
 
 const (

@@ -730,6 +730,7 @@ networks:
 			{"services.web.ulimits.nproc", "no ulimits setting"},
 			{"services.web.x-team", "extension field"},
 		},
+		spec: func(s *api.ServiceSpec) { s.Aliases = []string{"shop-web"} }, // container_name still answers
 	}, {
 		name: "default network options, version, extensions",
 		compose: `
@@ -748,10 +749,10 @@ x-defaults: &defaults
   restart: always
 version: "3.8"
 `,
+		spec: func(s *api.ServiceSpec) { s.Aliases = []string{"www"} }, // the default network's aliases are kept
 		findings: []want{
 			{"networks.default.driver", "PanelX has no equivalent"},
 			{"networks.default.ipam", "PanelX has no equivalent"},
-			{"services.web.networks.default.aliases", "registers the service name only"},
 			{"services.web.networks.default.ipv4_address", "PanelX has no equivalent"},
 			{"version", "obsolete"},
 			{"x-defaults", "extension field"},

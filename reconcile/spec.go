@@ -139,6 +139,7 @@ func BuildContainerSpec(instance string, svc *api.Service, index int, imageID st
 		cs.Network = NetworkName(project)
 		// Services reach each other by service name; a replica by name-index.
 		cs.Aliases = []string{service, service + "-" + strconv.Itoa(index)}
+		cs.Aliases = append(cs.Aliases, sp.Aliases...) // none: the hash stays what it was
 	}
 
 	hash, fields := hashSpec(&cs)

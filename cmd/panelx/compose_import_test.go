@@ -4,12 +4,15 @@ import (
 	"fmt"
 	"strings"
 	"testing"
+
+	"github.com/panelx/panelx/internal/testimage"
 )
 
 // TestComposeImportLosesNothingSilently: through the real server, a bind
 // mount is refused to a user who is not an administrator (with the way
-// out), dropped only when asked; profiles come from --profile; a file
-// that imports no service fails.
+// out), dropped only when asked; profiles come from --profile; a
+// container_name and network aliases still answer; a file that imports no
+// service fails.
 func TestComposeImportLosesNothingSilently(t *testing.T) {
 	e := newCLIEnv(t)
 	project := uniqueName("stack")
@@ -37,6 +40,34 @@ services:
 	if !strings.Contains(out, "service/"+project+"/debug created") {
 		t.Errorf("apply --profile debug:\n%s", out)
 	}
+
+	// container_name and the default network's aliases keep answering on
+	// the project network.
+	reg := testimage.StartRegistry(t, testimage.RegistryOptions{})
+	img := reg.Push(t, "shop/web:1", testimage.Image(t, testimage.ImageOptions{Version: "1"}))
+	named := uniqueName("named")
+	webPort := freeTCPPort(t)
+	namesFile := e.write("docker-compose.yml", fmt.Sprintf(`name: %s
+services:
+  web:
+    image: %[2]s
+    ports: ["127.0.0.1:%[3]d:8080"]
+  api:
+    image: %[2]s
+    container_name: legacy-api
+    environment: {ROLE: api}
+    networks:
+      default:
+        aliases: [backend]
+`, named, img, webPort))
+	e.mustRun("apply", "-f", namesFile, "--wait", "--timeout", "120s")
+	for _, name := range []string{"legacy-api", "backend", "api"} {
+		url := fmt.Sprintf("http://127.0.0.1:%d/fetch?url=http://%s:8080/env/ROLE", webPort, name)
+		if got := httpBody(t, url); got != "api" {
+			t.Errorf("web → %s answered %q", name, got)
+		}
+	}
+	e.mustRun("delete", "project", named, "--wait", "--timeout", "90s")
 
 	only := e.write("compose.yaml", "services:\n  debug: {image: busybox:1, profiles: [debug]}\n")
 	if out, code := e.run("", "apply", "-f", only, "--dry-run"); code == 0 || !strings.Contains(out, "no service could be imported") {
