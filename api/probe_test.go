@@ -36,3 +36,30 @@ func TestProbeValidation(t *testing.T) {
 		})
 	}
 }
+
+func TestAliasesValidation(t *testing.T) {
+	tests := []struct {
+		name    string
+		aliases []string
+		mode    string
+		want    string
+	}{
+		{"fine", []string{"backend", "legacy-api"}, "", ""},
+		{"not a label", []string{"Legacy_API"}, "", "DNS-1123 label"},
+		{"twice", []string{"a", "a"}, "", "duplicate value"},
+		{"host network", []string{"a"}, "host", "networkMode host has none"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s := &Service{Metadata: ObjectMeta{Project: "p", Name: "web"}, Spec: ServiceSpec{Image: "nginx:1", Aliases: tt.aliases, NetworkMode: tt.mode}}
+			s.Default()
+			errs := s.Validate()
+			switch {
+			case tt.want == "" && len(errs) > 0:
+				t.Errorf("refused: %v", errs)
+			case tt.want != "" && !strings.Contains(errs.Error(), tt.want):
+				t.Errorf("errors %v, want one saying %q", errs, tt.want)
+			}
+		})
+	}
+}
