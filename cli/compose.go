@@ -30,12 +30,15 @@ func convertCompose(in input, stderr io.Writer, opts composeOptions) ([]byte, er
 type composeOptions struct {
 	profiles       []string
 	dropBindMounts bool
+	emptyExternal  bool
 }
 
 func (o *composeOptions) register(cmd *cobra.Command) {
 	cmd.Flags().StringArrayVar(&o.profiles, "profile", nil, "Compose files: enable this profile (repeatable; default: $COMPOSE_PROFILES, or the .env file's)")
 	cmd.Flags().BoolVar(&o.dropBindMounts, "drop-bind-mounts", false,
 		"Compose files: leave host bind mounts out (each reported) instead of importing them as hostPath, which only administrators may use")
+	cmd.Flags().BoolVar(&o.emptyExternal, "empty-external-volumes", false,
+		"Compose files: import an external: true volume as a new, empty Volume (reported) instead of refusing the file")
 }
 
 func composeResult(ctx context.Context, in input, project string, opts composeOptions) (*compose.Result, error) {
@@ -44,7 +47,7 @@ func composeResult(ctx context.Context, in input, project string, opts composeOp
 		f.Path = in.name
 	}
 	res, err := compose.Convert(ctx, compose.Input{Files: []compose.File{f}, ProjectName: project,
-		Profiles: opts.profiles, DropBindMounts: opts.dropBindMounts})
+		Profiles: opts.profiles, DropBindMounts: opts.dropBindMounts, EmptyExternalVolumes: opts.emptyExternal})
 	if err != nil {
 		return nil, fmt.Errorf("compose file %s: %w", in.name, err)
 	}

@@ -53,6 +53,10 @@ type Input struct {
 	// policy allows administrators only: for anyone else the import stops
 	// there rather than losing, say, a database's data directory.
 	DropBindMounts bool
+	// EmptyExternalVolumes imports an external: true volume as a new,
+	// empty Volume (reported); by default such a file is refused, since
+	// the data lives in the existing volume PanelX cannot adopt yet.
+	EmptyExternalVolumes bool
 }
 
 // Finding is one thing of the compose file that was not imported, or not
@@ -92,7 +96,7 @@ func Convert(ctx context.Context, in Input) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
-	c := &converter{project: loaded.project, name: loaded.name, dropBinds: in.DropBindMounts}
+	c := &converter{project: loaded.project, name: loaded.name, dropBinds: in.DropBindMounts, emptyExternal: in.EmptyExternalVolumes}
 	c.findings = append(c.findings, loaded.findings...)
 	objs, err := c.convert()
 	if err != nil {
@@ -138,8 +142,9 @@ type converter struct {
 	// skipped holds services that are not imported, with the reason.
 	skipped map[string]string
 	// anonymous are the Volumes generated for anonymous mounts.
-	anonymous []*api.Volume
-	dropBinds bool
+	anonymous     []*api.Volume
+	dropBinds     bool
+	emptyExternal bool
 }
 
 // nothingImported explains a file none of whose services became a PanelX

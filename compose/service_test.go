@@ -319,7 +319,7 @@ func TestMapTopLevelVolumes(t *testing.T) {
 services:
   web:
     image: nginx:1
-    volumes: ["data:/data", "old:/old", "ext:/ext"]
+    volumes: ["data:/data", "old:/old"]
 volumes:
   data:
     driver: local
@@ -327,8 +327,6 @@ volumes:
     labels: {tier: gold, "Bad Key": x}
   old:
     name: legacy_volume
-  ext:
-    external: true
 `)
 	data := find[*api.Volume](t, res, "data")
 	wantVol := &api.Volume{
@@ -340,12 +338,35 @@ volumes:
 		t.Errorf("volume %+v, want %+v", data, wantVol)
 	}
 	find[*api.Volume](t, res, "old")
-	find[*api.Volume](t, res, "ext")
 	checkFindings(t, res.Unmapped, []want{
 		{"volumes.data.labels[Bad Key]", "compose volume labels are Docker volume labels"},
-		{"volumes.ext.external", `PanelX manages its own volumes: the existing Docker volume "ext" is not used; a new, empty Volume "ext" is created`},
 		{"volumes.old.name", `the Docker volume "legacy_volume" is not used`},
 	})
+}
+
+// TestExternalVolume: an external volume holds data PanelX cannot adopt:
+// the file is refused, saying how to go on; asked to, it becomes a new,
+// empty Volume, reported.
+func TestExternalVolume(t *testing.T) {
+	const src = `
+services:
+  db:
+    image: postgres:16
+    volumes: ["pgdata:/var/lib/postgresql/data"]
+volumes:
+  pgdata:
+    external: true
+`
+	if _, err := convertText(t, src, nil, nil); err == nil || !strings.Contains(err.Error(), "external: true") || !strings.Contains(err.Error(), "--empty-external-volumes") {
+		t.Fatalf("err = %v, want a refusal naming the way on", err)
+	}
+	res, err := Convert(context.Background(), Input{Files: []File{{Path: filepath.Join(t.TempDir(), "compose.yaml"), Content: []byte(src)}},
+		ProjectName: "demo", Env: map[string]string{}, EmptyExternalVolumes: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	find[*api.Volume](t, res, "pgdata")
+	checkFindings(t, res.Unmapped, []want{{"volumes.pgdata.external", `the existing Docker volume "pgdata" is not used; a new, empty Volume "pgdata" is created`}})
 }
 
 func TestMapDependsOn(t *testing.T) {

@@ -1,6 +1,7 @@
 package compose
 
 import (
+	"fmt"
 	"maps"
 
 	"github.com/panelx/panelx/api"
@@ -25,6 +26,11 @@ func (c *converter) convertVolumes() ([]*api.Volume, error) {
 		c.volumes[key] = pname
 		c.reportUnset(vp, v, topVolumeFields...)
 		switch {
+		case bool(v.External) && !c.emptyExternal:
+			// The data is in that volume: a new, empty one in its place
+			// would look like a working import that lost it.
+			return nil, fmt.Errorf("compose: %s: %q is an existing Docker volume (external: true), and PanelX cannot adopt one yet: "+
+				"remove external: true (or pass --empty-external-volumes) to start from a new, empty Volume %q and copy the data into it (panelx cp)", vp, v.Name, pname)
 		case bool(v.External):
 			c.report(vp+".external", "PanelX manages its own volumes: the existing Docker volume %q is not used; a new, empty Volume %q is created (copy the data into it)", v.Name, pname)
 		case v.Name != c.project.Name+"_"+key:
