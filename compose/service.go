@@ -384,9 +384,9 @@ func (c *converter) mounts(p string, s types.ServiceConfig, pname string) []api.
 			// mounts an existing path only, so say so when it was asked.
 			c.reportUnset(vp+".bind", v.Bind, "create_host_path")
 			if v.Bind != nil && v.Bind.CreateHostPath {
-				c.report(vp, "the host path %s is mounted as it is: PanelX does not create it when it is missing", v.Source)
+				c.report(vp, "the host path %s is mounted as it is: PanelX does not create it when it is missing", path.Clean(v.Source))
 			}
-			out = append(out, api.VolumeMount{HostPath: v.Source, MountPath: v.Target, ReadOnly: v.ReadOnly})
+			out = append(out, api.VolumeMount{HostPath: path.Clean(v.Source), MountPath: v.Target, ReadOnly: v.ReadOnly})
 		default:
 			c.report(vp, "volume type %q is not supported by PanelX: not imported", v.Type)
 		}

@@ -264,7 +264,7 @@ services:
   web:
     image: nginx:1
     volumes:
-      - /srv/site:/usr/share/nginx/html:ro
+      - /srv/site/:/usr/share/nginx/html:ro
       - /var/run/docker.sock:/var/run/docker.sock
       - type: bind
         source: /var/lib/postgresql/data
