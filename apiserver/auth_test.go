@@ -108,6 +108,8 @@ func TestAuthenticationMatrix(t *testing.T) {
 		{"wrong iss", "Bearer " + signHS(t, secret, with(claimsFor("alice"), "iss", "https://evil.supabase.co/auth/v1")), "wrong issuer"},
 		{"no sub (an anon or service key)", "Bearer " + signHS(t, secret, with(claimsFor("alice"), "sub", nil)), "missing subject"},
 		{"anonymous sign-in", "Bearer " + signHS(t, secret, with(claimsFor("alice"), "is_anonymous", true)), "anonymous"},
+		{"service_role with a sub", "Bearer " + signHS(t, secret, with(claimsFor("alice"), "role", "service_role")), "role is not authenticated"},
+		{"anon role with a sub", "Bearer " + signHS(t, secret, with(claimsFor("alice"), "role", "anon")), "role is not authenticated"},
 		{"revoked API token", "Bearer " + revoked, "unknown or revoked"},
 		{"expired API token", "Bearer " + expiredPlain, "token expired"},
 		{"unknown API token", "Bearer " + unknown, "unknown or revoked"},

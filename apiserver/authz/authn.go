@@ -3,6 +3,7 @@ package authz
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"strings"
 	"sync"
@@ -32,6 +33,7 @@ const (
 	reasonTokenExpired    = "token expired"
 	reasonNoJWT           = "JWT authentication is not configured on this server; use an API token"
 	reasonAnonymous       = "anonymous sign-ins are not accepted"
+	reasonNotAUser        = "the token's role is not authenticated: only a signed-in user's access token is accepted"
 	reasonBadSubject      = "invalid subject"
 	reasonTokenInURL      = "tokens in the URL are not accepted; send an Authorization header"
 	reasonTwoCredentials  = "more than one credential"
@@ -206,6 +208,12 @@ func (a *Authenticator) Authenticate(ctx context.Context, bearer string) (*Princ
 	}
 	if claims.IsAnonymous {
 		return nil, unauthenticated(reasonAnonymous, nil)
+	}
+	// Supabase signs its anon and service_role keys (and tokens minted
+	// for them, sometimes with a sub) with the same key as users' access
+	// tokens: the role claim is what tells a signed-in user apart.
+	if claims.Role != "authenticated" {
+		return nil, unauthenticated(reasonNotAUser, fmt.Errorf("role %q", claims.Role))
 	}
 	if !validUserID(claims.Subject) || claims.Subject == EdgeUserID {
 		return nil, unauthenticated(reasonBadSubject, nil)

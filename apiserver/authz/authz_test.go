@@ -91,7 +91,7 @@ func newAuthn(t *testing.T) (*Authenticator, *fakeTokens, *clock) {
 
 func jwtFor(t *testing.T, claims jwt.MapClaims) string {
 	t.Helper()
-	base := jwt.MapClaims{"sub": "u1", "aud": "authenticated", "exp": time.Now().Add(time.Hour).Unix(), "iat": time.Now().Unix()}
+	base := jwt.MapClaims{"sub": "u1", "aud": "authenticated", "role": "authenticated", "exp": time.Now().Add(time.Hour).Unix(), "iat": time.Now().Unix()}
 	for k, v := range claims {
 		if v == nil {
 			delete(base, k)
@@ -137,6 +137,9 @@ func TestAuthenticate(t *testing.T) {
 		{name: "jwt with app_metadata admin", token: jwtFor(t, jwt.MapClaims{"app_metadata": map[string]any{"panelx_role": "admin"}}), want: &Principal{UserID: "u1", Method: MethodJWT, Admin: true}},
 		{name: "jwt with user_metadata admin", token: jwtFor(t, jwt.MapClaims{"user_metadata": map[string]any{"panelx_role": "admin"}}), want: &Principal{UserID: "u1", Method: MethodJWT}},
 		{name: "anonymous sign-in", token: jwtFor(t, jwt.MapClaims{"is_anonymous": true}), reason: reasonAnonymous},
+		{name: "service_role with a sub", token: jwtFor(t, jwt.MapClaims{"role": "service_role"}), reason: reasonNotAUser},
+		{name: "anon role with a sub", token: jwtFor(t, jwt.MapClaims{"role": "anon"}), reason: reasonNotAUser},
+		{name: "no role", token: jwtFor(t, jwt.MapClaims{"role": nil}), reason: reasonNotAUser},
 		{name: "subject with a NUL", token: jwtFor(t, jwt.MapClaims{"sub": "u\x001"}), reason: reasonBadSubject},
 		{name: "subject with a space", token: jwtFor(t, jwt.MapClaims{"sub": "u 1"}), reason: reasonBadSubject},
 		{name: "api token", token: good, want: &Principal{UserID: "u2", Method: MethodAPIToken, TokenID: "t1", Project: "shop", ExpiresAt: future}},

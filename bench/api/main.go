@@ -108,7 +108,7 @@ func run(bin, adminURL, script, dbParams string, duration time.Duration, connect
 		return fmt.Errorf("find the service's row: %w", err)
 	}
 	jwtToken, err := jwt.NewWithClaims(jwt.SigningMethodHS256, jwt.MapClaims{
-		"sub": "bench", "aud": "authenticated", "exp": time.Now().Add(time.Hour).Unix(), "iat": time.Now().Unix(),
+		"sub": "bench", "aud": "authenticated", "role": "authenticated", "exp": time.Now().Add(time.Hour).Unix(), "iat": time.Now().Unix(),
 	}).SignedString([]byte(jwtSecret))
 	if err != nil {
 		return err

@@ -124,7 +124,7 @@ func openStore(t *testing.T) store.Store {
 // jwt is an access token of user expiring in ttl.
 func (e *env) jwt(user string, ttl time.Duration) string {
 	now := time.Now()
-	s, err := jwt.NewWithClaims(jwt.SigningMethodHS256, jwt.MapClaims{"sub": user, "aud": audience,
+	s, err := jwt.NewWithClaims(jwt.SigningMethodHS256, jwt.MapClaims{"sub": user, "aud": audience, "role": "authenticated",
 		"iat": now.Unix(), "exp": now.Add(ttl).Unix()}).SignedString([]byte(jwtSecret))
 	if err != nil {
 		e.t.Fatal(err)
