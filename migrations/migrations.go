@@ -14,6 +14,13 @@ var postgres embed.FS
 //go:embed sqlite/*.sql
 var sqlite embed.FS
 
+// SupabaseProfile is the SQL of the Supabase profile (grants, row level
+// security, Realtime publication), applied on request after the numbered
+// PostgreSQL migrations; it is idempotent.
+//
+//go:embed supabase/profile.sql
+var SupabaseProfile string
+
 // Postgres returns the PostgreSQL migrations, named NNNNN_description.sql.
 func Postgres() fs.FS {
 	sub, err := fs.Sub(postgres, "postgres")

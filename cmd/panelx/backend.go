@@ -50,6 +50,21 @@ type migrator interface {
 	AdoptInstallation(ctx context.Context, id string) error
 }
 
+// supabaseProfiler is a store that can apply the Supabase profile
+// (PostgreSQL).
+type supabaseProfiler interface {
+	ApplySupabaseProfile(ctx context.Context) error
+}
+
+// applySupabaseProfile applies the Supabase profile, or says why it cannot.
+func applySupabaseProfile(ctx context.Context, st migrator) error {
+	sp, ok := st.(supabaseProfiler)
+	if !ok {
+		return errors.New("the Supabase profile (--supabase, PANELX_SUPABASE) needs PostgreSQL: set PANELX_DATABASE_URL to the Supabase project's database")
+	}
+	return sp.ApplySupabaseProfile(ctx)
+}
+
 // openBackend opens the configured store. The returned close releases
 // everything, including the data directory lock of the embedded backend.
 func (b *backendFlags) open(ctx context.Context, log *zap.Logger) (migrator, func(), error) {

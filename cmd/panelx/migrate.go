@@ -9,8 +9,9 @@ import (
 
 func newMigrateCmd(g *globalFlags) *cobra.Command {
 	var (
-		backend backendFlags
-		adopt   string
+		backend  backendFlags
+		adopt    string
+		supabase bool
 	)
 	cmd := &cobra.Command{
 		Use:   "migrate",
@@ -42,6 +43,12 @@ migrated while a server uses it (its data directory is locked).`,
 				}
 				fmt.Fprintf(cmd.ErrOrStderr(), "this database now manages installation %s's Docker objects\n", adopt)
 			}
+			if supabase {
+				if err := applySupabaseProfile(cmd.Context(), s); err != nil {
+					return err
+				}
+				fmt.Fprintln(cmd.ErrOrStderr(), "applied the Supabase profile: grants to authenticated, row level security, the supabase_realtime publication")
+			}
 			log.Info("database schema is up to date", zap.Int64s("applied", applied))
 			_, err = fmt.Fprintf(cmd.OutOrStdout(), "applied %d migration(s); schema is up to date (%s)\n", len(applied), describeBackend(&backend))
 			return err
@@ -49,6 +56,8 @@ migrated while a server uses it (its data directory is locked).`,
 	}
 	env := newEnvFlags(cmd.Flags())
 	backend.register(env)
+	env.Bool(&supabase, "supabase", "PANELX_SUPABASE", false,
+		"also apply the Supabase profile: dashboards signed in to Supabase read projects, services, status and events under row level security, and Realtime publishes them (docs/supabase.md)")
 	cmd.Flags().StringVar(&adopt, "adopt-installation", "", "moving servers on one host: take over the Docker containers, networks and volumes of this installation ID (from `panelx export`); the database must hold no projects yet")
 	cmd.PreRunE = func(*cobra.Command, []string) error { return env.Err() }
 	return cmd

@@ -30,6 +30,7 @@ type serverConfig struct {
 
 	api           apiConfig
 	bootstrapUser string
+	supabase      bool
 	secretKeyFile string
 	profiler      bool
 	edgeToken     bool
@@ -89,6 +90,8 @@ SIGTERM or Ctrl-C stops it gracefully.`,
 	env.Duration(&cfg.pullInterval, "pull-interval", "PANELX_PULL_INTERVAL", controller.DefaultPullInterval, "how often services with imagePullPolicy Always look for a moved tag")
 	env.Int(&cfg.maxUploadBytes, "max-upload-bytes", "PANELX_MAX_UPLOAD_BYTES", apiserver.DefaultMaxUploadBytes, "largest file upload into a volume")
 	cfg.api.register(env)
+	env.Bool(&cfg.supabase, "supabase", "PANELX_SUPABASE", false,
+		"with --migrate, also apply the Supabase profile (grants, row level security, Realtime publication; docs/supabase.md)")
 	env.String(&cfg.bootstrapUser, "bootstrap-user", "PANELX_BOOTSTRAP_USER", "admin",
 		"embedded store without JWT settings: on first start, write an API token for this user to <data-dir>/"+bootstrapTokenFile+"; the user is a server administrator (empty: neither)")
 	env.Bool(&cfg.edgeToken, "edge-token", "PANELX_BOOTSTRAP_EDGE_TOKEN", true,
@@ -119,6 +122,12 @@ func runServer(ctx context.Context, cfg *serverConfig, log *zap.Logger) error {
 			return err
 		}
 		log.Info("database schema is up to date", zap.Int("applied", len(applied)))
+		if cfg.supabase {
+			if err := applySupabaseProfile(ctx, st); err != nil {
+				return err
+			}
+			log.Info("applied the Supabase profile")
+		}
 	}
 	ln, err := net.Listen("tcp", cfg.listen)
 	if err != nil {

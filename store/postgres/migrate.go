@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"fmt"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/jackc/pgx/v5/stdlib"
 	"github.com/pressly/goose/v3"
@@ -75,4 +76,33 @@ func hasPending(ctx context.Context, pool *pgxpool.Pool) (bool, error) {
 	}
 	defer db.Close()
 	return p.HasPending(ctx)
+}
+
+// ApplySupabaseProfile applies migrations.SupabaseProfile: what a Supabase
+// dashboard may read under its users' JWTs, and what Realtime publishes.
+// Idempotent; serialised with migrations by the same advisory lock. A
+// database without Supabase's auth schema and roles is refused.
+func (s *Store) ApplySupabaseProfile(ctx context.Context) error {
+	conn, err := s.pool.Acquire(ctx)
+	if err != nil {
+		return fmt.Errorf("supabase profile: acquire connection: %w", err)
+	}
+	defer conn.Release()
+	if _, err := conn.Exec(ctx, `SELECT pg_advisory_lock($1)`, int64(migrateLockKey)); err != nil {
+		return fmt.Errorf("supabase profile: take lock: %w", err)
+	}
+	defer conn.Exec(context.WithoutCancel(ctx), `SELECT pg_advisory_unlock($1)`, int64(migrateLockKey)) //nolint:errcheck // the session ends soon anyway
+	tx, err := conn.Begin(ctx)
+	if err != nil {
+		return fmt.Errorf("supabase profile: %w", err)
+	}
+	defer tx.Rollback(context.WithoutCancel(ctx)) //nolint:errcheck // after Commit it is a no-op
+	// The simple protocol runs the whole script (several statements).
+	if _, err := tx.Exec(ctx, migrations.SupabaseProfile, pgx.QueryExecModeSimpleProtocol); err != nil {
+		return fmt.Errorf("supabase profile: %w", err)
+	}
+	if err := tx.Commit(ctx); err != nil {
+		return fmt.Errorf("supabase profile: %w", err)
+	}
+	return nil
 }

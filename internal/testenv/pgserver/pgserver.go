@@ -64,6 +64,8 @@ type Server struct {
 	cred    *syscall.Credential // nil: run as the current user
 	out     *logBuffer          // output of every incarnation of postgres
 	lock    *os.File            // flock'ed while this process owns dir
+	// settings are the caller's extra -c settings.
+	settings []string
 
 	op   sync.Mutex // serialises start, stop, kill and cleanup
 	runs int        // starts so far; guarded by op
@@ -76,7 +78,10 @@ type Server struct {
 // a server on a free 127.0.0.1 port, returning once it accepts
 // connections. At the end of the test the server is killed and the
 // directory removed; if the test failed, the server's output is logged.
-func Start(tb testing.TB) *Server {
+//
+// settings are more server settings, "name=value" each (for example
+// "wal_level=logical"), kept across restarts.
+func Start(tb testing.TB, settings ...string) *Server {
 	tb.Helper()
 	binDir, err := findBinDir()
 	if err != nil {
@@ -95,12 +100,13 @@ func Start(tb testing.TB) *Server {
 		tb.Fatalf("pgserver: %v", err)
 	}
 	s := &Server{
-		binDir:  binDir,
-		dir:     dir,
-		lock:    lock,
-		dataDir: filepath.Join(dir, "data"),
-		cred:    cred,
-		out:     &logBuffer{},
+		binDir:   binDir,
+		dir:      dir,
+		lock:     lock,
+		dataDir:  filepath.Join(dir, "data"),
+		cred:     cred,
+		out:      &logBuffer{},
+		settings: settings,
 	}
 	tb.Cleanup(func() {
 		if tb.Failed() {
@@ -284,6 +290,9 @@ func (s *Server) start() error {
 		// were reported committed (all of them, within the WAL writer's
 		// ~200 ms). With fsync off it costs only a write(2) per commit.
 		"-c", "max_connections=100",
+	}
+	for _, kv := range s.settings {
+		args = append(args, "-c", kv)
 	}
 	p, err := s.launch(filepath.Join(s.binDir, "postgres"), args)
 	if err != nil {
