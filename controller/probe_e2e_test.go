@@ -2,6 +2,7 @@ package controller_test
 
 import (
 	"context"
+	"fmt"
 	"testing"
 	"time"
 
@@ -72,5 +73,53 @@ func TestReadinessProbe(t *testing.T) {
 				t.Errorf("endpoints once ready: %+v", svc.Status.Endpoints)
 			}
 		})
+	}
+}
+
+// TestNoOpReconcileWritesNothing: once a project and its services are
+// Ready, reconciling them again writes no row — every write raises a row's
+// resourceVersion, so an unchanged one means nothing reached the WAL, and
+// nothing reaches Supabase Realtime's publication either.
+func TestNoOpReconcileWritesNothing(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	e.startController(e.controllerOptions())
+	img := e.image("shop/web:1", "1")
+	shop := e.uniq("shop")
+	e.createProject(shop)
+	e.createService(shop, "web", img, func(s *api.Service) { s.Spec.Ports = []api.Port{{ContainerPort: 8080}} })
+	e.createService(shop, "api", img, func(s *api.Service) {
+		s.Spec.ReadinessProbe = &api.Probe{Exec: &api.ExecAction{Command: []string{"/testapp", "-check"}}, Period: api.Duration{Duration: 200 * time.Millisecond}}
+	})
+	e.waitReady(shop, "web")
+	e.waitReady(shop, "api")
+	if err := e.ctrl.Resync(e.ctx); err != nil { // the last status writes settle
+		t.Fatal(err)
+	}
+	versions := func() map[string]string {
+		out := map[string]string{}
+		p, err := e.store.Projects().Get(e.ctx, api.Key{Name: shop})
+		if err != nil {
+			t.Fatal(err)
+		}
+		out["project"] = p.Metadata.ResourceVersion
+		for _, n := range []string{"web", "api"} {
+			s, err := e.store.Services().Get(e.ctx, api.Key{Project: shop, Name: n})
+			if err != nil {
+				t.Fatal(err)
+			}
+			out[n] = s.Metadata.ResourceVersion
+		}
+		return out
+	}
+	before := versions()
+	for range 3 {
+		if err := e.ctrl.Resync(e.ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	time.Sleep(time.Second) // probes keep running: a verdict that flaps would write
+	if after := versions(); fmt.Sprint(after) != fmt.Sprint(before) {
+		t.Errorf("reconciles with nothing to do wrote rows: resourceVersions %v, then %v", before, after)
 	}
 }
