@@ -170,6 +170,10 @@ func (e *env) startController(opts controller.Options) (stop func()) {
 
 // image pushes a test image and returns its reference.
 func (e *env) image(repoTag, version string) string {
+	// A repository of this test's own: a registry's port may be one an
+	// earlier test's registry had, and its image, still tagged in the
+	// engine, would spare this test its pull.
+	repoTag = "t" + e.instance[len(e.instance)-6:] + "/" + repoTag
 	return e.reg.Push(e.t, repoTag, testimage.Image(e.t, testimage.ImageOptions{Version: version}))
 }
 
