@@ -47,10 +47,10 @@ func (s *Server) buildRoutes(ctx context.Context) (routing.Table, error) {
 		projects []*api.Project
 		services []*api.Service
 	)
-	if err := listAllOf(ctx, s.store.Projects(), &projects); err != nil {
+	if err := store.Each(ctx, s.store.Projects(), store.ListOptions{Limit: 1000}, func(p *api.Project) { projects = append(projects, p) }); err != nil {
 		return routing.Table{}, err
 	}
-	if err := listAllOf(ctx, s.store.Services(), &services); err != nil {
+	if err := store.Each(ctx, s.store.Services(), store.ListOptions{Limit: 1000}, func(v *api.Service) { services = append(services, v) }); err != nil {
 		return routing.Table{}, err
 	}
 	claims, err := s.store.Hostnames().List(ctx)
@@ -76,21 +76,6 @@ func (s *Server) buildRoutes(ctx context.Context) (routing.Table, error) {
 		ru = append(ru, routing.Upload{Host: c.Host, Project: c.Project, CertificatePEM: c.CertificatePEM, PrivateKeyPEM: key})
 	}
 	return routing.Build(projects, services, rc, ru), nil
-}
-
-func listAllOf[T api.Object](ctx context.Context, res store.Resources[T], out *[]T) error {
-	opts := store.ListOptions{Limit: 1000}
-	for {
-		page, err := res.List(ctx, opts)
-		if err != nil {
-			return err
-		}
-		*out = append(*out, page.Items...)
-		if page.Continue == "" {
-			return nil
-		}
-		opts.Continue = page.Continue
-	}
 }
 
 // edgeRoutes: GET /api/v1/edge/routes — the route table; with watch=true a

@@ -102,7 +102,7 @@ func (s *Server) checkHostPorts(ctx context.Context, next, current *api.Service,
 		}
 	}
 	if len(errs) == 0 {
-		err := eachService(ctx, s.store, func(svc *api.Service) {
+		err := store.Each(ctx, s.store.Services(), store.ListOptions{}, func(svc *api.Service) {
 			if key := api.KeyOf(svc); key == self || svc.Metadata.DeletionTimestamp != nil {
 				return
 			}
@@ -126,22 +126,4 @@ func (s *Server) checkHostPorts(ctx context.Context, next, current *api.Service,
 		return invalid(errs)
 	}
 	return nil
-}
-
-// eachService visits every service of the installation, page by page.
-func eachService(ctx context.Context, st store.Store, fn func(*api.Service)) error {
-	opts := store.ListOptions{Limit: 500}
-	for {
-		page, err := st.Services().List(ctx, opts)
-		if err != nil {
-			return err
-		}
-		for _, svc := range page.Items {
-			fn(svc)
-		}
-		if page.Continue == "" {
-			return nil
-		}
-		opts.Continue = page.Continue
-	}
 }

@@ -431,20 +431,20 @@ func (l *loop) resyncOnce(ctx context.Context, fresh, inspect bool) error {
 	}
 	keys := l.cache.Keys()
 	st := l.c.opts.Store
-	if err := listAll(ctx, st.Projects(), func(p *api.Project) { keys = append(keys, reconcile.ProjectKey(p.Metadata.Name)) }); err != nil {
+	if err := store.Each(ctx, st.Projects(), store.ListOptions{}, func(p *api.Project) { keys = append(keys, reconcile.ProjectKey(p.Metadata.Name)) }); err != nil {
 		return err
 	}
-	if err := listAll(ctx, st.Services(), func(s *api.Service) {
+	if err := store.Each(ctx, st.Services(), store.ListOptions{}, func(s *api.Service) {
 		keys = append(keys, reconcile.ServiceKey(s.Metadata.Project, s.Metadata.Name))
 	}); err != nil {
 		return err
 	}
-	if err := listAll(ctx, st.Volumes(), func(v *api.Volume) {
+	if err := store.Each(ctx, st.Volumes(), store.ListOptions{}, func(v *api.Volume) {
 		keys = append(keys, reconcile.VolumeKey(v.Metadata.Project, v.Metadata.Name))
 	}); err != nil {
 		return err
 	}
-	if err := listAll(ctx, st.Secrets(), func(s *api.Secret) {
+	if err := store.Each(ctx, st.Secrets(), store.ListOptions{}, func(s *api.Secret) {
 		if s.Metadata.DeletionTimestamp != nil {
 			keys = append(keys, reconcile.SecretKey(s.Metadata.Project, s.Metadata.Name))
 		}
@@ -458,24 +458,6 @@ func (l *loop) resyncOnce(ctx context.Context, fresh, inspect bool) error {
 		l.queue.Add(k)
 	}
 	return nil
-}
-
-// listAll pages through every object of a kind.
-func listAll[T api.Object](ctx context.Context, res store.Resources[T], fn func(T)) error {
-	opts := store.ListOptions{Limit: 500}
-	for {
-		page, err := res.List(ctx, opts)
-		if err != nil {
-			return err
-		}
-		for _, obj := range page.Items {
-			fn(obj)
-		}
-		if page.Continue == "" {
-			return nil
-		}
-		opts.Continue = page.Continue
-	}
 }
 
 // work processes keys until the queue shuts down.

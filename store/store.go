@@ -362,3 +362,25 @@ type Revisions interface {
 	// revision does not exist.
 	MarkReady(ctx context.Context, service api.Key, number int64, at time.Time) error
 }
+
+// Each calls fn with every object a List with opts returns, page by page
+// (500 at a time unless opts.Limit says otherwise), so a caller never holds
+// more than a page it did not ask to keep.
+func Each[T api.Object](ctx context.Context, res Resources[T], opts ListOptions, fn func(T)) error {
+	if opts.Limit == 0 {
+		opts.Limit = 500
+	}
+	for {
+		page, err := res.List(ctx, opts)
+		if err != nil {
+			return err
+		}
+		for _, obj := range page.Items {
+			fn(obj)
+		}
+		if page.Continue == "" {
+			return nil
+		}
+		opts.Continue = page.Continue
+	}
+}

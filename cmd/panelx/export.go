@@ -130,7 +130,7 @@ func exportManifests(ctx context.Context, st store.Store, only string, opener *s
 	if only != "" {
 		opts.Projects = []string{only}
 	}
-	if err := eachPage(ctx, st.Projects(), opts, func(p *api.Project) { projects = append(projects, p) }); err != nil {
+	if err := store.Each(ctx, st.Projects(), opts, func(p *api.Project) { projects = append(projects, p) }); err != nil {
 		return 0, err
 	}
 	if only != "" && len(projects) == 0 {
@@ -146,7 +146,7 @@ func exportManifests(ctx context.Context, st store.Store, only string, opener *s
 		objs = append(objs, manifestOf(p))
 		name := p.Metadata.Name
 		popts := store.ListOptions{Project: name}
-		if err := eachPage(ctx, st.Volumes(), popts, func(v *api.Volume) {
+		if err := store.Each(ctx, st.Volumes(), popts, func(v *api.Volume) {
 			if v.Metadata.DeletionTimestamp == nil {
 				objs = append(objs, manifestOf(v))
 			}
@@ -154,7 +154,7 @@ func exportManifests(ctx context.Context, st store.Store, only string, opener *s
 			return 0, err
 		}
 		var secretErr error
-		if err := eachPage(ctx, st.Secrets(), popts, func(s *api.Secret) {
+		if err := store.Each(ctx, st.Secrets(), popts, func(s *api.Secret) {
 			if s.Metadata.DeletionTimestamp != nil || secretErr != nil {
 				return
 			}
@@ -177,7 +177,7 @@ func exportManifests(ctx context.Context, st store.Store, only string, opener *s
 		if secretErr != nil {
 			return 0, secretErr
 		}
-		if err := eachPage(ctx, st.Services(), popts, func(s *api.Service) {
+		if err := store.Each(ctx, st.Services(), popts, func(s *api.Service) {
 			if s.Metadata.DeletionTimestamp == nil {
 				objs = append(objs, manifestOf(s))
 			}
@@ -249,22 +249,4 @@ func manifestOf[T api.Object](obj T) T {
 		o.Spec = api.SecretSpec{}
 	}
 	return out
-}
-
-// eachPage visits every object of a list, page by page.
-func eachPage[T api.Object](ctx context.Context, res store.Resources[T], opts store.ListOptions, fn func(T)) error {
-	opts.Limit = 500
-	for {
-		page, err := res.List(ctx, opts)
-		if err != nil {
-			return err
-		}
-		for _, o := range page.Items {
-			fn(o)
-		}
-		if page.Continue == "" {
-			return nil
-		}
-		opts.Continue = page.Continue
-	}
 }

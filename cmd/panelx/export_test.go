@@ -165,13 +165,13 @@ func specs(t *testing.T, st store.Store) map[string]string {
 		}
 		out[string(o.GetKind())+" "+api.KeyOf(o).String()] = string(data)
 	}
-	if err := eachPage(ctx, st.Projects(), store.ListOptions{}, func(p *api.Project) { add(p) }); err != nil {
+	if err := store.Each(ctx, st.Projects(), store.ListOptions{}, func(p *api.Project) { add(p) }); err != nil {
 		t.Fatal(err)
 	}
-	if err := eachPage(ctx, st.Services(), store.ListOptions{}, func(s *api.Service) { add(s) }); err != nil {
+	if err := store.Each(ctx, st.Services(), store.ListOptions{}, func(s *api.Service) { add(s) }); err != nil {
 		t.Fatal(err)
 	}
-	if err := eachPage(ctx, st.Volumes(), store.ListOptions{}, func(v *api.Volume) { add(v) }); err != nil {
+	if err := store.Each(ctx, st.Volumes(), store.ListOptions{}, func(v *api.Volume) { add(v) }); err != nil {
 		t.Fatal(err)
 	}
 	return out
