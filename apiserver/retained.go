@@ -62,25 +62,39 @@ func (s *Server) retainedVolumes(r *http.Request) ([]DockerVolume, error) {
 	if err != nil {
 		return nil, opError(err)
 	}
-	p := authz.PrincipalFrom(r.Context())
+	// What the store holds, read once: the projects, and the Volumes that
+	// still hold their Docker volume.
+	ctx := r.Context()
+	projects := map[string]bool{}
+	held := map[api.Key]bool{}
+	if err := store.Each(ctx, s.store.Projects(), store.ListOptions{}, func(p *api.Project) { projects[p.Metadata.Name] = true }); err != nil {
+		return nil, err
+	}
+	if err := store.Each(ctx, s.store.Volumes(), store.ListOptions{}, func(v *api.Volume) { held[api.KeyOf(v)] = true }); err != nil {
+		return nil, err
+	}
+	p := authz.PrincipalFrom(ctx)
+	mayPurge := map[string]bool{} // by project: asked once each
 	var out []DockerVolume
 	for _, v := range all {
-		_, err := s.store.Volumes().Get(r.Context(), api.Key{Project: v.Project, Name: v.Volume})
-		switch {
-		case err == nil:
+		if held[api.Key{Project: v.Project, Name: v.Volume}] {
 			continue // held by its Volume: not retained
-		case !errors.Is(err, store.ErrNotFound):
-			return nil, err
 		}
-		_, perr := s.store.Projects().Get(r.Context(), api.Key{Name: v.Project})
-		if perr != nil && !errors.Is(perr, store.ErrNotFound) {
-			return nil, perr
-		}
-		v.ProjectExists = perr == nil
+		v.ProjectExists = projects[v.Project]
 		switch {
 		case p.Admin && !p.Scoped():
 		case v.ProjectExists:
-			if _, err := s.authorize(r, v.Project, authz.Write); err != nil {
+			ok, asked := mayPurge[v.Project]
+			if !asked {
+				_, err := s.authorize(r, v.Project, authz.Write)
+				var nf *authz.ProjectNotFoundError
+				if err != nil && !errors.Is(err, authz.ErrForbidden) && !errors.As(err, &nf) {
+					return nil, err // the store failed: say so, do not hide volumes
+				}
+				ok = err == nil
+				mayPurge[v.Project] = ok
+			}
+			if !ok {
 				continue
 			}
 		default:
