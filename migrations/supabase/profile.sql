@@ -57,28 +57,22 @@ GRANT SELECT (uid, project, name, labels, status, generation, resource_version, 
 GRANT SELECT ON panelx.events TO authenticated;
 GRANT SELECT ON panelx.project_members TO authenticated;
 
--- Row level security: a row is visible to the members of its project.
-ALTER TABLE panelx.projects ENABLE ROW LEVEL SECURITY;
-ALTER TABLE panelx.services ENABLE ROW LEVEL SECURITY;
-ALTER TABLE panelx.volumes ENABLE ROW LEVEL SECURITY;
-ALTER TABLE panelx.events ENABLE ROW LEVEL SECURITY;
-ALTER TABLE panelx.project_members ENABLE ROW LEVEL SECURITY;
-
-DROP POLICY IF EXISTS panelx_members_read ON panelx.projects;
-CREATE POLICY panelx_members_read ON panelx.projects FOR SELECT TO authenticated
-  USING ((SELECT panelx_private.is_member(name)));
-DROP POLICY IF EXISTS panelx_members_read ON panelx.services;
-CREATE POLICY panelx_members_read ON panelx.services FOR SELECT TO authenticated
-  USING ((SELECT panelx_private.is_member(project)));
-DROP POLICY IF EXISTS panelx_members_read ON panelx.volumes;
-CREATE POLICY panelx_members_read ON panelx.volumes FOR SELECT TO authenticated
-  USING ((SELECT panelx_private.is_member(project)));
-DROP POLICY IF EXISTS panelx_members_read ON panelx.events;
-CREATE POLICY panelx_members_read ON panelx.events FOR SELECT TO authenticated
-  USING ((SELECT panelx_private.is_member(project)));
-DROP POLICY IF EXISTS panelx_members_read ON panelx.project_members;
-CREATE POLICY panelx_members_read ON panelx.project_members FOR SELECT TO authenticated
-  USING ((SELECT panelx_private.is_member(project)));
+-- Row level security: a row is visible to the members of its project
+-- (a project's own row by its name, the others by their project column).
+DO $$
+DECLARE
+  t record;
+BEGIN
+  FOR t IN SELECT * FROM (VALUES ('projects', 'name'), ('services', 'project'), ('volumes', 'project'),
+                                 ('events', 'project'), ('project_members', 'project')) AS v(name, col)
+  LOOP
+    EXECUTE format('ALTER TABLE panelx.%I ENABLE ROW LEVEL SECURITY', t.name);
+    EXECUTE format('DROP POLICY IF EXISTS panelx_members_read ON panelx.%I', t.name);
+    EXECUTE format('CREATE POLICY panelx_members_read ON panelx.%I FOR SELECT TO authenticated '
+                   'USING ((SELECT panelx_private.is_member(%I)))', t.name, t.col);
+  END LOOP;
+END
+$$;
 
 -- Realtime: the same tables, with column lists that match the grants, so
 -- a spec never even reaches the publication. (Re-added each time so that
