@@ -20,9 +20,10 @@ import (
 // every change of verdict queues the service; Sync stops the workers of
 // containers that went.
 func TestProberVerdicts(t *testing.T) {
-	var status atomic.Int32
+	var status, asked atomic.Int32
 	status.Store(http.StatusServiceUnavailable)
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		asked.Add(1)
 		if r.URL.Path != "/ready" {
 			w.WriteHeader(http.StatusNotFound)
 			return
@@ -58,7 +59,13 @@ func TestProberVerdicts(t *testing.T) {
 			time.Sleep(5 * time.Millisecond)
 		}
 	}
-	time.Sleep(100 * time.Millisecond) // several failures before the first success
+	// Several failures before the first success: still starting.
+	for deadline := time.Now().Add(5 * time.Second); asked.Load() < 4; {
+		if time.Now().After(deadline) {
+			t.Fatalf("the probe asked %d times in 5 s", asked.Load())
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
 	waitVerdict("starting")
 	svc := &api.Service{Spec: api.ServiceSpec{ReadinessProbe: probe}}
 	if got := p.withProbes(svc, append([]reconcile.Container(nil), cs...)); got[0].Ready() {
