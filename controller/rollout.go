@@ -56,7 +56,11 @@ func (r *Reconciler) revision(ctx context.Context, svc *api.Service, img reconci
 	if ok && known.uid != svc.Metadata.UID {
 		ok = false
 	}
-	if reason, _ := reconcile.SecretProblem(svc, secrets); !img.Present() || reason != "" {
+	// With pullPolicy Always a local image is not the template until the
+	// registry has been asked: a tag left by someone else (or by an older
+	// push) would otherwise become a revision that never ran.
+	unchecked := svc.Spec.ImagePullPolicy == api.PullAlways && img.AttemptedAt.IsZero()
+	if reason, _ := reconcile.SecretProblem(svc, secrets); !img.Present() || unchecked || reason != "" {
 		if ok {
 			return &known.rev, false, nil
 		}
