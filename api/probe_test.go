@@ -37,21 +37,26 @@ func TestProbeValidation(t *testing.T) {
 	}
 }
 
-func TestAliasesValidation(t *testing.T) {
+func TestAliasesAndNetworksValidation(t *testing.T) {
 	tests := []struct {
-		name    string
-		aliases []string
-		mode    string
-		want    string
+		name     string
+		aliases  []string
+		networks []string
+		mode     string
+		want     string
 	}{
-		{"fine", []string{"backend", "legacy-api"}, "", ""},
-		{"not a label", []string{"Legacy_API"}, "", "DNS-1123 label"},
-		{"twice", []string{"a", "a"}, "", "duplicate value"},
-		{"host network", []string{"a"}, "host", "networkMode host has none"},
+		{"fine", []string{"backend", "legacy-api"}, []string{"default", "db"}, "", ""},
+		{"not a label", []string{"Legacy_API"}, nil, "", "DNS-1123 label"},
+		{"twice", []string{"a", "a"}, nil, "", "duplicate value"},
+		{"host network", []string{"a"}, nil, "host", "networkMode host has none"},
+		{"network not a label", nil, []string{"back_end"}, "", "spec.networks[0]"},
+		{"network twice", nil, []string{"db", "db"}, "", "duplicate value"},
+		{"networks and host", nil, []string{"db"}, "host", "joins no project network"},
+		{"too many networks", nil, []string{"a", "b", "c", "d", "e", "f", "g", "h", "i"}, "", "at most 8"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			s := &Service{Metadata: ObjectMeta{Project: "p", Name: "web"}, Spec: ServiceSpec{Image: "nginx:1", Aliases: tt.aliases, NetworkMode: tt.mode}}
+			s := &Service{Metadata: ObjectMeta{Project: "p", Name: "web"}, Spec: ServiceSpec{Image: "nginx:1", Aliases: tt.aliases, Networks: tt.networks, NetworkMode: tt.mode}}
 			s.Default()
 			errs := s.Validate()
 			switch {

@@ -279,9 +279,15 @@ type ServiceSpec struct {
 	// ready — for rollouts, status and the edge's traffic — only while it
 	// passes. It is not part of the container's configuration.
 	ReadinessProbe *Probe `json:"readinessProbe,omitempty"`
-	// Aliases are more names the service answers to on its project network,
+	// Aliases are more names the service answers to on its networks,
 	// besides its own (Compose's container_name and network aliases).
-	Aliases       []string      `json:"aliases,omitempty"`
+	Aliases []string `json:"aliases,omitempty"`
+	// Networks are the project's networks the service joins, by name;
+	// empty means the project's default network ("default"). Services
+	// reach each other only over a network both joined, as with Compose's
+	// networks; a network exists while a service names it. The first one
+	// carries the service's traffic from the edge and its probes.
+	Networks      []string      `json:"networks,omitempty"`
 	DependsOn     []string      `json:"dependsOn,omitempty"`
 	RestartPolicy RestartPolicy `json:"restartPolicy,omitempty"`
 	// Domains are the hostnames the edge routes to this service's ready

@@ -224,6 +224,19 @@ func (s *ServiceSpec) validate(p Path, self string) ErrorList {
 	if len(s.Aliases) > 0 && s.NetworkMode != "" {
 		errs = append(errs, Invalid(p.Child("aliases"), s.Aliases, "aliases are names on the project network; networkMode "+s.NetworkMode+" has none"))
 	}
+	for i, n := range s.Networks {
+		if len(ValidateName("", n)) > 0 {
+			errs = append(errs, Invalid(p.Child("networks").Index(i), n, "must be a DNS-1123 label: lower-case letters, digits and '-', starting and ending with a letter or digit"))
+		} else if slices.Contains(s.Networks[:i], n) {
+			errs = append(errs, Duplicate(p.Child("networks").Index(i), n))
+		}
+	}
+	if len(s.Networks) > 8 {
+		errs = append(errs, Invalid(p.Child("networks"), len(s.Networks), "at most 8 networks"))
+	}
+	if len(s.Networks) > 0 && s.NetworkMode != "" {
+		errs = append(errs, Invalid(p.Child("networks"), s.Networks, "networkMode "+s.NetworkMode+" joins no project network; remove one of the two"))
+	}
 	if s.ReadinessProbe != nil {
 		errs = append(errs, s.ReadinessProbe.validate(p.Child("readinessProbe"))...)
 	}

@@ -139,6 +139,8 @@ type converter struct {
 	services    map[string]string
 	volumes     map[string]string
 	volumeNames *nameTable
+	// networks maps each top-level network to its PanelX name.
+	networks map[string]string
 	// skipped holds services that are not imported, with the reason.
 	skipped map[string]string
 	// anonymous are the Volumes generated for anonymous mounts.
@@ -175,6 +177,9 @@ func (c *converter) report(field, format string, args ...any) {
 
 func (c *converter) convert() ([]api.Object, error) {
 	c.reportProject()
+	if err := c.nameNetworks(); err != nil {
+		return nil, err
+	}
 	if err := c.nameServices(); err != nil {
 		return nil, err
 	}
@@ -271,18 +276,40 @@ func (c *converter) reportProject() {
 			c.report(keyPath(section.name, k), "%s", section.detail)
 		}
 	}
+}
+
+// nameNetworks gives each top-level network its PanelX name — a network of
+// the project that the services naming it join, as isolated from the
+// others as Compose keeps it — and reports what of it PanelX does not do.
+func (c *converter) nameNetworks() error {
+	c.networks = map[string]string{}
+	names := newNameTable("networks")
 	for _, name := range sortedKeys(c.project.Networks) {
 		n := c.project.Networks[name]
 		np := keyPath("networks", name)
-		if name != "default" {
-			c.report(np, "PanelX gives each project one network shared by all its services: not imported")
-			continue
+		pname, err := names.add(name)
+		if err != nil {
+			return err
 		}
-		if n.Name != c.project.Name+"_default" {
-			c.report(np+".name", "PanelX names the project network itself: not imported")
+		c.networks[name] = pname
+		if pname != name {
+			c.report(np, "%q is not a DNS-1123 label: the network is named %q", name, pname)
 		}
-		c.reportUnset(np, n, defaultNetFields...)
+		if n.Name != "" && n.Name != c.project.Name+"_"+name && !bool(n.External) { // an external one is named by compose-go
+			c.report(np+".name", "PanelX names the networks of a project itself: not imported")
+		}
+		if bool(n.External) {
+			c.report(np+".external", "PanelX joins only networks it owns: the services that name it join a project network %q instead, and do not reach the containers of the existing network", pname)
+		}
+		if n.Internal {
+			c.report(np+".internal", "PanelX's project networks are not internal (their containers reach outside the host): not imported")
+		}
+		if n.Driver != "" && n.Driver != "bridge" {
+			c.report(np+".driver", "PanelX's project networks are bridge networks on one host: driver %q not imported", n.Driver)
+		}
+		c.reportUnset(np, n, networkFields...)
 	}
+	return nil
 }
 
 // nameTable normalises names of one kind and rejects collisions.

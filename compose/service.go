@@ -41,7 +41,7 @@ var (
 	healthcheckFields   = []string{"test", "interval", "timeout", "start_period", "retries", "disable"}
 	deviceFields        = []string{"source", "target", "permissions"}
 	topVolumeFields     = []string{"name", "driver", "driver_opts", "external", "labels"}
-	defaultNetFields    = []string{"name"}
+	networkFields       = []string{"name", "external", "internal", "driver"}
 )
 
 func servicePath(name string) string { return keyPath("services", name) }
@@ -87,7 +87,7 @@ func (c *converter) convertService(s types.ServiceConfig) (*api.Service, error) 
 	sp.Resources = c.resources(p, s)
 	sp.StopGracePeriod = c.stopGrace(p+".stop_grace_period", s.StopGracePeriod)
 	c.hostSettings(p, s, &sp)
-	sp.Aliases = c.serviceNetworks(p+".networks", s.Networks)
+	sp.Networks, sp.Aliases = c.serviceNetworks(p+".networks", s.Networks)
 	if s.ContainerName != "" {
 		// Other services reach a Compose container by its container_name:
 		// keep that name working as an alias on the project network.
@@ -593,28 +593,56 @@ func (c *converter) namespace(p, mode string, supported ...string) string {
 
 // serviceNetworks reports the networks PanelX does not make and returns
 // the aliases of the default network, which it does.
-func (c *converter) serviceNetworks(p string, networks map[string]*types.ServiceNetworkConfig) []string {
-	var aliases []string
-	for _, name := range sortedKeys(networks) {
-		np := keyPath(p, name)
-		if name != "default" {
-			c.report(np, "PanelX attaches every service of a project to one project network: not imported (the service is on the project network)")
-			continue
+// serviceNetworks maps a service's networks: the PanelX networks it joins
+// (nil for the default network alone), highest priority first as Compose
+// connects them, and the aliases of all of them.
+func (c *converter) serviceNetworks(p string, networks map[string]*types.ServiceNetworkConfig) (joins, aliases []string) {
+	order := sortedKeys(networks)
+	priority := func(name string) int {
+		if n := networks[name]; n != nil {
+			return n.Priority
 		}
+		return 0
+	}
+	slices.SortStableFunc(order, func(a, b string) int { return priority(b) - priority(a) })
+	perNetwork := map[string][]string{}
+	for _, name := range order {
+		np := keyPath(p, name)
+		pname, ok := c.networks[name]
+		if !ok {
+			pname = name // "default", which compose-go does not always declare
+		}
+		joins = append(joins, pname)
 		n := networks[name]
 		if n == nil {
 			continue
 		}
-		c.reportUnset(np, *n, "aliases")
+		c.reportUnset(np, *n, "aliases", "priority")
 		for i, a := range n.Aliases {
-			if alias, err := normalizeName(a); err == nil && alias == a && !slices.Contains(aliases, alias) {
-				aliases = append(aliases, alias)
+			if alias, err := normalizeName(a); err == nil && alias == a {
+				perNetwork[pname] = append(perNetwork[pname], alias)
+				if !slices.Contains(aliases, alias) {
+					aliases = append(aliases, alias)
+				}
 			} else {
 				c.report(indexPath(np+".aliases", i), "%q is not a DNS-1123 label: not imported", a)
 			}
 		}
 	}
-	return aliases
+	for _, name := range order {
+		pname := c.networks[name]
+		if pname == "" {
+			pname = name
+		}
+		if len(aliases) > 0 && !slices.Equal(perNetwork[pname], aliases) {
+			c.report(keyPath(p, name), "PanelX gives a service the same aliases on each of its networks: here %s", strings.Join(aliases, ", "))
+			break
+		}
+	}
+	if slices.Equal(joins, []string{"default"}) {
+		joins = nil
+	}
+	return joins, aliases
 }
 
 const (

@@ -701,6 +701,64 @@ func TestMapPullPolicy(t *testing.T) {
 	runMappingCases(t, cases)
 }
 
+// Compose networks become project networks a service joins only when it
+// names them, with their aliases; what PanelX's networks do not do is said.
+func TestNetworksMapping(t *testing.T) {
+	runMappingCases(t, []mappingCase{{
+		name: "networks by priority, aliases on all",
+		compose: `
+services:
+  web:
+    image: nginx:1
+    networks:
+      back_end: {aliases: [api]}
+      front: {priority: 10, aliases: [api]}
+networks:
+  front: {}
+  back_end: {driver: bridge}
+`,
+		spec: func(s *api.ServiceSpec) { s.Networks, s.Aliases = []string{"front", "back-end"}, []string{"api"} },
+		findings: []want{
+			{"networks.back_end", `the network is named "back-end"`},
+		},
+	}, {
+		name: "aliases on one network only",
+		compose: `
+services:
+  web:
+    image: nginx:1
+    networks:
+      back: {aliases: [db]}
+      front: {}
+networks:
+  front: {}
+  back: {}
+`,
+		spec: func(s *api.ServiceSpec) { s.Networks, s.Aliases = []string{"back", "front"}, []string{"db"} },
+		findings: []want{
+			{"services.web.networks.front", "the same aliases on each of its networks: here db"},
+		},
+	}, {
+		name: "external, internal, overlay",
+		compose: `
+services:
+  web:
+    image: nginx:1
+    networks: [proxy, private, swarm]
+networks:
+  proxy: {external: true}
+  private: {internal: true}
+  swarm: {driver: overlay}
+`,
+		spec: func(s *api.ServiceSpec) { s.Networks = []string{"private", "proxy", "swarm"} },
+		findings: []want{
+			{"networks.private.internal", "are not internal"},
+			{"networks.proxy.external", `join a project network "proxy" instead`},
+			{"networks.swarm.driver", `driver "overlay" not imported`},
+		},
+	}})
+}
+
 // Fields this package does not map are reported at their compose path,
 // including those it never names.
 func TestUnmappedFields(t *testing.T) {
@@ -733,7 +791,6 @@ networks:
 `,
 		findings: []want{
 			{"configs.conf", "PanelX has no configs"},
-			{"networks.back", "one network shared by all its services"},
 			{"secrets.token", "PanelX has no secrets"},
 			{"services.web.build", "PanelX runs images, it does not build them"},
 			{"services.web.configs", "PanelX has no configs"},
@@ -742,7 +799,6 @@ networks:
 			{"services.web.extra_hosts[host.docker.internal]", "no extra /etc/hosts entries"},
 			{"services.web.init", "does not inject an init process"},
 			{"services.web.logging", "logging configuration"},
-			{"services.web.networks.back", "one project network"},
 			{"services.web.oom_score_adj", "PanelX has no equivalent setting: not imported"},
 			{"services.web.secrets", "PanelX has no secrets"},
 			{"services.web.shm_size", "mount a tmpfs at /dev/shm"},
@@ -751,7 +807,9 @@ networks:
 			{"services.web.ulimits.nproc", "no ulimits setting"},
 			{"services.web.x-team", "extension field"},
 		},
-		spec: func(s *api.ServiceSpec) { s.Aliases = []string{"shop-web"} }, // container_name still answers
+		spec: func(s *api.ServiceSpec) { // container_name still answers, on both networks
+			s.Aliases, s.Networks = []string{"shop-web"}, []string{"back", "default"}
+		},
 	}, {
 		name: "default network options, version, extensions",
 		compose: `
@@ -772,7 +830,6 @@ version: "3.8"
 `,
 		spec: func(s *api.ServiceSpec) { s.Aliases = []string{"www"} }, // the default network's aliases are kept
 		findings: []want{
-			{"networks.default.driver", "PanelX has no equivalent"},
 			{"networks.default.ipam", "PanelX has no equivalent"},
 			{"services.web.networks.default.ipv4_address", "PanelX has no equivalent"},
 			{"version", "obsolete"},

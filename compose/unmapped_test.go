@@ -107,7 +107,7 @@ func TestEveryFieldIsMappedOrReported(t *testing.T) {
 		{reflect.TypeFor[types.HealthCheckConfig](), healthcheckFields},
 		{reflect.TypeFor[types.DeviceMapping](), deviceFields},
 		{reflect.TypeFor[types.VolumeConfig](), topVolumeFields},
-		{reflect.TypeFor[types.NetworkConfig](), defaultNetFields},
+		{reflect.TypeFor[types.NetworkConfig](), networkFields},
 	}
 	for _, tt := range tests {
 		t.Run(tt.typ.Name()+"/"+strings.Join(tt.handled, ","), func(t *testing.T) {

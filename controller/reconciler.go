@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -163,7 +165,7 @@ func (r *Reconciler) reconcileService(ctx context.Context, key reconcile.Key) (R
 		status := reconcile.ComputeServiceStatus(reconcile.ServiceStatusInput{
 			Instance: r.Instance, Service: svc, Previous: svc.Status, Containers: r.Prober.withProbes(svc, r.Cache.Containers(key.Project, key.Name)),
 			Image: img, Plan: plan, Err: lastErr, Now: r.now(),
-			Network: r.Cache.Network(key.Project), ProjectDomain: projectDomain, Certificates: certs, Secrets: secrets,
+			Network: reconcile.FirstNetwork(key.Project, &svc.Spec, r.Cache.Networks(key.Project)), ProjectDomain: projectDomain, Certificates: certs, Secrets: secrets,
 		})
 		if d := r.rollout(ctx, svc, &status, latest, recorded); d.RequeueAfter > 0 && (plan.RequeueAfter == 0 || d.RequeueAfter < plan.RequeueAfter) {
 			plan.RequeueAfter = d.RequeueAfter
@@ -388,7 +390,7 @@ func (r *Reconciler) serviceInput(ctx context.Context, key api.Key) (reconcile.S
 	}
 	in := reconcile.ServiceInput{
 		Instance: r.Instance, Key: key, Now: r.now(), PullInterval: r.PullInterval,
-		Network: r.Cache.Network(key.Project), DockerVolumes: r.Cache.Volumes(key.Project),
+		Networks: r.Cache.Networks(key.Project), DockerVolumes: r.Cache.Volumes(key.Project),
 		Containers: r.Cache.Containers(key.Project, key.Name),
 	}
 	for i := range in.Containers {
@@ -401,6 +403,9 @@ func (r *Reconciler) serviceInput(ctx context.Context, key api.Key) (reconcile.S
 	}
 	if in.Project, err = getOrNil(ctx, r.Store.Projects(), api.Key{Name: key.Project}); err != nil {
 		return in, err
+	}
+	if in.Service != nil {
+		in.Network = reconcile.FirstNetwork(key.Project, &in.Service.Spec, in.Networks)
 	}
 	r.syncProbes(key, in.Service, in.Containers, in.Network)
 	in.Containers = r.Prober.withProbes(in.Service, in.Containers)
@@ -614,7 +619,7 @@ func (r *Reconciler) reconcileProject(ctx context.Context, key reconcile.Key) (R
 		services = svcs.Items
 		return reconcile.PlanProject(reconcile.ProjectInput{
 			Instance: r.Instance, Name: key.Name, Project: project, Services: services, Volumes: vols.Items,
-			Network: r.Cache.Network(key.Name), DockerVolumes: r.Cache.Volumes(key.Name), Containers: r.Cache.Containers(key.Name, ""),
+			Networks: slices.Collect(maps.Values(r.Cache.Networks(key.Name))), DockerVolumes: r.Cache.Volumes(key.Name), Containers: r.Cache.Containers(key.Name, ""),
 		}), nil
 	})
 	if err != nil {

@@ -26,13 +26,30 @@ const (
 	// LabelEpoch is the leadership term that created a container: a new
 	// leader can tell what a stale one started. Not part of the spec hash.
 	LabelEpoch = "dev.panelx.epoch"
+	// LabelNetwork is the name of a project's named network (spec.networks
+	// of a service); the project's default network does not carry it.
+	LabelNetwork = "dev.panelx.network"
 )
+
+// DefaultNetwork is the name services use for their project's default
+// network (the one every service without spec.networks joins).
+const DefaultNetwork = "default"
 
 // NamePrefix starts the name of every Docker object PanelX creates.
 const NamePrefix = "panelx-"
 
 // NetworkName is the bridge network of a project.
 func NetworkName(project string) string { return NamePrefix + project }
+
+// ProjectNetworkName is the Docker network of one of a project's networks:
+// the default one, or a named one after an underscore (which no project
+// name holds, so "shop" + "db" never meets project "shop-db").
+func ProjectNetworkName(project, network string) string {
+	if network == "" || network == DefaultNetwork {
+		return NetworkName(project)
+	}
+	return NamePrefix + project + "_" + network
+}
 
 // VolumeName is the Docker volume of a project's Volume.
 func VolumeName(project, volume string) string { return NamePrefix + project + "-" + volume }

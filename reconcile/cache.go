@@ -55,7 +55,7 @@ type Cache struct {
 
 	mu         sync.RWMutex
 	containers map[string]Container // by ID
-	networks   map[string]Network   // by project
+	networks   map[string]Network   // by Docker name
 	volumes    map[string]Volume    // by Docker name
 	removed    map[string]time.Time // container ID → when removed
 	syncing    bool
@@ -149,7 +149,7 @@ func (c *Cache) Sync(ctx context.Context, full bool) error {
 	}
 	c.networks = map[string]Network{}
 	for _, n := range networks {
-		c.networks[n.Project] = n
+		c.networks[n.Name] = n
 	}
 	c.volumes = map[string]Volume{}
 	for _, v := range volumes {
@@ -300,16 +300,16 @@ func (c *Cache) ContainerRemoved(ref string) {
 func (c *Cache) SetNetwork(n Network) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	c.networks[n.Project] = n
+	c.networks[n.Name] = n
 }
 
-// NetworkRemoved forgets the network of a project.
+// NetworkRemoved forgets a network, by name or ID.
 func (c *Cache) NetworkRemoved(name string) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	for p, n := range c.networks {
+	for k, n := range c.networks {
 		if n.Name == name || n.ID == name {
-			delete(c.networks, p)
+			delete(c.networks, k)
 		}
 	}
 }
@@ -368,10 +368,10 @@ func (c *Cache) Apply(ctx context.Context, ev RuntimeEvent) ([]Key, error) {
 		if ev.Action == "destroy" {
 			c.mu.Lock()
 			var keys []Key
-			for p, n := range c.networks {
+			for k, n := range c.networks {
 				if n.ID == ev.ID {
-					delete(c.networks, p)
-					keys = append(keys, c.projectKeysLocked(p)...)
+					delete(c.networks, k)
+					keys = append(keys, c.projectKeysLocked(n.Project)...)
 				}
 			}
 			c.mu.Unlock()
@@ -460,14 +460,32 @@ func (c *Cache) Containers(project, service string) []Container {
 	return out
 }
 
-// Network returns the network of a project, or nil.
+// Network returns the default network of a project, or nil.
 func (c *Cache) Network(project string) *Network {
+	return c.NetworkNamed(NetworkName(project))
+}
+
+// NetworkNamed returns the network with this Docker name, or nil.
+func (c *Cache) NetworkNamed(name string) *Network {
 	c.mu.RLock()
 	defer c.mu.RUnlock()
-	if n, ok := c.networks[project]; ok {
+	if n, ok := c.networks[name]; ok {
 		return &n
 	}
 	return nil
+}
+
+// Networks returns every network of a project, by Docker name.
+func (c *Cache) Networks(project string) map[string]Network {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	out := map[string]Network{}
+	for name, n := range c.networks {
+		if n.Project == project {
+			out[name] = n
+		}
+	}
+	return out
 }
 
 // Volumes returns the Docker volumes of a project, by Docker name.
@@ -492,8 +510,8 @@ func (c *Cache) Keys() []Key {
 	for _, ct := range c.containers {
 		keys = append(keys, ServiceKey(ct.Project, ct.Service))
 	}
-	for p := range c.networks {
-		keys = append(keys, ProjectKey(p))
+	for _, n := range c.networks {
+		keys = append(keys, ProjectKey(n.Project))
 	}
 	for _, v := range c.volumes {
 		keys = append(keys, VolumeKey(v.Project, v.Volume))

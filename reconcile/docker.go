@@ -190,7 +190,7 @@ func (d *DockerRuntime) ListNetworks(ctx context.Context) ([]Network, error) {
 	out := make([]Network, 0, len(list))
 	for _, n := range list {
 		if d.owned(n.Labels) {
-			out = append(out, Network{ID: n.ID, Name: n.Name, Project: n.Labels[LabelProject]})
+			out = append(out, networkOf(n.ID, n.Name, n.Labels))
 		}
 	}
 	return out, nil
@@ -211,7 +211,7 @@ func (d *DockerRuntime) InspectNetwork(ctx context.Context, id string) (Network,
 	if !d.owned(n.Labels) {
 		return Network{}, fmt.Errorf("inspect network %s: %w", id, ErrNotOwned)
 	}
-	return Network{ID: n.ID, Name: n.Name, Project: n.Labels[LabelProject]}, nil
+	return networkOf(n.ID, n.Name, n.Labels), nil
 }
 
 func (d *DockerRuntime) ListVolumes(ctx context.Context) ([]Volume, error) {
@@ -344,7 +344,7 @@ func (d *DockerRuntime) CreateNetwork(ctx context.Context, name string, labels m
 	if err != nil {
 		return Network{}, fmt.Errorf("create network %s: %w", name, err)
 	}
-	return Network{ID: resp.ID, Name: name, Project: labels[LabelProject]}, nil
+	return networkOf(resp.ID, name, labels), nil
 }
 
 func (d *DockerRuntime) RemoveNetwork(ctx context.Context, name string) error {
@@ -424,6 +424,19 @@ func (d *DockerRuntime) CreateContainer(ctx context.Context, spec ContainerSpec)
 	}
 	if err != nil {
 		return "", fmt.Errorf("create container %s: %w", spec.Name, err)
+	}
+	for i, id := range spec.MoreNetworkIDs {
+		err := d.call(ctx, "network_connect", callTimeout, func(ctx context.Context) error {
+			return d.cli.NetworkConnect(ctx, id, resp.ID, &network.EndpointSettings{Aliases: spec.Aliases})
+		})
+		if err != nil {
+			// A container on some of its networks is not what was asked
+			// for: it goes, and the next reconcile creates it again.
+			_ = d.call(context.WithoutCancel(ctx), "container_remove", callTimeout, func(ctx context.Context) error {
+				return d.cli.ContainerRemove(ctx, resp.ID, container.RemoveOptions{Force: true})
+			})
+			return "", fmt.Errorf("create container %s: connect network %s: %w", spec.Name, spec.MoreNetworks[i], err)
+		}
 	}
 	return resp.ID, nil
 }

@@ -169,11 +169,19 @@ func (e *Executor) runOp(ctx context.Context, op Op) error {
 		spec := *op.Container
 		if spec.Network != "" {
 			// Attach by ID: names of networks are not unique in Docker.
-			n := e.Cache.Network(spec.Labels[LabelProject])
+			n := e.Cache.NetworkNamed(spec.Network)
 			if n == nil {
 				return fmt.Errorf("create container %s: network %s does not exist", spec.Name, spec.Network)
 			}
 			spec.NetworkID = n.ID
+			spec.MoreNetworkIDs = nil
+			for _, name := range spec.MoreNetworks {
+				n := e.Cache.NetworkNamed(name)
+				if n == nil {
+					return fmt.Errorf("create container %s: network %s does not exist", spec.Name, name)
+				}
+				spec.MoreNetworkIDs = append(spec.MoreNetworkIDs, n.ID)
+			}
 		}
 		id, err := rt.CreateContainer(ctx, spec)
 		if err != nil {

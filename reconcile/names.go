@@ -16,14 +16,17 @@ const (
 	LabelFields     = naming.LabelFields
 	LabelImage      = naming.LabelImage
 	LabelEpoch      = naming.LabelEpoch
+	LabelNetwork    = naming.LabelNetwork
 	NamePrefix      = naming.NamePrefix
+	DefaultNetwork  = naming.DefaultNetwork
 )
 
 var (
-	NetworkName       = naming.NetworkName
-	VolumeName        = naming.VolumeName
-	ContainerName     = naming.ContainerName
-	tempContainerName = naming.TempContainerName
-	deadContainerName = naming.DeadContainerName
-	ownerLabels       = naming.OwnerLabels
+	NetworkName        = naming.NetworkName
+	ProjectNetworkName = naming.ProjectNetworkName
+	VolumeName         = naming.VolumeName
+	ContainerName      = naming.ContainerName
+	tempContainerName  = naming.TempContainerName
+	deadContainerName  = naming.DeadContainerName
+	ownerLabels        = naming.OwnerLabels
 )

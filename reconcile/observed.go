@@ -86,8 +86,18 @@ func (c *Container) NeedsLook() bool {
 // Network is a Docker network PanelX owns.
 type Network struct {
 	ID      string
-	Name    string
+	Name    string // the Docker network's name
 	Project string
+	Network string // the project's name for it: DefaultNetwork or a service's spec.networks entry
+}
+
+// networkOf builds a Network from a Docker network's labels.
+func networkOf(id, name string, labels map[string]string) Network {
+	n := Network{ID: id, Name: name, Project: labels[LabelProject], Network: labels[LabelNetwork]}
+	if n.Network == "" {
+		n.Network = DefaultNetwork
+	}
+	return n
 }
 
 // Volume is a Docker volume PanelX owns.

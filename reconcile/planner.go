@@ -62,7 +62,10 @@ type ServiceInput struct {
 	// (for dependsOn).
 	Ready map[string]bool
 
-	Image         ImageState
+	Image ImageState
+	// Networks are the project's Docker networks, by Docker name; Network
+	// is the service's first one (see FirstNetwork), nil while missing.
+	Networks      map[string]Network
 	Network       *Network
 	DockerVolumes map[string]Volume // the project's Docker volumes, by Docker name
 	Containers    []Container       // this service's containers
@@ -146,10 +149,10 @@ func PlanService(in ServiceInput) Plan {
 	for i := 0; i < desired; i++ {
 		spec := BuildContainerSpec(in.Instance, in.Service, i, imageID, in.Secrets)
 		planReplica(&p, replicaInput{
-			in:      &in,
-			failed:  in.StartFailures,
-			network: in.Network,
-			index:   i, spec: spec, containers: byIndex[i], prereqs: prereqs,
+			in:       &in,
+			failed:   in.StartFailures,
+			networks: in.Networks,
+			index:    i, spec: spec, containers: byIndex[i], prereqs: prereqs,
 			stopFirst: publishesHostPort, depsWait: depsWait, policy: sp.RestartPolicy,
 		})
 	}
@@ -260,9 +263,12 @@ func planPrerequisites(p *Plan, in ServiceInput) []int {
 	var prereqs []int
 	sp := &in.Service.Spec
 	project := in.Key.Project
-	if sp.NetworkMode == "" && in.Network == nil {
-		prereqs = append(prereqs, p.add(Op{Kind: OpCreateNetwork, Target: NetworkName(project),
-			Cause: "network missing", Labels: networkLabels(in.Instance, project)}))
+	for _, n := range ServiceNetworks(sp) {
+		name := ProjectNetworkName(project, n)
+		if _, ok := in.Networks[name]; !ok {
+			prereqs = append(prereqs, p.add(Op{Kind: OpCreateNetwork, Target: name,
+				Cause: "network missing", Labels: networkLabels(in.Instance, project, n)}))
+		}
 	}
 	for i, m := range sp.Volumes {
 		if m.Name == "" {
@@ -327,7 +333,7 @@ func dependenciesNotReady(in ServiceInput) []string {
 type replicaInput struct {
 	in         *ServiceInput
 	failed     map[string]Failure
-	network    *Network // the project network, when the service uses it
+	networks   map[string]Network // the project's, by Docker name
 	index      int
 	spec       ContainerSpec
 	containers []Container
@@ -337,14 +343,19 @@ type replicaInput struct {
 	policy     api.RestartPolicy
 }
 
-// attached reports whether a container is on the project network it
-// should be on. One that lost it (the network was removed and re-created
+// attached reports whether a container is on the project networks it
+// should be on. One that lost one (the network was removed and re-created
 // behind PanelX's back) no longer counts as current and is replaced.
 func (r replicaInput) attached(c Container) bool {
-	if r.spec.Network == "" || r.network == nil {
+	if r.spec.Network == "" {
 		return true
 	}
-	return slices.Contains(c.Networks, r.network.ID)
+	for _, name := range append([]string{r.spec.Network}, r.spec.MoreNetworks...) {
+		if n, ok := r.networks[name]; ok && !slices.Contains(c.Networks, n.ID) {
+			return false
+		}
+	}
+	return true
 }
 
 // planReplica converges one replica index. A replacement is created under a
@@ -511,10 +522,27 @@ func shouldRestart(policy api.RestartPolicy, exitCode int) bool {
 	}
 }
 
-func networkLabels(instance, project string) map[string]string {
+func networkLabels(instance, project, network string) map[string]string {
 	l := ownerLabels(instance)
 	l[LabelProject] = project
+	if network != DefaultNetwork {
+		l[LabelNetwork] = network
+	}
 	return l
+}
+
+// FirstNetwork is the Docker network of a service's first project network
+// (the edge's and the probes' way to its replicas), nil while it does not
+// exist or for a service with a networkMode.
+func FirstNetwork(project string, sp *api.ServiceSpec, networks map[string]Network) *Network {
+	names := ServiceNetworks(sp)
+	if len(names) == 0 {
+		return nil
+	}
+	if n, ok := networks[ProjectNetworkName(project, names[0])]; ok {
+		return &n
+	}
+	return nil
 }
 
 func volumeSpec(instance string, v *api.Volume) *VolumeSpec {
@@ -537,7 +565,7 @@ type ProjectInput struct {
 	// Services and Volumes are the project's rows.
 	Services      []*api.Service
 	Volumes       []*api.Volume
-	Network       *Network
+	Networks      []Network // every network of the project
 	DockerVolumes map[string]Volume
 	Containers    []Container // every container of the project
 }
@@ -550,9 +578,10 @@ type ProjectInput struct {
 func PlanProject(in ProjectInput) Plan {
 	var p Plan
 	if in.Project != nil && in.Project.Metadata.DeletionTimestamp == nil {
-		if in.Network == nil {
-			p.add(Op{Kind: OpCreateNetwork, Target: NetworkName(in.Name), Cause: "network missing", Labels: networkLabels(in.Instance, in.Name)})
+		if !slices.ContainsFunc(in.Networks, func(n Network) bool { return n.Network == DefaultNetwork }) {
+			p.add(Op{Kind: OpCreateNetwork, Target: NetworkName(in.Name), Cause: "network missing", Labels: networkLabels(in.Instance, in.Name, DefaultNetwork)})
 		}
+		planUnusedNetworks(&p, in)
 		return p
 	}
 	if len(in.Services) > 0 || len(in.Containers) > 0 {
@@ -575,13 +604,33 @@ func PlanProject(in ProjectInput) Plan {
 			}
 		}
 	}
-	if in.Network != nil {
-		p.add(Op{Kind: OpRemoveNetwork, Target: in.Network.Name, Cause: "project deleted", After: volumeOps})
+	for _, n := range in.Networks {
+		p.add(Op{Kind: OpRemoveNetwork, Target: n.Name, Cause: "project deleted", After: volumeOps})
 	}
 	if p.Empty() && in.Project != nil {
 		p.Finalize = true
 	}
 	return p
+}
+
+// planUnusedNetworks removes the named networks of a live project that no
+// service names any more and no container is attached to.
+func planUnusedNetworks(p *Plan, in ProjectInput) {
+	used := map[string]bool{}
+	for _, s := range in.Services {
+		for _, n := range ServiceNetworks(&s.Spec) {
+			used[n] = true
+		}
+	}
+	for _, n := range in.Networks {
+		if n.Network == DefaultNetwork || used[n.Network] {
+			continue
+		}
+		attached := slices.ContainsFunc(in.Containers, func(c Container) bool { return slices.Contains(c.Networks, n.ID) })
+		if !attached {
+			p.add(Op{Kind: OpRemoveNetwork, Target: n.Name, Cause: "no service joins network " + n.Network})
+		}
+	}
 }
 
 // VolumeInput is everything the planner needs for one volume.

@@ -1,6 +1,7 @@
 package reconcile
 
 import (
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -65,7 +66,8 @@ func baseInput(svc *api.Service, cs ...Container) ServiceInput {
 		Service:       svc,
 		Volumes:       map[string]*api.Volume{"data": testVolume()},
 		Image:         ImageState{Image: Image{Ref: svc.Spec.Image, ID: "sha256:img1", PulledAt: t0}, AttemptedAt: t0},
-		Network:       &Network{ID: "net1", Name: "panelx-shop", Project: "shop"},
+		Network:       &Network{ID: "net1", Name: "panelx-shop", Project: "shop", Network: "default"},
+		Networks:      map[string]Network{"panelx-shop": {ID: "net1", Name: "panelx-shop", Project: "shop", Network: "default"}},
 		DockerVolumes: map[string]Volume{"panelx-shop-data": {Name: "panelx-shop-data", Project: "shop", Volume: "data"}},
 		Containers:    cs,
 		Now:           t0.Add(10 * time.Second),
@@ -96,7 +98,7 @@ func TestPlanService(t *testing.T) {
 			name: "new service on an empty host",
 			in: func() ServiceInput {
 				in := baseInput(v1)
-				in.Network, in.DockerVolumes = nil, nil
+				in.Network, in.Networks, in.DockerVolumes = nil, nil, nil
 				return in
 			}(),
 			want: `0 create-network panelx-shop (network missing)
@@ -430,7 +432,7 @@ func TestPlanProject(t *testing.T) {
 	purging := testProject()
 	purging.Metadata.DeletionTimestamp = &t0
 	purging.Metadata.Annotations = map[string]string{api.AnnotationPurgeVolumes: "true"}
-	net := &Network{ID: "n", Name: "panelx-shop", Project: "shop"}
+	net := &Network{ID: "n", Name: "panelx-shop", Project: "shop", Network: "default"}
 	retain, del := testVolume(), testVolume()
 	del.Metadata.Name = "cache"
 	del.Spec.ReclaimPolicy = api.ReclaimDelete
@@ -441,19 +443,89 @@ func TestPlanProject(t *testing.T) {
 		want string
 	}{
 		{"live without network", ProjectInput{Name: "shop", Project: live}, "0 create-network panelx-shop (network missing)\n"},
-		{"live and converged", ProjectInput{Name: "shop", Project: live, Network: net}, ""},
-		{"deleting waits for its services", ProjectInput{Name: "shop", Project: deleting, Network: net, Services: []*api.Service{testService(nil)}},
+		{"live and converged", ProjectInput{Name: "shop", Project: live, Networks: []Network{*net}}, ""},
+		{"deleting waits for its services", ProjectInput{Name: "shop", Project: deleting, Networks: []Network{*net}, Services: []*api.Service{testService(nil)}},
 			"wait: 1 service(s) and 0 container(s) of the project are being removed\n"},
-		{"deleting keeps Retain volumes", ProjectInput{Name: "shop", Project: deleting, Network: net, Volumes: []*api.Volume{retain, del}, DockerVolumes: dvs},
+		{"deleting keeps Retain volumes", ProjectInput{Name: "shop", Project: deleting, Networks: []Network{*net}, Volumes: []*api.Volume{retain, del}, DockerVolumes: dvs},
 			"0 remove-volume panelx-shop-cache (project deleted; volume reclaimPolicy is Delete)\n1 remove-network panelx-shop (project deleted) after 0\n"},
-		{"deleting with purge removes all volumes", ProjectInput{Name: "shop", Project: purging, Network: net, Volumes: []*api.Volume{retain}, DockerVolumes: dvs},
+		{"deleting with purge removes all volumes", ProjectInput{Name: "shop", Project: purging, Networks: []Network{*net}, Volumes: []*api.Volume{retain}, DockerVolumes: dvs},
 			"0 remove-volume panelx-shop-data (project deleted with purge of volumes)\n1 remove-network panelx-shop (project deleted) after 0\n"},
 		{"deleting and nothing left", ProjectInput{Name: "shop", Project: deleting, Volumes: []*api.Volume{retain}}, "finalize\n"},
-		{"row gone: remove the network, never the data", ProjectInput{Name: "shop", Network: net, DockerVolumes: dvs}, "0 remove-network panelx-shop (project deleted)\n"},
+		{"row gone: remove the network, never the data", ProjectInput{Name: "shop", Networks: []Network{*net}, DockerVolumes: dvs}, "0 remove-network panelx-shop (project deleted)\n"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			tt.in.Instance = testInstance
+			if got := PlanProject(tt.in).String(); got != tt.want {
+				t.Errorf("plan:\n%s\nwant:\n%s", got, tt.want)
+			}
+		})
+	}
+}
+
+// TestPlanNamedNetworks: a service that names networks gets each of them
+// (labelled with its project name) and a container on all of them, the
+// first one at creation; a container missing one is replaced.
+func TestPlanNamedNetworks(t *testing.T) {
+	svc := testService(func(s *api.Service) { s.Spec.Networks = []string{"front", "back"} })
+	in := baseInput(svc)
+	in.Network = nil
+	plan := PlanService(in)
+	var created []string
+	for _, op := range plan.Ops {
+		switch op.Kind {
+		case OpCreateNetwork:
+			created = append(created, op.Target+" "+op.Labels[LabelNetwork])
+		case OpCreateContainer:
+			if op.Container.Network != "panelx-shop_front" || !slices.Equal(op.Container.MoreNetworks, []string{"panelx-shop_back"}) {
+				t.Errorf("container networks %q + %q", op.Container.Network, op.Container.MoreNetworks)
+			}
+		}
+	}
+	if want := []string{"panelx-shop_front front", "panelx-shop_back back"}; !slices.Equal(created, want) {
+		t.Errorf("networks created %q, want %q", created, want)
+	}
+
+	// Both exist; a replica on only the first is not current.
+	in.Networks["panelx-shop_front"] = Network{ID: "netF", Name: "panelx-shop_front", Project: "shop", Network: "front"}
+	in.Networks["panelx-shop_back"] = Network{ID: "netB", Name: "panelx-shop_back", Project: "shop", Network: "back"}
+	c := ctr(svc, 0, "sha256:img1", "running", func(c *Container) { c.Networks = []string{"netF"} })
+	in.Containers = []Container{c}
+	if got := PlanService(in).String(); !strings.Contains(got, "not attached to network") {
+		t.Errorf("a replica missing a network is kept:\n%s", got)
+	}
+	c.Networks = []string{"netF", "netB"}
+	in.Containers = []Container{c}
+	if got := PlanService(in); slices.ContainsFunc(got.Ops, func(op Op) bool { return op.Kind == OpCreateContainer }) {
+		t.Errorf("a replica on both networks is replaced:\n%s", got)
+	}
+}
+
+// TestPlanProjectNetworks: a live project keeps its default network and
+// the named ones a service joins, removes a named one nobody joins once no
+// container is on it, and a deleted project removes all of them.
+func TestPlanProjectNetworks(t *testing.T) {
+	def := Network{ID: "n0", Name: "panelx-shop", Project: "shop", Network: "default"}
+	back := Network{ID: "n1", Name: "panelx-shop_back", Project: "shop", Network: "back"}
+	old := Network{ID: "n2", Name: "panelx-shop_old", Project: "shop", Network: "old"}
+	joins := testService(func(s *api.Service) { s.Spec.Networks = []string{"back"} })
+	deleting := testProject()
+	deleting.Metadata.DeletionTimestamp = &t0
+	tests := []struct {
+		name string
+		in   ProjectInput
+		want string
+	}{
+		{"unused named network goes", ProjectInput{Project: testProject(), Services: []*api.Service{joins}, Networks: []Network{def, back, old}},
+			"0 remove-network panelx-shop_old (no service joins network old)\n"},
+		{"unused but a container is on it", ProjectInput{Project: testProject(), Services: []*api.Service{joins}, Networks: []Network{def, back, old},
+			Containers: []Container{{ID: "c", Networks: []string{"n2"}}}}, ""},
+		{"deleted project removes all", ProjectInput{Project: deleting, Networks: []Network{def, back}},
+			"0 remove-network panelx-shop (project deleted)\n1 remove-network panelx-shop_back (project deleted)\n"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			tt.in.Instance, tt.in.Name = testInstance, "shop"
 			if got := PlanProject(tt.in).String(); got != tt.want {
 				t.Errorf("plan:\n%s\nwant:\n%s", got, tt.want)
 			}

@@ -39,10 +39,15 @@ type ContainerSpec struct {
 	Healthcheck   *Healthcheck `json:"healthcheck,omitempty"`
 	RestartPolicy string       `json:"restartPolicy"` // always, on-failure, no
 
-	Network     string   `json:"network,omitempty"` // the project network, when NetworkMode is ""
-	NetworkID   string   `json:"-"`                 // resolved by the executor at creation
-	Aliases     []string `json:"aliases,omitempty"`
-	NetworkMode string   `json:"networkMode,omitempty"` // host or none
+	Network   string `json:"network,omitempty"` // the service's first project network, when NetworkMode is ""
+	NetworkID string `json:"-"`                 // resolved by the executor at creation
+	// MoreNetworks are the service's other project networks: Engine API
+	// 1.41 creates a container on one network, the others are connected
+	// before it starts.
+	MoreNetworks   []string `json:"moreNetworks,omitempty"`
+	MoreNetworkIDs []string `json:"-"` // resolved by the executor at creation
+	Aliases        []string `json:"aliases,omitempty"`
+	NetworkMode    string   `json:"networkMode,omitempty"` // host or none
 
 	Privileged  bool              `json:"privileged,omitempty"`
 	PIDMode     string            `json:"pidMode,omitempty"`
@@ -136,7 +141,11 @@ func BuildContainerSpec(instance string, svc *api.Service, index int, imageID st
 		cs.RestartPolicy = "always"
 	}
 	if cs.NetworkMode == "" {
-		cs.Network = NetworkName(project)
+		nets := ServiceNetworks(sp)
+		cs.Network = ProjectNetworkName(project, nets[0])
+		for _, n := range nets[1:] {
+			cs.MoreNetworks = append(cs.MoreNetworks, ProjectNetworkName(project, n))
+		}
 		// Services reach each other by service name; a replica by name-index.
 		cs.Aliases = []string{service, service + "-" + strconv.Itoa(index)}
 		cs.Aliases = append(cs.Aliases, sp.Aliases...) // none: the hash stays what it was
@@ -186,7 +195,11 @@ func hashSpec(cs *ContainerSpec) (string, map[string]string) {
 	part("resources", []int64{cs.NanoCPUs, cs.MemoryBytes})
 	part("healthcheck", cs.Healthcheck)
 	part("restartPolicy", cs.RestartPolicy)
-	part("network", []any{cs.Network, cs.Aliases, cs.NetworkMode})
+	network := []any{cs.Network, cs.Aliases, cs.NetworkMode}
+	if len(cs.MoreNetworks) > 0 { // none: the part's hash stays what it was
+		network = append(network, cs.MoreNetworks)
+	}
+	part("network", network)
 	part("host settings", []any{cs.Privileged, cs.PIDMode, cs.IPCMode, cs.UTSMode, cs.CapAdd, cs.CapDrop, cs.Devices, cs.Sysctls, cs.SecurityOpt})
 	if cs.RestartedAt != "" {
 		part("restartedAt", cs.RestartedAt)
@@ -229,4 +242,16 @@ func describeChange(old, new map[string]string) string {
 	}
 	slices.Sort(changed)
 	return strings.Join(changed, ", ")
+}
+
+// ServiceNetworks names the project networks a service joins (none with a
+// networkMode): its spec.networks, or the default network.
+func ServiceNetworks(sp *api.ServiceSpec) []string {
+	switch {
+	case sp.NetworkMode != "":
+		return nil
+	case len(sp.Networks) == 0:
+		return []string{DefaultNetwork}
+	}
+	return sp.Networks
 }
