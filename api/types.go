@@ -392,11 +392,16 @@ type Port struct {
 // source is set: Name (a Volume of the project), HostPath (a bind mount, for
 // administrators only) or Tmpfs.
 type VolumeMount struct {
-	Name      string `json:"name,omitempty"`
-	HostPath  string `json:"hostPath,omitempty"`
-	Tmpfs     bool   `json:"tmpfs,omitempty"`
-	MountPath string `json:"mountPath"`
-	ReadOnly  bool   `json:"readOnly,omitempty"`
+	Name     string `json:"name,omitempty"`
+	HostPath string `json:"hostPath,omitempty"`
+	// DockerVolume mounts an existing Docker volume that PanelX does not
+	// own (Compose's external: true): PanelX never creates or removes it,
+	// and the service waits while it does not exist. Administrators only —
+	// its data may be anyone's.
+	DockerVolume string `json:"dockerVolume,omitempty"`
+	Tmpfs        bool   `json:"tmpfs,omitempty"`
+	MountPath    string `json:"mountPath"`
+	ReadOnly     bool   `json:"readOnly,omitempty"`
 }
 
 // Resources limits a container's CPU and memory.

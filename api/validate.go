@@ -457,6 +457,9 @@ func validateAbsPath(p Path, v string) ErrorList {
 	return nil
 }
 
+// dockerVolumeRe is what Docker accepts as a volume name.
+var dockerVolumeRe = regexp.MustCompile(`^[a-zA-Z0-9][a-zA-Z0-9_.-]+$`)
+
 func validateMounts(p Path, mounts []VolumeMount) ErrorList {
 	var errs ErrorList
 	seen := map[string]bool{}
@@ -471,11 +474,17 @@ func validateMounts(p Path, mounts []VolumeMount) ErrorList {
 			sources++
 			errs = append(errs, validateAbsPath(mp.Child("hostPath"), m.HostPath)...)
 		}
+		if m.DockerVolume != "" {
+			sources++
+			if !dockerVolumeRe.MatchString(m.DockerVolume) || len(m.DockerVolume) > 255 {
+				errs = append(errs, Invalid(mp.Child("dockerVolume"), m.DockerVolume, "must be a Docker volume name: letters, digits, '_', '.', '-', starting with a letter or digit"))
+			}
+		}
 		if m.Tmpfs {
 			sources++
 		}
 		if sources != 1 {
-			errs = append(errs, Invalid(mp, fmt.Sprintf("%d sources", sources), "set exactly one of name, hostPath or tmpfs"))
+			errs = append(errs, Invalid(mp, fmt.Sprintf("%d sources", sources), "set exactly one of name, hostPath, dockerVolume or tmpfs"))
 		}
 		if m.MountPath == "" {
 			errs = append(errs, Required(mp.Child("mountPath"), ""))

@@ -38,7 +38,7 @@ func (o *composeOptions) register(cmd *cobra.Command) {
 	cmd.Flags().BoolVar(&o.dropBindMounts, "drop-bind-mounts", false,
 		"Compose files: leave host bind mounts out (each reported) instead of importing them as hostPath, which only administrators may use")
 	cmd.Flags().BoolVar(&o.emptyExternal, "empty-external-volumes", false,
-		"Compose files: import an external: true volume as a new, empty Volume (reported) instead of refusing the file")
+		"Compose files: import an external: true volume as a new, empty Volume (reported) instead of mounting the existing Docker volume, which only administrators may do")
 }
 
 func composeResult(ctx context.Context, in input, project string, opts composeOptions) (*compose.Result, error) {
@@ -74,7 +74,9 @@ and print them as YAML manifests, to review or keep in git. Whatever cannot be
 mapped (build:, network_mode, …) is listed in a comment at the top and on
 stderr: nothing is dropped silently. Host bind mounts become hostPath mounts,
 which only administrators may apply (--drop-bind-mounts leaves them out, each
-reported). A file that imports no service at all is an error. Interpolation uses the
+reported); an external: true volume is mounted as the existing Docker volume
+(dockerVolume, administrators only; --empty-external-volumes makes a new,
+empty Volume instead). A file that imports no service at all is an error. Interpolation uses the
 environment and the .env file beside the Compose file; nothing is executed.`,
 		Example: `  panelx convert -f docker-compose.yml > shop.yaml
   panelx convert -f compose.yaml --project shop | panelx apply -f -`,

@@ -131,8 +131,14 @@ func hintBindMounts(err error, sources []docSource) error {
 	for _, s := range sources {
 		compose = compose || s.compose
 	}
-	if !compose || !strings.Contains(err.Error(), "hostPath") {
+	if !compose {
 		return err
 	}
-	return fmt.Errorf("%w\n(a Compose bind mount becomes a hostPath mount, which only administrators may use: --drop-bind-mounts imports the file without them, each reported)", err)
+	if strings.Contains(err.Error(), "hostPath") {
+		err = fmt.Errorf("%w\n(a Compose bind mount becomes a hostPath mount, which only administrators may use: --drop-bind-mounts imports the file without them, each reported)", err)
+	}
+	if strings.Contains(err.Error(), "dockerVolume") {
+		err = fmt.Errorf("%w\n(a Compose external: true volume is mounted as the existing Docker volume, which only administrators may do: --empty-external-volumes imports it as a new, empty Volume instead)", err)
+	}
+	return err
 }

@@ -54,8 +54,8 @@ type Input struct {
 	// there rather than losing, say, a database's data directory.
 	DropBindMounts bool
 	// EmptyExternalVolumes imports an external: true volume as a new,
-	// empty Volume (reported); by default such a file is refused, since
-	// the data lives in the existing volume PanelX cannot adopt yet.
+	// empty Volume (reported); by default the services mount the existing
+	// Docker volume (spec.volumes[].dockerVolume, administrators only).
 	EmptyExternalVolumes bool
 }
 
@@ -139,6 +139,8 @@ type converter struct {
 	services    map[string]string
 	volumes     map[string]string
 	volumeNames *nameTable
+	// external maps each external: true volume to its Docker name.
+	external map[string]string
 	// networks maps each top-level network to its PanelX name.
 	networks map[string]string
 	// skipped holds services that are not imported, with the reason.

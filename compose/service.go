@@ -362,6 +362,10 @@ func (c *converter) mounts(p string, s types.ServiceConfig, pname string) []api.
 		case types.VolumeTypeVolume:
 			c.reportUnset(vp, v, volumeMountFields...)
 			c.reportUnset(vp+".volume", v.Volume)
+			if docker, ok := c.external[v.Source]; ok {
+				out = append(out, api.VolumeMount{DockerVolume: docker, MountPath: v.Target, ReadOnly: v.ReadOnly})
+				continue
+			}
 			name := c.volumes[v.Source]
 			if v.Source == "" {
 				name = c.anonymousVolume(vp, pname, v.Target)

@@ -357,9 +357,22 @@ volumes:
   pgdata:
     external: true
 `
-	if _, err := convertText(t, src, nil, nil); err == nil || !strings.Contains(err.Error(), "external: true") || !strings.Contains(err.Error(), "--empty-external-volumes") {
-		t.Fatalf("err = %v, want a refusal naming the way on", err)
+	// By default the existing volume is mounted as it is, and no Volume
+	// (which PanelX would own, and could remove) stands for it.
+	adopted, err := convertText(t, src+"    name: legacy_pgdata\n", nil, nil)
+	if err != nil {
+		t.Fatal(err)
 	}
+	db := find[*api.Service](t, adopted, "db")
+	if want := []api.VolumeMount{{DockerVolume: "legacy_pgdata", MountPath: "/var/lib/postgresql/data"}}; !reflect.DeepEqual(db.Spec.Volumes, want) {
+		t.Errorf("mounts %+v, want %+v", db.Spec.Volumes, want)
+	}
+	for _, obj := range adopted.Objects {
+		if obj.GetKind() == api.KindVolume {
+			t.Errorf("an external volume became a Volume: %+v", obj)
+		}
+	}
+	checkFindings(t, adopted.Unmapped, nil)
 	res, err := Convert(context.Background(), Input{Files: []File{{Path: filepath.Join(t.TempDir(), "compose.yaml"), Content: []byte(src)}},
 		ProjectName: "demo", Env: map[string]string{}, EmptyExternalVolumes: true})
 	if err != nil {

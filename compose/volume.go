@@ -1,7 +1,6 @@
 package compose
 
 import (
-	"fmt"
 	"maps"
 
 	"github.com/panelx/panelx/api"
@@ -11,6 +10,7 @@ import (
 // their compose key.
 func (c *converter) convertVolumes() ([]*api.Volume, error) {
 	c.volumes = map[string]string{}
+	c.external = map[string]string{}
 	c.volumeNames = newNameTable("volumes")
 	var out []*api.Volume
 	for _, key := range sortedKeys(c.project.Volumes) {
@@ -23,14 +23,16 @@ func (c *converter) convertVolumes() ([]*api.Volume, error) {
 		if pname != key {
 			c.report(vp, "%q is not a DNS-1123 label: the volume is named %q (mounts follow)", key, pname)
 		}
-		c.volumes[key] = pname
 		c.reportUnset(vp, v, topVolumeFields...)
+		if bool(v.External) && !c.emptyExternal {
+			// The data is in that volume: the services mount it as it is
+			// (spec.volumes[].dockerVolume, which only administrators may
+			// use). PanelX never creates or removes it.
+			c.external[key] = v.Name
+			continue
+		}
+		c.volumes[key] = pname
 		switch {
-		case bool(v.External) && !c.emptyExternal:
-			// The data is in that volume: a new, empty one in its place
-			// would look like a working import that lost it.
-			return nil, fmt.Errorf("compose: %s: %q is an existing Docker volume (external: true), and PanelX cannot adopt one yet: "+
-				"remove external: true (or pass --empty-external-volumes) to start from a new, empty Volume %q and copy the data into it (panelx cp)", vp, v.Name, pname)
 		case bool(v.External):
 			c.report(vp+".external", "PanelX manages its own volumes: the existing Docker volume %q is not used; a new, empty Volume %q is created (copy the data into it)", v.Name, pname)
 		case v.Name != c.project.Name+"_"+key:

@@ -423,6 +423,19 @@ func (r *Reconciler) serviceInput(ctx context.Context, key api.Key) (reconcile.S
 			in.Volumes[v.Metadata.Name] = v
 		}
 	}
+	for _, m := range sp.Volumes {
+		if m.DockerVolume == "" {
+			continue
+		}
+		_, err := r.Runtime.InspectVolume(ctx, m.DockerVolume)
+		if err != nil && !errors.Is(err, reconcile.ErrNotFound) && !errors.Is(err, reconcile.ErrNotOwned) {
+			return in, err
+		}
+		if in.DockerVolumesFound == nil {
+			in.DockerVolumesFound = map[string]bool{}
+		}
+		in.DockerVolumesFound[m.DockerVolume] = err == nil || errors.Is(err, reconcile.ErrNotOwned)
+	}
 	if len(sp.DependsOn) > 0 {
 		in.Ready = map[string]bool{}
 		for _, dep := range sp.DependsOn {

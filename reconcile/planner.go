@@ -20,6 +20,7 @@ const (
 	ReasonVolumeNotDeclared = "VolumeNotDeclared"
 	ReasonDependency        = "WaitingForDependency"
 	ReasonVolumeInUse       = "VolumeInUse"
+	ReasonVolumeNotFound    = "DockerVolumeNotFound"
 )
 
 // Pull backoff after failures: 5s, 10s, 20s … up to 5 minutes.
@@ -68,7 +69,10 @@ type ServiceInput struct {
 	Networks      map[string]Network
 	Network       *Network
 	DockerVolumes map[string]Volume // the project's Docker volumes, by Docker name
-	Containers    []Container       // this service's containers
+	// DockerVolumesFound says which of the service's dockerVolume mounts
+	// exist (volumes PanelX does not own, so not in DockerVolumes).
+	DockerVolumesFound map[string]bool
+	Containers         []Container // this service's containers
 
 	Now          time.Time
 	PullInterval time.Duration // how often pullPolicy Always re-checks the registry
@@ -271,6 +275,13 @@ func planPrerequisites(p *Plan, in ServiceInput) []int {
 		}
 	}
 	for i, m := range sp.Volumes {
+		if m.DockerVolume != "" && !in.DockerVolumesFound[m.DockerVolume] {
+			// Docker would create a missing one, empty: never for data
+			// that is someone else's.
+			p.block(ReasonVolumeNotFound, "spec.volumes[%d]: Docker volume %q does not exist (PanelX does not create a dockerVolume)", i, m.DockerVolume)
+			p.RequeueAfter = readyRecheck
+			return nil
+		}
 		if m.Name == "" {
 			continue
 		}

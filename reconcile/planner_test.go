@@ -501,6 +501,34 @@ func TestPlanNamedNetworks(t *testing.T) {
 	}
 }
 
+// TestPlanDockerVolume: a mount of a Docker volume PanelX does not own
+// waits while it does not exist — Docker would create it, empty — and
+// mounts it by its own name once it does.
+func TestPlanDockerVolume(t *testing.T) {
+	svc := testService(func(s *api.Service) {
+		s.Spec.Volumes = []api.VolumeMount{{DockerVolume: "legacy_pgdata", MountPath: "/var/lib/postgresql/data"}}
+	})
+	in := baseInput(svc)
+	p := PlanService(in)
+	if len(p.Ops) != 0 || p.BlockedReason != ReasonVolumeNotFound || !strings.Contains(p.Blocked, "legacy_pgdata") {
+		t.Fatalf("missing volume: %s", p)
+	}
+	in.DockerVolumesFound = map[string]bool{"legacy_pgdata": true}
+	p = PlanService(in)
+	var mounts []Mount
+	for _, op := range p.Ops {
+		if op.Kind == OpCreateVolume {
+			t.Errorf("PanelX creates a volume for a dockerVolume mount: %s", p)
+		}
+		if op.Kind == OpCreateContainer {
+			mounts = op.Container.Mounts
+		}
+	}
+	if want := []Mount{{Type: "volume", Source: "legacy_pgdata", Target: "/var/lib/postgresql/data"}}; !slices.Equal(mounts, want) {
+		t.Errorf("mounts %+v, want %+v", mounts, want)
+	}
+}
+
 // TestPlanProjectNetworks: a live project keeps its default network and
 // the named ones a service joins, removes a named one nobody joins once no
 // container is on it, and a deleted project removes all of them.

@@ -112,6 +112,8 @@ func BuildContainerSpec(instance string, svc *api.Service, index int, imageID st
 			m.Type, m.Source = "volume", VolumeName(project, v.Name)
 		case v.HostPath != "":
 			m.Type, m.Source = "bind", v.HostPath
+		case v.DockerVolume != "":
+			m.Type, m.Source = "volume", v.DockerVolume
 		default:
 			m.Type = "tmpfs"
 		}

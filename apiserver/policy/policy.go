@@ -128,6 +128,9 @@ func (c *checker) service(s *api.ServiceSpec) {
 		}
 	}
 	for i, m := range s.Volumes {
+		if m.DockerVolume != "" && !c.hostAccess {
+			c.refuse(p.Child("volumes").Index(i).Child("dockerVolume"), fmt.Sprintf("Docker volume %q is not the project's: its data may be anyone's", m.DockerVolume))
+		}
 		if m.HostPath == "" {
 			continue
 		}

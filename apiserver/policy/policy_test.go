@@ -78,6 +78,9 @@ func userCases() []policyCase {
 		})},
 		{name: "bind mount", obj: svc(mount("/srv/data")), want: []string{"spec.volumes[0].hostPath"}},
 		{name: "bind mount of the root", obj: svc(mount("/")), want: []string{"spec.volumes[0].hostPath"}},
+		{name: "an existing Docker volume", obj: svc(func(s *api.ServiceSpec) {
+			s.Volumes = []api.VolumeMount{{DockerVolume: "legacy_pgdata", MountPath: "/data"}}
+		}), want: []string{"spec.volumes[0].dockerVolume"}},
 		{name: "bind mount of the socket", obj: svc(mount("/var/run/docker.sock")), want: []string{"spec.volumes[0].hostPath"}},
 		{name: "relative bind mount", obj: svc(mount("etc")), want: []string{"spec.volumes[0].hostPath"}},
 		{name: "second mount is the bind", obj: svc(func(s *api.ServiceSpec) {
@@ -150,6 +153,9 @@ func adminCases() []policyCase {
 	})
 	return append(cases, []policyCase{
 		{name: "admin gets host settings", obj: everything, admin: true},
+		{name: "admin mounts an existing Docker volume", obj: svc(func(s *api.ServiceSpec) {
+			s.Volumes = []api.VolumeMount{{DockerVolume: "legacy_pgdata", MountPath: "/data"}}
+		}), admin: true},
 		{name: "host access disabled for admins", obj: everything, admin: true, cfg: &locked, want: []string{"spec.privileged", "spec.networkMode",
 			"spec.pidMode", "spec.ipcMode", "spec.utsMode", "spec.capAdd[0]", "spec.devices[0]", "spec.sysctls[kernel.msgmax]", "spec.securityOpt[0]",
 			"spec.volumes[0].hostPath", "spec.volumes[1].hostPath", "spec.ports[0].hostPort"}},

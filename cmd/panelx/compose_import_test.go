@@ -41,6 +41,25 @@ services:
 		t.Errorf("apply --profile debug:\n%s", out)
 	}
 
+	// An external volume is mounted as it is — which only administrators
+	// may do — unless asked for a new, empty one.
+	external := e.write("docker-compose.yml", fmt.Sprintf(`name: %s
+services:
+  db:
+    image: postgres:16
+    volumes: ["pgdata:/var/lib/postgresql/data"]
+volumes:
+  pgdata: {external: true}
+`, project))
+	out, code = e.run("", "apply", "-f", external, "--dry-run")
+	if code == 0 || !strings.Contains(out, "dockerVolume") || !strings.Contains(out, "--empty-external-volumes") {
+		t.Errorf("an external volume applied by a user who is not an administrator: exit %d\n%s", code, out)
+	}
+	out = e.mustRun("apply", "-f", external, "--dry-run", "--empty-external-volumes")
+	if !strings.Contains(out, "volume/"+project+"/pgdata created") {
+		t.Errorf("apply --empty-external-volumes:\n%s", out)
+	}
+
 	// container_name and the default network's aliases keep answering on
 	// the project network.
 	reg := testimage.StartRegistry(t, testimage.RegistryOptions{})
