@@ -133,6 +133,11 @@ func (s *ServiceSpec) SecretRefs() []string {
 			names = append(names, e.ValueFrom.SecretKeyRef.Name)
 		}
 	}
+	for _, m := range s.Volumes {
+		if m.Secret != nil {
+			names = append(names, m.Secret.Name)
+		}
+	}
 	slices.Sort(names)
 	return slices.Compact(names)
 }

@@ -399,9 +399,12 @@ type VolumeMount struct {
 	// and the service waits while it does not exist. Administrators only —
 	// its data may be anyone's.
 	DockerVolume string `json:"dockerVolume,omitempty"`
-	Tmpfs        bool   `json:"tmpfs,omitempty"`
-	MountPath    string `json:"mountPath"`
-	ReadOnly     bool   `json:"readOnly,omitempty"`
+	// Secret mounts one key of a Secret of the project as a read-only
+	// file (mode 0444) at mountPath, as Compose's secrets do.
+	Secret    *SecretKeySelector `json:"secret,omitempty"`
+	Tmpfs     bool               `json:"tmpfs,omitempty"`
+	MountPath string             `json:"mountPath"`
+	ReadOnly  bool               `json:"readOnly,omitempty"`
 }
 
 // Resources limits a container's CPU and memory.

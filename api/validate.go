@@ -385,13 +385,7 @@ func validateEnv(p Path, env []EnvVar) ErrorList {
 		case ref == nil:
 			errs = append(errs, Required(ep.Child("valueFrom.secretKeyRef"), "valueFrom needs a secretKeyRef"))
 		default:
-			rp := ep.Child("valueFrom.secretKeyRef")
-			errs = append(errs, ValidateName(rp.Child("name"), ref.Name)...)
-			if ref.Key == "" {
-				errs = append(errs, Required(rp.Child("key"), ""))
-			} else if len(ref.Key) > 253 || !secretKeyRe.MatchString(ref.Key) {
-				errs = append(errs, Invalid(rp.Child("key"), ref.Key, "a key must consist of letters, digits, '-', '_' or '.'"))
-			}
+			errs = append(errs, ref.validate(ep.Child("valueFrom.secretKeyRef"))...)
 		}
 	}
 	return errs
@@ -460,6 +454,16 @@ func validateAbsPath(p Path, v string) ErrorList {
 // dockerVolumeRe is what Docker accepts as a volume name.
 var dockerVolumeRe = regexp.MustCompile(`^[a-zA-Z0-9][a-zA-Z0-9_.-]+$`)
 
+func (ref *SecretKeySelector) validate(p Path) ErrorList {
+	errs := ValidateName(p.Child("name"), ref.Name)
+	if ref.Key == "" {
+		errs = append(errs, Required(p.Child("key"), ""))
+	} else if len(ref.Key) > 253 || !secretKeyRe.MatchString(ref.Key) {
+		errs = append(errs, Invalid(p.Child("key"), ref.Key, "a key must consist of letters, digits, '-', '_' or '.'"))
+	}
+	return errs
+}
+
 func validateMounts(p Path, mounts []VolumeMount) ErrorList {
 	var errs ErrorList
 	seen := map[string]bool{}
@@ -480,11 +484,15 @@ func validateMounts(p Path, mounts []VolumeMount) ErrorList {
 				errs = append(errs, Invalid(mp.Child("dockerVolume"), m.DockerVolume, "must be a Docker volume name: letters, digits, '_', '.', '-', starting with a letter or digit"))
 			}
 		}
+		if m.Secret != nil {
+			sources++
+			errs = append(errs, m.Secret.validate(mp.Child("secret"))...)
+		}
 		if m.Tmpfs {
 			sources++
 		}
 		if sources != 1 {
-			errs = append(errs, Invalid(mp, fmt.Sprintf("%d sources", sources), "set exactly one of name, hostPath, dockerVolume or tmpfs"))
+			errs = append(errs, Invalid(mp, fmt.Sprintf("%d sources", sources), "set exactly one of name, hostPath, dockerVolume, secret or tmpfs"))
 		}
 		if m.MountPath == "" {
 			errs = append(errs, Required(mp.Child("mountPath"), ""))

@@ -141,6 +141,8 @@ type converter struct {
 	volumeNames *nameTable
 	// external maps each external: true volume to its Docker name.
 	external map[string]string
+	// secrets maps each top-level secret to its Secret and key.
+	secrets map[string]composeSecret
 	// networks maps each top-level network to its PanelX name.
 	networks map[string]string
 	// skipped holds services that are not imported, with the reason.
@@ -189,6 +191,10 @@ func (c *converter) convert() ([]api.Object, error) {
 	if err != nil {
 		return nil, err
 	}
+	secrets, err := c.convertSecrets()
+	if err != nil {
+		return nil, err
+	}
 	var services []*api.Service
 	for _, name := range sortedKeys(c.project.Services) {
 		if _, ok := c.services[name]; !ok {
@@ -207,6 +213,9 @@ func (c *converter) convert() ([]api.Object, error) {
 	objs := []api.Object{project}
 	for _, v := range vols {
 		objs = append(objs, v)
+	}
+	for _, s := range secrets {
+		objs = append(objs, s)
 	}
 	for _, s := range services {
 		objs = append(objs, s)
@@ -269,7 +278,6 @@ func (c *converter) reportProject() {
 		keys   []string
 		detail string
 	}{
-		{"secrets", sortedKeys(c.project.Secrets), "PanelX has no secrets: pass the value through environment (or a volume) instead"},
 		{"configs", sortedKeys(c.project.Configs), "PanelX has no configs: bake the file into the image or put it on a volume"},
 		{"models", sortedKeys(c.project.Models), "PanelX does not run AI models: run a model runner as a service"},
 		{"jobs", append(sortedKeys(c.project.Jobs), sortedKeys(c.project.DisabledJobs)...), "PanelX runs long-lived services, not run-to-completion jobs: not imported"},

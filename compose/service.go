@@ -23,6 +23,7 @@ var serviceFields = []string{
 	"labels", "label_file", "cpus", "mem_limit", "pull_policy",
 	"privileged", "cap_add", "cap_drop", "devices", "sysctls", "security_opt",
 	"network_mode", "networks", "pid", "ipc", "uts", "stop_grace_period", "container_name",
+	"secrets",
 }
 
 // The fields mapped in the nested structs of a service; each is walked with
@@ -81,7 +82,7 @@ func (c *converter) convertService(s types.ServiceConfig) (*api.Service, error) 
 	}
 	sp.Replicas = &replicas
 
-	sp.Volumes = c.mounts(p, s, pname)
+	sp.Volumes = append(c.mounts(p, s, pname), c.serviceSecrets(p+".secrets", s.Secrets)...)
 	sp.Healthcheck = c.healthcheck(p+".healthcheck", s.HealthCheck)
 	sp.RestartPolicy = c.restartPolicy(p, s)
 	sp.Resources = c.resources(p, s)

@@ -714,6 +714,62 @@ func TestMapPullPolicy(t *testing.T) {
 	runMappingCases(t, cases)
 }
 
+// Compose secrets become Secrets of the project, read from their file or
+// the environment, mounted as read-only files where Compose puts them.
+func TestSecretsMapping(t *testing.T) {
+	const src = `
+services:
+  web:
+    image: nginx:1
+    secrets:
+      - db_password
+      - source: api.key
+        target: api
+      - {source: tls, target: /etc/tls/key.pem, mode: 0400}
+      - vault
+secrets:
+  db_password: {file: ./db_password.txt}
+  api.key: {environment: API_KEY}
+  tls: {file: ./key.pem}
+  vault: {external: true}
+`
+	res, err := convertText(t, src, map[string]string{"db_password.txt": "s3cret\n", "key.pem": "-----KEY-----"}, map[string]string{"API_KEY": "k-123"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	web := find[*api.Service](t, res, "web")
+	sel := func(name, key string) *api.SecretKeySelector { return &api.SecretKeySelector{Name: name, Key: key} }
+	wantMounts := []api.VolumeMount{
+		{Secret: sel("db-password", "db_password"), MountPath: "/run/secrets/db_password", ReadOnly: true},
+		{Secret: sel("api-key", "api.key"), MountPath: "/run/secrets/api", ReadOnly: true},
+		{Secret: sel("tls", "tls"), MountPath: "/etc/tls/key.pem", ReadOnly: true},
+		{Secret: sel("vault", "vault"), MountPath: "/run/secrets/vault", ReadOnly: true},
+	}
+	if !reflect.DeepEqual(web.Spec.Volumes, wantMounts) {
+		t.Errorf("mounts:\n%+v\nwant\n%+v", web.Spec.Volumes, wantMounts)
+	}
+	values := map[string]map[string]string{}
+	for _, obj := range res.Objects {
+		if s, ok := obj.(*api.Secret); ok {
+			values[s.Metadata.Name] = s.Spec.Data
+		}
+	}
+	wantValues := map[string]map[string]string{
+		"db-password": {"db_password": "s3cret\n"}, "api-key": {"api.key": "k-123"}, "tls": {"tls": "-----KEY-----"},
+	}
+	if !reflect.DeepEqual(values, wantValues) {
+		t.Errorf("secrets %v, want %v", values, wantValues)
+	}
+	checkFindings(t, res.Unmapped, []want{
+		{"secrets.vault.external", `Secret "vault" of the project, key "vault", which must exist`},
+		{"services.web.secrets[2]", "uid, gid and mode not imported"},
+	})
+
+	if _, err := convertText(t, src, nil, map[string]string{"API_KEY": "k"}); err == nil || !strings.Contains(err.Error(), "secrets.db_password.file") {
+		t.Errorf("a missing secret file: %v", err)
+	}
+}
+
 // Compose networks become project networks a service joins only when it
 // names them, with their aliases; what PanelX's networks do not do is said.
 func TestNetworksMapping(t *testing.T) {
@@ -791,12 +847,9 @@ services:
     oom_score_adj: 100
     shm_size: 1g
     init: false
-    secrets: [token]
     configs: [conf]
     networks: [default, back]
     x-team: web
-secrets:
-  token: {file: ./token.txt}
 configs:
   conf: {file: ./nginx.conf}
 networks:
@@ -804,7 +857,6 @@ networks:
 `,
 		findings: []want{
 			{"configs.conf", "PanelX has no configs"},
-			{"secrets.token", "PanelX has no secrets"},
 			{"services.web.build", "PanelX runs images, it does not build them"},
 			{"services.web.configs", "PanelX has no configs"},
 			{"services.web.container_name", "PanelX names containers itself"},
@@ -813,7 +865,6 @@ networks:
 			{"services.web.init", "does not inject an init process"},
 			{"services.web.logging", "logging configuration"},
 			{"services.web.oom_score_adj", "PanelX has no equivalent setting: not imported"},
-			{"services.web.secrets", "PanelX has no secrets"},
 			{"services.web.shm_size", "mount a tmpfs at /dev/shm"},
 			{"services.web.stop_signal", "SIGTERM"},
 			{"services.web.ulimits.nofile", "no ulimits setting"},

@@ -168,7 +168,6 @@ var adviceByField = map[string]string{
 	"pre_stop":           "PanelX has no lifecycle hooks: handle the stop signal in the application",
 	"profiles":           "PanelX has no profiles: the service was imported because one of its profiles is active",
 	"read_only":          "PanelX has no read-only root filesystem setting: not imported",
-	"secrets":            "PanelX has no secrets: pass the value through environment (or a volume) instead",
 	"shm_size":           "PanelX has no shm_size setting: mount a tmpfs at /dev/shm instead",
 	"stdin_open":         "PanelX containers run without a terminal: not imported",
 	"stop_signal":        "PanelX stops containers with SIGTERM: handle it in the application",

@@ -1,10 +1,13 @@
 package reconcile
 
 import (
+	"archive/tar"
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"io"
+	"path"
 	"slices"
 	"strconv"
 	"strings"
@@ -425,20 +428,68 @@ func (d *DockerRuntime) CreateContainer(ctx context.Context, spec ContainerSpec)
 	if err != nil {
 		return "", fmt.Errorf("create container %s: %w", spec.Name, err)
 	}
+	// A container missing one of its networks or files is not what was
+	// asked for: it goes, and the next reconcile creates it again.
+	discard := func(err error) (string, error) {
+		_ = d.call(context.WithoutCancel(ctx), "container_remove", callTimeout, func(ctx context.Context) error {
+			return d.cli.ContainerRemove(ctx, resp.ID, container.RemoveOptions{Force: true})
+		})
+		return "", fmt.Errorf("create container %s: %w", spec.Name, err)
+	}
 	for i, id := range spec.MoreNetworkIDs {
 		err := d.call(ctx, "network_connect", callTimeout, func(ctx context.Context) error {
 			return d.cli.NetworkConnect(ctx, id, resp.ID, &network.EndpointSettings{Aliases: spec.Aliases})
 		})
 		if err != nil {
-			// A container on some of its networks is not what was asked
-			// for: it goes, and the next reconcile creates it again.
-			_ = d.call(context.WithoutCancel(ctx), "container_remove", callTimeout, func(ctx context.Context) error {
-				return d.cli.ContainerRemove(ctx, resp.ID, container.RemoveOptions{Force: true})
-			})
-			return "", fmt.Errorf("create container %s: connect network %s: %w", spec.Name, spec.MoreNetworks[i], err)
+			return discard(fmt.Errorf("connect network %s: %w", spec.MoreNetworks[i], err))
+		}
+	}
+	if len(spec.Files) > 0 {
+		archive, err := filesArchive(spec.Files)
+		if err != nil {
+			return discard(err)
+		}
+		err = d.call(ctx, "container_copy", callTimeout, func(ctx context.Context) error {
+			return d.cli.CopyToContainer(ctx, resp.ID, "/", bytes.NewReader(archive), container.CopyToContainerOptions{})
+		})
+		if err != nil {
+			return discard(fmt.Errorf("write secret files: %w", err))
 		}
 	}
 	return resp.ID, nil
+}
+
+// filesArchive is a tar of the files, with their parent directories,
+// read-only to everyone in the container (Compose's secrets are 0444):
+// the process may run as any user.
+func filesArchive(files []File) ([]byte, error) {
+	var buf bytes.Buffer
+	tw := tar.NewWriter(&buf)
+	dirs := map[string]bool{}
+	for _, f := range files {
+		rel := strings.TrimPrefix(path.Clean(f.Path), "/")
+		var parents []string
+		for dir := path.Dir(rel); dir != "." && !dirs[dir]; dir = path.Dir(dir) {
+			parents = append(parents, dir)
+			dirs[dir] = true
+		}
+		slices.Reverse(parents)
+		for _, dir := range parents {
+			if err := tw.WriteHeader(&tar.Header{Typeflag: tar.TypeDir, Name: dir + "/", Mode: 0o755}); err != nil {
+				return nil, err
+			}
+		}
+		if err := tw.WriteHeader(&tar.Header{Typeflag: tar.TypeReg, Name: rel, Mode: 0o444, Size: int64(len(f.Content))}); err != nil {
+			return nil, err
+		}
+		if _, err := tw.Write(f.Content); err != nil {
+			return nil, err
+		}
+	}
+	if err := tw.Close(); err != nil {
+		return nil, err
+	}
+	return buf.Bytes(), nil
 }
 
 // dockerConfig maps a ContainerSpec onto the Docker API's types, using only

@@ -67,6 +67,22 @@ func SecretProblem(svc *api.Service, secrets Secrets) (reason, msg string) {
 			missing = append(missing, fmt.Sprintf("env %s: secret %q has no key %q", e.Name, ref.Name, ref.Key))
 		}
 	}
+	for i, m := range svc.Spec.Volumes {
+		ref := m.Secret
+		if ref == nil {
+			continue
+		}
+		s, ok := secrets[ref.Name]
+		switch {
+		case ok && s.Err != "":
+			unavailable = append(unavailable, fmt.Sprintf("secret %q cannot be opened: %s", ref.Name, s.Err))
+		case ref.Optional:
+		case !ok || s.Missing:
+			missing = append(missing, fmt.Sprintf("volumes[%d]: secret %q not found", i, ref.Name))
+		case !hasKey(s, ref.Key):
+			missing = append(missing, fmt.Sprintf("volumes[%d]: secret %q has no key %q", i, ref.Name, ref.Key))
+		}
+	}
 	switch {
 	case len(unavailable) > 0:
 		return ReasonSecretUnavailable, strings.Join(slices.Compact(unavailable), "; ") + " (nothing is deployed without its secrets; running containers keep running)"

@@ -4,6 +4,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"fmt"
 	"maps"
 	"slices"
 	"strconv"
@@ -28,12 +29,15 @@ type ContainerSpec struct {
 	RestartedAt string `json:"restartedAt,omitempty"`
 	// Env is the environment the container gets; EnvHash is what the spec
 	// hash covers instead (secret values as digests; see resolveEnv).
-	Env           []string     `json:"-"`
-	EnvHash       []string     `json:"env,omitempty"`
-	User          string       `json:"user,omitempty"`
-	WorkingDir    string       `json:"workingDir,omitempty"`
-	Ports         []api.Port   `json:"ports,omitempty"`
-	Mounts        []Mount      `json:"mounts,omitempty"`
+	Env        []string   `json:"-"`
+	EnvHash    []string   `json:"env,omitempty"`
+	User       string     `json:"user,omitempty"`
+	WorkingDir string     `json:"workingDir,omitempty"`
+	Ports      []api.Port `json:"ports,omitempty"`
+	Mounts     []Mount    `json:"mounts,omitempty"`
+	// Files are written into the container before it starts (secret
+	// mounts); the hash covers their references, never their content.
+	Files         []File       `json:"files,omitempty"`
 	NanoCPUs      int64        `json:"nanoCPUs,omitempty"`
 	MemoryBytes   int64        `json:"memoryBytes,omitempty"`
 	Healthcheck   *Healthcheck `json:"healthcheck,omitempty"`
@@ -66,6 +70,13 @@ type Mount struct {
 	Source   string `json:"source,omitempty"`
 	Target   string `json:"target"`
 	ReadOnly bool   `json:"readOnly,omitempty"`
+}
+
+// File is a read-only file of a container: one key of a secret.
+type File struct {
+	Path    string `json:"path"`
+	Ref     string `json:"ref"` // secret:<name>/<key>@<digest>
+	Content []byte `json:"-"`
 }
 
 // Healthcheck is Docker's healthcheck, in exec form.
@@ -114,6 +125,13 @@ func BuildContainerSpec(instance string, svc *api.Service, index int, imageID st
 			m.Type, m.Source = "bind", v.HostPath
 		case v.DockerVolume != "":
 			m.Type, m.Source = "volume", v.DockerVolume
+		case v.Secret != nil:
+			s := secrets[v.Secret.Name]
+			if value, ok := s.Values[v.Secret.Key]; ok { // else optional and absent
+				cs.Files = append(cs.Files, File{Path: v.MountPath, Content: []byte(value),
+					Ref: fmt.Sprintf("secret:%s/%s@%s", v.Secret.Name, v.Secret.Key, s.Digests[v.Secret.Key])})
+			}
+			continue
 		default:
 			m.Type = "tmpfs"
 		}
@@ -194,6 +212,9 @@ func hashSpec(cs *ContainerSpec) (string, map[string]string) {
 	part("workingDir", cs.WorkingDir)
 	part("ports", cs.Ports)
 	part("volumes", cs.Mounts)
+	if len(cs.Files) > 0 { // none: the fields stay what they were
+		part("secret files", cs.Files)
+	}
 	part("resources", []int64{cs.NanoCPUs, cs.MemoryBytes})
 	part("healthcheck", cs.Healthcheck)
 	part("restartPolicy", cs.RestartPolicy)

@@ -5,6 +5,9 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -13,6 +16,7 @@ import (
 
 	"github.com/panelx/panelx/internal/testenv"
 	"github.com/panelx/panelx/internal/testimage"
+	"github.com/panelx/panelx/naming"
 )
 
 // TestComposeExternalVolumeIsAdopted: an administrator's Compose file with
@@ -97,4 +101,66 @@ volumes:
 		t.Errorf("the second project reads %q from the external volume", got)
 	}
 	e.mustRun("delete", "project", second, "--wait", "--timeout", "90s")
+}
+
+// TestComposeSecretsAsFiles: a Compose file's secrets become Secrets of
+// the project (sealed by the server) and files in the service's
+// containers at /run/secrets/<name>, never in its environment or labels; a
+// new value applied rolls the service onto it.
+func TestComposeSecretsAsFiles(t *testing.T) {
+	t.Parallel()
+	keyFile := filepath.Join(t.TempDir(), "master.key")
+	if out, err := exec.Command(buildPanelx(t), "secrets", "init-key", keyFile).CombinedOutput(); err != nil {
+		t.Fatalf("secrets init-key: %v\n%s", err, out)
+	}
+	e := newCLIEnv(t, "PANELX_SECRET_KEY_FILE="+keyFile)
+	docker := testenv.Docker(t)
+	reg := testimage.StartRegistry(t, testimage.RegistryOptions{})
+	img := reg.Push(t, uniqueName("sec")+"/app:1", testimage.Image(t, testimage.ImageOptions{Version: "1"}))
+	project, port := uniqueName("sec"), freeTCPPort(t)
+	file := e.write("compose.yaml", fmt.Sprintf(`name: %s
+services:
+  app:
+    image: %s
+    ports: ["127.0.0.1:%d:8080"]
+    environment: {DATA_DIR: /run/secrets}
+    secrets: [db_password]
+secrets:
+  db_password: {file: ./db_password.txt}
+`, project, img, port))
+	secretFile := filepath.Join(filepath.Dir(file), "db_password.txt")
+	writeFile(t, secretFile, "first-value")
+	e.mustRun("apply", "-f", file, "--wait", "--timeout", "90s")
+	url := fmt.Sprintf("http://127.0.0.1:%d/files/db_password", port)
+	if got := httpBody(t, url); got != "first-value" {
+		t.Fatalf("the secret file holds %q", got)
+	}
+	c, err := docker.ContainerInspect(context.Background(), naming.ContainerName(project, "app", 0))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg := fmt.Sprint(c.Config.Env, c.Config.Labels); strings.Contains(cfg, "first-value") {
+		t.Errorf("the secret's value is in the container's configuration: %s", cfg)
+	}
+	if out := e.mustRun("get", "secret", "db-password", "-p", project, "-o", "yaml"); strings.Contains(out, "first-value") {
+		t.Errorf("the server returns the secret's value:\n%s", out)
+	}
+
+	writeFile(t, secretFile, "second-value")
+	e.mustRun("apply", "-f", file, "--wait", "--timeout", "90s")
+	for deadline := time.Now().Add(60 * time.Second); ; time.Sleep(200 * time.Millisecond) {
+		if got := httpBody(t, url); got == "second-value" {
+			break
+		} else if time.Now().After(deadline) {
+			t.Fatalf("the service never read the new value (still %q)", got)
+		}
+	}
+	e.mustRun("delete", "project", project, "--wait", "--timeout", "90s")
+}
+
+func writeFile(t *testing.T, name, content string) {
+	t.Helper()
+	if err := os.WriteFile(name, []byte(content), 0o600); err != nil {
+		t.Fatal(err)
+	}
 }
