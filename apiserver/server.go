@@ -14,6 +14,7 @@ import (
 	"net"
 	"net/http"
 	"runtime"
+	"strings"
 	"sync"
 	"time"
 
@@ -28,6 +29,7 @@ import (
 	"github.com/panelx/panelx/internal/version"
 	"github.com/panelx/panelx/seal"
 	"github.com/panelx/panelx/store"
+	"github.com/panelx/panelx/web"
 )
 
 // DefaultMaxBodyBytes bounds request bodies unless configured otherwise.
@@ -226,7 +228,15 @@ func (s *Server) buildRouter() {
 			MaxAge:           600,
 		}))
 	}
+	// The dashboard (web/) answers / and /ui/… — paths no API route has; it
+	// is public (it holds no data) and kept out of the route table and the
+	// OpenAPI document.
+	dashboard := web.Handler()
 	r.NotFound(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/" || strings.HasPrefix(r.URL.Path, "/ui/") {
+			dashboard.ServeHTTP(w, r)
+			return
+		}
 		s.fail(w, r, httpErr(http.StatusNotFound, "no such route"))
 	})
 	r.MethodNotAllowed(func(w http.ResponseWriter, r *http.Request) {

@@ -142,6 +142,9 @@ ensure_test_tools() {
   command -v ip >/dev/null 2>&1 || apt_install iproute2
   [ -s /etc/ssl/certs/ca-certificates.crt ] || apt_install ca-certificates
   docker compose version >/dev/null 2>&1 || command -v docker-compose >/dev/null 2>&1 || apt_install docker-compose
+  # The dashboard's browser test (cmd/panelx/dashboard_test.go) drives
+  # Debian's Chromium, headless.
+  command -v chromium >/dev/null 2>&1 || apt_install chromium
 }
 
 ensure_docker

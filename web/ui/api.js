@@ -1,0 +1,211 @@
+// The PanelX API client of the dashboard.
+//
+// The API's base URL is derived from this module's own URL
+// (<prefix>/ui/api.js → <prefix>/), so the page works behind a path prefix
+// or the edge without configuration. The token lives in sessionStorage (this
+// tab only) and travels in the Authorization header, never in a URL.
+
+export const base = new URL('../', import.meta.url);
+
+const KEY = 'panelx.token';
+
+export const token = {
+  get: () => sessionStorage.getItem(KEY) || '',
+  set: (t) => sessionStorage.setItem(KEY, t),
+  clear: () => sessionStorage.removeItem(KEY),
+};
+
+// APIError carries the API's answer: an RFC 9457/7807 problem document
+// (title, status, detail, errors) when the API sent one.
+export class APIError extends Error {
+  constructor(status, problem) {
+    const p = problem || {};
+    let msg = p.detail || p.title || (status ? `HTTP ${status}` : 'no answer');
+    if (Array.isArray(p.errors) && p.errors.length > 1) {
+      msg += ' — ' + p.errors.map((e) => (e.field ? e.field + ': ' : '') + (e.detail || e.type || '')).join('; ');
+    }
+    super(msg);
+    this.name = 'APIError';
+    this.status = status;
+    this.problem = p;
+  }
+
+  // reason is what the page shows: the API's own words, and the status.
+  get reason() {
+    const p = this.problem;
+    const head = this.status ? `${this.status} ${p.title || ''}`.trim() : 'Network error';
+    return `${head}: ${this.message}` + (p.requestId ? ` (request ${p.requestId})` : '');
+  }
+}
+
+export function apiURL(path, query) {
+  const u = new URL(path, base);
+  for (const [k, v] of Object.entries(query || {})) {
+    if (v !== undefined && v !== null && v !== '') u.searchParams.set(k, String(v));
+  }
+  return u;
+}
+
+async function problemOf(res) {
+  const ct = res.headers.get('Content-Type') || '';
+  let p = {};
+  try {
+    if (ct.includes('json')) {
+      p = await res.json();
+    } else {
+      const text = (await res.text()).trim();
+      if (text) p = { detail: text.slice(0, 500) };
+    }
+  } catch {
+    // The body was not what it said: the status alone must do.
+  }
+  return new APIError(res.status, p);
+}
+
+function headers(tok, accept) {
+  const h = { Accept: accept };
+  const t = tok ?? token.get();
+  if (t) h.Authorization = 'Bearer ' + t;
+  return h;
+}
+
+async function send(url, init) {
+  try {
+    return await fetch(url, { cache: 'no-store', credentials: 'omit', redirect: 'error', ...init });
+  } catch (e) {
+    if (e.name === 'AbortError') throw e;
+    throw new APIError(0, { title: 'Network error', detail: 'the server did not answer (' + e.message + ')' });
+  }
+}
+
+// request calls the API and returns its JSON answer, or throws an APIError.
+export async function request(method, path, { query, body, signal, tok } = {}) {
+  const init = { method, headers: headers(tok, 'application/json'), signal };
+  if (body !== undefined) {
+    init.body = typeof body === 'string' ? body : JSON.stringify(body);
+    init.headers['Content-Type'] = 'application/json';
+  }
+  const res = await send(apiURL(path, query), init);
+  if (!res.ok) throw await problemOf(res);
+  if (res.status === 204) return null;
+  return res.json();
+}
+
+export const get = (path, opts) => request('GET', path, opts);
+
+export const projectPath = (project, ...rest) =>
+  ['api/v1/projects', encodeURIComponent(project), ...rest].join('/');
+
+// stream reads GET api/v1/watch as Server-Sent Events through fetch (an
+// EventSource cannot send the Authorization header). onEvent gets each
+// event's JSON; the promise ends when the server closes the stream.
+export async function stream(query, onEvent, signal) {
+  const res = await send(apiURL('api/v1/watch', query), { headers: headers(null, 'text/event-stream'), signal });
+  if (!res.ok) throw await problemOf(res);
+  const reader = res.body.pipeThrough(new TextDecoderStream()).getReader();
+  let buf = '';
+  for (;;) {
+    const { value, done } = await reader.read();
+    if (done) return;
+    buf += value.replace(/\r\n?/g, '\n');
+    let end;
+    while ((end = buf.indexOf('\n\n')) >= 0) {
+      const block = buf.slice(0, end);
+      buf = buf.slice(end + 2);
+      let data = '';
+      for (const line of block.split('\n')) {
+        if (line.startsWith('data:')) data += (data ? '\n' : '') + line.slice(5).replace(/^ /, '');
+      }
+      if (data) onEvent(JSON.parse(data));
+    }
+  }
+}
+
+export const objectKey = (kind, o) => `${kind} ${o.metadata.project || ''}/${o.metadata.name}`;
+
+// Watch keeps a live copy of what the watch stream says, reconnecting with
+// backoff. Until SYNCED it gathers the state aside, so a reconnect replaces
+// the copy at once (objects deleted meanwhile go) and nothing half-loaded is
+// shown. Callbacks: change() after every update, state(s) with
+// {phase: 'connecting'|'live'|'retrying', error, retryIn}, fatal(err) when
+// the API refuses the stream (the caller decides; no retry).
+export class Watch {
+  constructor(query, { change, state, fatal }) {
+    this.query = query;
+    this.cb = { change, state, fatal };
+    this.objects = new Map();
+    this.synced = false;
+    this.ctl = new AbortController();
+    this.run();
+  }
+
+  close() {
+    this.ctl.abort();
+  }
+
+  list(kind) {
+    const out = [];
+    for (const [k, o] of this.objects) if (k.startsWith(kind + ' ')) out.push(o);
+    return out;
+  }
+
+  async run() {
+    const signal = this.ctl.signal;
+    let backoff = 500;
+    while (!signal.aborted) {
+      let next = new Map();
+      let synced = false;
+      let lastError = '';
+      this.cb.state({ phase: this.synced ? 'retrying' : 'connecting' });
+      try {
+        await stream(this.query, (ev) => {
+          const target = synced ? this.objects : next;
+          switch (ev.type) {
+            case 'ADDED':
+            case 'MODIFIED':
+              target.set(objectKey(ev.kind, ev.object), ev.object);
+              break;
+            case 'DELETED':
+              target.delete(objectKey(ev.kind, ev.object));
+              break;
+            case 'SYNCED':
+              if (!synced) {
+                synced = true;
+                this.synced = true;
+                this.objects = next;
+                next = null;
+                backoff = 500;
+                this.cb.state({ phase: 'live' });
+              }
+              break;
+            case 'ERROR':
+              lastError = ev.message || 'the server ended the stream';
+              return;
+            default:
+              return;
+          }
+          if (synced) this.cb.change();
+        }, signal);
+        if (signal.aborted) return;
+        lastError = lastError || 'the server closed the stream';
+      } catch (e) {
+        if (signal.aborted || e.name === 'AbortError') return;
+        if (e instanceof APIError && e.status >= 400 && e.status < 500 && e.status !== 408 && e.status !== 429) {
+          this.cb.fatal(e);
+          return;
+        }
+        lastError = e instanceof APIError ? e.reason : String(e.message || e);
+      }
+      this.cb.state({ phase: 'retrying', error: lastError, retryIn: backoff });
+      await sleep(backoff, signal);
+      backoff = Math.min(backoff * 2, 15000);
+    }
+  }
+}
+
+function sleep(ms, signal) {
+  return new Promise((resolve) => {
+    const t = setTimeout(resolve, ms);
+    signal.addEventListener('abort', () => { clearTimeout(t); resolve(); }, { once: true });
+  });
+}
