@@ -8,6 +8,7 @@ package web
 
 import (
 	"bytes"
+	"compress/gzip"
 	"crypto/sha256"
 	"embed"
 	"encoding/hex"
@@ -42,6 +43,10 @@ type asset struct {
 	body  []byte
 	ctype string
 	etag  string
+	// gz is the body gzipped, when that is smaller; served to clients
+	// that accept it, under an ETag of its own.
+	gz     []byte
+	gzEtag string
 }
 
 // Assets lists the embedded files by the path they are served at (/ui/…),
@@ -69,7 +74,15 @@ func load() map[string]asset {
 			ctype = "application/octet-stream"
 		}
 		sum := sha256.Sum256(body)
-		out["/"+p] = asset{body: body, ctype: ctype, etag: `"` + hex.EncodeToString(sum[:12]) + `"`}
+		a := asset{body: body, ctype: ctype, etag: `"` + hex.EncodeToString(sum[:12]) + `"`}
+		var buf bytes.Buffer
+		zw, _ := gzip.NewWriterLevel(&buf, gzip.BestCompression)
+		_, _ = zw.Write(body)
+		_ = zw.Close()
+		if buf.Len() < len(body)*9/10 {
+			a.gz, a.gzEtag = buf.Bytes(), `"`+hex.EncodeToString(sum[:12])+`-gz"`
+		}
+		out["/"+p] = a
 		return nil
 	})
 	if err != nil {
@@ -81,7 +94,8 @@ func load() map[string]asset {
 // Handler serves the dashboard: / is the page, /ui/<file> its files;
 // anything else is 404. Mount it at / and /ui/* (the API routes stay the
 // API's). Every response carries the security headers; files are revalidated
-// on each load (no-cache, with an ETag), so a new binary's page is seen at once.
+// on each load (no-cache, with an ETag), so a new binary's page is seen at
+// once, and go gzipped (compressed once, at start) to clients that accept it.
 func Handler() http.Handler {
 	assets := load()
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -108,7 +122,29 @@ func Handler() http.Handler {
 		}
 		h.Set("Content-Type", a.ctype)
 		h.Set("Cache-Control", "no-cache")
-		h.Set("ETag", a.etag)
-		http.ServeContent(w, r, "", time.Time{}, bytes.NewReader(a.body))
+		body, etag := a.body, a.etag
+		if a.gz != nil {
+			h.Add("Vary", "Accept-Encoding")
+			if acceptsGzip(r) {
+				body, etag = a.gz, a.gzEtag
+				h.Set("Content-Encoding", "gzip")
+			}
+		}
+		h.Set("ETag", etag)
+		http.ServeContent(w, r, "", time.Time{}, bytes.NewReader(body))
 	})
+}
+
+// acceptsGzip: the request's Accept-Encoding lists gzip (without q=0).
+func acceptsGzip(r *http.Request) bool {
+	for _, v := range r.Header.Values("Accept-Encoding") {
+		for part := range strings.SplitSeq(v, ",") {
+			name, params, _ := strings.Cut(strings.TrimSpace(part), ";")
+			if strings.EqualFold(strings.TrimSpace(name), "gzip") {
+				q := strings.ReplaceAll(strings.TrimSpace(params), " ", "")
+				return q != "q=0" && q != "q=0.0" && q != "q=0.00" && q != "q=0.000"
+			}
+		}
+	}
+	return false
 }

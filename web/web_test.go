@@ -1,6 +1,9 @@
 package web
 
 import (
+	"bytes"
+	"compress/gzip"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"regexp"
@@ -119,5 +122,31 @@ func TestETagRevalidation(t *testing.T) {
 	}
 	if w := serve(t, "GET", "/ui/app.js", "If-None-Match", `"other"`); w.Code != http.StatusOK {
 		t.Errorf("a stale ETag = %d, want 200", w.Code)
+	}
+}
+
+func TestGzip(t *testing.T) {
+	plain := serve(t, "GET", "/ui/app.js")
+	zipped := serve(t, "GET", "/ui/app.js", "Accept-Encoding", "br, gzip;q=0.8")
+	if zipped.Header().Get("Content-Encoding") != "gzip" || zipped.Body.Len() >= plain.Body.Len() {
+		t.Fatalf("gzip: Content-Encoding %q, %d bytes (plain %d)", zipped.Header().Get("Content-Encoding"), zipped.Body.Len(), plain.Body.Len())
+	}
+	zr, err := gzip.NewReader(zipped.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := io.ReadAll(zr)
+	if err != nil || !bytes.Equal(got, plain.Body.Bytes()) {
+		t.Errorf("the gzipped body is not the file (%v)", err)
+	}
+	if zipped.Header().Get("ETag") == plain.Header().Get("ETag") || zipped.Header().Get("Vary") != "Accept-Encoding" || plain.Header().Get("Vary") != "Accept-Encoding" {
+		t.Errorf("ETags %q and %q, Vary %q and %q", zipped.Header().Get("ETag"), plain.Header().Get("ETag"), zipped.Header().Get("Vary"), plain.Header().Get("Vary"))
+	}
+	checkSecurityHeaders(t, "/ui/app.js (gzip)", zipped)
+	if w := serve(t, "GET", "/ui/app.js", "Accept-Encoding", "gzip;q=0"); w.Header().Get("Content-Encoding") != "" {
+		t.Errorf("gzip;q=0 got %q", w.Header().Get("Content-Encoding"))
+	}
+	if w := serve(t, "GET", "/ui/app.js", "Accept-Encoding", "gzip", "If-None-Match", zipped.Header().Get("ETag")); w.Code != http.StatusNotModified {
+		t.Errorf("revalidating the gzipped file = %d", w.Code)
 	}
 }

@@ -80,8 +80,8 @@ func TestDashboard(t *testing.T) {
 	alice.waitJS(t, `!!document.querySelector('#signin input#token')`)
 	alice.shot(t, "01-signin")
 	alice.step("refused token", "401")
-	reason := apiRefusal(t, e.base, "pxt_not-a-real-token")
-	alice.do(t, chromedp.SendKeys(chromedp.ID("token"), "pxt_not-a-real-token\n"))
+	reason := apiRefusal(t, e.base, "pnx_not-a-real-token")
+	alice.do(t, chromedp.SendKeys(chromedp.ID("token"), "pnx_not-a-real-token\n"))
 	alice.waitJS(t, `!document.querySelector('#signin-error').hidden`)
 	if got := alice.text(t, "#signin-error"); !strings.Contains(got, reason) || !strings.Contains(got, "401") {
 		t.Errorf("refused sign-in shows %q, want the API's reason %q", got, reason)

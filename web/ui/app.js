@@ -133,7 +133,8 @@ function signInView(message, notice) {
     input,
     h('p', { id: 'token-help', class: 'help' },
       'Paste a PanelX API token: ', h('code', {}, 'panelx token create --user <id>'),
-      ' prints one, and ', h('code', {}, 'make run'), ' prints the administrator\'s. ',
+      ' prints one; on its first start the server writes one to ', h('code', {}, '<data dir>/admin-token'),
+      ' (', h('code', {}, 'make run'), ' logs where). ',
       'It stays in this tab (sessionStorage) and goes only to this server\'s API, in the Authorization header.'),
     button,
     error);
