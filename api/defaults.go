@@ -52,6 +52,10 @@ func (s *Service) Default() {
 		one := int32(1)
 		sp.Replicas = &one
 	}
+	if sp.Build != nil {
+		sp.Build.defaults()
+		sp.ImagePullPolicy = PullNever // built here, never in a registry
+	}
 	if sp.ImagePullPolicy == "" {
 		sp.ImagePullPolicy = defaultPullPolicy(sp.Image)
 	}

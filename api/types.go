@@ -261,7 +261,9 @@ const (
 
 // ServiceSpec is the desired state of a service.
 type ServiceSpec struct {
-	Image           string     `json:"image"`
+	Image string `json:"image,omitempty"`
+	// Build builds the image from a git repository instead (see BuildSpec).
+	Build           *BuildSpec `json:"build,omitempty"`
 	ImagePullPolicy PullPolicy `json:"imagePullPolicy,omitempty"`
 	// Command replaces the image's ENTRYPOINT, Args its CMD.
 	Command    []string `json:"command,omitempty"`
@@ -634,6 +636,8 @@ type ServiceStatus struct {
 	Domains []DomainStatus `json:"domains,omitempty"`
 	// Rollout is where the service's revisions are.
 	Rollout RolloutStatus `json:"rollout,omitzero"`
+	// Build is the newest build of a service built from source.
+	Build *BuildStatus `json:"build,omitempty"`
 }
 
 // Endpoint is one replica's address on the project network.

@@ -181,7 +181,14 @@ func (s *Service) Validate() ErrorList {
 
 func (s *ServiceSpec) validate(p Path, self string) ErrorList {
 	var errs ErrorList
-	errs = append(errs, ValidateImage(p.Child("image"), s.Image)...)
+	if s.Build == nil {
+		errs = append(errs, ValidateImage(p.Child("image"), s.Image)...)
+	} else {
+		if s.Image != "" {
+			errs = append(errs, Invalid(p.Child("image"), s.Image, "a service built from source runs its build: set image or build, not both"))
+		}
+		errs = append(errs, s.Build.validate(p.Child("build"))...)
+	}
 	switch s.ImagePullPolicy {
 	case PullAlways, PullIfNotPresent, PullNever:
 	default:

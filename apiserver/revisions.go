@@ -95,6 +95,9 @@ func (s *Server) rollback(w http.ResponseWriter, r *http.Request) {
 	if err == nil && svc.Metadata.DeletionTimestamp != nil {
 		err = httpErr(http.StatusConflict, "service %q is being deleted", key.Name)
 	}
+	if err == nil && svc.Spec.Build != nil {
+		err = httpErr(http.StatusConflict, "service %q is built from source: roll back by building the older commit (spec.build.git.ref), not yet by revision", key.Name)
+	}
 	var target api.Revision
 	if err == nil {
 		target, err = s.rollbackTarget(r, key, svc, req.Revision)

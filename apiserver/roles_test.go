@@ -2,6 +2,7 @@ package apiserver_test
 
 import (
 	"fmt"
+	"github.com/panelx/panelx/api"
 	"net/http"
 	"strings"
 	"testing"
@@ -55,6 +56,8 @@ var roleMatrix = map[string]string{
 	"GET /api/v1/projects/{project}/services/{service}/revisions":            "viewer",
 	"GET /api/v1/projects/{project}/services/{service}/revisions/{revision}": "viewer",
 	"POST /api/v1/projects/{project}/services/{service}/rollback":            "editor",
+	"POST /api/v1/projects/{project}/services/{service}/build":               "editor",
+	"GET /api/v1/projects/{project}/services/{service}/build/logs":           "viewer",
 }
 
 // webSockets are routes that, past authorization, ask a plain request to
@@ -107,6 +110,14 @@ func TestRoleMatrix(t *testing.T) {
 				cert, key := selfSigned(t, host)
 				certBody = map[string]any{"certificate": cert, "privateKey": key}
 				e.must(t, http.StatusOK, req{method: "PUT", path: "/api/v1/projects/" + project + "/certificates/" + host, token: owner, body: certBody})
+			}
+			if strings.Contains(pattern, "/build") {
+				// A service built from source, with a finished build's log.
+				e.must(t, http.StatusOK, req{method: "PATCH", path: "/api/v1/projects/" + project + "/services/web", token: owner,
+					body: map[string]any{"spec": map[string]any{"image": nil, "imagePullPolicy": nil, "build": map[string]any{"git": map[string]any{"url": "https://git.example.test/shop.git"}}}}})
+				l := fakeBuildLogs.Start(api.Key{Project: project, Name: "web"})
+				l.Add("Step 1/1 : FROM scratch")
+				l.Finish()
 			}
 			path := fill(pattern, map[string]string{"project": project, "service": "web", "volume": "data", "userId": "dave", "registry": "ghcr.io", "host": host,
 				"secret": "db", "revision": "1"})

@@ -26,6 +26,7 @@ import (
 	"github.com/panelx/panelx/apiserver/auth"
 	"github.com/panelx/panelx/apiserver/authz"
 	"github.com/panelx/panelx/apiserver/policy"
+	"github.com/panelx/panelx/builder"
 	"github.com/panelx/panelx/internal/version"
 	"github.com/panelx/panelx/seal"
 	"github.com/panelx/panelx/store"
@@ -71,6 +72,8 @@ type Options struct {
 	// Keyring seals secrets and registry passwords; nil: secrets cannot be
 	// written or read (503 saying why), everything else works.
 	Keyring *seal.Keyring
+	// BuildLogs are the logs of the builds this process runs (nil: none).
+	BuildLogs *builder.Logs
 }
 
 // Server holds the router and what the handlers need.
@@ -100,6 +103,7 @@ type Server struct {
 	authCache *authz.Cache
 	// renders keeps the answers of single-object GETs (see renderCache).
 	renders *renderCache
+	builds  *builder.Logs
 	// access writes the request log: no caller (it is always the same
 	// line, and finding it costs a stack walk per request).
 	access *zap.Logger
@@ -126,6 +130,7 @@ func New(opts Options) *Server {
 		stopping: make(chan struct{}),
 		ops:      newOpsSettings(opts),
 		keyring:  opts.Keyring,
+		builds:   opts.BuildLogs,
 	}
 	if opts.Metrics != nil {
 		s.metrics = newHTTPMetrics(opts.Metrics)

@@ -40,6 +40,7 @@ func Commands(clientVersion string) []*cobra.Command {
 		newDeleteCmd(conn),
 		newRolloutCmd(conn),
 		newLogsCmd(conn),
+		newBuildCmd(conn),
 		newExecCmd(conn),
 	}
 	for _, c := range cmds {

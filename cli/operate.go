@@ -24,6 +24,7 @@ func newLogsCmd(conn *connection) *cobra.Command {
 		since      string
 		timestamps bool
 		replica    int
+		build      bool
 	)
 	cmd := &cobra.Command{
 		Use:   "logs SERVICE -p PROJECT",
@@ -31,7 +32,8 @@ func newLogsCmd(conn *connection) *cobra.Command {
 		Long: `Print the logs of all replicas of a service, merged by time, each line
 tagged with its replica: "[0] line" for standard output, "[0 stderr] line" for
 standard error, "[0 system] …" for notes from PanelX (a replacement container
-picked up while following). With -f new lines follow until Ctrl-C.`,
+picked up while following). With -f new lines follow until Ctrl-C. With --build,
+the log of the service's newest build instead (spec.build; credentials redacted).`,
 		Example: `  panelx logs web -p shop
   panelx logs web -p shop -f --tail 20
   panelx logs web -p shop --since 10m --timestamps --replica 1`,
@@ -42,6 +44,13 @@ picked up while following). With -f new lines follow until Ctrl-C.`,
 			}
 			c, err := conn.client()
 			if err != nil {
+				return err
+			}
+			if build {
+				err := c.BuildLogs(cmd.Context(), project, args[0], follow, cmd.OutOrStdout())
+				if err != nil && cmd.Context().Err() != nil {
+					return nil
+				}
 				return err
 			}
 			opts := client.LogsOptions{Follow: follow, Since: since}
@@ -75,6 +84,7 @@ picked up while following). With -f new lines follow until Ctrl-C.`,
 	cmd.Flags().StringVar(&since, "since", "", "only lines since a duration ago (10m) or a time (RFC 3339)")
 	cmd.Flags().BoolVar(&timestamps, "timestamps", false, "start each line with its time")
 	cmd.Flags().IntVar(&replica, "replica", 0, "only this replica index")
+	cmd.Flags().BoolVar(&build, "build", false, "the log of the service's newest build (spec.build) instead")
 	return cmd
 }
 

@@ -9,10 +9,12 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/docker/docker/client"
 	"go.uber.org/zap"
 	"k8s.io/client-go/util/workqueue"
 
 	"github.com/panelx/panelx/api"
+	"github.com/panelx/panelx/builder"
 	"github.com/panelx/panelx/reconcile"
 	"github.com/panelx/panelx/seal"
 	"github.com/panelx/panelx/store"
@@ -65,6 +67,14 @@ type Options struct {
 	// Keyring opens secrets and registry passwords. Without one, services
 	// that use secrets are held back (SecretUnavailable); the others run.
 	Keyring *seal.Keyring
+	// Docker, when set, builds the services that build from source (the
+	// build API is Docker's; nil: they wait, BuildPending). BuildLogs keeps
+	// their logs for the API; BuildRepository and BuildConcurrency are
+	// builder.ManagerOptions'.
+	Docker           *client.Client
+	BuildLogs        *builder.Logs
+	BuildRepository  string
+	BuildConcurrency int
 }
 
 // Controller runs the reconcile loop: keys come from the store's change
@@ -194,6 +204,13 @@ func (c *Controller) lead(ctx context.Context, lease store.Lease) error {
 		Executor: &reconcile.Executor{Runtime: rt, Cache: cache, Credentials: c.opts.Credentials, Parallel: c.opts.Parallel},
 	}
 	l := &loop{c: c, cache: cache, queue: queue, rec: r}
+	if c.opts.Docker != nil {
+		r.Builds = builder.NewManager(ctx, builder.ManagerOptions{
+			Docker: c.opts.Docker, Log: c.log.Named("build"), Repository: c.opts.BuildRepository,
+			Concurrency: c.opts.BuildConcurrency, Logs: c.opts.BuildLogs,
+			OnChange: func(k api.Key) { l.add(reconcile.ServiceKey(k.Project, k.Name)) },
+		})
+	}
 	execer, _ := c.opts.Runtime.(ProbeExecer)
 	r.Prober = NewProber(ctx, execer, func(k api.Key) { l.add(reconcile.ServiceKey(k.Project, k.Name)) })
 	// Containers are stopped and removed in the background; each outcome

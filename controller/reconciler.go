@@ -14,6 +14,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/panelx/panelx/api"
+	"github.com/panelx/panelx/builder"
 	"github.com/panelx/panelx/reconcile"
 	"github.com/panelx/panelx/seal"
 	"github.com/panelx/panelx/store"
@@ -61,6 +62,11 @@ type Reconciler struct {
 	// Prober runs the services' readiness probes (nil: none run, and a
 	// replica's readiness is Docker's alone).
 	Prober *Prober
+	// Builds builds the services that build from source (nil: they wait,
+	// BuildPending).
+	Builds     *builder.Manager
+	buildsMu   sync.Mutex
+	buildsSeen map[api.Key]string // the build change each service's events last told
 
 	imagesMu sync.Mutex
 	// images remembers pulls per project and reference: credentials are per
@@ -141,6 +147,9 @@ func (r *Reconciler) reconcileService(ctx context.Context, key reconcile.Key) (R
 	}
 	if svc == nil {
 		r.Metrics.serviceGone(key.Project, key.Name)
+		if r.Builds != nil {
+			r.Builds.Forget(akey)
+		}
 		return Result{RequeueAfter: plan.RequeueAfter}, lastErr
 	}
 	if plan.Finalize {
@@ -167,6 +176,7 @@ func (r *Reconciler) reconcileService(ctx context.Context, key reconcile.Key) (R
 			Image: img, Plan: plan, Err: lastErr, Now: r.now(),
 			Network: reconcile.FirstNetwork(key.Project, &svc.Spec, r.Cache.Networks(key.Project)), ProjectDomain: projectDomain, Certificates: certs, Secrets: secrets,
 		})
+		status.Build = svc.Status.Build
 		if d := r.rollout(ctx, svc, &status, latest, recorded); d.RequeueAfter > 0 && (plan.RequeueAfter == 0 || d.RequeueAfter < plan.RequeueAfter) {
 			plan.RequeueAfter = d.RequeueAfter
 		}
@@ -449,7 +459,10 @@ func (r *Reconciler) serviceInput(ctx context.Context, key api.Key) (reconcile.S
 	if in.Secrets, err = r.resolveSecrets(ctx, in.Service); err != nil {
 		return in, err
 	}
-	in.Image, err = r.imageState(ctx, key.Project, sp.Image)
+	if err := r.ensureBuild(ctx, in.Service); err != nil {
+		return in, err
+	}
+	in.Image, err = r.imageState(ctx, key.Project, in.Service.RunImage())
 	return in, err
 }
 

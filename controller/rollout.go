@@ -96,7 +96,7 @@ func (r *Reconciler) revision(ctx context.Context, svc *api.Service, img reconci
 		r.remember(svc, *prev, inputs)
 		return prev, false, nil
 	}
-	digest, err := r.Runtime.ImageDigest(ctx, svc.Spec.Image)
+	digest, err := r.Runtime.ImageDigest(ctx, svc.RunImage())
 	if err != nil {
 		r.Log.Warn("image digest", zap.Stringer("service", key), zap.Error(err))
 	}

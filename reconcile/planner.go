@@ -21,6 +21,7 @@ const (
 	ReasonDependency        = "WaitingForDependency"
 	ReasonVolumeInUse       = "VolumeInUse"
 	ReasonVolumeNotFound    = "DockerVolumeNotFound"
+	ReasonBuildPending      = "BuildPending"
 )
 
 // Pull backoff after failures: 5s, 10s, 20s … up to 5 minutes.
@@ -304,15 +305,27 @@ func planPrerequisites(p *Plan, in ServiceInput) []int {
 func planImage(p *Plan, in ServiceInput, prereqs []int) (string, bool) {
 	sp := &in.Service.Spec
 	img := in.Image
+	ref := in.Service.RunImage()
 	pull := func(cause string) {
-		p.add(Op{Kind: OpPullImage, Target: sp.Image, Project: in.Key.Project, Cause: cause})
+		p.add(Op{Kind: OpPullImage, Target: ref, Project: in.Key.Project, Cause: cause})
+	}
+	if sp.Build != nil && ref == "" {
+		if b := in.Service.Status.Build; b != nil && b.Phase == api.BuildFailed {
+			p.block(ReasonBuildPending, "the build failed: %s (see status.build; panelx logs --build)", b.Message)
+		} else {
+			// The builder wakes the service when the build ends.
+			p.wait(0, "waiting for the first build (see status.build)")
+		}
+		return "", false
 	}
 	if !img.Present() {
 		switch {
+		case sp.Build != nil:
+			p.block(ReasonImageNotPresent, "built image %s is not present any more: build again (panelx build)", ref)
 		case sp.ImagePullPolicy == api.PullNever:
-			p.block(ReasonImageNotPresent, "image %s is not present and imagePullPolicy is Never", sp.Image)
+			p.block(ReasonImageNotPresent, "image %s is not present and imagePullPolicy is Never", ref)
 		case img.Failures > 0 && in.Now.Sub(img.AttemptedAt) < PullBackoff(img.Failures):
-			p.block(ReasonPullFailed, "pull %s: %s", sp.Image, img.PullError)
+			p.block(ReasonPullFailed, "pull %s: %s", ref, img.PullError)
 			p.RequeueAfter = PullBackoff(img.Failures) - in.Now.Sub(img.AttemptedAt)
 		default:
 			pull("image not present")

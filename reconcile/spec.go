@@ -97,7 +97,7 @@ func BuildContainerSpec(instance string, svc *api.Service, index int, imageID st
 	project, service := svc.Metadata.Project, svc.Metadata.Name
 	cs := ContainerSpec{
 		Image:       imageID,
-		ImageRef:    sp.Image,
+		ImageRef:    svc.RunImage(),
 		Entrypoint:  sp.Command,
 		Cmd:         sp.Args,
 		User:        sp.User,
@@ -181,7 +181,7 @@ func BuildContainerSpec(instance string, svc *api.Service, index int, imageID st
 		LabelSpecHash:   hash,
 		LabelGeneration: strconv.FormatInt(svc.Metadata.Generation, 10),
 		LabelFields:     encodeFields(fields),
-		LabelImage:      sp.Image,
+		LabelImage:      svc.RunImage(),
 	})
 	return cs
 }

@@ -145,6 +145,8 @@ ensure_test_tools() {
   # The dashboard's browser test (cmd/panelx/dashboard_test.go) drives
   # Debian's Chromium, headless.
   command -v chromium >/dev/null 2>&1 || apt_install chromium
+  # The build tests serve git repositories with git http-backend.
+  [ -x /usr/lib/git-core/git-http-backend ] || apt_install git
 }
 
 ensure_docker

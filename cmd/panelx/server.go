@@ -15,6 +15,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/panelx/panelx/apiserver"
+	"github.com/panelx/panelx/builder"
 	"github.com/panelx/panelx/controller"
 	"github.com/panelx/panelx/internal/dockerclient"
 	"github.com/panelx/panelx/internal/version"
@@ -44,6 +45,9 @@ type serverConfig struct {
 	resyncInterval   time.Duration
 	pullInterval     time.Duration
 	maxUploadBytes   int
+	buildRepository  string
+	buildConcurrency int
+	buildLogs        *builder.Logs
 }
 
 func newServerCmd(g *globalFlags) *cobra.Command {
@@ -88,6 +92,8 @@ SIGTERM or Ctrl-C stops it gracefully.`,
 	env.Int(&cfg.teardownParallel, "teardown-parallel", "PANELX_TEARDOWN_PARALLEL", reconcile.DefaultTeardownParallel, "containers stopped and removed at once in the background (deletions, scale-downs)")
 	env.Duration(&cfg.resyncInterval, "resync-interval", "PANELX_RESYNC_INTERVAL", controller.DefaultResyncInterval, "period of the full resync safety net")
 	env.Duration(&cfg.pullInterval, "pull-interval", "PANELX_PULL_INTERVAL", controller.DefaultPullInterval, "how often services with imagePullPolicy Always look for a moved tag")
+	env.String(&cfg.buildRepository, "build-repository", "PANELX_BUILD_REPOSITORY", builder.DefaultRepository, "services built from source are tagged <repository>/<project>-<service>:<commit-12>-<request-8>")
+	env.Int(&cfg.buildConcurrency, "build-concurrency", "PANELX_BUILD_CONCURRENCY", 1, "builds that run at once on this host (the others wait, Queued)")
 	env.Int(&cfg.maxUploadBytes, "max-upload-bytes", "PANELX_MAX_UPLOAD_BYTES", apiserver.DefaultMaxUploadBytes, "largest file upload into a volume")
 	cfg.api.register(env)
 	env.Bool(&cfg.supabase, "supabase", "PANELX_SUPABASE", false,
@@ -159,6 +165,7 @@ func runServer(ctx context.Context, cfg *serverConfig, log *zap.Logger) error {
 	ctlMetrics := controller.NewMetrics(reg)
 	stats := &lazyStats{}
 	ops := &lazyOperations{}
+	cfg.buildLogs = builder.NewLogs()
 	var wg sync.WaitGroup
 	errc := make(chan error, 3)
 	fail := func(err error) {
@@ -187,6 +194,7 @@ func runServer(ctx context.Context, cfg *serverConfig, log *zap.Logger) error {
 	opts.Metrics, opts.Gatherer, opts.Stats = reg, reg, stats
 	opts.Operations, opts.MaxUploadBytes = ops, int64(cfg.maxUploadBytes)
 	opts.Keyring = keyring
+	opts.BuildLogs = cfg.buildLogs
 	h := apiserver.New(opts)
 	wg.Add(1)
 	go func() { defer wg.Done(); h.FollowChanges(ctx) }()
@@ -247,6 +255,10 @@ func runDockerSide(ctx context.Context, cfg *serverConfig, st migrator, keyring 
 		DrainTimeout:     cfg.drainTimeout,
 		Metrics:          m,
 		Keyring:          keyring,
+		Docker:           cli,
+		BuildLogs:        cfg.buildLogs,
+		BuildRepository:  cfg.buildRepository,
+		BuildConcurrency: cfg.buildConcurrency,
 	})
 	if err != nil {
 		return err

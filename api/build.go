@@ -1,0 +1,169 @@
+package api
+
+import (
+	"fmt"
+	"net/url"
+	"path"
+	"strings"
+	"time"
+)
+
+// BuildSpec builds a service's image from a git repository instead of
+// running an image someone else built. The image is tagged immutably by
+// commit (never latest) and the service runs it by ID.
+type BuildSpec struct {
+	Git GitSource `json:"git"`
+	// Dockerfile is the Dockerfile's path in the context (default
+	// "Dockerfile").
+	Dockerfile string            `json:"dockerfile,omitempty"`
+	Args       map[string]string `json:"args,omitempty"`
+	// Target is the stage of a multi-stage Dockerfile to build.
+	Target string `json:"target,omitempty"`
+	// Memory bounds the build's containers (default 2Gi): a build must not
+	// take the host down.
+	Memory Quantity `json:"memory,omitempty"`
+	// Deadline bounds a build (default 30m); past it the build is
+	// cancelled and the running revision keeps serving.
+	Deadline Duration `json:"deadline,omitzero"`
+}
+
+// GitSource is where a build's context comes from.
+type GitSource struct {
+	// URL is an http(s) URL of the repository, without credentials.
+	URL string `json:"url"`
+	// Ref is a branch, a tag or a commit (default: the remote's HEAD).
+	Ref string `json:"ref,omitempty"`
+	// Dir is the build context's directory in the repository.
+	Dir string `json:"dir,omitempty"`
+	// SecretRef names a Secret of the project holding the credentials of a
+	// private repository: key "token", or "username" and "password".
+	// They never appear in the spec, the status or a log line.
+	SecretRef string `json:"secretRef,omitempty"`
+}
+
+// Build defaults and bounds.
+const (
+	DefaultBuildMemory   Quantity = "2Gi"
+	DefaultBuildDeadline          = 30 * time.Minute
+	MaxBuildDeadline              = 24 * time.Hour
+	MaxBuildArgs                  = 64
+)
+
+// BuildPhase is where the newest build of a service is.
+type BuildPhase string
+
+const (
+	BuildQueued    BuildPhase = "Queued"
+	BuildBuilding  BuildPhase = "Building"
+	BuildSucceeded BuildPhase = "Succeeded"
+	BuildFailed    BuildPhase = "Failed"
+)
+
+// AnnotationBuildRequest asks for a build of the tracked ref even if
+// nothing of the spec changed (`panelx build`, webhooks): a new value is a
+// new request.
+const AnnotationBuildRequest = "panelx.dev/build-request"
+
+// BuildStatus is the newest build of a service, and the image of the last
+// one that succeeded — what the service runs.
+type BuildStatus struct {
+	Phase BuildPhase `json:"phase,omitempty"`
+	// Commit is what the newest build checked out.
+	Commit string `json:"commit,omitempty"`
+	// Step is the builder's current step ("Step 3/5 : COPY . /app").
+	Step string `json:"step,omitempty"`
+	// Message is why the newest build failed: the builder's error line.
+	Message    string     `json:"message,omitempty"`
+	StartedAt  *time.Time `json:"startedAt,omitempty"`
+	FinishedAt *time.Time `json:"finishedAt,omitempty"`
+	// Image and ImageID are the last successful build's, which the
+	// replicas run; ImageCommit is its commit.
+	Image       string `json:"image,omitempty"`
+	ImageID     string `json:"imageID,omitempty"`
+	ImageCommit string `json:"imageCommit,omitempty"`
+	// Request is the build request (spec and annotation) the newest build
+	// answered.
+	Request string `json:"request,omitempty"`
+}
+
+// RunImage is the image reference the service's replicas run: its image,
+// or for a service built from source the last successful build ("" before
+// the first).
+func (s *Service) RunImage() string {
+	if s.Spec.Build == nil {
+		return s.Spec.Image
+	}
+	if s.Status.Build != nil {
+		return s.Status.Build.Image
+	}
+	return ""
+}
+
+func (b *BuildSpec) validate(p Path) ErrorList {
+	var errs ErrorList
+	gp := p.Child("git")
+	u, err := url.Parse(b.Git.URL)
+	switch {
+	case b.Git.URL == "":
+		errs = append(errs, Required(gp.Child("url"), "the repository to build from"))
+	case err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "":
+		errs = append(errs, Invalid(gp.Child("url"), b.Git.URL, "must be an http:// or https:// URL of a git repository"))
+	case u.User != nil:
+		errs = append(errs, Invalid(gp.Child("url"), "(redacted)", "must not hold credentials: put them in a Secret and name it in secretRef"))
+	}
+	if strings.ContainsAny(b.Git.Ref, " ~^:?*[\\\x00") || strings.HasPrefix(b.Git.Ref, "-") || len(b.Git.Ref) > 255 {
+		errs = append(errs, Invalid(gp.Child("ref"), b.Git.Ref, "must be a branch, tag or commit"))
+	}
+	errs = append(errs, validateRelPath(gp.Child("dir"), b.Git.Dir)...)
+	errs = append(errs, validateRelPath(p.Child("dockerfile"), b.Dockerfile)...)
+	if b.Git.SecretRef != "" {
+		errs = append(errs, ValidateName(gp.Child("secretRef"), b.Git.SecretRef)...)
+	}
+	if len(b.Args) > MaxBuildArgs {
+		errs = append(errs, Invalid(p.Child("args"), len(b.Args), fmt.Sprintf("at most %d build args", MaxBuildArgs)))
+	}
+	for k, v := range b.Args {
+		if !envNameRe.MatchString(k) {
+			errs = append(errs, Invalid(p.Child("args").Key(k), k, "must consist of letters, digits, '_', '-' or '.', not starting with a digit"))
+		}
+		if strings.ContainsRune(v, 0) || len(v) > MaxEnvValueSize {
+			errs = append(errs, Invalid(p.Child("args").Key(k), "(value)", "must be at most 128 KiB without NUL bytes"))
+		}
+	}
+	if b.Target != "" && len(ValidateName("", strings.ToLower(b.Target))) > 0 {
+		errs = append(errs, Invalid(p.Child("target"), b.Target, "must be a stage name"))
+	}
+	if b.Memory != "" {
+		if n, err := b.Memory.Bytes(); err != nil || n < 6<<20 {
+			errs = append(errs, Invalid(p.Child("memory"), b.Memory, "must be a byte quantity of at least 6Mi"))
+		}
+	}
+	if d := b.Deadline.Duration; d < 0 || d > MaxBuildDeadline {
+		errs = append(errs, Invalid(p.Child("deadline"), d.String(), "must be between 0 (the default, 30m) and 24h"))
+	}
+	return errs
+}
+
+// validateRelPath checks a path inside a repository: relative, clean, not
+// leaving it.
+func validateRelPath(p Path, rel string) ErrorList {
+	if rel == "" {
+		return nil
+	}
+	if path.IsAbs(rel) || path.Clean(rel) != rel || rel == ".." || strings.HasPrefix(rel, "../") || strings.ContainsRune(rel, 0) || len(rel) > 1024 {
+		return ErrorList{Invalid(p, rel, "must be a clean relative path inside the repository")}
+	}
+	return nil
+}
+
+func (b *BuildSpec) defaults() {
+	if b.Memory == "" {
+		b.Memory = DefaultBuildMemory
+	}
+	if b.Deadline.Duration == 0 {
+		b.Deadline.Duration = DefaultBuildDeadline
+	}
+	if b.Dockerfile == "" {
+		b.Dockerfile = "Dockerfile"
+	}
+}

@@ -1,0 +1,220 @@
+package builder_test
+
+import (
+	"archive/tar"
+	"context"
+	"errors"
+	"io"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/docker/docker/api/types/container"
+	"github.com/docker/docker/api/types/filters"
+	"github.com/docker/docker/api/types/image"
+
+	"github.com/panelx/panelx/builder"
+	"github.com/panelx/panelx/internal/testenv"
+	"github.com/panelx/panelx/internal/testenv/gitserver"
+	"github.com/panelx/panelx/internal/testimage"
+)
+
+// TestBuildFromGit: a repository served over smart HTTP is cloned at a
+// branch, its context — without what .dockerignore leaves out — built
+// FROM an image of the test registry, and the image holds the commit's
+// files; a Dockerfile that fails gives the builder's line.
+func TestBuildFromGit(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	docker := testenv.Docker(t)
+	reg := testimage.StartRegistry(t, testimage.RegistryOptions{})
+	base := reg.Push(t, "builder-test/base:1", testimage.Image(t, testimage.ImageOptions{Version: "base"}))
+	srv := gitserver.Start(t, "")
+	repo := srv.Repo(t, "shop")
+	commit := repo.Commit("main", "first", map[string][]byte{
+		"app/Dockerfile":    []byte("FROM " + base + "\nARG GREETING\nCOPY . /data/\nLABEL greeting=$GREETING\n"),
+		"app/.dockerignore": []byte("secret.txt\n*.log\n"),
+		"app/version.txt":   []byte("v1"),
+		"app/secret.txt":    []byte("do not ship"),
+		"app/debug.log":     []byte("noise"),
+		"README.md":         []byte("outside the context"),
+	})
+
+	dir := t.TempDir()
+	got, err := builder.Clone(ctx, repo.URL, "main", builder.GitAuth{}, dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got != commit {
+		t.Fatalf("cloned %s, pushed %s", got, commit)
+	}
+	tag := "panelx-build-test/shop-web:" + commit[:12]
+	t.Cleanup(func() { _, _ = docker.ImageRemove(context.Background(), tag, image.RemoveOptions{Force: true}) })
+	buildCtx, err := builder.Context(dir, "app", "Dockerfile")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var steps, lines []string
+	id, err := builder.Build(ctx, docker, buildCtx, builder.Options{Tag: tag, Dockerfile: "Dockerfile",
+		Args: map[string]string{"GREETING": "hello"}, Memory: 256 << 20, Labels: map[string]string{"dev.panelx.commit": commit},
+		Log: func(l string) { lines = append(lines, l) }, Step: func(s string) { steps = append(steps, s) }})
+	buildCtx.Close()
+	if err != nil {
+		t.Fatalf("build: %v\n%s", err, strings.Join(lines, "\n"))
+	}
+	inspect, _, err := docker.ImageInspectWithRaw(ctx, tag)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if inspect.ID != id || inspect.Config.Labels["greeting"] != "hello" || inspect.Config.Labels["dev.panelx.commit"] != commit {
+		t.Errorf("image %s (want %s), labels %v", inspect.ID, id, inspect.Config.Labels)
+	}
+	if len(steps) != 5 || !strings.HasPrefix(steps[2], "Step 3/5 : COPY") { // the labels are a last step
+		t.Errorf("steps %q", steps)
+	}
+	files := imageFiles(t, tag, "/data")
+	for _, want := range []string{"data/version.txt", "data/Dockerfile"} {
+		if _, ok := files[want]; !ok {
+			t.Errorf("%s missing from the image: %v", want, files)
+		}
+	}
+	for _, left := range []string{"data/secret.txt", "data/debug.log", "data/README.md"} {
+		if _, ok := files[left]; ok {
+			t.Errorf("%s is in the image", left)
+		}
+	}
+	if files["data/version.txt"] != "v1" {
+		t.Errorf("version.txt holds %q", files["data/version.txt"])
+	}
+
+	// A step that fails: the builder's own line.
+	repo.Commit("broken", "broken", map[string][]byte{"app/Dockerfile": []byte("FROM " + base + "\nCOPY missing.txt /data/\n")})
+	dir2 := t.TempDir()
+	if _, err := builder.Clone(ctx, repo.URL, "broken", builder.GitAuth{}, dir2); err != nil {
+		t.Fatal(err)
+	}
+	buildCtx, err = builder.Context(dir2, "app", "Dockerfile")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer buildCtx.Close()
+	_, err = builder.Build(ctx, docker, buildCtx, builder.Options{Tag: "panelx-build-test/shop-web:broken"})
+	var be *builder.BuildError
+	if !errors.As(err, &be) || !strings.Contains(be.Line, "missing.txt") {
+		t.Errorf("broken build: %v", err)
+	}
+}
+
+// TestBuildDeadline: a build past its deadline stops, and leaves no
+// container of its own behind.
+func TestBuildDeadline(t *testing.T) {
+	t.Parallel()
+	docker := testenv.Docker(t)
+	reg := testimage.StartRegistry(t, testimage.RegistryOptions{})
+	base := reg.Push(t, "builder-test/slow:1", testimage.Image(t, testimage.ImageOptions{}))
+	srv := gitserver.Start(t, "")
+	repo := srv.Repo(t, "slow")
+	repo.Commit("main", "slow", map[string][]byte{"Dockerfile": []byte("FROM " + base + "\nLABEL dev.panelx.test=deadline\nRUN [\"/testapp\", \"-sleep\"]\n")})
+	dir := t.TempDir()
+	if _, err := builder.Clone(context.Background(), repo.URL, "", builder.GitAuth{}, dir); err != nil {
+		t.Fatal(err)
+	}
+	buildCtx, err := builder.Context(dir, "", "Dockerfile")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer buildCtx.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	start := time.Now()
+	_, err = builder.Build(ctx, docker, buildCtx, builder.Options{Tag: "panelx-build-test/slow:x"})
+	if err == nil || time.Since(start) > 20*time.Second {
+		t.Fatalf("a build past its deadline: %v after %v", err, time.Since(start))
+	}
+	// The engine removes the step's container once it sees the client go.
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(250 * time.Millisecond) {
+		list, err := docker.ContainerList(context.Background(), container.ListOptions{All: true,
+			Filters: filters.NewArgs(filters.Arg("ancestor", base))})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(list) == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the cancelled build left %d container(s): %+v", len(list), list[0].Command)
+		}
+	}
+}
+
+// TestCloneCredentials: a private repository refuses a clone without its
+// token, with a message saying what to do; with it the clone works; the
+// token is in no error.
+func TestCloneCredentials(t *testing.T) {
+	t.Parallel()
+	const token = "tok-3d2f1c0b9a8e"
+	srv := gitserver.Start(t, token)
+	repo := srv.Repo(t, "private")
+	repo.Commit("main", "x", map[string][]byte{"Dockerfile": []byte("FROM scratch\n")})
+	ctx := context.Background()
+	_, err := builder.Clone(ctx, repo.URL, "main", builder.GitAuth{}, t.TempDir())
+	if err == nil || !strings.Contains(err.Error(), "secretRef") {
+		t.Errorf("no credentials: %v", err)
+	}
+	_, err = builder.Clone(ctx, repo.URL, "main", builder.GitAuth{Password: "wrong-" + token}, t.TempDir())
+	if err == nil || strings.Contains(err.Error(), token) {
+		t.Errorf("wrong credentials: %v", err)
+	}
+	if _, err := builder.Clone(ctx, repo.URL, "main", builder.GitAuth{Password: token}, t.TempDir()); err != nil {
+		t.Errorf("with the token: %v", err)
+	}
+	if _, err := builder.Clone(ctx, repo.URL, "no-such-branch", builder.GitAuth{Password: token}, t.TempDir()); err == nil {
+		t.Error("a missing ref cloned")
+	}
+}
+
+// TestContextStaysInTheRepository: a context directory or Dockerfile that
+// leads out of the clone through a symbolic link is refused.
+func TestContextStaysInTheRepository(t *testing.T) {
+	dir := t.TempDir()
+	if err := symlink("/etc", filepath.Join(dir, "etc")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := builder.Context(dir, "etc", "Dockerfile"); err == nil || !strings.Contains(err.Error(), "out of the repository") {
+		t.Errorf("context through a link to /etc: %v", err)
+	}
+	if _, err := builder.Context(dir, "", "etc/passwd"); err == nil || !strings.Contains(err.Error(), "out of the repository") {
+		t.Errorf("Dockerfile through a link to /etc: %v", err)
+	}
+}
+
+// imageFiles reads the files under dir of an image, by path.
+func imageFiles(t *testing.T, ref, dir string) map[string]string {
+	t.Helper()
+	ctx := context.Background()
+	docker := testenv.Docker(t)
+	c, err := docker.ContainerCreate(ctx, &container.Config{Image: ref}, nil, nil, nil, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer docker.ContainerRemove(ctx, c.ID, container.RemoveOptions{Force: true})
+	rc, _, err := docker.CopyFromContainer(ctx, c.ID, dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rc.Close()
+	out := map[string]string{}
+	tr := tar.NewReader(rc)
+	for {
+		h, err := tr.Next()
+		if err == io.EOF {
+			return out
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		data, _ := io.ReadAll(tr)
+		out[h.Name] = string(data)
+	}
+}

@@ -1,0 +1,132 @@
+// Package builder builds a service's image from a git repository: it
+// clones with go-git, streams the context (honouring .dockerignore) to the
+// Docker Engine's build API and tags the image by commit. No shell, no git
+// or docker command is run. Manager queues the builds of all services and
+// bounds them.
+package builder
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"regexp"
+	"strings"
+
+	"github.com/go-git/go-git/v5"
+	"github.com/go-git/go-git/v5/plumbing"
+	"github.com/go-git/go-git/v5/plumbing/transport"
+	githttp "github.com/go-git/go-git/v5/plumbing/transport/http"
+)
+
+// GitAuth are the credentials of a private repository: a token, or a user
+// name and password. Empty for a public one.
+type GitAuth struct {
+	Username string
+	Password string // or token
+}
+
+func (a GitAuth) method() transport.AuthMethod {
+	if a.Password == "" {
+		return nil
+	}
+	user := a.Username
+	if user == "" {
+		user = "x-access-token" // GitHub, Gitea and GitLab accept any name with a token
+	}
+	return &githttp.BasicAuth{Username: user, Password: a.Password}
+}
+
+// secrets lists what must never reach a log line.
+func (a GitAuth) secrets() []string {
+	if a.Password == "" {
+		return nil
+	}
+	return []string{a.Password}
+}
+
+var commitRe = regexp.MustCompile(`^[0-9a-f]{40}$`)
+
+// Clone checks ref (a branch, a tag or a full commit hash; "" for the
+// remote's HEAD) of url out into dir and returns the commit. Branches and
+// tags are fetched shallow.
+func Clone(ctx context.Context, url, ref string, auth GitAuth, dir string) (string, error) {
+	opts := &git.CloneOptions{URL: url, Auth: auth.method(), Depth: 1, SingleBranch: true, Tags: git.NoTags}
+	var repo *git.Repository
+	var err error
+	switch {
+	case commitRe.MatchString(ref):
+		// A commit: the whole history, then check it out.
+		opts.Depth, opts.SingleBranch = 0, false
+		repo, err = git.PlainCloneContext(ctx, dir, false, opts)
+		if err == nil {
+			err = checkout(repo, plumbing.NewHash(ref))
+		}
+	case ref == "":
+		repo, err = git.PlainCloneContext(ctx, dir, false, opts)
+	default:
+		opts.ReferenceName = plumbing.NewBranchReferenceName(ref)
+		repo, err = git.PlainCloneContext(ctx, dir, false, opts)
+		if errors.Is(err, plumbing.ErrReferenceNotFound) || isNoMatchingRef(err) {
+			opts.ReferenceName = plumbing.NewTagReferenceName(ref)
+			repo, err = git.PlainCloneContext(ctx, dir, false, opts)
+		}
+	}
+	if err != nil {
+		return "", fmt.Errorf("clone %s%s: %w", url, atRef(ref), cleanGitError(err, auth))
+	}
+	head, err := repo.Head()
+	if err != nil {
+		return "", fmt.Errorf("clone %s%s: %w", url, atRef(ref), err)
+	}
+	return head.Hash().String(), nil
+}
+
+func checkout(repo *git.Repository, hash plumbing.Hash) error {
+	wt, err := repo.Worktree()
+	if err != nil {
+		return err
+	}
+	if err := wt.Checkout(&git.CheckoutOptions{Hash: hash, Force: true}); err != nil {
+		return fmt.Errorf("commit %s: %w", hash, err)
+	}
+	return nil
+}
+
+func atRef(ref string) string {
+	if ref == "" {
+		return ""
+	}
+	return "@" + ref
+}
+
+// isNoMatchingRef: go-git says so in words when a branch does not exist.
+func isNoMatchingRef(err error) bool {
+	return err != nil && strings.Contains(err.Error(), "couldn't find remote ref")
+}
+
+// cleanGitError keeps credentials out of the message.
+func cleanGitError(err error, auth GitAuth) error {
+	msg := redact(err.Error(), auth.secrets())
+	switch {
+	case errors.Is(err, transport.ErrAuthenticationRequired):
+		msg = "the repository asks for credentials (set build.git.secretRef)"
+	case errors.Is(err, transport.ErrAuthorizationFailed):
+		msg = "the repository refused the credentials of build.git.secretRef"
+	case errors.Is(err, transport.ErrRepositoryNotFound):
+		msg = "repository not found"
+	}
+	if msg != err.Error() {
+		return errors.New(msg)
+	}
+	return err
+}
+
+// redact replaces each secret in s.
+func redact(s string, secrets []string) string {
+	for _, sec := range secrets {
+		if sec != "" {
+			s = strings.ReplaceAll(s, sec, "[redacted]")
+		}
+	}
+	return s
+}

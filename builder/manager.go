@@ -1,0 +1,280 @@
+package builder
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/docker/docker/client"
+	"go.uber.org/zap"
+
+	"github.com/panelx/panelx/api"
+	"github.com/panelx/panelx/naming"
+)
+
+// Labels of the images PanelX builds.
+const (
+	LabelBuildProject = naming.LabelProject
+	LabelBuildService = naming.LabelService
+	LabelBuildCommit  = "dev.panelx.build-commit"
+)
+
+// DefaultRepository is where built images are tagged:
+// <repository>/<project>-<service>:<commit-12>-<spec-8>.
+const DefaultRepository = "panelx-build"
+
+// Request is what a service asks to be built.
+type Request struct {
+	Key  api.Key
+	Spec api.BuildSpec
+	// Trigger is the service's build-request annotation: a new value
+	// builds again even if nothing else changed.
+	Trigger string
+	Auth    GitAuth
+	// Labels are put on the image (the installation's owner labels).
+	Labels map[string]string
+}
+
+// ID says what is to be built: the spec and the trigger. Credentials are
+// not part of it (a rotated token builds nothing).
+func (r Request) ID() string {
+	data, _ := json.Marshal(struct {
+		Spec    api.BuildSpec
+		Trigger string
+	}{r.Spec, r.Trigger})
+	sum := sha256.Sum256(data)
+	return hex.EncodeToString(sum[:8])
+}
+
+// ManagerOptions configure a Manager.
+type ManagerOptions struct {
+	Docker *client.Client
+	Log    *zap.Logger
+	// Repository prefixes the built images' names (DefaultRepository).
+	Repository string
+	// Concurrency bounds the builds that run at once on this host
+	// (default 1): the rest wait, Queued.
+	Concurrency int
+	// OnChange is called when a service's build status changed.
+	OnChange func(api.Key)
+	// Logs keeps each service's newest build log (NewLogs() when nil).
+	Logs *Logs
+}
+
+// Manager runs the builds services ask for, one request at a time per
+// service; a newer request cancels an older one still running.
+type Manager struct {
+	ctx  context.Context
+	opts ManagerOptions
+	sem  chan struct{}
+
+	mu     sync.Mutex
+	builds map[api.Key]*current
+}
+
+type current struct {
+	status api.BuildStatus
+	cancel context.CancelFunc
+	done   chan struct{}
+}
+
+// NewManager runs builds until ctx ends.
+func NewManager(ctx context.Context, opts ManagerOptions) *Manager {
+	if opts.Repository == "" {
+		opts.Repository = DefaultRepository
+	}
+	if opts.Concurrency <= 0 {
+		opts.Concurrency = 1
+	}
+	if opts.Log == nil {
+		opts.Log = zap.NewNop()
+	}
+	if opts.Logs == nil {
+		opts.Logs = NewLogs()
+	}
+	return &Manager{ctx: ctx, opts: opts, sem: make(chan struct{}, opts.Concurrency), builds: map[api.Key]*current{}}
+}
+
+// Ensure returns the service's build status, starting a build when the
+// request is new. prev is the status the service's row holds: after a
+// restart it says what was built and whether a build was cut short.
+func (m *Manager) Ensure(req Request, prev *api.BuildStatus) api.BuildStatus {
+	id := req.ID()
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	cur, ok := m.builds[req.Key]
+	if !ok {
+		cur = &current{}
+		if prev != nil {
+			cur.status = *prev
+		}
+		m.builds[req.Key] = cur
+	}
+	finished := cur.status.Phase == api.BuildSucceeded || cur.status.Phase == api.BuildFailed
+	if cur.status.Request == id && (finished || cur.cancel != nil) {
+		return cur.status
+	}
+	// New (or cut short by a restart): build it, after any older one.
+	if cur.cancel != nil {
+		cur.cancel()
+	}
+	ctx, cancel := context.WithCancel(m.ctx)
+	prevDone := cur.done
+	done := make(chan struct{})
+	cur.cancel, cur.done = cancel, done
+	cur.status = api.BuildStatus{Phase: api.BuildQueued, Request: id,
+		Image: cur.status.Image, ImageID: cur.status.ImageID, ImageCommit: cur.status.ImageCommit}
+	go func() {
+		defer close(done)
+		defer cancel()
+		if prevDone != nil {
+			<-prevDone
+		}
+		m.run(ctx, req, id)
+	}()
+	return cur.status
+}
+
+// Forget drops a service that is gone, cancelling its build.
+func (m *Manager) Forget(key api.Key) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if cur, ok := m.builds[key]; ok {
+		if cur.cancel != nil {
+			cur.cancel()
+		}
+		delete(m.builds, key)
+	}
+}
+
+// Cancel stops the service's running or queued build; it ends Failed.
+func (m *Manager) Cancel(key api.Key) bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	cur, ok := m.builds[key]
+	if !ok || cur.cancel == nil {
+		return false
+	}
+	cur.cancel()
+	return true
+}
+
+// Logs is where build logs are kept.
+func (m *Manager) Logs() *Logs { return m.opts.Logs }
+
+// update changes the status of the build id, if it is still the
+// service's newest, and tells the controller.
+func (m *Manager) update(key api.Key, id string, change func(*api.BuildStatus)) {
+	m.mu.Lock()
+	cur, ok := m.builds[key]
+	if !ok || cur.status.Request != id {
+		m.mu.Unlock()
+		return
+	}
+	change(&cur.status)
+	if f := cur.status.Phase; f == api.BuildSucceeded || f == api.BuildFailed {
+		cur.cancel = nil
+	}
+	m.mu.Unlock()
+	if m.opts.OnChange != nil {
+		m.opts.OnChange(key)
+	}
+}
+
+func (m *Manager) run(ctx context.Context, req Request, id string) {
+	log := m.opts.Log.With(zap.Stringer("service", req.Key), zap.String("request", id))
+	select {
+	case m.sem <- struct{}{}:
+		defer func() { <-m.sem }()
+	case <-ctx.Done():
+		m.fail(req.Key, id, "cancelled while queued")
+		return
+	}
+	ctx, cancel := context.WithTimeoutCause(ctx, req.Spec.Deadline.Duration,
+		fmt.Errorf("the build took longer than its deadline (%s)", req.Spec.Deadline.Duration))
+	defer cancel()
+	now := time.Now()
+	m.update(req.Key, id, func(s *api.BuildStatus) { s.Phase, s.StartedAt = api.BuildBuilding, &now })
+	logs := m.opts.Logs.Start(req.Key)
+	defer logs.Finish()
+	secrets := req.Auth.secrets()
+	logf := func(format string, args ...any) { logs.Add(redact(fmt.Sprintf(format, args...), secrets)) }
+
+	dir, err := os.MkdirTemp("", "panelx-build-")
+	if err != nil {
+		m.fail(req.Key, id, fmt.Sprintf("clone: %v", err))
+		return
+	}
+	defer os.RemoveAll(dir)
+	logf("cloning %s%s", req.Spec.Git.URL, atRef(req.Spec.Git.Ref))
+	commit, err := Clone(ctx, req.Spec.Git.URL, req.Spec.Git.Ref, req.Auth, dir)
+	if err != nil {
+		logf("%v", err)
+		m.fail(req.Key, id, describe(ctx, err))
+		return
+	}
+	logf("commit %s", commit)
+	m.update(req.Key, id, func(s *api.BuildStatus) { s.Commit = commit })
+	buildCtx, err := Context(dir, req.Spec.Git.Dir, req.Spec.Dockerfile)
+	if err != nil {
+		logf("%v", err)
+		m.fail(req.Key, id, err.Error())
+		return
+	}
+	defer buildCtx.Close()
+	memory, _ := req.Spec.Memory.Bytes()
+	labels := map[string]string{LabelBuildProject: req.Key.Project, LabelBuildService: req.Key.Name, LabelBuildCommit: commit}
+	for k, v := range req.Labels {
+		labels[k] = v
+	}
+	tag := fmt.Sprintf("%s/%s-%s:%s-%s", m.opts.Repository, req.Key.Project, req.Key.Name, commit[:12], id[:8])
+	imageID, err := Build(ctx, m.opts.Docker, buildCtx, Options{
+		Tag: tag, Dockerfile: req.Spec.Dockerfile, Args: req.Spec.Args, Target: req.Spec.Target,
+		Memory: memory, Labels: labels, Redact: secrets,
+		Log: logs.Add,
+		Step: func(step string) {
+			m.update(req.Key, id, func(s *api.BuildStatus) { s.Step = step })
+		},
+	})
+	if err != nil {
+		var be *BuildError
+		if !errors.As(err, &be) {
+			logf("%v", describe(ctx, err))
+		}
+		log.Info("build failed", zap.Error(err))
+		m.fail(req.Key, id, describe(ctx, err))
+		return
+	}
+	end := time.Now()
+	logf("built %s (%s) in %s", tag, imageID, end.Sub(now).Round(time.Millisecond))
+	log.Info("built", zap.String("image", tag), zap.String("id", imageID), zap.Duration("took", end.Sub(now)))
+	m.update(req.Key, id, func(s *api.BuildStatus) {
+		s.Phase, s.FinishedAt, s.Step, s.Message = api.BuildSucceeded, &end, "", ""
+		s.Image, s.ImageID, s.ImageCommit = tag, imageID, commit
+	})
+}
+
+func (m *Manager) fail(key api.Key, id, msg string) {
+	end := time.Now()
+	m.update(key, id, func(s *api.BuildStatus) {
+		s.Phase, s.FinishedAt, s.Message = api.BuildFailed, &end, msg
+	})
+}
+
+// describe says why a build stopped: its deadline, a cancel, or err.
+func describe(ctx context.Context, err error) string {
+	if cause := context.Cause(ctx); cause != nil && !errors.Is(cause, context.Canceled) {
+		return cause.Error()
+	}
+	if ctx.Err() != nil {
+		return "cancelled"
+	}
+	return strings.TrimSpace(err.Error())
+}

@@ -1,0 +1,98 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/panelx/panelx/api"
+	"github.com/panelx/panelx/internal/testenv/gitserver"
+	"github.com/panelx/panelx/internal/testimage"
+)
+
+// TestBuildFromSource: a service built from a git repository served over
+// smart HTTP runs its first build; a new commit and `panelx build` roll it
+// onto the new image (the build's log follows on the way); a broken
+// Dockerfile fails with the builder's line in the status, the events and
+// the build log, while the last good build keeps serving.
+func TestBuildFromSource(t *testing.T) {
+	t.Parallel()
+	e := newCLIEnv(t)
+	reg := testimage.StartRegistry(t, testimage.RegistryOptions{})
+	base := reg.Push(t, uniqueName("build")+"/base:1", testimage.Image(t, testimage.ImageOptions{}))
+	git := gitserver.Start(t, "")
+	repo := git.Repo(t, "shop")
+	dockerfile := []byte("FROM " + base + "\nCOPY version.txt /data/version.txt\n")
+	repo.Commit("main", "v1", map[string][]byte{"Dockerfile": dockerfile, "version.txt": []byte("v1")})
+
+	project, port := uniqueName("build"), freeTCPPort(t)
+	e.mustRun("apply", "-f", e.write("shop.yaml", fmt.Sprintf(`apiVersion: panelx.dev/v1
+kind: Project
+metadata: {name: %[1]s}
+---
+apiVersion: panelx.dev/v1
+kind: Service
+metadata: {project: %[1]s, name: app}
+spec:
+  build:
+    git: {url: %[2]q, ref: main}
+    deadline: 5m
+  env: [{name: DATA_DIR, value: /data}]
+  ports: [{containerPort: 8080, hostPort: %[3]d, hostIP: 127.0.0.1}]
+`, project, repo.URL, port)), "--wait", "--timeout", "120s")
+	url := fmt.Sprintf("http://127.0.0.1:%d/files/version.txt", port)
+	if got := httpBody(t, url); got != "v1" {
+		t.Fatalf("first build serves %q", got)
+	}
+	svc := e.service(project, "app")
+	if b := svc.Status.Build; b == nil || b.Phase != api.BuildSucceeded || !strings.Contains(b.Image, "-app:") || b.ImageCommit == "" {
+		t.Fatalf("build status after the first build: %+v", b)
+	}
+
+	// A new commit, built on request; the log follows.
+	commit2 := repo.Commit("main", "v2", map[string][]byte{"version.txt": []byte("v2")})
+	out := e.mustRun("build", "app", "-p", project, "-f")
+	if !strings.Contains(out, "Step 2/") || !strings.Contains(out, "commit "+commit2) {
+		t.Errorf("build -f printed:\n%s", out)
+	}
+	waitBody(t, url, "v2")
+	if b := e.service(project, "app").Status.Build; b.ImageCommit != commit2 || !strings.Contains(b.Image, commit2[:12]) {
+		t.Errorf("build status after the second build: %+v", b)
+	}
+
+	// A broken Dockerfile: Failed with the builder's line; v2 keeps serving.
+	repo.Commit("main", "broken", map[string][]byte{"Dockerfile": []byte("FROM " + base + "\nCOPY missing.txt /data/\n")})
+	e.mustRun("build", "app", "-p", project)
+	deadline := time.Now().Add(90 * time.Second)
+	for {
+		b := e.service(project, "app").Status.Build
+		if b != nil && b.Phase == api.BuildFailed && strings.Contains(b.Message, "missing.txt") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the broken build never failed: %+v", b)
+		}
+		time.Sleep(300 * time.Millisecond)
+	}
+	if got := httpBody(t, url); got != "v2" {
+		t.Errorf("after a failed build the service serves %q", got)
+	}
+	if out := e.mustRun("logs", "app", "-p", project, "--build"); !strings.Contains(out, "missing.txt") {
+		t.Errorf("logs --build:\n%s", out)
+	}
+	if out := e.mustRun("events", "-p", project); !strings.Contains(out, "BuildFailed") || !strings.Contains(out, "Built") {
+		t.Errorf("events:\n%s", out)
+	}
+	e.mustRun("delete", "project", project, "--wait", "--timeout", "90s")
+}
+
+func (e *cliEnv) service(project, name string) *api.Service {
+	e.t.Helper()
+	var svc api.Service
+	if err := json.Unmarshal([]byte(e.mustRun("get", "service", name, "-p", project, "-o", "json")), &svc); err != nil {
+		e.t.Fatal(err)
+	}
+	return &svc
+}

@@ -1,0 +1,111 @@
+package controller
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/panelx/panelx/api"
+	"github.com/panelx/panelx/builder"
+	"github.com/panelx/panelx/reconcile"
+	"github.com/panelx/panelx/store"
+)
+
+// ensureBuild puts the service's build status — starting a build when its
+// spec or build request is new — in svc.Status.Build, from which the
+// service's image comes (api.Service.RunImage).
+func (r *Reconciler) ensureBuild(ctx context.Context, svc *api.Service) error {
+	if svc.Spec.Build == nil || svc.Metadata.DeletionTimestamp != nil {
+		return nil
+	}
+	if r.Builds == nil {
+		return nil // RunImage stays what the row says; the planner waits without one
+	}
+	req := builder.Request{
+		Key: api.KeyOf(svc), Spec: *svc.Spec.Build, Trigger: svc.Metadata.Annotations[api.AnnotationBuildRequest],
+		Labels: map[string]string{reconcile.LabelManaged: "true", reconcile.LabelInstance: r.Instance},
+	}
+	if name := svc.Spec.Build.Git.SecretRef; name != "" {
+		sec, err := getOrNil(ctx, r.Store.Secrets(), api.Key{Project: svc.Metadata.Project, Name: name})
+		if err != nil {
+			return err
+		}
+		if sec == nil {
+			r.buildProblem(ctx, svc, fmt.Sprintf("build.git.secretRef: secret %q not found", name))
+			return nil
+		}
+		v := r.openSecret(sec)
+		if v.Err != "" {
+			r.buildProblem(ctx, svc, fmt.Sprintf("build.git.secretRef: secret %q cannot be opened: %s", name, v.Err))
+			return nil
+		}
+		req.Auth = builder.GitAuth{Username: v.Values["username"], Password: v.Values["password"]}
+		if t := v.Values["token"]; t != "" {
+			req.Auth.Password = t
+		}
+	}
+	prev := svc.Status.Build
+	st := r.Builds.Ensure(req, prev)
+	svc.Status.Build = &st
+	r.buildEvents(ctx, svc, prev, &st)
+	return nil
+}
+
+// buildProblem records why a build cannot start on the service's status
+// (the running revision keeps serving).
+func (r *Reconciler) buildProblem(ctx context.Context, svc *api.Service, msg string) {
+	prev := svc.Status.Build
+	st := api.BuildStatus{Phase: api.BuildFailed, Message: msg}
+	if prev != nil {
+		st.Image, st.ImageID, st.ImageCommit, st.Request = prev.Image, prev.ImageID, prev.ImageCommit, prev.Request
+	}
+	svc.Status.Build = &st
+	r.buildEvents(ctx, svc, prev, &st)
+}
+
+// buildEvents records a build's progress as events, once per change of
+// phase of a request.
+func (r *Reconciler) buildEvents(ctx context.Context, svc *api.Service, prev, cur *api.BuildStatus) {
+	if cur == nil || (prev != nil && prev.Phase == cur.Phase && prev.Request == cur.Request && prev.Message == cur.Message) {
+		return
+	}
+	key := api.KeyOf(svc)
+	mark := string(cur.Phase) + "/" + cur.Request + "/" + cur.Message
+	r.buildsMu.Lock()
+	if r.buildsSeen == nil {
+		r.buildsSeen = map[api.Key]string{}
+	}
+	seen := r.buildsSeen[key] == mark
+	r.buildsSeen[key] = mark
+	r.buildsMu.Unlock()
+	if seen {
+		return
+	}
+	k := reconcile.ServiceKey(key.Project, key.Name)
+	switch cur.Phase {
+	case api.BuildQueued:
+		r.event(ctx, k, store.EventNormal, "BuildQueued", "build of "+svc.Spec.Build.Git.URL+atRef(svc.Spec.Build.Git.Ref)+" queued")
+	case api.BuildBuilding:
+		r.event(ctx, k, store.EventNormal, "Building", "build started")
+	case api.BuildSucceeded:
+		r.event(ctx, k, store.EventNormal, "Built", fmt.Sprintf("built %s from commit %s", cur.Image, short(cur.ImageCommit)))
+	case api.BuildFailed:
+		r.event(ctx, k, store.EventWarning, "BuildFailed", cur.Message)
+	}
+}
+
+func atRef(ref string) string {
+	if ref == "" {
+		return ""
+	}
+	return "@" + ref
+}
+
+func short(commit string) string {
+	if len(commit) > 12 {
+		return commit[:12]
+	}
+	if commit == "" {
+		return "(resolving)"
+	}
+	return commit
+}
