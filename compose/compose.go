@@ -242,12 +242,13 @@ func (c *converter) nameServices() error {
 		if pname != name {
 			c.report(servicePath(name), "%q is not a DNS-1123 label: the service is named %q (other services reach it by that name)", name, pname)
 		}
+		_, _, _, fromGit := gitContext(s.Build)
 		switch {
-		case s.Image != "":
+		case s.Image != "" || fromGit:
 			c.services[name] = pname
 		case s.Build != nil:
-			c.skipped[name] = "it has only a build"
-			c.report(servicePath(name)+".build", "PanelX runs images; build and push it, then set image (the service was not imported)")
+			c.skipped[name] = "it has only a build from a local directory"
+			c.report(servicePath(name)+".build", "the build context %q is a directory of this machine, which the server cannot see: make it a git URL (https://…/repo.git#branch:dir), or build and push the image and set image (the service was not imported)", s.Build.Context)
 		case s.Provider != nil:
 			c.skipped[name] = "it is run by a provider"
 			c.report(servicePath(name)+".provider", "PanelX runs containers, not provider services (the service was not imported)")

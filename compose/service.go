@@ -23,7 +23,7 @@ var serviceFields = []string{
 	"labels", "label_file", "cpus", "mem_limit", "pull_policy",
 	"privileged", "cap_add", "cap_drop", "devices", "sysctls", "security_opt",
 	"network_mode", "networks", "pid", "ipc", "uts", "stop_grace_period", "container_name",
-	"secrets",
+	"secrets", "build",
 }
 
 // The fields mapped in the nested structs of a service; each is walked with
@@ -54,11 +54,15 @@ func (c *converter) convertService(s types.ServiceConfig) (*api.Service, error) 
 
 	sp := api.ServiceSpec{
 		Image:     s.Image,
+		Build:     c.build(p+".build", s), // then the image is not used
 		Command:   c.argv(p+".entrypoint", s.Entrypoint, "ENTRYPOINT"),
 		Args:      c.argv(p+".command", s.Command, "CMD"),
 		User:      s.User,
 		Env:       c.env(p+".environment", s.Environment),
 		DependsOn: c.dependsOn(p+".depends_on", s.DependsOn),
+	}
+	if sp.Build != nil {
+		sp.Image = ""
 	}
 	if s.WorkingDir != "" {
 		sp.WorkingDir = path.Clean(s.WorkingDir) // "/app/" means "/app", the form PanelX accepts

@@ -424,8 +424,8 @@ services:
     build: .
 `,
 		findings: []want{
-			{"services.builder.build", "PanelX runs images; build and push it, then set image"},
-			{"services.web.depends_on.builder", "builder is not imported (it has only a build): dependency dropped"},
+			{"services.builder.build", "which the server cannot see"},
+			{"services.web.depends_on.builder", "builder is not imported (it has only a build from a local directory): dependency dropped"},
 		},
 	}})
 }
@@ -714,6 +714,33 @@ func TestMapPullPolicy(t *testing.T) {
 	runMappingCases(t, cases)
 }
 
+// A build from a git context becomes spec.build; Compose's #ref:dir
+// fragment gives the ref and the context directory.
+func TestBuildMapping(t *testing.T) {
+	runMappingCases(t, []mappingCase{{
+		name: "git context",
+		compose: `
+services:
+  web:
+    image: shop/web:dev
+    build:
+      context: https://git.example.com/shop/web.git#main:services/web
+      dockerfile: Dockerfile.prod
+      target: runtime
+      args: {VERSION: "1.4"}
+`,
+		spec: func(s *api.ServiceSpec) {
+			s.Image = ""
+			s.ImagePullPolicy = ""
+			s.Build = &api.BuildSpec{Git: api.GitSource{URL: "https://git.example.com/shop/web.git", Ref: "main", Dir: "services/web"},
+				Dockerfile: "Dockerfile.prod", Target: "runtime", Args: map[string]string{"VERSION": "1.4"}}
+		},
+		findings: []want{
+			{"services.web.image", "PanelX tags what it builds itself"},
+		},
+	}})
+}
+
 // Compose secrets become Secrets of the project, read from their file or
 // the environment, mounted as read-only files where Compose puts them.
 func TestSecretsMapping(t *testing.T) {
@@ -857,7 +884,7 @@ networks:
 `,
 		findings: []want{
 			{"configs.conf", "PanelX has no configs"},
-			{"services.web.build", "PanelX runs images, it does not build them"},
+			{"services.web.build", "is a directory of this machine, which the server cannot see"},
 			{"services.web.configs", "PanelX has no configs"},
 			{"services.web.container_name", "PanelX names containers itself"},
 			{"services.web.dns", "Docker's DNS"},
@@ -930,7 +957,7 @@ func TestServiceWithBuildOnlyIsNotImported(t *testing.T) {
 	if got := names(res.Objects); !reflect.DeepEqual(got, []string{"Project/demo", "Service/web"}) {
 		t.Errorf("objects %v", got)
 	}
-	checkFindings(t, res.Unmapped, []want{{"services.app.build", "build and push it, then set image (the service was not imported)"}})
+	checkFindings(t, res.Unmapped, []want{{"services.app.build", "make it a git URL (https://…/repo.git#branch:dir), or build and push the image and set image (the service was not imported)"}})
 }
 
 func TestConversionErrors(t *testing.T) {
