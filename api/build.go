@@ -25,6 +25,18 @@ type BuildSpec struct {
 	// Deadline bounds a build (default 30m); past it the build is
 	// cancelled and the running revision keeps serving.
 	Deadline Duration `json:"deadline,omitzero"`
+	// Webhook lets the forge ask for builds: a push to the tracked ref
+	// (POST /api/v1/hooks/projects/{project}/services/{service}) builds
+	// and rolls out.
+	Webhook *WebhookSpec `json:"webhook,omitempty"`
+}
+
+// WebhookSpec is how a forge's push notifications are verified.
+type WebhookSpec struct {
+	// SecretRef names a Secret of the project whose key "secret" is the
+	// webhook's shared secret (GitHub and Gitea sign the body with it,
+	// GitLab sends it as a token).
+	SecretRef string `json:"secretRef"`
 }
 
 // GitSource is where a build's context comes from.
@@ -118,6 +130,9 @@ func (b *BuildSpec) validate(p Path) ErrorList {
 	errs = append(errs, validateRelPath(p.Child("dockerfile"), b.Dockerfile)...)
 	if b.Git.SecretRef != "" {
 		errs = append(errs, ValidateName(gp.Child("secretRef"), b.Git.SecretRef)...)
+	}
+	if b.Webhook != nil {
+		errs = append(errs, ValidateName(p.Child("webhook").Child("secretRef"), b.Webhook.SecretRef)...)
 	}
 	if len(b.Args) > MaxBuildArgs {
 		errs = append(errs, Invalid(p.Child("args"), len(b.Args), fmt.Sprintf("at most %d build args", MaxBuildArgs)))

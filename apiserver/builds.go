@@ -29,35 +29,40 @@ func (s *Server) requestBuild(w http.ResponseWriter, r *http.Request) {
 	}
 	user := authz.PrincipalFrom(r.Context()).UserID
 	request := fmt.Sprintf("%s by %s", s.now().UTC().Format(time.RFC3339Nano), user)
-	for range maxUpdateAttempts {
-		switch {
-		case svc.Spec.Build == nil:
-			s.fail(w, r, httpErr(http.StatusConflict, "service %q runs image %q: it has no spec.build to build", key.Name, svc.Spec.Image))
-			return
-		case svc.Metadata.DeletionTimestamp != nil:
-			s.fail(w, r, httpErr(http.StatusConflict, "service %q is being deleted", key.Name))
-			return
-		}
-		next := api.Clone(svc)
-		if next.Metadata.Annotations == nil {
-			next.Metadata.Annotations = map[string]string{}
-		}
-		next.Metadata.Annotations[api.AnnotationBuildRequest] = request
-		_, err = s.store.Services().Update(r.Context(), next)
-		if !errors.Is(err, store.ErrConflict) {
-			break
-		}
-		if svc, err = s.store.Services().Get(r.Context(), key); err != nil {
-			break
-		}
-	}
-	if err != nil {
+	if err := s.stampBuildRequest(r, svc, request); err != nil {
 		s.fail(w, r, err)
 		return
 	}
 	s.recordEvent(r.Context(), store.Event{Project: key.Project, Kind: api.KindService, Name: key.Name, Type: store.EventNormal,
 		Reason: "BuildRequested", Message: "build requested by " + user})
 	writeJSON(w, http.StatusAccepted, BuildRequestAnswer{Request: request})
+}
+
+// stampBuildRequest sets the service's build-request annotation, retrying
+// when the service changed meanwhile.
+func (s *Server) stampBuildRequest(r *http.Request, svc *api.Service, request string) error {
+	key := api.KeyOf(svc)
+	for range maxUpdateAttempts {
+		switch {
+		case svc.Spec.Build == nil:
+			return httpErr(http.StatusConflict, "service %q runs image %q: it has no spec.build to build", key.Name, svc.Spec.Image)
+		case svc.Metadata.DeletionTimestamp != nil:
+			return httpErr(http.StatusConflict, "service %q is being deleted", key.Name)
+		}
+		next := api.Clone(svc)
+		if next.Metadata.Annotations == nil {
+			next.Metadata.Annotations = map[string]string{}
+		}
+		next.Metadata.Annotations[api.AnnotationBuildRequest] = request
+		_, err := s.store.Services().Update(r.Context(), next)
+		if !errors.Is(err, store.ErrConflict) {
+			return err
+		}
+		if svc, err = s.store.Services().Get(r.Context(), key); err != nil {
+			return err
+		}
+	}
+	return httpErr(http.StatusConflict, "service %q kept changing; try again", key.Name)
 }
 
 // buildLogs streams the log of the service's newest build as text; with

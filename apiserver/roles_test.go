@@ -76,7 +76,8 @@ func TestRoleMatrix(t *testing.T) {
 	e := newEnv(t, withFakeOps) // the operate routes need a Docker side to answer 2xx
 	owner := e.jwtFor("owner")
 	for _, rt := range walkRoutes(t, e) {
-		if strings.Contains(rt[1], "{project}") {
+		// Webhooks are authenticated by the forge's signature, not a role (webhooks_test.go).
+		if strings.Contains(rt[1], "{project}") && !strings.HasPrefix(rt[1], "/api/v1/hooks/") {
 			if _, ok := roleMatrix[rt[0]+" "+rt[1]]; !ok {
 				t.Errorf("route %s %s is missing from roleMatrix", rt[0], rt[1])
 			}

@@ -104,6 +104,7 @@ type Server struct {
 	// renders keeps the answers of single-object GETs (see renderCache).
 	renders *renderCache
 	builds  *builder.Logs
+	hooks   deliveries
 	// access writes the request log: no caller (it is always the same
 	// line, and finding it costs a stack walk per request).
 	access *zap.Logger

@@ -1,8 +1,16 @@
 package main
 
 import (
+	"bytes"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"io"
+	"net/http"
+	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -19,7 +27,11 @@ import (
 // the build log, while the last good build keeps serving.
 func TestBuildFromSource(t *testing.T) {
 	t.Parallel()
-	e := newCLIEnv(t)
+	keyFile := filepath.Join(t.TempDir(), "master.key")
+	if out, err := exec.Command(buildPanelx(t), "secrets", "init-key", keyFile).CombinedOutput(); err != nil {
+		t.Fatalf("secrets init-key: %v\n%s", err, out)
+	}
+	e := newCLIEnv(t, "PANELX_SECRET_KEY_FILE="+keyFile)
 	reg := testimage.StartRegistry(t, testimage.RegistryOptions{})
 	base := reg.Push(t, uniqueName("build")+"/base:1", testimage.Image(t, testimage.ImageOptions{}))
 	git := gitserver.Start(t, "")
@@ -28,9 +40,36 @@ func TestBuildFromSource(t *testing.T) {
 	repo.Commit("main", "v1", map[string][]byte{"Dockerfile": dockerfile, "version.txt": []byte("v1")})
 
 	project, port := uniqueName("build"), freeTCPPort(t)
+	const hookSecret = "whsec-5f4e3d2c1b"
+	// notify sends the forge's push notification, signed as GitHub does.
+	notify := func(delivery string, secret string) (int, string) {
+		body := fmt.Appendf(nil, `{"ref": "refs/heads/main", "after": %q}`, strings.Repeat("0", 39)+"1")
+		mac := hmac.New(sha256.New, []byte(secret))
+		mac.Write(body)
+		req, err := http.NewRequest("POST", e.base+"/api/v1/hooks/projects/"+project+"/services/app", bytes.NewReader(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Header.Set("X-GitHub-Event", "push")
+		req.Header.Set("X-GitHub-Delivery", delivery)
+		req.Header.Set("X-Hub-Signature-256", "sha256="+hex.EncodeToString(mac.Sum(nil)))
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		data, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(data)
+	}
 	e.mustRun("apply", "-f", e.write("shop.yaml", fmt.Sprintf(`apiVersion: panelx.dev/v1
 kind: Project
 metadata: {name: %[1]s}
+---
+apiVersion: panelx.dev/v1
+kind: Secret
+metadata: {project: %[1]s, name: hook}
+spec:
+  data: {secret: %[4]s}
 ---
 apiVersion: panelx.dev/v1
 kind: Service
@@ -39,9 +78,10 @@ spec:
   build:
     git: {url: %[2]q, ref: main}
     deadline: 5m
+    webhook: {secretRef: hook}
   env: [{name: DATA_DIR, value: /data}]
   ports: [{containerPort: 8080, hostPort: %[3]d, hostIP: 127.0.0.1}]
-`, project, repo.URL, port)), "--wait", "--timeout", "120s")
+`, project, repo.URL, port, hookSecret)), "--wait", "--timeout", "120s")
 	url := fmt.Sprintf("http://127.0.0.1:%d/files/version.txt", port)
 	if got := httpBody(t, url); got != "v1" {
 		t.Fatalf("first build serves %q", got)
@@ -62,7 +102,23 @@ spec:
 		t.Errorf("build status after the second build: %+v", b)
 	}
 
-	// A broken Dockerfile: Failed with the builder's line; v2 keeps serving.
+	// A push notification builds the branch's newest commit; a forged one
+	// builds nothing; two quick pushes end with the newer commit running.
+	repo.Commit("main", "v3", map[string][]byte{"version.txt": []byte("v3")})
+	if code, body := notify("forged-1", "guess"); code != http.StatusUnauthorized {
+		t.Errorf("a forged notification: %d %s", code, body)
+	}
+	if code, body := notify("delivery-1", hookSecret); code != http.StatusOK || !strings.Contains(body, `"build":true`) {
+		t.Fatalf("a push notification: %d %s", code, body)
+	}
+	waitBody(t, url, "v3")
+	repo.Commit("main", "v4", map[string][]byte{"version.txt": []byte("v4")})
+	notify("delivery-2", hookSecret)
+	repo.Commit("main", "v5", map[string][]byte{"version.txt": []byte("v5")})
+	notify("delivery-3", hookSecret)
+	waitBody(t, url, "v5")
+
+	// A broken Dockerfile: Failed with the builder's line; v5 keeps serving.
 	repo.Commit("main", "broken", map[string][]byte{"Dockerfile": []byte("FROM " + base + "\nCOPY missing.txt /data/\n")})
 	e.mustRun("build", "app", "-p", project)
 	deadline := time.Now().Add(90 * time.Second)
@@ -76,7 +132,7 @@ spec:
 		}
 		time.Sleep(300 * time.Millisecond)
 	}
-	if got := httpBody(t, url); got != "v2" {
+	if got := httpBody(t, url); got != "v5" {
 		t.Errorf("after a failed build the service serves %q", got)
 	}
 	if out := e.mustRun("logs", "app", "-p", project, "--build"); !strings.Contains(out, "missing.txt") {
