@@ -5,6 +5,9 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -252,6 +255,22 @@ spec:
 		}
 	}
 	bob.shot(t, "11-project-bob-refused")
+
+	// Behind a reverse proxy that serves PanelX under /panel/: every URL of
+	// the page is relative, the watch stream included.
+	bob.step("behind a path prefix")
+	target, _ := url.Parse(e.base)
+	prefixed := httptest.NewServer(http.StripPrefix("/panel", httputil.NewSingleHostReverseProxy(target)))
+	t.Cleanup(func() { prefixed.CloseClientConnections(); prefixed.Close() })
+	bob.do(t, chromedp.Navigate(prefixed.URL+"/panel/"))
+	bob.waitJS(t, `!!document.querySelector('#signin input#token')`)
+	bob.do(t, chromedp.SendKeys(chromedp.ID("token"), bobToken+"\n"))
+	bob.waitJS(t, `document.querySelector('h1')?.textContent === 'Projects' && document.querySelector('#live')?.textContent === 'Live'
+		&& !document.querySelector('.empty').hidden`)
+	if got := bob.eval(t, `performance.getEntriesByType('resource').map((r) => new URL(r.name).pathname).filter((p) => !p.startsWith('/panel/')).join(' ')`); got != "" {
+		t.Errorf("behind /panel/ the page requested %s", got)
+	}
+	bob.do(t, chromedp.Navigate("about:blank")) // ends its watch stream through the proxy
 
 	// Sign out: the token leaves the tab.
 	alice.step("sign out")
