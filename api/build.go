@@ -76,6 +76,10 @@ const (
 // new request.
 const AnnotationBuildRequest = "panelx.dev/build-request"
 
+// BuildRollbackPrefix starts a build request that runs the image an older
+// revision built (rollback:<revision>:<image>) instead of building.
+const BuildRollbackPrefix = "rollback:"
+
 // BuildStatus is the newest build of a service, and the image of the last
 // one that succeeded — what the service runs.
 type BuildStatus struct {

@@ -214,7 +214,7 @@ type Revision struct {
 // dependencies, rollout settings — stays as it is.
 func (r *Revision) RollbackSpec(current ServiceSpec) ServiceSpec {
 	next := r.Spec
-	if r.ImageDigest != "" {
+	if r.ImageDigest != "" && next.Build == nil { // a build's image comes back through the build request (RollbackBuildRequest)
 		next.Image = r.ImageDigest
 		if next.ImagePullPolicy == PullAlways {
 			next.ImagePullPolicy = PullIfNotPresent // a digest does not move
@@ -225,6 +225,13 @@ func (r *Revision) RollbackSpec(current ServiceSpec) ServiceSpec {
 	next.DependsOn = current.DependsOn
 	next.Rollout = current.Rollout
 	return next
+}
+
+// RollbackBuildRequest is the build request that brings back the image a
+// revision of a service built from source ran, without building: the
+// builder takes the image as it is.
+func (r *Revision) RollbackBuildRequest() string {
+	return fmt.Sprintf("%s%d:%s", BuildRollbackPrefix, r.Number, r.ImageDigest)
 }
 
 // RevisionCause says why a revision exists.

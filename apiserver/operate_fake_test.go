@@ -12,7 +12,7 @@ import (
 	"time"
 
 	"github.com/panelx/panelx/apiserver"
-	"github.com/panelx/panelx/builder"
+	"github.com/panelx/panelx/builder/buildlog"
 )
 
 // fakeOps stands in for the Docker side where the HTTP layer alone is
@@ -36,8 +36,8 @@ func withOps(ops apiserver.Operations) envOption {
 // withFakeOps gives an env a fakeOps (routes past authorization succeed).
 func withFakeOps(o *apiserver.Options) { o.Operations, o.BuildLogs = newFakeOps(), fakeBuildLogs }
 
-// fakeBuildLogs holds the build logs tests write (builder.Logs.Start).
-var fakeBuildLogs = builder.NewLogs()
+// fakeBuildLogs holds the build logs tests write (buildlog.Logs.Start).
+var fakeBuildLogs = buildlog.New()
 
 var fakeLines = []apiserver.LogLine{
 	{Replica: 0, Container: "panelx-shop-web-0", Stream: "stdout", Time: time.Date(2025, 1, 2, 3, 4, 5, 0, time.UTC), Text: "hello"},

@@ -95,12 +95,12 @@ func (s *Server) rollback(w http.ResponseWriter, r *http.Request) {
 	if err == nil && svc.Metadata.DeletionTimestamp != nil {
 		err = httpErr(http.StatusConflict, "service %q is being deleted", key.Name)
 	}
-	if err == nil && svc.Spec.Build != nil {
-		err = httpErr(http.StatusConflict, "service %q is built from source: roll back by building the older commit (spec.build.git.ref), not yet by revision", key.Name)
-	}
 	var target api.Revision
 	if err == nil {
 		target, err = s.rollbackTarget(r, key, svc, req.Revision)
+	}
+	if err == nil && target.Spec.Build != nil && target.ImageDigest == "" {
+		err = httpErr(http.StatusConflict, "revision %d of service %q recorded no image to go back to", target.Number, key.Name)
 	}
 	if err != nil {
 		s.fail(w, r, err)
@@ -133,6 +133,9 @@ func (s *Server) writeRollback(r *http.Request, svc *api.Service, target api.Rev
 		}
 		m.Annotations[api.AnnotationChangedBy] = authz.PrincipalFrom(ctx).UserID
 		m.Annotations[api.AnnotationChangeCause] = fmt.Sprintf("rollback to revision %d", target.Number)
+		if next.Spec.Build != nil {
+			m.Annotations[api.AnnotationBuildRequest] = target.RollbackBuildRequest() // its image, not a new build
+		}
 		updated, err := s.store.Services().Update(ctx, next)
 		if !errors.Is(err, store.ErrConflict) {
 			return updated, err

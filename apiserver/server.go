@@ -26,7 +26,7 @@ import (
 	"github.com/panelx/panelx/apiserver/auth"
 	"github.com/panelx/panelx/apiserver/authz"
 	"github.com/panelx/panelx/apiserver/policy"
-	"github.com/panelx/panelx/builder"
+	"github.com/panelx/panelx/builder/buildlog"
 	"github.com/panelx/panelx/internal/version"
 	"github.com/panelx/panelx/seal"
 	"github.com/panelx/panelx/store"
@@ -73,7 +73,7 @@ type Options struct {
 	// written or read (503 saying why), everything else works.
 	Keyring *seal.Keyring
 	// BuildLogs are the logs of the builds this process runs (nil: none).
-	BuildLogs *builder.Logs
+	BuildLogs *buildlog.Logs
 }
 
 // Server holds the router and what the handlers need.
@@ -103,7 +103,7 @@ type Server struct {
 	authCache *authz.Cache
 	// renders keeps the answers of single-object GETs (see renderCache).
 	renders *renderCache
-	builds  *builder.Logs
+	builds  *buildlog.Logs
 	hooks   deliveries
 	// access writes the request log: no caller (it is always the same
 	// line, and finding it costs a stack walk per request).

@@ -16,6 +16,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/panelx/panelx/api"
+	"github.com/panelx/panelx/builder/buildlog"
 	"github.com/panelx/panelx/naming"
 )
 
@@ -65,7 +66,7 @@ type ManagerOptions struct {
 	// OnChange is called when a service's build status changed.
 	OnChange func(api.Key)
 	// Logs keeps each service's newest build log (NewLogs() when nil).
-	Logs *Logs
+	Logs *buildlog.Logs
 }
 
 // Manager runs the builds services ask for, one request at a time per
@@ -97,7 +98,7 @@ func NewManager(ctx context.Context, opts ManagerOptions) *Manager {
 		opts.Log = zap.NewNop()
 	}
 	if opts.Logs == nil {
-		opts.Logs = NewLogs()
+		opts.Logs = buildlog.New()
 	}
 	return &Manager{ctx: ctx, opts: opts, sem: make(chan struct{}, opts.Concurrency), builds: map[api.Key]*current{}}
 }
@@ -167,7 +168,7 @@ func (m *Manager) Cancel(key api.Key) bool {
 }
 
 // Logs is where build logs are kept.
-func (m *Manager) Logs() *Logs { return m.opts.Logs }
+func (m *Manager) Logs() *buildlog.Logs { return m.opts.Logs }
 
 // update changes the status of the build id, if it is still the
 // service's newest, and tells the controller.
@@ -190,6 +191,10 @@ func (m *Manager) update(key api.Key, id string, change func(*api.BuildStatus)) 
 
 func (m *Manager) run(ctx context.Context, req Request, id string) {
 	log := m.opts.Log.With(zap.Stringer("service", req.Key), zap.String("request", id))
+	if rest, ok := strings.CutPrefix(req.Trigger, api.BuildRollbackPrefix); ok {
+		m.adopt(ctx, req.Key, id, rest)
+		return
+	}
 	select {
 	case m.sem <- struct{}{}:
 		defer func() { <-m.sem }()
@@ -258,6 +263,26 @@ func (m *Manager) run(ctx context.Context, req Request, id string) {
 	m.update(req.Key, id, func(s *api.BuildStatus) {
 		s.Phase, s.FinishedAt, s.Step, s.Message = api.BuildSucceeded, &end, "", ""
 		s.Image, s.ImageID, s.ImageCommit = tag, imageID, commit
+	})
+}
+
+// adopt takes the image an older revision built ("<revision>:<image>")
+// as the service's build: a rollback never builds.
+func (m *Manager) adopt(ctx context.Context, key api.Key, id, target string) {
+	revision, ref, _ := strings.Cut(target, ":")
+	inspect, _, err := m.opts.Docker.ImageInspectWithRaw(ctx, ref)
+	if err != nil {
+		m.fail(key, id, fmt.Sprintf("the image of revision %s (%s) is gone: build its commit again (%v)", revision, ref, err))
+		return
+	}
+	if inspect.Config == nil || inspect.Config.Labels[LabelBuildProject] != key.Project || inspect.Config.Labels[LabelBuildService] != key.Name {
+		m.fail(key, id, fmt.Sprintf("image %s was not built for this service", ref))
+		return
+	}
+	now := time.Now()
+	m.update(key, id, func(s *api.BuildStatus) {
+		s.Phase, s.StartedAt, s.FinishedAt, s.Step, s.Message = api.BuildSucceeded, &now, &now, "", "rolled back to the image of revision "+revision
+		s.Image, s.ImageID, s.ImageCommit, s.Commit = ref, inspect.ID, inspect.Config.Labels[LabelBuildCommit], inspect.Config.Labels[LabelBuildCommit]
 	})
 }
 

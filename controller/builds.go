@@ -45,6 +45,7 @@ func (r *Reconciler) ensureBuild(ctx context.Context, svc *api.Service) error {
 	}
 	prev := svc.Status.Build
 	st := r.Builds.Ensure(req, prev)
+	r.keepRowBuild(svc, prev)
 	svc.Status.Build = &st
 	r.buildEvents(ctx, svc, prev, &st)
 	return nil
@@ -54,12 +55,42 @@ func (r *Reconciler) ensureBuild(ctx context.Context, svc *api.Service) error {
 // (the running revision keeps serving).
 func (r *Reconciler) buildProblem(ctx context.Context, svc *api.Service, msg string) {
 	prev := svc.Status.Build
+	r.keepRowBuild(svc, prev)
 	st := api.BuildStatus{Phase: api.BuildFailed, Message: msg}
 	if prev != nil {
 		st.Image, st.ImageID, st.ImageCommit, st.Request = prev.Image, prev.ImageID, prev.ImageCommit, prev.Request
 	}
 	svc.Status.Build = &st
 	r.buildEvents(ctx, svc, prev, &st)
+}
+
+// keepRowBuild remembers the build status the service's row holds before
+// ensureBuild puts the builder's in its place: the status write compares
+// with the row, or a change of the build alone would never be written.
+// A key is reconciled by one worker at a time.
+func (r *Reconciler) keepRowBuild(svc *api.Service, prev *api.BuildStatus) {
+	r.buildsMu.Lock()
+	defer r.buildsMu.Unlock()
+	if r.rowBuilds == nil {
+		r.rowBuilds = map[api.Key]*api.BuildStatus{}
+	}
+	r.rowBuilds[api.KeyOf(svc)] = prev
+}
+
+// rowStatus is the service's status as its row holds it.
+func (r *Reconciler) rowStatus(svc *api.Service) *api.Service {
+	if svc.Spec.Build == nil {
+		return svc
+	}
+	r.buildsMu.Lock()
+	prev, ok := r.rowBuilds[api.KeyOf(svc)]
+	r.buildsMu.Unlock()
+	if !ok {
+		return svc
+	}
+	row := *svc
+	row.Status.Build = prev
+	return &row
 }
 
 // buildEvents records a build's progress as events, once per change of

@@ -15,6 +15,7 @@ import (
 
 	"github.com/panelx/panelx/api"
 	"github.com/panelx/panelx/builder"
+	"github.com/panelx/panelx/builder/buildlog"
 	"github.com/panelx/panelx/reconcile"
 	"github.com/panelx/panelx/seal"
 	"github.com/panelx/panelx/store"
@@ -72,7 +73,7 @@ type Options struct {
 	// their logs for the API; BuildRepository and BuildConcurrency are
 	// builder.ManagerOptions'.
 	Docker           *client.Client
-	BuildLogs        *builder.Logs
+	BuildLogs        *buildlog.Logs
 	BuildRepository  string
 	BuildConcurrency int
 }

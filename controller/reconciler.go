@@ -67,6 +67,7 @@ type Reconciler struct {
 	Builds     *builder.Manager
 	buildsMu   sync.Mutex
 	buildsSeen map[api.Key]string // the build change each service's events last told
+	rowBuilds  map[api.Key]*api.BuildStatus
 
 	imagesMu sync.Mutex
 	// images remembers pulls per project and reference: credentials are per
@@ -620,7 +621,7 @@ func writeStatus[T api.Object](ctx context.Context, res store.Resources[T], obj 
 }
 
 func (r *Reconciler) writeServiceStatus(ctx context.Context, svc *api.Service, status api.ServiceStatus) error {
-	return writeStatus(ctx, r.Store.Services(), svc, status, func(s *api.Service) { s.Status = status })
+	return writeStatus(ctx, r.Store.Services(), r.rowStatus(svc), status, func(s *api.Service) { s.Status = status })
 }
 
 func (r *Reconciler) reconcileProject(ctx context.Context, key reconcile.Key) (Result, error) {

@@ -100,6 +100,11 @@ func (r *Reconciler) revision(ctx context.Context, svc *api.Service, img reconci
 	if err != nil {
 		r.Log.Warn("image digest", zap.Stringer("service", key), zap.Error(err))
 	}
+	if digest == "" && svc.Spec.Build != nil {
+		// A build is in no registry: its tag, which never moves, is what
+		// a rollback brings back.
+		digest = svc.RunImage()
+	}
 	rev := api.Revision{TemplateHash: hash, Spec: svc.Spec, ImageID: img.ID, ImageDigest: digest,
 		SecretVersions: secrets.Versions()}
 	rev.Cause = revisionCause(svc, prev, rev)

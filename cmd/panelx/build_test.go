@@ -104,7 +104,7 @@ spec:
 
 	// A push notification builds the branch's newest commit; a forged one
 	// builds nothing; two quick pushes end with the newer commit running.
-	repo.Commit("main", "v3", map[string][]byte{"version.txt": []byte("v3")})
+	commit3 := repo.Commit("main", "v3", map[string][]byte{"version.txt": []byte("v3")})
 	if code, body := notify("forged-1", "guess"); code != http.StatusUnauthorized {
 		t.Errorf("a forged notification: %d %s", code, body)
 	}
@@ -140,6 +140,30 @@ spec:
 	}
 	if out := e.mustRun("events", "-p", project); !strings.Contains(out, "BuildFailed") || !strings.Contains(out, "Built") {
 		t.Errorf("events:\n%s", out)
+	}
+
+	// A rollback runs the image the revision ran: nothing is cloned or built.
+	var v3 int64
+	var revs []api.Revision
+	if err := json.Unmarshal([]byte(e.mustRun("rollout", "history", "app", "-p", project, "-o", "json")), &revs); err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range revs {
+		if strings.Contains(r.ImageDigest, commit3[:12]) {
+			v3 = r.Number
+		}
+	}
+	if v3 == 0 {
+		t.Fatalf("no revision ran commit %s: %+v", commit3, revs)
+	}
+	fetches := git.Fetches.Load()
+	e.mustRun("rollout", "undo", "app", "-p", project, "--to-revision", fmt.Sprint(v3))
+	waitBody(t, url, "v3")
+	if n := git.Fetches.Load(); n != fetches {
+		t.Errorf("the rollback fetched the repository %d time(s)", n-fetches)
+	}
+	if b := e.service(project, "app").Status.Build; b.ImageCommit != commit3 || !strings.Contains(b.Message, "rolled back") {
+		t.Errorf("build status after the rollback: %+v", b)
 	}
 	e.mustRun("delete", "project", project, "--wait", "--timeout", "90s")
 }

@@ -16,6 +16,7 @@ import (
 
 	"github.com/panelx/panelx/apiserver"
 	"github.com/panelx/panelx/builder"
+	"github.com/panelx/panelx/builder/buildlog"
 	"github.com/panelx/panelx/controller"
 	"github.com/panelx/panelx/internal/dockerclient"
 	"github.com/panelx/panelx/internal/version"
@@ -47,7 +48,7 @@ type serverConfig struct {
 	maxUploadBytes   int
 	buildRepository  string
 	buildConcurrency int
-	buildLogs        *builder.Logs
+	buildLogs        *buildlog.Logs
 }
 
 func newServerCmd(g *globalFlags) *cobra.Command {
@@ -165,7 +166,7 @@ func runServer(ctx context.Context, cfg *serverConfig, log *zap.Logger) error {
 	ctlMetrics := controller.NewMetrics(reg)
 	stats := &lazyStats{}
 	ops := &lazyOperations{}
-	cfg.buildLogs = builder.NewLogs()
+	cfg.buildLogs = buildlog.New()
 	var wg sync.WaitGroup
 	errc := make(chan error, 3)
 	fail := func(err error) {

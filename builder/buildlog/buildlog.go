@@ -1,4 +1,7 @@
-package builder
+// Package buildlog keeps the logs of the builds a server runs, for the
+// API to serve; it has no Docker in it (the HTTP layer never touches
+// Docker).
+package buildlog
 
 import (
 	"sync"
@@ -6,8 +9,8 @@ import (
 	"github.com/panelx/panelx/api"
 )
 
-// maxLogLines bounds the log kept of a build: the newest lines stay.
-const maxLogLines = 10000
+// maxLines bounds the log kept of a build: the newest lines stay.
+const maxLines = 10000
 
 // Logs keeps the newest build log of each service in memory (a restart
 // forgets them; the status and the image stay) and lets readers follow a
@@ -18,7 +21,7 @@ type Logs struct {
 }
 
 // NewLogs returns an empty set of logs.
-func NewLogs() *Logs { return &Logs{logs: map[api.Key]*BuildLog{}} }
+func New() *Logs { return &Logs{logs: map[api.Key]*BuildLog{}} }
 
 // BuildLog is the log of one build.
 type BuildLog struct {
@@ -52,8 +55,8 @@ func (b *BuildLog) Add(line string) {
 		return
 	}
 	b.lines = append(b.lines, line)
-	if len(b.lines) > maxLogLines {
-		n := len(b.lines) - maxLogLines
+	if len(b.lines) > maxLines {
+		n := len(b.lines) - maxLines
 		b.lines, b.dropped = append([]string(nil), b.lines[n:]...), b.dropped+n
 	}
 	close(b.changed)
