@@ -76,6 +76,10 @@ const (
 // new request.
 const AnnotationBuildRequest = "panelx.dev/build-request"
 
+// AnnotationBuildCancel cancels the build of the request it names
+// (status.build.request): `panelx build --cancel`.
+const AnnotationBuildCancel = "panelx.dev/build-cancel"
+
 // BuildRollbackPrefix starts a build request that runs the image an older
 // revision built (rollback:<revision>:<image>) instead of building.
 const BuildRollbackPrefix = "rollback:"

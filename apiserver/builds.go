@@ -38,6 +38,44 @@ func (s *Server) requestBuild(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusAccepted, BuildRequestAnswer{Request: request})
 }
 
+// cancelBuild cancels the service's queued or running build: it stamps
+// the cancel annotation with the build's request, which the controller
+// follows; the build ends Failed, "cancelled", and the running revision
+// keeps serving.
+func (s *Server) cancelBuild(w http.ResponseWriter, r *http.Request) {
+	key, svc, err := s.serviceKey(r, authz.Write)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	for range maxUpdateAttempts {
+		b := svc.Status.Build
+		if b == nil || (b.Phase != api.BuildQueued && b.Phase != api.BuildBuilding) {
+			s.fail(w, r, httpErr(http.StatusConflict, "service %q has no build queued or running", key.Name))
+			return
+		}
+		next := api.Clone(svc)
+		if next.Metadata.Annotations == nil {
+			next.Metadata.Annotations = map[string]string{}
+		}
+		next.Metadata.Annotations[api.AnnotationBuildCancel] = b.Request
+		_, err = s.store.Services().Update(r.Context(), next)
+		if !errors.Is(err, store.ErrConflict) {
+			break
+		}
+		if svc, err = s.store.Services().Get(r.Context(), key); err != nil {
+			break
+		}
+	}
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	s.recordEvent(r.Context(), store.Event{Project: key.Project, Kind: api.KindService, Name: key.Name, Type: store.EventNormal,
+		Reason: "BuildCancelRequested", Message: "build cancel requested by " + authz.PrincipalFrom(r.Context()).UserID})
+	w.WriteHeader(http.StatusAccepted)
+}
+
 // stampBuildRequest sets the service's build-request annotation, retrying
 // when the service changed meanwhile.
 func (s *Server) stampBuildRequest(r *http.Request, svc *api.Service, request string) error {

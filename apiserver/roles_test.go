@@ -1,6 +1,7 @@
 package apiserver_test
 
 import (
+	"context"
 	"fmt"
 	"github.com/panelx/panelx/api"
 	"net/http"
@@ -58,6 +59,7 @@ var roleMatrix = map[string]string{
 	"POST /api/v1/projects/{project}/services/{service}/rollback":            "editor",
 	"POST /api/v1/projects/{project}/services/{service}/build":               "editor",
 	"GET /api/v1/projects/{project}/services/{service}/build/logs":           "viewer",
+	"POST /api/v1/projects/{project}/services/{service}/build/cancel":        "editor",
 }
 
 // webSockets are routes that, past authorization, ask a plain request to
@@ -116,6 +118,16 @@ func TestRoleMatrix(t *testing.T) {
 				// A service built from source, with a finished build's log.
 				e.must(t, http.StatusOK, req{method: "PATCH", path: "/api/v1/projects/" + project + "/services/web", token: owner,
 					body: map[string]any{"spec": map[string]any{"image": nil, "imagePullPolicy": nil, "build": map[string]any{"git": map[string]any{"url": "https://git.example.test/shop.git"}}}}})
+				// A build queued, as the controller would say.
+				svc, err := e.Store.Services().Get(context.Background(), api.Key{Project: project, Name: "web"})
+				if err != nil {
+					t.Fatal(err)
+				}
+				svc.Status.Build = &api.BuildStatus{Phase: api.BuildQueued, Request: "r1"}
+				svc.Metadata.ResourceVersion = ""
+				if _, err := e.Store.Services().UpdateStatus(context.Background(), svc); err != nil {
+					t.Fatal(err)
+				}
 				l := fakeBuildLogs.Start(api.Key{Project: project, Name: "web"})
 				l.Add("Step 1/1 : FROM scratch")
 				l.Finish()

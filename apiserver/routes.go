@@ -134,6 +134,8 @@ func (s *Server) routeTable() []route {
 		{method: "POST", pattern: "/api/v1/hooks/projects/{project}/services/{service}", handler: s.webhook, public: true,
 			doc: opDoc{summary: "A forge's push notification for a service built from source (GitHub X-Hub-Signature-256, Gitea X-Gitea-Signature, GitLab X-Gitlab-Token against the secret of spec.build.webhook); a push to the tracked ref builds it; other events and refs are ignored with 200; anything that does not verify is 401", tag: "services",
 				status: 200, resp: ref[WebhookAnswer]()}},
+		{method: "POST", pattern: "/api/v1/projects/{project}/services/{service}/build/cancel", handler: s.cancelBuild,
+			doc: opDoc{summary: "Cancel the service's queued or running build; the running revision keeps serving [editor]", tag: "services", status: 202}},
 		{method: "GET", pattern: "/api/v1/projects/{project}/services/{service}/build/logs", handler: s.buildLogs,
 			doc: opDoc{summary: "The log of the service's newest build as text, credentials redacted; follow=true streams it until the build ends [viewer]", tag: "services",
 				status: 200, query: []queryParam{{"follow", "boolean", "keep streaming until the build ends"}}}},

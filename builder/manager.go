@@ -155,12 +155,13 @@ func (m *Manager) Forget(key api.Key) {
 	}
 }
 
-// Cancel stops the service's running or queued build; it ends Failed.
-func (m *Manager) Cancel(key api.Key) bool {
+// Cancel stops the build of req if it is queued or running; it ends
+// Failed, "cancelled", and is not started again for the same request.
+func (m *Manager) Cancel(req Request) bool {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	cur, ok := m.builds[key]
-	if !ok || cur.cancel == nil {
+	cur, ok := m.builds[req.Key]
+	if !ok || cur.cancel == nil || cur.status.Request != req.ID() {
 		return false
 	}
 	cur.cancel()

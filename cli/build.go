@@ -16,6 +16,7 @@ func newBuildCmd(conn *connection) *cobra.Command {
 	var (
 		project string
 		follow  bool
+		cancel  bool
 	)
 	cmd := &cobra.Command{
 		Use:   "build SERVICE -p PROJECT",
@@ -26,7 +27,8 @@ commit and rolls the service onto it; the running revision keeps serving until
 the new one is ready, and keeps serving if the build fails. With -f the build's
 log follows until it ends (credentials are redacted).`,
 		Example: `  panelx build web -p shop
-  panelx build web -p shop -f`,
+  panelx build web -p shop -f
+  panelx build web -p shop --cancel`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if project == "" {
@@ -35,6 +37,13 @@ log follows until it ends (credentials are redacted).`,
 			c, err := conn.client()
 			if err != nil {
 				return err
+			}
+			if cancel {
+				if err := c.CancelBuild(cmd.Context(), project, args[0]); err != nil {
+					return err
+				}
+				fmt.Fprintf(cmd.OutOrStdout(), "service/%s/%s: build cancel requested\n", project, args[0])
+				return nil
 			}
 			request, err := c.RequestBuild(cmd.Context(), project, args[0])
 			if err != nil {
@@ -49,6 +58,7 @@ log follows until it ends (credentials are redacted).`,
 	}
 	cmd.Flags().StringVarP(&project, "project", "p", "", "the service's project")
 	cmd.Flags().BoolVarP(&follow, "follow", "f", false, "print the build's log until it ends")
+	cmd.Flags().BoolVar(&cancel, "cancel", false, "cancel the queued or running build instead (the running revision keeps serving)")
 	return cmd
 }
 

@@ -40,3 +40,8 @@ func (c *Client) BuildLogs(ctx context.Context, project, service string, follow 
 	_, err = io.Copy(w, resp.Body)
 	return err
 }
+
+// CancelBuild cancels the service's queued or running build.
+func (c *Client) CancelBuild(ctx context.Context, project, service string) error {
+	return c.do(ctx, request{method: http.MethodPost, path: servicePath(project, service, "build/cancel")}, nil)
+}

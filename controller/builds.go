@@ -44,6 +44,9 @@ func (r *Reconciler) ensureBuild(ctx context.Context, svc *api.Service) error {
 		}
 	}
 	prev := svc.Status.Build
+	if c := svc.Metadata.Annotations[api.AnnotationBuildCancel]; c != "" && c == req.ID() {
+		r.Builds.Cancel(req)
+	}
 	st := r.Builds.Ensure(req, prev)
 	r.keepRowBuild(svc, prev)
 	svc.Status.Build = &st

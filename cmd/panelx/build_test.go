@@ -176,3 +176,68 @@ func (e *cliEnv) service(project, name string) *api.Service {
 	}
 	return &svc
 }
+
+// TestBuildCancelAndDeadline: a build that never ends is cancelled by
+// `panelx build --cancel`, and another stops at the spec's deadline; both
+// end Failed saying why, and the running build keeps serving.
+func TestBuildCancelAndDeadline(t *testing.T) {
+	t.Parallel()
+	e := newCLIEnv(t)
+	reg := testimage.StartRegistry(t, testimage.RegistryOptions{})
+	base := reg.Push(t, uniqueName("slow")+"/base:1", testimage.Image(t, testimage.ImageOptions{}))
+	git := gitserver.Start(t, "")
+	repo := git.Repo(t, "slow")
+	repo.Commit("main", "v1", map[string][]byte{"Dockerfile": []byte("FROM " + base + "\nCOPY version.txt /data/version.txt\n"), "version.txt": []byte("v1")})
+	project, port := uniqueName("slow"), freeTCPPort(t)
+	manifest := func(deadline string) string {
+		return e.write("shop.yaml", fmt.Sprintf(`apiVersion: panelx.dev/v1
+kind: Project
+metadata: {name: %[1]s}
+---
+apiVersion: panelx.dev/v1
+kind: Service
+metadata: {project: %[1]s, name: app}
+spec:
+  build: {git: {url: %[2]q, ref: main}, deadline: %[4]s}
+  env: [{name: DATA_DIR, value: /data}]
+  ports: [{containerPort: 8080, hostPort: %[3]d, hostIP: 127.0.0.1}]
+`, project, repo.URL, port, deadline))
+	}
+	e.mustRun("apply", "-f", manifest("5m"), "--wait", "--timeout", "120s")
+	url := fmt.Sprintf("http://127.0.0.1:%d/files/version.txt", port)
+	waitBody(t, url, "v1")
+
+	failed := func(what, want string) {
+		t.Helper()
+		for deadline := time.Now().Add(60 * time.Second); ; time.Sleep(300 * time.Millisecond) {
+			b := e.service(project, "app").Status.Build
+			if b.Phase == api.BuildFailed && strings.Contains(b.Message, want) {
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%s: the build did not fail with %q: %+v", what, want, b)
+			}
+		}
+	}
+	// A step that never ends, cancelled.
+	repo.Commit("main", "hang", map[string][]byte{"Dockerfile": []byte("FROM " + base + "\nRUN [\"/testapp\", \"-sleep\"]\n")})
+	e.mustRun("build", "app", "-p", project)
+	for deadline := time.Now().Add(60 * time.Second); e.service(project, "app").Status.Build.Phase != api.BuildBuilding; time.Sleep(200 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the build never started")
+		}
+	}
+	e.mustRun("build", "app", "-p", project, "--cancel")
+	failed("cancel", "cancelled")
+	if out, code := e.run("", "build", "app", "-p", project, "--cancel"); code == 0 || !strings.Contains(out, "no build queued or running") {
+		t.Errorf("a second cancel: exit %d\n%s", code, out)
+	}
+
+	// The same step under a 3-second deadline.
+	e.mustRun("apply", "-f", manifest("3s"))
+	failed("deadline", "longer than its deadline (3s)")
+	if got := httpBody(t, url); got != "v1" {
+		t.Errorf("after a cancelled and a timed-out build the service serves %q", got)
+	}
+	e.mustRun("delete", "project", project, "--wait", "--timeout", "90s")
+}
