@@ -8,11 +8,15 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"slices"
 	"strings"
 	"sync"
 	"time"
 
+	"github.com/docker/docker/api/types/filters"
+	"github.com/docker/docker/api/types/image"
 	"github.com/docker/docker/client"
+	"github.com/docker/docker/errdefs"
 	"go.uber.org/zap"
 
 	"github.com/panelx/panelx/api"
@@ -303,4 +307,34 @@ func describe(ctx context.Context, err error) string {
 		return "cancelled"
 	}
 	return strings.TrimSpace(err.Error())
+}
+
+// Prune removes the images built for the service but those keep names
+// (tags or IDs): the service's current image and those of its recorded
+// revisions, so a rollback finds them. An image a container still uses
+// is left. It returns the tags removed.
+func (m *Manager) Prune(ctx context.Context, key api.Key, keep map[string]bool) ([]string, error) {
+	list, err := m.opts.Docker.ImageList(ctx, image.ListOptions{Filters: filters.NewArgs(
+		filters.Arg("label", LabelBuildProject+"="+key.Project),
+		filters.Arg("label", LabelBuildService+"="+key.Name),
+		filters.Arg("label", LabelBuildCommit))})
+	if err != nil {
+		return nil, fmt.Errorf("list the images built for %s: %w", key, err)
+	}
+	var removed []string
+	for _, img := range list {
+		if keep[img.ID] || slices.ContainsFunc(img.RepoTags, func(t string) bool { return keep[t] }) {
+			continue
+		}
+		for _, tag := range img.RepoTags {
+			if _, err := m.opts.Docker.ImageRemove(ctx, tag, image.RemoveOptions{PruneChildren: true}); err != nil {
+				if errdefs.IsConflict(err) {
+					continue // a container runs it
+				}
+				return removed, fmt.Errorf("remove image %s: %w", tag, err)
+			}
+			removed = append(removed, tag)
+		}
+	}
+	return removed, nil
 }

@@ -3,6 +3,9 @@ package controller
 import (
 	"context"
 	"fmt"
+	"strings"
+
+	"go.uber.org/zap"
 
 	"github.com/panelx/panelx/api"
 	"github.com/panelx/panelx/builder"
@@ -122,8 +125,32 @@ func (r *Reconciler) buildEvents(ctx context.Context, svc *api.Service, prev, cu
 		r.event(ctx, k, store.EventNormal, "Building", "build started")
 	case api.BuildSucceeded:
 		r.event(ctx, k, store.EventNormal, "Built", fmt.Sprintf("built %s from commit %s", cur.Image, short(cur.ImageCommit)))
+		r.pruneBuilds(ctx, svc, cur)
 	case api.BuildFailed:
 		r.event(ctx, k, store.EventWarning, "BuildFailed", cur.Message)
+	}
+}
+
+// pruneBuilds removes the service's older build images, keeping the
+// current one and those its revisions ran (rollbacks take them back).
+func (r *Reconciler) pruneBuilds(ctx context.Context, svc *api.Service, cur *api.BuildStatus) {
+	key := api.KeyOf(svc)
+	revs, err := r.Store.Revisions().List(ctx, key)
+	if err != nil {
+		r.Log.Warn("prune build images: read revisions", zap.Stringer("service", key), zap.Error(err))
+		return
+	}
+	keep := map[string]bool{cur.Image: true, cur.ImageID: true}
+	for _, rev := range revs {
+		keep[rev.ImageDigest], keep[rev.ImageID] = true, true
+	}
+	removed, err := r.Builds.Prune(ctx, key, keep)
+	if err != nil {
+		r.Log.Warn("prune build images", zap.Stringer("service", key), zap.Error(err))
+	}
+	if len(removed) > 0 {
+		r.event(ctx, reconcile.ServiceKey(key.Project, key.Name), store.EventNormal, "BuildImagesPruned",
+			fmt.Sprintf("%d older build image(s) removed: %s", len(removed), strings.Join(removed, ", ")))
 	}
 }
 

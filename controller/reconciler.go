@@ -150,6 +150,9 @@ func (r *Reconciler) reconcileService(ctx context.Context, key reconcile.Key) (R
 		r.Metrics.serviceGone(key.Project, key.Name)
 		if r.Builds != nil {
 			r.Builds.Forget(akey)
+			if _, err := r.Builds.Prune(ctx, akey, nil); err != nil { // its containers are gone
+				r.Log.Warn("prune build images", zap.Stringer("service", akey), zap.Error(err))
+			}
 		}
 		return Result{RequeueAfter: plan.RequeueAfter}, lastErr
 	}

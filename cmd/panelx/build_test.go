@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/hex"
@@ -16,6 +17,7 @@ import (
 	"time"
 
 	"github.com/panelx/panelx/api"
+	"github.com/panelx/panelx/internal/testenv"
 	"github.com/panelx/panelx/internal/testenv/gitserver"
 	"github.com/panelx/panelx/internal/testimage"
 )
@@ -79,6 +81,7 @@ spec:
     git: {url: %[2]q, ref: main}
     deadline: 5m
     webhook: {secretRef: hook}
+  rollout: {revisionHistoryLimit: 2}
   env: [{name: DATA_DIR, value: /data}]
   ports: [{containerPort: 8080, hostPort: %[3]d, hostIP: 127.0.0.1}]
 `, project, repo.URL, port, hookSecret)), "--wait", "--timeout", "120s")
@@ -90,6 +93,7 @@ spec:
 	if b := svc.Status.Build; b == nil || b.Phase != api.BuildSucceeded || !strings.Contains(b.Image, "-app:") || b.ImageCommit == "" {
 		t.Fatalf("build status after the first build: %+v", b)
 	}
+	firstImage := svc.Status.Build.Image
 
 	// A new commit, built on request; the log follows.
 	commit2 := repo.Commit("main", "v2", map[string][]byte{"version.txt": []byte("v2")})
@@ -162,8 +166,16 @@ spec:
 	if n := git.Fetches.Load(); n != fetches {
 		t.Errorf("the rollback fetched the repository %d time(s)", n-fetches)
 	}
-	if b := e.service(project, "app").Status.Build; b.ImageCommit != commit3 || !strings.Contains(b.Message, "rolled back") {
+	if b := e.service(project, "app").Status.Build; b.ImageCommit != commit3 || !strings.Contains(b.Image, commit3[:12]) || !strings.Contains(b.Message, "rolled back") {
 		t.Errorf("build status after the rollback: %+v", b)
+	}
+	// Two revisions are kept, so the first build's image is gone.
+	docker := testenv.Docker(t)
+	if _, _, err := docker.ImageInspectWithRaw(context.Background(), firstImage); err == nil {
+		t.Errorf("the first build's image %s outlived the revisions that ran it", firstImage)
+	}
+	if out := e.mustRun("events", "-p", project); !strings.Contains(out, "BuildImagesPruned") {
+		t.Errorf("no BuildImagesPruned event:\n%s", out)
 	}
 	e.mustRun("delete", "project", project, "--wait", "--timeout", "90s")
 }
