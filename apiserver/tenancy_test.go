@@ -99,6 +99,9 @@ func TestOtherUsersProjectIsNotFound(t *testing.T) {
 				if !strings.Contains(pattern, "{project}") && !strings.Contains(pattern, "{id}") {
 					continue
 				}
+				if strings.HasPrefix(pattern, "/api/v1/hooks/") {
+					continue // no PanelX credential there: the same 401 for everyone who cannot sign (webhooks_test.go)
+				}
 				if strings.Contains(pattern, "{id}") && tok == blogOnly {
 					continue // alice's own token: her token ids are hers (and a scoped token is refused: 403)
 				}
