@@ -253,3 +253,68 @@ spec:
 	}
 	e.mustRun("delete", "project", project, "--wait", "--timeout", "90s")
 }
+
+// TestBuildPrivateRepository: a repository that asks for a token is built
+// with the token of the Secret the build names; the token is in no log
+// line of the server, no build log line, no event and no status.
+func TestBuildPrivateRepository(t *testing.T) {
+	t.Parallel()
+	const token = "ghp-7c1d2e3f4a5b6c7d8e9f"
+	keyFile := filepath.Join(t.TempDir(), "master.key")
+	if out, err := exec.Command(buildPanelx(t), "secrets", "init-key", keyFile).CombinedOutput(); err != nil {
+		t.Fatalf("secrets init-key: %v\n%s", err, out)
+	}
+	e := newCLIEnv(t, "PANELX_SECRET_KEY_FILE="+keyFile)
+	reg := testimage.StartRegistry(t, testimage.RegistryOptions{})
+	base := reg.Push(t, uniqueName("private")+"/base:1", testimage.Image(t, testimage.ImageOptions{}))
+	git := gitserver.Start(t, token)
+	repo := git.Repo(t, "private")
+	repo.Commit("main", "v1", map[string][]byte{"Dockerfile": []byte("FROM " + base + "\nCOPY version.txt /data/version.txt\n"), "version.txt": []byte("private-v1")})
+	project, port := uniqueName("private"), freeTCPPort(t)
+	manifest := func(secretRef string) string {
+		return e.write("app.yaml", fmt.Sprintf(`apiVersion: panelx.dev/v1
+kind: Project
+metadata: {name: %[1]s}
+---
+apiVersion: panelx.dev/v1
+kind: Secret
+metadata: {project: %[1]s, name: git}
+spec:
+  data: {token: %[4]s}
+---
+apiVersion: panelx.dev/v1
+kind: Service
+metadata: {project: %[1]s, name: app}
+spec:
+  build: {git: {url: %[2]q, ref: main%[5]s}}
+  env: [{name: DATA_DIR, value: /data}]
+  ports: [{containerPort: 8080, hostPort: %[3]d, hostIP: 127.0.0.1}]
+`, project, repo.URL, port, token, secretRef))
+	}
+	// Without the token: the build fails saying what to do.
+	e.mustRun("apply", "-f", manifest(""))
+	for deadline := time.Now().Add(60 * time.Second); ; time.Sleep(300 * time.Millisecond) {
+		b := e.service(project, "app").Status.Build
+		if b != nil && b.Phase == api.BuildFailed && strings.Contains(b.Message, "secretRef") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("a build without credentials: %+v", b)
+		}
+	}
+	e.mustRun("apply", "-f", manifest(", secretRef: git"), "--wait", "--timeout", "120s")
+	if got := httpBody(t, fmt.Sprintf("http://127.0.0.1:%d/files/version.txt", port)); got != "private-v1" {
+		t.Fatalf("serves %q", got)
+	}
+	for what, text := range map[string]string{
+		"server log": e.logs.String(),
+		"build log":  e.mustRun("logs", "app", "-p", project, "--build"),
+		"events":     e.mustRun("events", "-p", project),
+		"service":    e.mustRun("get", "service", "app", "-p", project, "-o", "yaml"),
+	} {
+		if strings.Contains(text, token) {
+			t.Errorf("the token is in the %s:\n%s", what, text)
+		}
+	}
+	e.mustRun("delete", "project", project, "--wait", "--timeout", "90s")
+}

@@ -26,13 +26,17 @@ import (
 // cliEnv runs the real binary: a server against a fresh database and the
 // real Docker Engine, and CLI commands against that server.
 type cliEnv struct {
-	t    *testing.T
+	t    testing.TB
 	bin  string
 	base string
 	env  []string // PANELX_SERVER, PANELX_TOKEN, PANELX_CONFIG
+	// server is the server's process (benchmarks read its memory), logs
+	// what it logged.
+	server *exec.Cmd
+	logs   *syncLog
 }
 
-func newCLIEnv(t *testing.T, serverEnv ...string) *cliEnv {
+func newCLIEnv(t testing.TB, serverEnv ...string) *cliEnv {
 	t.Helper()
 	docker := testenv.Docker(t)
 	dbURL := testenv.NewDatabase(t)
@@ -46,7 +50,7 @@ func newCLIEnv(t *testing.T, serverEnv ...string) *cliEnv {
 			testenv.RemoveLabelled(docker, reconcile.LabelInstance+"="+instance)
 		}
 	})
-	_, base, logs := startServer(t, bin, append([]string{"PANELX_DATABASE_URL=" + dbURL, "PANELX_PULL_INTERVAL=2s"}, serverEnv...)...)
+	server, base, logs := startServer(t, bin, append([]string{"PANELX_DATABASE_URL=" + dbURL, "PANELX_PULL_INTERVAL=2s"}, serverEnv...)...)
 	t.Cleanup(func() {
 		if t.Failed() {
 			t.Logf("server log:\n%s", logs)
@@ -67,7 +71,7 @@ func newCLIEnv(t *testing.T, serverEnv ...string) *cliEnv {
 	}
 	token := strings.TrimSpace(string(out))
 	cfg := filepath.Join(t.TempDir(), "config.json")
-	e := &cliEnv{t: t, bin: bin, base: base, env: []string{"PANELX_SERVER=" + base, "PANELX_TOKEN=" + token, "PANELX_CONFIG=" + cfg}}
+	e := &cliEnv{t: t, bin: bin, base: base, server: server, logs: logs, env: []string{"PANELX_SERVER=" + base, "PANELX_TOKEN=" + token, "PANELX_CONFIG=" + cfg}}
 	return e
 }
 
