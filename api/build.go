@@ -51,6 +51,9 @@ type GitSource struct {
 	// private repository: key "token", or "username" and "password".
 	// They never appear in the spec, the status or a log line.
 	SecretRef string `json:"secretRef,omitempty"`
+	// Poll, when set, looks at the ref this often (at least 10s) and
+	// builds a new commit: for repositories that cannot send webhooks.
+	Poll Duration `json:"poll,omitzero"`
 }
 
 // Build defaults and bounds.
@@ -59,6 +62,7 @@ const (
 	DefaultBuildDeadline          = 30 * time.Minute
 	MaxBuildDeadline              = 24 * time.Hour
 	MaxBuildArgs                  = 64
+	MinBuildPoll                  = 10 * time.Second
 )
 
 // BuildPhase is where the newest build of a service is.
@@ -135,6 +139,9 @@ func (b *BuildSpec) validate(p Path) ErrorList {
 		errs = append(errs, Invalid(gp.Child("ref"), b.Git.Ref, "must be a branch, tag or commit"))
 	}
 	errs = append(errs, validateRelPath(gp.Child("dir"), b.Git.Dir)...)
+	if d := b.Git.Poll.Duration; d != 0 && (d < MinBuildPoll || d > MaxBuildDeadline) {
+		errs = append(errs, Invalid(gp.Child("poll"), d.String(), "must be 0 (no polling) or between 10s and 24h"))
+	}
 	errs = append(errs, validateRelPath(p.Child("dockerfile"), b.Dockerfile)...)
 	if b.Git.SecretRef != "" {
 		errs = append(errs, ValidateName(gp.Child("secretRef"), b.Git.SecretRef)...)

@@ -13,9 +13,11 @@ import (
 	"strings"
 
 	"github.com/go-git/go-git/v5"
+	"github.com/go-git/go-git/v5/config"
 	"github.com/go-git/go-git/v5/plumbing"
 	"github.com/go-git/go-git/v5/plumbing/transport"
 	githttp "github.com/go-git/go-git/v5/plumbing/transport/http"
+	"github.com/go-git/go-git/v5/storage/memory"
 )
 
 // GitAuth are the credentials of a private repository: a token, or a user
@@ -129,4 +131,39 @@ func redact(s string, secrets []string) string {
 		}
 	}
 	return s
+}
+
+// Head returns the commit ref names on the remote (a branch, a tag, or ""
+// for the remote's HEAD) without cloning: what a poll compares with the
+// last build. A commit hash is its own head.
+func Head(ctx context.Context, url, ref string, auth GitAuth) (string, error) {
+	if commitRe.MatchString(ref) {
+		return ref, nil
+	}
+	remote := git.NewRemote(memory.NewStorage(), &config.RemoteConfig{Name: "origin", URLs: []string{url}})
+	refs, err := remote.ListContext(ctx, &git.ListOptions{Auth: auth.method()})
+	if err != nil {
+		return "", fmt.Errorf("list %s: %w", url, cleanGitError(err, auth))
+	}
+	want := []plumbing.ReferenceName{plumbing.NewBranchReferenceName(ref), plumbing.NewTagReferenceName(ref)}
+	if ref == "" {
+		want = []plumbing.ReferenceName{plumbing.HEAD}
+	}
+	byName := map[plumbing.ReferenceName]*plumbing.Reference{}
+	for _, r := range refs {
+		byName[r.Name()] = r
+	}
+	for _, name := range want {
+		r, ok := byName[name]
+		if !ok {
+			continue
+		}
+		if r.Type() == plumbing.SymbolicReference {
+			if r, ok = byName[r.Target()]; !ok {
+				continue
+			}
+		}
+		return r.Hash().String(), nil
+	}
+	return "", fmt.Errorf("list %s: no ref %q", url, ref)
 }

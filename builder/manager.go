@@ -71,6 +71,9 @@ type ManagerOptions struct {
 	OnChange func(api.Key)
 	// Logs keeps each service's newest build log (NewLogs() when nil).
 	Logs *buildlog.Logs
+	// OnPoll is called when a polled ref (spec.build.git.poll) shows a
+	// commit the service has not built: the controller asks for a build.
+	OnPoll func(key api.Key, commit string)
 }
 
 // Manager runs the builds services ask for, one request at a time per
@@ -88,6 +91,9 @@ type current struct {
 	status api.BuildStatus
 	cancel context.CancelFunc
 	done   chan struct{}
+	// poll is the running poller of the service's ref, and what it polls.
+	poll     context.CancelFunc
+	pollWhat string
 }
 
 // NewManager runs builds until ctx ends.
@@ -122,6 +128,7 @@ func (m *Manager) Ensure(req Request, prev *api.BuildStatus) api.BuildStatus {
 		}
 		m.builds[req.Key] = cur
 	}
+	m.pollLocked(cur, req)
 	finished := cur.status.Phase == api.BuildSucceeded || cur.status.Phase == api.BuildFailed
 	if cur.status.Request == id && (finished || cur.cancel != nil) {
 		return cur.status
@@ -147,6 +154,54 @@ func (m *Manager) Ensure(req Request, prev *api.BuildStatus) api.BuildStatus {
 	return cur.status
 }
 
+// pollLocked keeps one poller per service whose spec asks for one, with
+// the spec's URL, ref, interval and credentials.
+func (m *Manager) pollLocked(cur *current, req Request) {
+	every := req.Spec.Git.Poll.Duration
+	what := ""
+	if every > 0 && m.opts.OnPoll != nil {
+		what = fmt.Sprintf("%s|%s|%s|%s", req.Spec.Git.URL, req.Spec.Git.Ref, every, req.Auth.Password)
+	}
+	if what == cur.pollWhat {
+		return
+	}
+	if cur.poll != nil {
+		cur.poll()
+		cur.poll = nil
+	}
+	cur.pollWhat = what
+	if what == "" {
+		return
+	}
+	ctx, cancel := context.WithCancel(m.ctx)
+	cur.poll = cancel
+	go func() {
+		t := time.NewTicker(every)
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+			}
+			lctx, lcancel := context.WithTimeout(ctx, min(every, time.Minute))
+			head, err := Head(lctx, req.Spec.Git.URL, req.Spec.Git.Ref, req.Auth)
+			lcancel()
+			if err != nil {
+				m.opts.Log.Info("poll", zap.Stringer("service", req.Key), zap.Error(err))
+				continue
+			}
+			m.mu.Lock()
+			seen := m.builds[req.Key]
+			known := seen != nil && (seen.status.Commit == head || seen.status.ImageCommit == head || seen.cancel != nil)
+			m.mu.Unlock()
+			if !known {
+				m.opts.OnPoll(req.Key, head)
+			}
+		}
+	}()
+}
+
 // Forget drops a service that is gone, cancelling its build.
 func (m *Manager) Forget(key api.Key) {
 	m.mu.Lock()
@@ -154,6 +209,9 @@ func (m *Manager) Forget(key api.Key) {
 	if cur, ok := m.builds[key]; ok {
 		if cur.cancel != nil {
 			cur.cancel()
+		}
+		if cur.poll != nil {
+			cur.poll()
 		}
 		delete(m.builds, key)
 	}

@@ -2,6 +2,7 @@ package controller
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 
@@ -68,6 +69,36 @@ func (r *Reconciler) buildProblem(ctx context.Context, svc *api.Service, msg str
 	}
 	svc.Status.Build = &st
 	r.buildEvents(ctx, svc, prev, &st)
+}
+
+// requestPolledBuild asks for a build of a commit a poll of the service's
+// ref found, the way a webhook does: through the build-request
+// annotation, so the request survives a restart and is taken once.
+func (r *Reconciler) requestPolledBuild(ctx context.Context, key api.Key, commit string) {
+	request := "poll " + commit
+	for range 5 {
+		svc, err := r.Store.Services().Get(ctx, key)
+		if err != nil || svc.Spec.Build == nil || svc.Metadata.DeletionTimestamp != nil {
+			return
+		}
+		if svc.Metadata.Annotations[api.AnnotationBuildRequest] == request {
+			return
+		}
+		next := api.Clone(svc)
+		if next.Metadata.Annotations == nil {
+			next.Metadata.Annotations = map[string]string{}
+		}
+		next.Metadata.Annotations[api.AnnotationBuildRequest] = request
+		_, err = r.Store.Services().Update(ctx, next)
+		if err == nil {
+			r.event(ctx, reconcile.ServiceKey(key.Project, key.Name), store.EventNormal, "BuildRequested", "a poll of "+svc.Spec.Build.Git.URL+atRef(svc.Spec.Build.Git.Ref)+" found commit "+short(commit))
+			return
+		}
+		if !errors.Is(err, store.ErrConflict) {
+			r.Log.Warn("request a polled build", zap.Stringer("service", key), zap.Error(err))
+			return
+		}
+	}
 }
 
 // keepRowBuild remembers the build status the service's row holds before

@@ -210,6 +210,7 @@ func (c *Controller) lead(ctx context.Context, lease store.Lease) error {
 			Docker: c.opts.Docker, Log: c.log.Named("build"), Repository: c.opts.BuildRepository,
 			Concurrency: c.opts.BuildConcurrency, Logs: c.opts.BuildLogs,
 			OnChange: func(k api.Key) { l.add(reconcile.ServiceKey(k.Project, k.Name)) },
+			OnPoll:   func(k api.Key, commit string) { r.requestPolledBuild(ctx, k, commit) },
 		})
 	}
 	execer, _ := c.opts.Runtime.(ProbeExecer)

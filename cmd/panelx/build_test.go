@@ -318,3 +318,47 @@ spec:
 	}
 	e.mustRun("delete", "project", project, "--wait", "--timeout", "90s")
 }
+
+// TestBuildPollsItsRef: a repository that cannot send webhooks is polled
+// (spec.build.git.poll): a pushed commit is built and served with no
+// request, and a poll that finds nothing new builds nothing.
+func TestBuildPollsItsRef(t *testing.T) {
+	t.Parallel()
+	e := newCLIEnv(t)
+	reg := testimage.StartRegistry(t, testimage.RegistryOptions{})
+	base := reg.Push(t, uniqueName("poll")+"/base:1", testimage.Image(t, testimage.ImageOptions{}))
+	git := gitserver.Start(t, "")
+	repo := git.Repo(t, "polled")
+	repo.Commit("main", "v1", map[string][]byte{"Dockerfile": []byte("FROM " + base + "\nCOPY version.txt /data/version.txt\n"), "version.txt": []byte("v1")})
+	project, port := uniqueName("poll"), freeTCPPort(t)
+	e.mustRun("apply", "-f", e.write("app.yaml", fmt.Sprintf(`apiVersion: panelx.dev/v1
+kind: Project
+metadata: {name: %[1]s}
+---
+apiVersion: panelx.dev/v1
+kind: Service
+metadata: {project: %[1]s, name: app}
+spec:
+  build: {git: {url: %[2]q, ref: main, poll: 10s}}
+  env: [{name: DATA_DIR, value: /data}]
+  ports: [{containerPort: 8080, hostPort: %[3]d, hostIP: 127.0.0.1}]
+`, project, repo.URL, port)), "--wait", "--timeout", "120s")
+	url := fmt.Sprintf("http://127.0.0.1:%d/files/version.txt", port)
+	waitBody(t, url, "v1")
+	built := e.service(project, "app").Status.Build.FinishedAt
+
+	// Nothing new: a poll or two later, nothing was built again.
+	time.Sleep(12 * time.Second)
+	if b := e.service(project, "app").Status.Build; !b.FinishedAt.Equal(*built) {
+		t.Errorf("a poll that found nothing new built again: %+v", b)
+	}
+	commit := repo.Commit("main", "v2", map[string][]byte{"version.txt": []byte("v2")})
+	waitBody(t, url, "v2")
+	if b := e.service(project, "app").Status.Build; b.ImageCommit != commit {
+		t.Errorf("after the poll: %+v", b)
+	}
+	if out := e.mustRun("events", "-p", project); !strings.Contains(out, "found commit "+commit[:12]) {
+		t.Errorf("events:\n%s", out)
+	}
+	e.mustRun("delete", "project", project, "--wait", "--timeout", "90s")
+}
