@@ -365,7 +365,7 @@ func newDashboardEnv(t *testing.T) (*cliEnv, string, string) {
 	return &cliEnv{t: t, bin: bin, base: base, env: []string{"PANELX_SERVER=" + base, "PANELX_TOKEN=" + token, "PANELX_CONFIG=" + cfg}}, dbURL, token
 }
 
-func createToken(t *testing.T, bin, dbURL, user string) string {
+func createToken(t testing.TB, bin, dbURL, user string) string {
 	t.Helper()
 	out, err := exec.Command(bin, "token", "create", "--user", user, "--database-url", dbURL).Output()
 	if err != nil {
@@ -393,7 +393,7 @@ func apiRefusal(t *testing.T, base, token string) string {
 
 // findChromium: Debian's chromium (scripts/services.sh installs it). In CI
 // its absence fails the test.
-func findChromium(t *testing.T) string {
+func findChromium(t testing.TB) string {
 	t.Helper()
 	for _, name := range []string{"chromium", "chromium-browser", "google-chrome"} {
 		if p, err := exec.LookPath(name); err == nil {
@@ -425,7 +425,7 @@ type consoleEntry struct {
 	msg       chromedp.ConsoleMessage
 }
 
-func newBrowser(t *testing.T, chromium, artifacts string) *browser {
+func newBrowser(t testing.TB, chromium, artifacts string) *browser {
 	t.Helper()
 	opts := append(chromedp.DefaultExecAllocatorOptions[:],
 		chromedp.ExecPath(chromium),
@@ -452,7 +452,7 @@ type tab struct {
 	allowed []string
 }
 
-func (b *browser) tab(t *testing.T, name string) *tab {
+func (b *browser) tab(t testing.TB, name string) *tab {
 	t.Helper()
 	ctx, cancel := chromedp.NewContext(b.ctx, chromedp.WithNewBrowserContext())
 	t.Cleanup(cancel)
@@ -483,7 +483,7 @@ func (tb *tab) step(name string, allowed ...string) {
 	tb.current, tb.allowed = name, allowed
 }
 
-func (tb *tab) do(t *testing.T, actions ...chromedp.Action[chromedp.Void]) {
+func (tb *tab) do(t testing.TB, actions ...chromedp.Action[chromedp.Void]) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(tb.ctx, 60*time.Second)
 	defer cancel()
@@ -492,7 +492,7 @@ func (tb *tab) do(t *testing.T, actions ...chromedp.Action[chromedp.Void]) {
 	}
 }
 
-func (tb *tab) eval(t *testing.T, js string) string {
+func (tb *tab) eval(t testing.TB, js string) string {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(tb.ctx, 30*time.Second)
 	defer cancel()
@@ -503,7 +503,7 @@ func (tb *tab) eval(t *testing.T, js string) string {
 	return v
 }
 
-func (tb *tab) text(t *testing.T, selector string) string {
+func (tb *tab) text(t testing.TB, selector string) string {
 	t.Helper()
 	return tb.eval(t, `(document.querySelector(`+jsString(selector)+`)?.innerText ?? '(no '+`+jsString(selector)+`+')')`)
 }
@@ -516,7 +516,7 @@ func (tb *tab) pageText() string {
 }
 
 // waitJS waits until the expression is true (default: 30 s).
-func (tb *tab) waitJS(t *testing.T, js string, timeout ...time.Duration) {
+func (tb *tab) waitJS(t testing.TB, js string, timeout ...time.Duration) {
 	t.Helper()
 	limit := 30 * time.Second
 	if len(timeout) > 0 {
@@ -540,7 +540,7 @@ func (tb *tab) waitJS(t *testing.T, js string, timeout ...time.Duration) {
 
 // seen is what the page's MutationObserver recorded: service states and
 // "applying generation" texts, in the order shown.
-func (tb *tab) seen(t *testing.T) []string {
+func (tb *tab) seen(t testing.TB) []string {
 	t.Helper()
 	var out []string
 	if err := json.Unmarshal([]byte(tb.eval(t, `JSON.stringify(window.__seen || [])`)), &out); err != nil {
@@ -549,7 +549,7 @@ func (tb *tab) seen(t *testing.T) []string {
 	return out
 }
 
-func (tb *tab) shot(t *testing.T, name string) {
+func (tb *tab) shot(t testing.TB, name string) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(tb.ctx, 30*time.Second)
 	defer cancel()
@@ -567,7 +567,7 @@ func (tb *tab) shot(t *testing.T, name string) {
 // checkConsole fails on any console error, warning or uncaught exception,
 // except the browser's log line for a request the step expected the API to
 // refuse.
-func (b *browser) checkConsole(t *testing.T) {
+func (b *browser) checkConsole(t testing.TB) {
 	t.Helper()
 	time.Sleep(200 * time.Millisecond)
 	b.mu.Lock()

@@ -79,11 +79,12 @@ async function send(url, init) {
 }
 
 // request calls the API and returns its JSON answer, or throws an APIError.
-export async function request(method, path, { query, body, signal, tok } = {}) {
+// A string body goes as is, with contentType (default JSON).
+export async function request(method, path, { query, body, signal, tok, contentType } = {}) {
   const init = { method, headers: headers(tok, 'application/json'), signal };
   if (body !== undefined) {
     init.body = typeof body === 'string' ? body : JSON.stringify(body);
-    init.headers['Content-Type'] = 'application/json';
+    init.headers['Content-Type'] = contentType || 'application/json';
   }
   const res = await send(apiURL(path, query), init);
   if (!res.ok) throw await problemOf(res);
@@ -92,6 +93,67 @@ export async function request(method, path, { query, body, signal, tok } = {}) {
 }
 
 export const get = (path, opts) => request('GET', path, opts);
+export const post = (path, body, opts) => request('POST', path, { ...opts, body });
+
+// open starts a streaming GET (logs, build logs): the Response once the API
+// accepted, or an APIError with its problem document.
+export async function open(path, { query, accept, signal } = {}) {
+  const res = await send(apiURL(path, query), { headers: headers(null, accept || '*/*'), signal });
+  if (!res.ok) throw await problemOf(res);
+  return res;
+}
+
+// lines yields the lines of a streamed text body as they arrive (without
+// their newline; a last line without one too).
+export async function* lines(res) {
+  const reader = res.body.pipeThrough(new TextDecoderStream()).getReader();
+  let buf = '';
+  try {
+    for (;;) {
+      const { value, done } = await reader.read();
+      if (done) break;
+      buf += value;
+      let end;
+      while ((end = buf.indexOf('\n')) >= 0) {
+        yield buf.slice(0, end);
+        buf = buf.slice(end + 1);
+      }
+    }
+    if (buf) yield buf;
+  } finally {
+    reader.releaseLock();
+  }
+}
+
+// socket opens a WebSocket to the API. A browser cannot set the
+// Authorization header of an upgrade, so the token travels as the
+// subprotocol panelx.bearer.<token> (never in the URL); the server answers
+// with panelx.v1.
+export function socket(path, query) {
+  const u = apiURL(path, query);
+  u.protocol = u.protocol === 'https:' ? 'wss:' : 'ws:';
+  const ws = new WebSocket(u, ['panelx.v1', 'panelx.bearer.' + token.get()]);
+  ws.binaryType = 'arraybuffer';
+  return ws;
+}
+
+// refusal explains a WebSocket the server refused before the upgrade (the
+// browser hides the answer): the same URL as a plain GET, which the API
+// checks the same way. A 426 (this endpoint is a WebSocket) means the
+// credential and access were fine and the reason is elsewhere.
+export async function refusal(path, query) {
+  try {
+    const res = await send(apiURL(path, query), { headers: headers(null, 'application/json') });
+    if (res.ok) {
+      res.body?.cancel();
+      return null;
+    }
+    const err = await problemOf(res);
+    return err.status === 426 ? null : err;
+  } catch (e) {
+    return e;
+  }
+}
 
 export const projectPath = (project, ...rest) =>
   ['api/v1/projects', encodeURIComponent(project), ...rest].join('/');

@@ -1,9 +1,19 @@
 // The PanelX dashboard: sign-in, the overview of the projects you may see,
-// and a project's services, updated live from the API's watch stream.
-// Hash routes: #/ (overview), #/projects/<name> (a project).
+// a project's services, updated live from the API's watch stream, a
+// service's page (service.js) and the apply box (apply.js).
+// Hash routes: #/ (overview), #/projects/<name> (a project),
+// #/projects/<name>/services/<service> (a service), #/apply.
 
 import { APIError, Watch, get, projectPath, token } from './api.js';
-import { forget, h, keyed, later, timeEl } from './dom.js';
+import { forget, h, keyed, later } from './dom.js';
+import {
+  badge, byName, conditionsList, countStates, countsEl, errorBox, eventItem, generationEl, isAuthError,
+  projectState, servicePath, serviceState, sourceEl,
+} from './parts.js';
+import { serviceView } from './service.js';
+import { applyView } from './apply.js';
+
+export { serviceState };
 
 const main = document.getElementById('main');
 const liveEl = document.getElementById('live');
@@ -16,50 +26,6 @@ let routed = false;
 let firstStatus = false;
 
 // ---- states ----
-
-// serviceState puts a service in one of the buckets the pages count, from
-// what the controller wrote: Ready only when its Ready condition is True
-// for the generation the user asked for (the phase is then Running).
-export function serviceState(s) {
-  const st = s.status || {};
-  if (s.metadata.deletionTimestamp) return 'Deleting';
-  if (st.phase === 'Degraded' || st.phase === 'Failed') return 'Degraded';
-  const ready = (st.conditions || []).find((c) => c.type === 'Ready');
-  if (ready && ready.status === 'True' && (st.observedGeneration || 0) === (s.metadata.generation || 0)) return 'Ready';
-  return 'Progressing';
-}
-
-const GLYPH = { Ready: '✓', Progressing: '…', Degraded: '✕', Deleting: '–', Pending: '…', Unknown: '?' };
-
-function badge(state, label = state) {
-  return h('span', { class: 'badge s-' + state.toLowerCase() },
-    h('span', { class: 'glyph', 'aria-hidden': 'true' }, GLYPH[state] || '•'), label);
-}
-
-function projectState(p) {
-  const phase = (p.status && p.status.phase) || '';
-  if (p.metadata.deletionTimestamp) return 'Deleting';
-  if (phase === 'Ready') return 'Ready';
-  if (phase === 'Degraded' || phase === 'Failed') return 'Degraded';
-  return phase ? 'Progressing' : 'Pending';
-}
-
-function countStates(services) {
-  const n = { Ready: 0, Progressing: 0, Degraded: 0, Deleting: 0 };
-  for (const s of services) n[serviceState(s)]++;
-  return n;
-}
-
-function countsEl(n, total) {
-  if (total === 0) return h('span', { class: 'counts muted' }, 'no services');
-  const parts = ['Ready', 'Progressing', 'Degraded'].map((state) =>
-    h('span', { class: 'count s-' + state.toLowerCase() + (n[state] ? '' : ' zero') },
-      h('span', { class: 'dot', 'aria-hidden': 'true' }), `${n[state]} ${state}`));
-  if (n.Deleting) parts.push(h('span', { class: 'count s-deleting' }, h('span', { class: 'dot', 'aria-hidden': 'true' }), `${n.Deleting} Deleting`));
-  return h('span', { class: 'counts' }, parts);
-}
-
-const byName = (a, b) => a.metadata.name.localeCompare(b.metadata.name);
 
 function markFirstStatus() {
   if (firstStatus) return;
@@ -88,21 +54,11 @@ function showAlert(text) {
   alertEl.hidden = !text;
 }
 
-function errorBox(err, what) {
-  const reason = err instanceof APIError ? err.reason : String(err && err.message ? err.message : err);
-  return h('div', { class: 'problem', role: 'alert' },
-    h('strong', {}, what ? `${what} — the API refused:` : 'The API refused:'), ' ', reason);
-}
-
 // authFailed: the API no longer takes the token (revoked, expired): back to
 // the sign-in page, saying why.
 function authFailed(err) {
   token.clear();
   route(`The API refused the token: ${err instanceof APIError ? err.reason : err}. Sign in again.`);
-}
-
-function isAuthError(e) {
-  return e instanceof APIError && e.status === 401;
 }
 
 async function loadMe() {
@@ -177,12 +133,15 @@ function overviewView() {
   const list = h('ul', { class: 'projects', 'aria-label': 'Projects' });
   const empty = h('div', { class: 'empty', hidden: true },
     h('p', {}, 'You have no projects yet (or none shared with you).'),
-    h('p', {}, 'Create one with ', h('code', {}, 'panelx apply -f project.yaml'), '.'));
+    h('p', {}, 'Create one with ', h('code', {}, 'panelx apply -f project.yaml'), ', or paste its manifests in ',
+      h('a', { href: '#/apply' }, 'Apply manifests'), '.'));
   const failed = h('div');
   const warnStatus = h('p', { class: 'muted' }, 'Loading…');
   const warnings = h('ol', { class: 'events', 'aria-label': 'Newest warning events' });
   main.replaceChildren(
-    h('h1', { tabindex: '-1' }, 'Projects'),
+    h('div', { class: 'page-head' },
+      h('h1', { tabindex: '-1' }, 'Projects'),
+      h('a', { class: 'button-link', href: '#/apply', id: 'to-apply' }, 'Apply manifests')),
     failed, loading, kpis, list, empty,
     h('section', { class: 'panel', 'aria-labelledby': 'warn-h' },
       h('h2', { id: 'warn-h' }, 'Newest warnings'), warnStatus, warnings));
@@ -274,63 +233,24 @@ function projectRow(p, services) {
       countsEl(n, services.length)));
 }
 
-function eventItem(e, withProject) {
-  const warn = e.type === 'Warning';
-  return h('li', { class: 'event' + (warn ? ' warning' : '') },
-    h('span', { class: 'badge ' + (warn ? 's-degraded' : 's-neutral') },
-      h('span', { class: 'glyph', 'aria-hidden': 'true' }, warn ? '!' : 'i'), e.type),
-    ' ', timeEl(e.lastTimestamp), ' ',
-    h('span', { class: 'ev-obj' },
-      withProject ? [h('a', { href: '#/projects/' + encodeURIComponent(e.project) }, e.project), ' · '] : null,
-      `${e.kind}/${e.name}`),
-    ' ', h('strong', { class: 'ev-reason' }, e.reason), ': ',
-    h('span', { class: 'ev-msg' }, e.message),
-    e.count > 1 ? h('span', { class: 'muted' }, ` (×${e.count})`) : null);
-}
-
 // ---- project ----
-
-const CONDITION_ORDER = ['Ready', 'Progressing', 'Degraded'];
-
-function conditionClass(c) {
-  if (c.type === 'Degraded') return c.status === 'True' ? 'bad' : 'good';
-  if (c.type === 'Ready') return c.status === 'True' ? 'good' : 'neutral';
-  return 'neutral';
-}
 
 export function serviceCard(s) {
   const st = s.status || {};
   const state = serviceState(s);
-  const gen = s.metadata.generation || 0;
-  const observed = st.observedGeneration || 0;
   const desired = s.spec.replicas ?? 1;
   const id = 'svc-' + s.metadata.name;
-  const conditions = [...(st.conditions || [])].sort((a, b) => {
-    const ia = CONDITION_ORDER.indexOf(a.type), ib = CONDITION_ORDER.indexOf(b.type);
-    return (ia < 0 ? 99 : ia) - (ib < 0 ? 99 : ib);
-  });
   const troubled = (st.replicas || []).filter((r) => r.message || r.state !== 'running');
   return h('article', { class: 'card svc s-' + state.toLowerCase(), 'aria-labelledby': id, 'data-service': s.metadata.name },
     h('header', { class: 'card-head' },
-      h('h3', { id }, s.metadata.name),
+      h('h3', { id }, h('a', { class: 'svc-link', href: servicePath(s.metadata.project, s.metadata.name) }, s.metadata.name)),
       h('span', { class: 'state', 'data-state': state }, badge(state))),
     h('dl', { class: 'facts' },
       h('dt', {}, 'Phase'), h('dd', { class: 'phase' }, st.phase || 'not observed yet'),
       h('dt', {}, 'Replicas'), h('dd', { class: 'replicas' }, `${st.readyReplicas || 0}/${desired} ready`),
-      h('dt', {}, 'Generation'),
-      h('dd', { class: 'generation' }, gen === observed
-        ? `${gen}, applied`
-        : h('span', { class: 'applying' }, `applying generation ${gen}…`, observed ? ` (observed ${observed})` : ' (not observed yet)')),
-      h('dt', {}, 'Image'), h('dd', {}, h('code', { class: 'image' }, s.spec.image || ''))),
-    conditions.length
-      ? h('ul', { class: 'conditions', 'aria-label': 'Conditions of ' + s.metadata.name }, conditions.map((c) =>
-        h('li', { class: 'cond ' + conditionClass(c) },
-          h('span', { class: 'c-type' }, c.type), ' ',
-          h('span', { class: 'c-status' }, c.status),
-          c.reason ? [' · ', h('span', { class: 'c-reason' }, c.reason)] : null,
-          ' · ', timeEl(c.lastTransitionTime),
-          c.message ? h('span', { class: 'c-msg' }, c.message) : null)))
-      : h('p', { class: 'muted' }, 'No conditions yet: the controller has not looked at this service.'),
+      h('dt', {}, 'Generation'), h('dd', { class: 'generation' }, generationEl(s)),
+      h('dt', {}, s.spec.build ? 'Source' : 'Image'), h('dd', {}, sourceEl(s))),
+    conditionsList(s),
     troubled.length
       ? h('ul', { class: 'replica-notes', 'aria-label': 'Replicas' }, troubled.map((r) =>
         h('li', {}, `replica ${r.index}: ${r.state || 'unknown'}${r.health ? ', ' + r.health : ''}${r.restarts ? `, ${r.restarts} restarts` : ''}`,
@@ -434,7 +354,11 @@ function parseRoute() {
   if (!hash.startsWith('#/')) return { page: 'overview' };
   try {
     const parts = hash.slice(2).split('/').filter(Boolean).map(decodeURIComponent);
+    if (parts[0] === 'projects' && parts[1] && parts[2] === 'services' && parts[3]) {
+      return { page: 'service', project: parts[1], service: parts[3] };
+    }
     if (parts[0] === 'projects' && parts[1]) return { page: 'project', project: parts[1] };
+    if (parts[0] === 'apply') return { page: 'apply' };
   } catch {
     // A malformed escape: the overview.
   }
@@ -452,8 +376,24 @@ function route(signInMessage, notice) {
   signoutBtn.hidden = false;
   if (!whoEl.textContent) loadMe();
   const r = parseRoute();
-  view = r.page === 'project' ? projectView(r.project) : overviewView();
-  document.title = r.page === 'project' ? `${r.project} · PanelX` : 'Projects · PanelX';
+  const env = { main, setLive, authFailed, markFirstStatus };
+  switch (r.page) {
+    case 'service':
+      view = serviceView(env, r.project, r.service);
+      document.title = `${r.service} · ${r.project} · PanelX`;
+      break;
+    case 'project':
+      view = projectView(r.project);
+      document.title = `${r.project} · PanelX`;
+      break;
+    case 'apply':
+      view = applyView(env);
+      document.title = 'Apply manifests · PanelX';
+      break;
+    default:
+      view = overviewView();
+      document.title = 'Projects · PanelX';
+  }
   if (routed) {
     const h1 = main.querySelector('h1');
     if (h1) h1.focus({ preventScroll: true });

@@ -1,0 +1,371 @@
+package main
+
+import (
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/chromedp/cdproto/network"
+	"github.com/chromedp/chromedp"
+	"github.com/chromedp/chromedp/kb"
+
+	"github.com/panelx/panelx/internal/testenv/gitserver"
+	"github.com/panelx/panelx/internal/testimage"
+)
+
+// TestDashboardService drives the apply box and a service's page in a real
+// Chromium: manifests with a refused document show the API's per-document
+// errors; valid ones show their diff, then apply, and the project page
+// shows the service going to Ready without a reload. On the service's page
+// log lines arrive (the image prints "tick N"), the CPU and memory
+// sparklines get points from the metrics WebSocket, the terminal runs a
+// command and shows its output (and the API's reason when there is no
+// shell), a refused rollback shows the API's problem, a rollback to an
+// earlier revision applies, and a service built from source shows its
+// build, its log, and builds again on request. No URL ever carries the
+// token, and no page logs a console error. Screenshots (20-…) go to
+// $PANELX_TEST_ARTIFACTS.
+func TestDashboardService(t *testing.T) {
+	chromium := findChromium(t)
+	e, _, aliceToken := newDashboardEnv(t)
+	artifacts := artifactsDir(t)
+	reg := testimage.StartRegistry(t, testimage.RegistryOptions{})
+	img := reg.Push(t, "dashsvc/web:1", testimage.Image(t, testimage.ImageOptions{Version: "1"}))
+	git := gitserver.Start(t, "")
+	repo := git.Repo(t, "site")
+	commit1 := repo.Commit("main", "v1", map[string][]byte{
+		"Dockerfile":  []byte("FROM " + img + "\nCOPY version.txt /data/version.txt\n"),
+		"version.txt": []byte("v1"),
+	})
+	project := uniqueName("dsvc")
+
+	b := newBrowser(t, chromium, artifacts)
+	alice := b.tab(t, "alice")
+	urls := alice.recordURLs(t)
+	alice.signIn(t, e.base, aliceToken)
+
+	// The apply box: a refused document shows the API's per-document errors.
+	alice.step("apply box refused", "422")
+	alice.do(t, chromedp.Click(chromedp.ID("to-apply")))
+	alice.waitJS(t, `document.querySelector('h1')?.textContent === 'Apply manifests' && !!document.querySelector('#manifests')`)
+	alice.setValue(t, "manifests", fmt.Sprintf(`apiVersion: panelx.dev/v1
+kind: Project
+metadata: {name: %[1]s}
+---
+apiVersion: panelx.dev/v1
+kind: Service
+metadata: {project: %[1]s, name: Not_A_Name}
+spec: {replicas: -1}
+`, project))
+	alice.do(t, chromedp.Click(chromedp.ID("apply-diff")))
+	alice.waitJS(t, `!!document.querySelector('#apply-out .problem')`)
+	if got := alice.text(t, "#apply-out"); !strings.Contains(got, "422") || !strings.Contains(got, "[1].") {
+		t.Errorf("the refused diff shows %q, want the API's 422 with the document's field paths", got)
+	}
+	if got := alice.eval(t, `document.getElementById('apply-go').disabled ? 'disabled' : 'enabled'`); got != "disabled" {
+		t.Errorf("Apply is %s after a refused diff", got)
+	}
+	alice.shot(t, "20-apply-refused")
+
+	// Valid manifests: the diff, then apply.
+	alice.step("apply box")
+	manifests := fmt.Sprintf(`apiVersion: panelx.dev/v1
+kind: Project
+metadata: {name: %[1]s}
+spec: {displayName: Service page demo}
+---
+apiVersion: panelx.dev/v1
+kind: Service
+metadata: {project: %[1]s, name: web}
+spec:
+  image: %[2]s
+  env: [{name: LOG_EVERY, value: 200ms}]
+  healthcheck: {command: [/testapp, -check], interval: 1s}
+---
+apiVersion: panelx.dev/v1
+kind: Service
+metadata: {project: %[1]s, name: site}
+spec:
+  build:
+    git: {url: %[3]q, ref: main}
+    deadline: 5m
+`, project, img, repo.URL)
+	alice.setValue(t, "manifests", manifests)
+	alice.do(t, chromedp.Click(chromedp.ID("apply-diff")))
+	alice.waitJS(t, `!!document.querySelector('#apply-out [data-dry-run="true"]')`)
+	diff := alice.text(t, "#apply-out")
+	for _, want := range []string{"would be created", "Project " + project, "Service " + project + "/web", "+ spec.image", img, "+ spec.build.git.url", "nothing was written"} {
+		if !strings.Contains(diff, want) {
+			t.Errorf("the diff lacks %q:\n%s", want, diff)
+		}
+	}
+	if n := alice.eval(t, `String(document.querySelectorAll('#apply-out [data-action="created"]').length)`); n != "3" {
+		t.Errorf("%s objects would be created, want 3", n)
+	}
+	alice.shot(t, "21-apply-diff")
+	alice.recordStates(t)
+	alice.do(t, chromedp.Click(chromedp.ID("apply-go")))
+	alice.waitJS(t, `!!document.querySelector('#apply-out [data-dry-run="false"]')`)
+	if got := alice.text(t, "#apply-out"); !strings.Contains(got, "Applied: 3 created") {
+		t.Errorf("after Apply: %q", got)
+	}
+	alice.shot(t, "22-apply-applied")
+
+	// From the result to the project: web goes to Ready, live.
+	alice.step("project after apply")
+	alice.do(t, chromedp.Click(chromedp.CSS(`#apply-out a.obj[href="#/projects/`+project+`"]`)))
+	alice.waitJS(t, `document.querySelector('[data-service="web"] .state')?.dataset.state === 'Ready'`, 150*time.Second)
+	if seen := alice.seen(t); !containsBefore(seen, "web:Progressing", "web:Ready") {
+		t.Errorf("the project page did not show web progressing, then Ready: %q", seen)
+	}
+	alice.waitJS(t, `document.querySelector('[data-service="site"] .state')?.dataset.state === 'Ready'`, 240*time.Second)
+	alice.shot(t, "23-project-from-apply")
+
+	// By keyboard to the service's page.
+	alice.step("service page")
+	alice.tabTo(t, `[data-service="web"] a.svc-link`, 20)
+	alice.do(t, chromedp.KeyEvent(kb.Enter))
+	alice.waitJS(t, `document.querySelector('h1')?.textContent === 'web' && document.querySelector('.page-head .state')?.dataset.state === 'Ready'`)
+	status := alice.text(t, "#status")
+	for _, want := range []string{img, "Running", "1/1 ready", "1, applied", "AllReplicasReady", "running"} {
+		if !strings.Contains(status, want) {
+			t.Errorf("the status panel lacks %q:\n%s", want, status)
+		}
+	}
+
+	// Log lines arrive, and keep arriving.
+	const ticks = `[...document.querySelectorAll('#loglines .ll')].filter((l) => /\[0 stdout\]\s*tick \d+/.test(l.textContent)).length`
+	alice.waitJS(t, ticks+` >= 3`, 60*time.Second)
+	n1, _ := strconv.Atoi(alice.eval(t, `String(`+ticks+`)`))
+	alice.waitJS(t, ticks+` > `+strconv.Itoa(n1), 30*time.Second)
+
+	// The sparklines get points from the metrics WebSocket.
+	alice.waitJS(t, `Number(document.querySelector('#spark-cpu svg').dataset.points) >= 3
+		&& Number(document.querySelector('#spark-mem svg').dataset.points) >= 3
+		&& document.querySelector('#spark-mem polyline').getAttribute('points').split(' ').length >= 3`, 60*time.Second)
+	if mem := alice.text(t, "#spark-mem .spark-value"); strings.HasPrefix(mem, "0 B") || !strings.Contains(mem, "iB") {
+		t.Errorf("the memory sparkline's caption: %q", mem)
+	}
+	if got := alice.text(t, "#metrics"); !strings.Contains(got, "1 replica") {
+		t.Errorf("the metrics panel: %q", got)
+	}
+	events := alice.text(t, "#svc-events")
+	for _, want := range []string{"Pulled", "Started"} {
+		if !strings.Contains(events, want) {
+			t.Errorf("the service's events lack %q:\n%s", want, events)
+		}
+	}
+	alice.shot(t, "24-service")
+
+	// The terminal: without a command the image's shell is looked for (a
+	// FROM-scratch image has none): the API's reason; then a command's
+	// output and exit code, and its audit event in the timeline.
+	alice.step("terminal")
+	alice.do(t, chromedp.Click(chromedp.ID("term-run")))
+	alice.waitJS(t, `!!document.querySelector('#terminal .problem') && !document.getElementById('term-run').disabled`)
+	if got := alice.text(t, "#terminal .problem"); !strings.Contains(got, "422") || !strings.Contains(got, "no shell") {
+		t.Errorf("a terminal without a shell shows %q, want the API's 422 reason", got)
+	}
+	alice.setValue(t, "term-cmd", "/testapp -echo 'hello from the terminal'")
+	alice.do(t, chromedp.Click(chromedp.ID("term-run")))
+	alice.waitJS(t, `document.getElementById('term-status').dataset.exit !== undefined && !document.getElementById('term-run').disabled`)
+	if got := alice.eval(t, `document.getElementById('term-status').dataset.exit`); got != "0" {
+		t.Errorf("the command exited with %s", got)
+	}
+	if got := alice.text(t, "#term-out"); !strings.Contains(got, "hello from the terminal") {
+		t.Errorf("the terminal shows %q", got)
+	}
+	alice.waitJS(t, `document.getElementById('svc-events').textContent.includes('Exec')`, 30*time.Second)
+	alice.shot(t, "25-service-terminal")
+
+	// A refused action shows the API's reason: no earlier revision.
+	alice.step("refused rollback", "409")
+	alice.do(t, chromedp.Click(chromedp.ID("rollback-prev")))
+	alice.waitJS(t, `!!document.querySelector('#rollback-result .problem')`)
+	if got := alice.text(t, "#rollback-result"); !strings.Contains(got, "409 Conflict") || !strings.Contains(got, "no earlier revision") || !strings.Contains(got, "(request ") {
+		t.Errorf("the refused rollback shows %q, want the API's 409 problem with its request ID", got)
+	}
+	alice.shot(t, "26-service-rollback-refused")
+
+	// A second revision (the CLI changes the service), then a rollback to
+	// the first from the revisions table.
+	alice.step("rollback")
+	alice.eval(t, `window.__rev = 'here'; 'ok'`)
+	e.mustRun("apply", "-f", e.write("web2.yaml", strings.Replace(manifests, "value: 200ms}]", "value: 200ms}, {name: GREETING, value: hi}]", 1)))
+	alice.waitJS(t, `document.querySelectorAll('#revisions li.rev').length === 2
+		&& document.querySelector('#status .generation')?.textContent === '2, applied'
+		&& document.querySelector('.page-head .state')?.dataset.state === 'Ready'`, 120*time.Second)
+	alice.do(t, chromedp.Click(chromedp.CSS(`#revisions button[data-revision="1"]`)))
+	alice.waitJS(t, `!!document.querySelector('#rollback-result .notice')`)
+	if got := alice.text(t, "#rollback-result"); !strings.Contains(got, "Rollback to revision 1") {
+		t.Errorf("after the rollback: %q", got)
+	}
+	alice.waitJS(t, `document.querySelector('#status .generation')?.textContent === '3, applied'
+		&& document.querySelector('.page-head .state')?.dataset.state === 'Ready'`, 120*time.Second)
+	if got := alice.eval(t, `String(window.__rev)`); got != "here" {
+		t.Errorf("the page was reloaded")
+	}
+	// The new replica's lines are followed too.
+	n2, _ := strconv.Atoi(alice.eval(t, `String(`+ticks+`)`))
+	alice.waitJS(t, ticks+` > `+strconv.Itoa(n2+2), 30*time.Second)
+	alice.shot(t, "27-service-rolled-back")
+
+	// The service built from source: its build, its log, a new build on
+	// request picking up a new commit.
+	alice.step("build", "404")
+	alice.do(t, chromedp.Click(chromedp.CSS(`.crumbs a[href="#/projects/`+project+`"]`)))
+	alice.waitJS(t, `!!document.querySelector('[data-service="site"] a.svc-link')`)
+	alice.do(t, chromedp.Click(chromedp.CSS(`[data-service="site"] a.svc-link`)))
+	alice.waitJS(t, `document.querySelector('h1')?.textContent === 'site' && document.querySelector('#build .build-phase')?.dataset.phase === 'Succeeded'`)
+	build := alice.text(t, "#build")
+	for _, want := range []string{"Succeeded", commit1[:12], "-site:", repo.URL} {
+		if !strings.Contains(build, want) {
+			t.Errorf("the build panel lacks %q:\n%s", want, build)
+		}
+	}
+	alice.waitJS(t, `document.querySelector('#build .buildlog').textContent.includes('Step 2/') && document.querySelector('#build .buildlog').textContent.includes(`+jsString(commit1)+`)`)
+	commit2 := repo.Commit("main", "v2", map[string][]byte{"version.txt": []byte("v2")})
+	alice.do(t, chromedp.Click(chromedp.ID("build-now")))
+	alice.waitJS(t, `document.querySelector('#build .action-result')?.textContent.includes('Build requested')`)
+	alice.waitJS(t, `document.querySelector('#build .build-phase')?.dataset.phase === 'Succeeded'
+		&& document.getElementById('build').textContent.includes(`+jsString(commit2[:12])+`)`, 180*time.Second)
+	alice.waitJS(t, `document.querySelector('#build .buildlog').textContent.includes(`+jsString("commit "+commit2)+`)`)
+	alice.shot(t, "28-service-build")
+
+	// Phone width: the service page and the apply box, readable.
+	alice.step("phone")
+	alice.do(t, chromedp.EmulateViewport(390, 844, chromedp.EmulateMobile))
+	alice.do(t, chromedp.Click(chromedp.CSS(`.crumbs a[href="#/projects/`+project+`"]`)))
+	alice.waitJS(t, `!!document.querySelector('[data-service="web"] a.svc-link')`)
+	alice.do(t, chromedp.Click(chromedp.CSS(`[data-service="web"] a.svc-link`)))
+	alice.waitJS(t, `document.querySelector('h1')?.textContent === 'web' && Number(document.querySelector('#spark-cpu svg').dataset.points) >= 2 && `+ticks+` > 0`)
+	alice.shot(t, "29-service-phone")
+	alice.eval(t, `location.hash = '#/apply'; 'ok'`)
+	alice.waitJS(t, `document.querySelector('h1')?.textContent === 'Apply manifests'`)
+	alice.do(t, chromedp.Click(chromedp.ID("apply-diff")))
+	alice.waitJS(t, `!!document.querySelector('#apply-out [data-dry-run="true"]')`)
+	alice.shot(t, "30-apply-phone")
+	alice.do(t, chromedp.EmulateViewport(1280, 800))
+	alice.do(t, chromedp.Navigate("about:blank")) // ends the streams
+
+	// The token never went into a URL; the WebSockets authenticated with
+	// a subprotocol.
+	all := urls()
+	sockets := 0
+	for _, u := range all {
+		if strings.Contains(u, aliceToken) || strings.Contains(u, strings.TrimPrefix(aliceToken, "pnx_")) {
+			t.Errorf("a URL carries the token: %s", u)
+		}
+		if strings.HasPrefix(u, "ws") {
+			sockets++
+		}
+	}
+	if sockets < 3 {
+		t.Errorf("%d WebSockets opened, want the metrics stream and two terminals at least: %q", sockets, all)
+	}
+	b.checkConsole(t)
+}
+
+func artifactsDir(t testing.TB) string {
+	t.Helper()
+	dir := os.Getenv("PANELX_TEST_ARTIFACTS")
+	if dir == "" {
+		return t.TempDir()
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("screenshots in %s", dir)
+	return dir
+}
+
+// signIn opens the page and signs in with the token.
+func (tb *tab) signIn(t testing.TB, base, token string) {
+	t.Helper()
+	tb.step("sign in")
+	tb.do(t, chromedp.Navigate(base+"/"))
+	tb.waitJS(t, `!!document.querySelector('#signin input#token')`)
+	tb.do(t, chromedp.SendKeys(chromedp.ID("token"), token+"\n"))
+	tb.waitJS(t, `document.querySelector('h1')?.textContent === 'Projects' && document.querySelector('#live')?.textContent === 'Live'`)
+}
+
+// setValue sets a field's value as typing would (an input event).
+func (tb *tab) setValue(t testing.TB, id, value string) {
+	t.Helper()
+	tb.eval(t, `(() => { const el = document.getElementById(`+jsString(id)+`); el.value = `+jsString(value)+`;
+		el.dispatchEvent(new Event('input', {bubbles: true})); return 'ok'; })()`)
+}
+
+// tabTo presses Tab until the selector has the focus.
+func (tb *tab) tabTo(t testing.TB, selector string, most int) {
+	t.Helper()
+	tb.eval(t, `document.activeElement?.blur(); 'ok'`)
+	for i := 0; tb.eval(t, `document.activeElement?.matches(`+jsString(selector)+`) ? 'yes' : 'no'`) != "yes"; i++ {
+		if i == most {
+			t.Fatalf("%d Tabs did not reach %s (focus on %s)", most, selector, tb.eval(t, `document.activeElement?.outerHTML.slice(0, 80) ?? 'nothing'`))
+		}
+		tb.do(t, chromedp.KeyEvent(kb.Tab))
+	}
+}
+
+// recordStates records, in the page, every service state the project page
+// shows (read back with seen).
+func (tb *tab) recordStates(t testing.TB) {
+	t.Helper()
+	tb.eval(t, `window.__seen = [];
+		new MutationObserver(() => {
+			for (const el of document.querySelectorAll('[data-service] .state')) {
+				const v = el.closest('[data-service]').dataset.service + ':' + el.dataset.state;
+				if (!window.__seen.includes(v)) window.__seen.push(v);
+			}
+		}).observe(document.getElementById('main'), {subtree: true, childList: true, characterData: true}); 'ok'`)
+}
+
+// recordURLs records the URL of every request and WebSocket of the tab.
+func (tb *tab) recordURLs(t testing.TB) func() []string {
+	t.Helper()
+	var mu sync.Mutex
+	var urls []string
+	err := chromedp.Listen(tb.ctx, func(ev any) {
+		var u string
+		switch ev := ev.(type) {
+		case *network.EventRequestWillBeSent:
+			u = ev.Request.URL
+		case *network.EventWebSocketCreated:
+			u = ev.URL
+		default:
+			return
+		}
+		mu.Lock()
+		urls = append(urls, u)
+		mu.Unlock()
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return func() []string {
+		mu.Lock()
+		defer mu.Unlock()
+		return append([]string(nil), urls...)
+	}
+}
+
+func containsBefore(list []string, first, then string) bool {
+	i := -1
+	for k, v := range list {
+		if v == then {
+			i = k
+			break
+		}
+	}
+	for _, v := range list[:max(i, 0)] {
+		if v == first {
+			return true
+		}
+	}
+	return false
+}
