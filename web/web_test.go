@@ -150,3 +150,18 @@ func TestGzip(t *testing.T) {
 		t.Errorf("revalidating the gzipped file = %d", w.Code)
 	}
 }
+
+// TestModulesPreloaded: index.html names every module, so the browser
+// fetches them at once instead of one import after another (and a module
+// nobody loads is noticed).
+func TestModulesPreloaded(t *testing.T) {
+	index := serve(t, "GET", "/").Body.String()
+	for p := range Assets() {
+		if !strings.HasSuffix(p, ".js") || p == "/ui/app.js" {
+			continue
+		}
+		if !strings.Contains(index, `<link rel="modulepreload" href="`+strings.TrimPrefix(p, "/")+`">`) {
+			t.Errorf("index.html does not preload %s", p)
+		}
+	}
+}

@@ -62,7 +62,7 @@ export function applyView(env) {
   setLive(null);
   const ctl = new AbortController();
   const area = h('textarea', {
-    id: 'manifests', name: 'manifests', rows: 18, spellcheck: 'false', autocapitalize: 'off', autocomplete: 'off',
+    id: 'manifests', name: 'manifests', rows: 18, wrap: 'off', spellcheck: 'false', autocapitalize: 'off', autocomplete: 'off',
     'aria-describedby': 'manifests-help', placeholder: 'apiVersion: panelx.dev/v1\nkind: Project\nmetadata: {name: shop}\n---\napiVersion: panelx.dev/v1\nkind: Service\n…',
   });
   area.value = draft;

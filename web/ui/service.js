@@ -492,7 +492,7 @@ export function serviceView(env, project, name) {
     const run = h('button', { type: 'submit', id: 'term-run' }, 'Run');
     const startForm = h('form', { class: 'term-start', id: 'term-start' },
       h('label', { for: 'term-cmd' }, 'Command'), cmd,
-      h('label', { for: 'term-replica' }, 'Replica'), replica, run);
+      h('span', { class: 'nowrap' }, h('label', { for: 'term-replica' }, 'Replica'), ' ', replica, ' ', run));
     const help = h('p', { id: 'term-help', class: 'help' },
       'Runs in the replica\'s container with a terminal (a TTY). Spaces separate arguments; quote with \'…\' or "…". ',
       'An event records who ran which program (never its arguments or output).');
