@@ -31,7 +31,7 @@ import (
 // $PANELX_TEST_ARTIFACTS.
 func TestDashboardService(t *testing.T) {
 	chromium := findChromium(t)
-	e, _, aliceToken := newDashboardEnv(t)
+	e, dbURL, aliceToken := newDashboardEnv(t)
 	artifacts := artifactsDir(t)
 	reg := testimage.StartRegistry(t, testimage.RegistryOptions{})
 	img := reg.Push(t, "dashsvc/web:1", testimage.Image(t, testimage.ImageOptions{Version: "1"}))
@@ -85,6 +85,8 @@ spec:
   image: %[2]s
   env: [{name: LOG_EVERY, value: 200ms}]
   healthcheck: {command: [/testapp, -check], interval: 1s}
+  ports: [{containerPort: 8080}]
+  domains: [{host: web.%[1]s.example.test}]
 ---
 apiVersion: panelx.dev/v1
 kind: Service
@@ -131,7 +133,8 @@ spec:
 	alice.do(t, chromedp.KeyEvent(kb.Enter))
 	alice.waitJS(t, `document.querySelector('h1')?.textContent === 'web' && document.querySelector('.page-head .state')?.dataset.state === 'Ready'`)
 	status := alice.text(t, "#status")
-	for _, want := range []string{img, "Running", "1/1 ready", "1, applied", "AllReplicasReady", "running"} {
+	for _, want := range []string{img, "Running", "1/1 ready", "1, applied", "AllReplicasReady", "running",
+		"web." + project + ".example.test", "routed", "certificate pending", "no edge has reported"} {
 		if !strings.Contains(status, want) {
 			t.Errorf("the status panel lacks %q:\n%s", want, status)
 		}
@@ -251,6 +254,30 @@ spec:
 	alice.shot(t, "30-apply-phone")
 	alice.do(t, chromedp.EmulateViewport(1280, 800))
 	alice.do(t, chromedp.Navigate("about:blank")) // ends the streams
+
+	// Another user sees nothing of the service, and the page opens none of
+	// its streams.
+	bob := b.tab(t, "bob")
+	bobURLs := bob.recordURLs(t)
+	bob.signIn(t, e.base, createToken(t, e.bin, dbURL, "bob"))
+	bob.step("bob opens alice's service", "404")
+	bob.eval(t, `location.hash = '#/projects/`+project+`/services/web'; 'ok'`)
+	bob.waitJS(t, `!!document.querySelector('main .problem')`)
+	if got := bob.text(t, "main .problem"); !strings.Contains(got, "404") {
+		t.Errorf("bob on alice's service sees %q, want the API's 404", got)
+	}
+	for _, secret := range []string{"Service page demo", img, "tick", "AllReplicasReady", "Revision"} {
+		if body := bob.text(t, "main"); strings.Contains(body, secret) {
+			t.Errorf("bob's page of alice's service shows %q:\n%s", secret, body)
+		}
+	}
+	for _, u := range bobURLs() {
+		if strings.Contains(u, "/logs") || strings.Contains(u, "/metrics") || strings.Contains(u, "/revisions") || strings.HasPrefix(u, "ws") {
+			t.Errorf("bob's page asked for %s", u)
+		}
+	}
+	bob.shot(t, "31-service-bob-refused")
+	bob.do(t, chromedp.Navigate("about:blank"))
 
 	// The token never went into a URL; the WebSockets authenticated with
 	// a subprotocol.

@@ -193,6 +193,7 @@ export function serviceView(env, project, name) {
         st.imageID ? [h('dt', {}, 'Image ID'), h('dd', {}, h('code', { title: st.imageID }, shortID(st.imageID)))] : null),
       h('h3', { class: 'sub' }, 'Conditions'),
       conditionsList(s),
+      domainsEl(st.domains || []),
       h('h3', { class: 'sub' }, 'Replicas'),
       replicas.length
         ? h('div', { class: 'table-wrap' }, h('table', { class: 'table replicas-table' },
@@ -205,6 +206,27 @@ export function serviceView(env, project, name) {
             h('td', {}, r.startedAt ? timeEl(r.startedAt) : h('span', { class: 'muted' }, '—')),
             h('td', { class: 'msg' }, r.message || ''))))))
         : h('p', { class: 'muted' }, 'No replica runs.'));
+  }
+
+  // domainsEl: each hostname, whether the edge routes it (and why not), and
+  // its certificate as the edges report it.
+  function domainsEl(domains) {
+    if (!domains.length) return null;
+    const certState = { Issued: 'Ready', Pending: 'Progressing', Failed: 'Degraded' };
+    return h('div', {}, h('h3', { class: 'sub' }, 'Domains'), h('ul', { class: 'domains' }, domains.map((d) => {
+      const c = d.certificate;
+      return h('li', { class: 'domain', 'data-host': d.host },
+        h('div', { class: 'domain-head' },
+          h('code', {}, (d.host || '(no hostname)') + (d.path && d.path !== '/' ? d.path : '')), ' ',
+          badge(d.routed ? 'Ready' : 'Degraded', d.routed ? 'routed' : 'not routed'),
+          c ? [' ', badge(certState[c.state] || 'Neutral', 'certificate ' + (c.state || 'unknown').toLowerCase())] : [' ', h('span', { class: 'muted' }, 'no TLS')]),
+        d.reason ? h('div', { class: 'domain-note' }, d.reason) : null,
+        c ? h('div', { class: 'domain-note muted' },
+          [c.source ? `${c.source === 'custom' ? 'uploaded' : 'ACME'} certificate` : '', c.issuer ? `issued by ${c.issuer}` : '',
+            c.notAfter ? `valid until ${absolute(new Date(c.notAfter))}` : ''].filter(Boolean).join(', '),
+          c.message ? h('span', { class: c.state === 'Failed' ? 'bad-text' : '' }, (c.source || c.issuer || c.notAfter ? ' — ' : '') + c.message) : null,
+          c.updatedAt && Date.parse(c.updatedAt) > 0 ? [' · reported ', timeEl(c.updatedAt)] : null) : null);
+    })));
   }
 
   // ---- build ----
