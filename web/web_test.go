@@ -151,17 +151,34 @@ func TestGzip(t *testing.T) {
 	}
 }
 
-// TestModulesPreloaded: index.html names every module, so the browser
-// fetches them at once instead of one import after another (and a module
-// nobody loads is noticed).
-func TestModulesPreloaded(t *testing.T) {
+// TestModulesLoaded: index.html preloads every module the first page
+// needs, so the browser fetches them at once instead of one import after
+// another; the pages loaded on their first visit are imported on demand by
+// app.js, with what they import (and a module nobody loads is noticed).
+func TestModulesLoaded(t *testing.T) {
 	index := serve(t, "GET", "/").Body.String()
+	app := serve(t, "GET", "/ui/app.js").Body.String()
+	onDemand := map[string]bool{}
+	for _, m := range regexp.MustCompile(`import\('\./([a-z]+\.js)'\)`).FindAllStringSubmatch(app, -1) {
+		onDemand[m[1]] = true
+		page := serve(t, "GET", "/ui/"+m[1]).Body.String()
+		for _, dep := range regexp.MustCompile(`from '\./([a-z]+\.js)'`).FindAllStringSubmatch(page, -1) {
+			if !strings.Contains(index, `href="ui/`+dep[1]+`"`) {
+				onDemand[dep[1]] = true
+			}
+		}
+	}
+	if len(onDemand) == 0 {
+		t.Error("app.js imports no page on demand")
+	}
 	for p := range Assets() {
-		if !strings.HasSuffix(p, ".js") || p == "/ui/app.js" {
+		name := strings.TrimPrefix(p, "/ui/")
+		if !strings.HasSuffix(p, ".js") || name == "app.js" {
 			continue
 		}
-		if !strings.Contains(index, `<link rel="modulepreload" href="`+strings.TrimPrefix(p, "/")+`">`) {
-			t.Errorf("index.html does not preload %s", p)
+		preloaded := strings.Contains(index, `<link rel="modulepreload" href="ui/`+name+`">`)
+		if preloaded == onDemand[name] {
+			t.Errorf("%s: preloaded by index.html %v, loaded on demand %v: want one of them", p, preloaded, onDemand[name])
 		}
 	}
 }

@@ -10,8 +10,6 @@ import {
   badge, byName, conditionsList, countStates, countsEl, errorBox, eventItem, generationEl, isAuthError,
   projectState, servicePath, serviceState, sourceEl,
 } from './parts.js';
-import { serviceView } from './service.js';
-import { applyView } from './apply.js';
 
 export { serviceState };
 
@@ -377,9 +375,10 @@ function route(signInMessage, notice) {
   if (!whoEl.textContent) loadMe();
   const r = parseRoute();
   const env = { main, setLive, authFailed, markFirstStatus };
+  const focus = routed;
   switch (r.page) {
     case 'service':
-      view = serviceView(env, r.project, r.service);
+      view = lazy(() => import('./service.js'), (m) => m.serviceView(env, r.project, r.service), focus);
       document.title = `${r.service} · ${r.project} · PanelX`;
       break;
     case 'project':
@@ -387,18 +386,43 @@ function route(signInMessage, notice) {
       document.title = `${r.project} · PanelX`;
       break;
     case 'apply':
-      view = applyView(env);
+      view = lazy(() => import('./apply.js'), (m) => m.applyView(env), focus);
       document.title = 'Apply manifests · PanelX';
       break;
     default:
       view = overviewView();
       document.title = 'Projects · PanelX';
   }
-  if (routed) {
-    const h1 = main.querySelector('h1');
-    if (h1) h1.focus({ preventScroll: true });
-  }
+  if (focus) focusHeading();
   routed = true;
+}
+
+function focusHeading() {
+  const h1 = main.querySelector('h1');
+  if (h1) h1.focus({ preventScroll: true });
+}
+
+// lazy loads a page's module when it is first visited (the overview's
+// first load does not carry the service page and the apply box), then
+// builds the page unless it was left meanwhile.
+function lazy(load, build, focus) {
+  let inner = null;
+  let disposed = false;
+  setLive(null);
+  main.replaceChildren(h('p', { class: 'muted', 'aria-busy': 'true' }, 'Loading…'));
+  load().then((m) => {
+    if (disposed) return;
+    inner = build(m);
+    if (focus) focusHeading();
+  }, (e) => {
+    if (!disposed) main.replaceChildren(h('p', { class: 'problem', role: 'alert' }, 'This page could not be loaded: ' + e.message));
+  });
+  return {
+    dispose() {
+      disposed = true;
+      if (inner) inner.dispose();
+    },
+  };
 }
 
 signoutBtn.addEventListener('click', () => {

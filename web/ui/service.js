@@ -479,14 +479,15 @@ export function serviceView(env, project, name) {
         try {
           const query = lastMs ? { follow: 'true', since: new Date(lastMs).toISOString() } : { follow: 'true', tail: 200 };
           const res = await open(svcPath('logs'), { query, accept: 'application/x-ndjson', signal });
+          const opened = Date.now();
           problem.replaceChildren();
           status.textContent = 'Following…';
-          backoff = 1000;
           for await (const text of lines(res)) {
             if (!text.trim()) continue;
             take(JSON.parse(text));
           }
           if (signal.aborted) return;
+          if (Date.now() - opened > 10000) backoff = 1000; // a stream that lasted: not a failing one
           status.textContent = `The log stream ended; reconnecting in ${backoff / 1000} s…`;
         } catch (e) {
           if (failure(e)) return;
