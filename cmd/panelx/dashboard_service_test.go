@@ -239,6 +239,26 @@ spec:
 	alice.waitJS(t, `document.querySelector('#build .buildlog').textContent.includes(`+jsString("commit "+commit2)+`)`)
 	alice.shot(t, "28-service-build")
 
+	// A build that never ends, cancelled from the page: Failed, cancelled,
+	// while the last good build keeps serving.
+	alice.step("cancel build")
+	alice.waitJS(t, `document.querySelector('.page-head .state')?.dataset.state === 'Ready'`, 120*time.Second) // commit 2 rolled out
+	repo.Commit("main", "hang", map[string][]byte{"Dockerfile": []byte("FROM " + img + "\nRUN [\"/testapp\", \"-sleep\"]\n")})
+	alice.do(t, chromedp.Click(chromedp.ID("build-now")))
+	alice.waitJS(t, `document.querySelector('#build .build-phase')?.dataset.phase === 'Building' && !document.getElementById('build-cancel').hidden
+		&& document.querySelector('#build .buildlog').textContent.includes('testapp')`, 120*time.Second)
+	alice.shot(t, "29-service-building")
+	alice.do(t, chromedp.Click(chromedp.ID("build-cancel")))
+	alice.waitJS(t, `document.querySelector('#build .action-result')?.textContent.includes('Cancel requested')`)
+	alice.waitJS(t, `document.querySelector('#build .build-phase')?.dataset.phase === 'Failed' && document.getElementById('build-cancel').hidden`, 60*time.Second)
+	if got := alice.text(t, "#build"); !strings.Contains(got, "cancelled") || !strings.Contains(got, commit2[:12]) {
+		t.Errorf("after the cancel the build panel shows:\n%s", got)
+	}
+	if got := alice.eval(t, `document.querySelector('.page-head .state')?.dataset.state + ' ' + document.querySelector('#status .replicas')?.textContent`); got != "Ready 1/1 ready" {
+		t.Errorf("after a cancelled build the service is %s", got)
+	}
+	alice.shot(t, "30-service-build-cancelled")
+
 	// Phone width: the service page and the apply box, readable.
 	alice.step("phone")
 	alice.do(t, chromedp.EmulateViewport(390, 844, chromedp.EmulateMobile))
@@ -246,12 +266,12 @@ spec:
 	alice.waitJS(t, `!!document.querySelector('[data-service="web"] a.svc-link')`)
 	alice.do(t, chromedp.Click(chromedp.CSS(`[data-service="web"] a.svc-link`)))
 	alice.waitJS(t, `document.querySelector('h1')?.textContent === 'web' && Number(document.querySelector('#spark-cpu svg').dataset.points) >= 2 && `+ticks+` > 0`)
-	alice.shot(t, "29-service-phone")
+	alice.shot(t, "31-service-phone")
 	alice.eval(t, `location.hash = '#/apply'; 'ok'`)
 	alice.waitJS(t, `document.querySelector('h1')?.textContent === 'Apply manifests'`)
 	alice.do(t, chromedp.Click(chromedp.ID("apply-diff")))
 	alice.waitJS(t, `!!document.querySelector('#apply-out [data-dry-run="true"]')`)
-	alice.shot(t, "30-apply-phone")
+	alice.shot(t, "32-apply-phone")
 	alice.do(t, chromedp.EmulateViewport(1280, 800))
 	alice.do(t, chromedp.Navigate("about:blank")) // ends the streams
 
@@ -276,7 +296,7 @@ spec:
 			t.Errorf("bob's page asked for %s", u)
 		}
 	}
-	bob.shot(t, "31-service-bob-refused")
+	bob.shot(t, "33-service-bob-refused")
 	bob.do(t, chromedp.Navigate("about:blank"))
 
 	// The token never went into a URL; the WebSockets authenticated with

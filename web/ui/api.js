@@ -88,8 +88,9 @@ export async function request(method, path, { query, body, signal, tok, contentT
   }
   const res = await send(apiURL(path, query), init);
   if (!res.ok) throw await problemOf(res);
-  if (res.status === 204) return null;
-  return res.json();
+  // Some answers have no body (204, a 202 that only says accepted).
+  const text = res.status === 204 ? '' : await res.text();
+  return text.trim() ? JSON.parse(text) : null;
 }
 
 export const get = (path, opts) => request('GET', path, opts);

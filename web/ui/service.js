@@ -211,7 +211,7 @@ export function serviceView(env, project, name) {
   // domainsEl: each hostname, whether the edge routes it (and why not), and
   // its certificate as the edges report it.
   function domainsEl(domains) {
-    if (!domains.length) return null;
+    if (!domains.length) return '';
     const certState = { Issued: 'Ready', Pending: 'Progressing', Failed: 'Degraded' };
     return h('div', {}, h('h3', { class: 'sub' }, 'Domains'), h('ul', { class: 'domains' }, domains.map((d) => {
       const c = d.certificate;
@@ -344,13 +344,15 @@ export function serviceView(env, project, name) {
       const mine = (msg.containers || []).filter((c) => c.service === name);
       const cpuSum = mine.reduce((n, c) => n + (c.cpuPercent || 0), 0);
       const memSum = mine.reduce((n, c) => n + (c.memoryUsedBytes || 0), 0);
-      const limit = mine.reduce((n, c) => n + (c.memoryLimitBytes || 0), 0);
+      const limits = new Set(mine.map((c) => c.memoryLimitBytes || 0));
       cpu.push(cpuSum);
       mem.push(memSum);
       const n = mine.length;
       const who = n ? `${n} replica${n === 1 ? '' : 's'}` : 'no running replica';
-      cpuValue.textContent = `${cpuSum.toFixed(1)} % (max ${cpu.max.toFixed(1)} %)`;
-      memValue.textContent = formatBytes(memSum) + (limit ? ` of ${formatBytes(limit)}` : '') + ` (max ${formatBytes(mem.max)})`;
+      cpuValue.textContent = `${cpuSum.toFixed(1)} % of a core, max ${cpu.max.toFixed(1)} %`;
+      const [limit] = limits;
+      const limitText = limits.size === 1 && limit ? ` (limit ${formatBytes(limit)}${mine.length > 1 ? ' each' : ''})` : '';
+      memValue.textContent = `${formatBytes(memSum)}${limitText}, max ${formatBytes(mem.max)}`;
       cpu.describe(`CPU: ${cpuSum.toFixed(1)} % of one core now, ${who}; highest of the last ${cpu.points.length} s ${cpu.max.toFixed(1)} %`);
       mem.describe(`Memory: ${formatBytes(memSum)} now, ${who}; highest ${formatBytes(mem.max)}`);
       status.textContent = `Live: one sample a second (${who}); the lines show the last two minutes.`;
