@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -216,5 +217,39 @@ func imageFiles(t *testing.T, ref, dir string) map[string]string {
 		}
 		data, _ := io.ReadAll(tr)
 		out[h.Name] = string(data)
+	}
+}
+
+// TestContextLeavesGitOut: the clone's .git is not sent to the builder.
+func TestContextLeavesGitOut(t *testing.T) {
+	dir := t.TempDir()
+	for name, content := range map[string]string{"Dockerfile": "FROM scratch\n", ".git/HEAD": "ref: refs/heads/main\n", "app.txt": "x"} {
+		p := filepath.Join(dir, filepath.FromSlash(name))
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	rc, err := builder.Context(dir, "", "Dockerfile")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rc.Close()
+	var names []string
+	tr := tar.NewReader(rc)
+	for {
+		h, err := tr.Next()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		names = append(names, h.Name)
+	}
+	if strings.Contains(strings.Join(names, " "), ".git") || len(names) != 2 {
+		t.Errorf("context holds %q", names)
 	}
 }

@@ -38,11 +38,11 @@ func Context(root, dir, dockerfile string) (io.ReadCloser, error) {
 			return nil, fmt.Errorf("read .dockerignore: %w", err)
 		}
 	}
+	// The clone's own .git is PanelX's, not the build's: sending it would
+	// double the upload and hand the repository's history to the build.
+	excludes = append(excludes, ".git")
 	// The builder needs these two even when the patterns leave them out.
-	keep := []string{"!" + filepath.ToSlash(dockerfile), "!.dockerignore"}
-	if len(excludes) > 0 {
-		excludes = append(excludes, keep...)
-	}
+	excludes = append(excludes, "!"+filepath.ToSlash(dockerfile), "!.dockerignore")
 	rc, err := archive.TarWithOptions(ctxDir, &archive.TarOptions{ExcludePatterns: excludes})
 	if err != nil {
 		return nil, fmt.Errorf("archive the build context: %w", err)

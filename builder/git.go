@@ -9,14 +9,20 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
 	"regexp"
 	"strings"
+
+	"github.com/go-git/go-billy/v5/osfs"
 
 	"github.com/go-git/go-git/v5"
 	"github.com/go-git/go-git/v5/config"
 	"github.com/go-git/go-git/v5/plumbing"
+	"github.com/go-git/go-git/v5/plumbing/cache"
 	"github.com/go-git/go-git/v5/plumbing/transport"
 	githttp "github.com/go-git/go-git/v5/plumbing/transport/http"
+	"github.com/go-git/go-git/v5/storage/filesystem"
 	"github.com/go-git/go-git/v5/storage/memory"
 )
 
@@ -59,18 +65,21 @@ func Clone(ctx context.Context, url, ref string, auth GitAuth, dir string) (stri
 	case commitRe.MatchString(ref):
 		// A commit: the whole history, then check it out.
 		opts.Depth, opts.SingleBranch = 0, false
-		repo, err = git.PlainCloneContext(ctx, dir, false, opts)
+		repo, err = clone(ctx, dir, opts)
 		if err == nil {
 			err = checkout(repo, plumbing.NewHash(ref))
 		}
 	case ref == "":
-		repo, err = git.PlainCloneContext(ctx, dir, false, opts)
+		repo, err = clone(ctx, dir, opts)
 	default:
 		opts.ReferenceName = plumbing.NewBranchReferenceName(ref)
-		repo, err = git.PlainCloneContext(ctx, dir, false, opts)
+		repo, err = clone(ctx, dir, opts)
 		if errors.Is(err, plumbing.ErrReferenceNotFound) || isNoMatchingRef(err) {
+			if rmErr := emptyDir(dir); rmErr != nil {
+				return "", rmErr
+			}
 			opts.ReferenceName = plumbing.NewTagReferenceName(ref)
-			repo, err = git.PlainCloneContext(ctx, dir, false, opts)
+			repo, err = clone(ctx, dir, opts)
 		}
 	}
 	if err != nil {
@@ -81,6 +90,32 @@ func Clone(ctx context.Context, url, ref string, auth GitAuth, dir string) (stri
 		return "", fmt.Errorf("clone %s%s: %w", url, atRef(ref), err)
 	}
 	return head.Hash().String(), nil
+}
+
+// largeObject is the size from which go-git reads an object from the
+// packfile when it is needed instead of holding it: a repository of large
+// files is cloned in bounded memory.
+const largeObject = 256 << 10
+
+// clone clones into dir with a bounded object cache.
+func clone(ctx context.Context, dir string, opts *git.CloneOptions) (*git.Repository, error) {
+	st := filesystem.NewStorageWithOptions(osfs.New(filepath.Join(dir, ".git")), cache.NewObjectLRU(8*cache.MiByte),
+		filesystem.Options{LargeObjectThreshold: largeObject})
+	return git.CloneContext(ctx, st, osfs.New(dir), opts)
+}
+
+// emptyDir removes what a failed clone left in dir.
+func emptyDir(dir string) error {
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return err
+	}
+	for _, e := range entries {
+		if err := os.RemoveAll(filepath.Join(dir, e.Name())); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 func checkout(repo *git.Repository, hash plumbing.Hash) error {
