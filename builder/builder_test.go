@@ -113,7 +113,9 @@ func TestBuildDeadline(t *testing.T) {
 	t.Parallel()
 	docker := testenv.Docker(t)
 	reg := testimage.StartRegistry(t, testimage.RegistryOptions{})
-	base := reg.Push(t, "builder-test/slow:1", testimage.Image(t, testimage.ImageOptions{}))
+	// An image of this test's own (other tests run hanging builds of
+	// their own): the containers left are found by it.
+	base := reg.Push(t, "builder-test/slow:1", testimage.Image(t, testimage.ImageOptions{Labels: map[string]string{"dev.panelx.test": t.Name() + time.Now().String()}}))
 	srv := gitserver.Start(t, "")
 	repo := srv.Repo(t, "slow")
 	repo.Commit("main", "slow", map[string][]byte{"Dockerfile": []byte("FROM " + base + "\nLABEL dev.panelx.test=deadline\nRUN [\"/testapp\", \"-sleep\"]\n")})
