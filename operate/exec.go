@@ -262,6 +262,15 @@ func (s *Session) Resize(ctx context.Context, rows, cols uint) error {
 		return s.cli.ContainerExecResize(ctx, s.record.ExecID, container.ResizeOptions{Height: rows, Width: cols})
 	})
 	if err != nil {
+		// A quick command may have exited before its terminal was sized
+		// (Engine API 1.41 sizes only a started exec): nothing to size.
+		var in container.ExecInspect
+		if ierr := withTimeout(ctx, func(ctx context.Context) (err error) {
+			in, err = s.cli.ContainerExecInspect(ctx, s.record.ExecID)
+			return err
+		}); ierr == nil && !in.Running {
+			return nil
+		}
 		return fmt.Errorf("resize exec %s: %w", s.record.ExecID, err)
 	}
 	return nil

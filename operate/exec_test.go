@@ -121,6 +121,18 @@ func TestExec(t *testing.T) {
 		}
 	})
 
+	t.Run("sizing a command that has already exited", func(t *testing.T) {
+		// The page sizes its terminal right after the start; a quick
+		// command is gone by then, which is no error.
+		out, code, s := runExec(t, e, shell, ExecOptions{Cmd: []string{"/testapp", "-echo", "quick"}}, "", "")
+		if code != 0 || !strings.Contains(out, "quick") {
+			t.Fatalf("exit %d, output %q", code, out)
+		}
+		if err := s.Resize(t.Context(), 24, 80); err != nil {
+			t.Errorf("resize after the exit: %v", err)
+		}
+	})
+
 	t.Run("initial size and resize", func(t *testing.T) {
 		out, _, _ := runExec(t, e, shell, ExecOptions{Cmd: []string{"/tool", "winsize"}, Rows: 20, Cols: 70}, "", "\n")
 		if !strings.Contains(out, "size 20 70") {
