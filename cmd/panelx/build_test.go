@@ -10,8 +10,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"os/exec"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -29,11 +27,7 @@ import (
 // the build log, while the last good build keeps serving.
 func TestBuildFromSource(t *testing.T) {
 	t.Parallel()
-	keyFile := filepath.Join(t.TempDir(), "master.key")
-	if out, err := exec.Command(buildPanelx(t), "secrets", "init-key", keyFile).CombinedOutput(); err != nil {
-		t.Fatalf("secrets init-key: %v\n%s", err, out)
-	}
-	e := newCLIEnv(t, "PANELX_SECRET_KEY_FILE="+keyFile)
+	e := newSealedCLIEnv(t)
 	reg := testimage.StartRegistry(t, testimage.RegistryOptions{})
 	base := reg.Push(t, uniqueName("build")+"/base:1", testimage.Image(t, testimage.ImageOptions{}))
 	git := gitserver.Start(t, "")
@@ -260,11 +254,7 @@ spec:
 func TestBuildPrivateRepository(t *testing.T) {
 	t.Parallel()
 	const token = "ghp-7c1d2e3f4a5b6c7d8e9f"
-	keyFile := filepath.Join(t.TempDir(), "master.key")
-	if out, err := exec.Command(buildPanelx(t), "secrets", "init-key", keyFile).CombinedOutput(); err != nil {
-		t.Fatalf("secrets init-key: %v\n%s", err, out)
-	}
-	e := newCLIEnv(t, "PANELX_SECRET_KEY_FILE="+keyFile)
+	e := newSealedCLIEnv(t)
 	reg := testimage.StartRegistry(t, testimage.RegistryOptions{})
 	base := reg.Push(t, uniqueName("private")+"/base:1", testimage.Image(t, testimage.ImageOptions{}))
 	git := gitserver.Start(t, token)

@@ -75,6 +75,17 @@ func newCLIEnv(t testing.TB, serverEnv ...string) *cliEnv {
 	return e
 }
 
+// newSealedCLIEnv is newCLIEnv with a master key, for tests that use
+// Secrets.
+func newSealedCLIEnv(t testing.TB, serverEnv ...string) *cliEnv {
+	t.Helper()
+	keyFile := filepath.Join(t.TempDir(), "master.key")
+	if out, err := exec.Command(buildPanelx(t), "secrets", "init-key", keyFile).CombinedOutput(); err != nil {
+		t.Fatalf("secrets init-key: %v\n%s", err, out)
+	}
+	return newCLIEnv(t, append(serverEnv, "PANELX_SECRET_KEY_FILE="+keyFile)...)
+}
+
 // run runs a CLI command and returns its output (stdout and stderr) and
 // exit code.
 func (e *cliEnv) run(stdin string, args ...string) (string, int) {

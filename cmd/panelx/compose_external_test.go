@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -109,11 +108,7 @@ volumes:
 // new value applied rolls the service onto it.
 func TestComposeSecretsAsFiles(t *testing.T) {
 	t.Parallel()
-	keyFile := filepath.Join(t.TempDir(), "master.key")
-	if out, err := exec.Command(buildPanelx(t), "secrets", "init-key", keyFile).CombinedOutput(); err != nil {
-		t.Fatalf("secrets init-key: %v\n%s", err, out)
-	}
-	e := newCLIEnv(t, "PANELX_SECRET_KEY_FILE="+keyFile)
+	e := newSealedCLIEnv(t)
 	docker := testenv.Docker(t)
 	reg := testimage.StartRegistry(t, testimage.RegistryOptions{})
 	img := reg.Push(t, uniqueName("sec")+"/app:1", testimage.Image(t, testimage.ImageOptions{Version: "1"}))
