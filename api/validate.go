@@ -218,29 +218,11 @@ func (s *ServiceSpec) validate(p Path, self string) ErrorList {
 	if s.Healthcheck != nil {
 		errs = append(errs, s.Healthcheck.validate(p.Child("healthcheck"))...)
 	}
-	for i, a := range s.Aliases {
-		if len(ValidateName("", a)) > 0 {
-			errs = append(errs, Invalid(p.Child("aliases").Index(i), a, "must be a DNS-1123 label: lower-case letters, digits and '-', starting and ending with a letter or digit"))
-		} else if slices.Contains(s.Aliases[:i], a) {
-			errs = append(errs, Duplicate(p.Child("aliases").Index(i), a))
-		}
-	}
-	if len(s.Aliases) > 16 {
-		errs = append(errs, Invalid(p.Child("aliases"), len(s.Aliases), "at most 16 aliases"))
-	}
+	errs = append(errs, validateLabels(p.Child("aliases"), s.Aliases, 16, "aliases")...)
 	if len(s.Aliases) > 0 && s.NetworkMode != "" {
 		errs = append(errs, Invalid(p.Child("aliases"), s.Aliases, "aliases are names on the project network; networkMode "+s.NetworkMode+" has none"))
 	}
-	for i, n := range s.Networks {
-		if len(ValidateName("", n)) > 0 {
-			errs = append(errs, Invalid(p.Child("networks").Index(i), n, "must be a DNS-1123 label: lower-case letters, digits and '-', starting and ending with a letter or digit"))
-		} else if slices.Contains(s.Networks[:i], n) {
-			errs = append(errs, Duplicate(p.Child("networks").Index(i), n))
-		}
-	}
-	if len(s.Networks) > 8 {
-		errs = append(errs, Invalid(p.Child("networks"), len(s.Networks), "at most 8 networks"))
-	}
+	errs = append(errs, validateLabels(p.Child("networks"), s.Networks, 8, "networks")...)
 	if len(s.Networks) > 0 && s.NetworkMode != "" {
 		errs = append(errs, Invalid(p.Child("networks"), s.Networks, "networkMode "+s.NetworkMode+" joins no project network; remove one of the two"))
 	}
@@ -467,6 +449,23 @@ func (ref *SecretKeySelector) validate(p Path) ErrorList {
 		errs = append(errs, Required(p.Child("key"), ""))
 	} else if len(ref.Key) > 253 || !secretKeyRe.MatchString(ref.Key) {
 		errs = append(errs, Invalid(p.Child("key"), ref.Key, "a key must consist of letters, digits, '-', '_' or '.'"))
+	}
+	return errs
+}
+
+// validateLabels checks a list of DNS-1123 labels: each valid, none
+// twice, at most max of them.
+func validateLabels(p Path, list []string, max int, what string) ErrorList {
+	var errs ErrorList
+	for i, l := range list {
+		if len(ValidateName("", l)) > 0 {
+			errs = append(errs, Invalid(p.Index(i), l, "must be a DNS-1123 label: lower-case letters, digits and '-', starting and ending with a letter or digit"))
+		} else if slices.Contains(list[:i], l) {
+			errs = append(errs, Duplicate(p.Index(i), l))
+		}
+	}
+	if len(list) > max {
+		errs = append(errs, Invalid(p, len(list), fmt.Sprintf("at most %d %s", max, what)))
 	}
 	return errs
 }

@@ -34,6 +34,9 @@ type cliEnv struct {
 	// what it logged.
 	server *exec.Cmd
 	logs   *syncLog
+	// dbURL is the server's database (to make other users' tokens); token
+	// is alice's, which the CLI uses.
+	dbURL, token string
 }
 
 func newCLIEnv(t testing.TB, serverEnv ...string) *cliEnv {
@@ -65,13 +68,9 @@ func newCLIEnv(t testing.TB, serverEnv ...string) *cliEnv {
 	if err != nil {
 		t.Fatal(err)
 	}
-	out, err := exec.Command(bin, "token", "create", "--user", "alice", "--database-url", dbURL).Output()
-	if err != nil {
-		t.Fatalf("token create: %v", err)
-	}
-	token := strings.TrimSpace(string(out))
+	token := createToken(t, bin, dbURL, "alice")
 	cfg := filepath.Join(t.TempDir(), "config.json")
-	e := &cliEnv{t: t, bin: bin, base: base, server: server, logs: logs, env: []string{"PANELX_SERVER=" + base, "PANELX_TOKEN=" + token, "PANELX_CONFIG=" + cfg}}
+	e := &cliEnv{t: t, bin: bin, base: base, server: server, logs: logs, dbURL: dbURL, token: token, env: []string{"PANELX_SERVER=" + base, "PANELX_TOKEN=" + token, "PANELX_CONFIG=" + cfg}}
 	return e
 }
 

@@ -23,8 +23,6 @@ import (
 
 	"github.com/panelx/panelx/internal/testenv"
 	"github.com/panelx/panelx/internal/testimage"
-	"github.com/panelx/panelx/reconcile"
-	"github.com/panelx/panelx/store/postgres"
 	"github.com/panelx/panelx/web"
 )
 
@@ -332,37 +330,12 @@ spec:
 	b.checkConsole(t)
 }
 
-// newDashboardEnv is newCLIEnv that also returns the database URL (to make
-// tokens for other users) and the first user's token.
+// newDashboardEnv is newCLIEnv with the database URL (to make tokens for
+// other users) and the first user's token.
 func newDashboardEnv(t *testing.T) (*cliEnv, string, string) {
 	t.Helper()
-	docker := testenv.Docker(t)
-	dbURL := testenv.NewDatabase(t)
-	bin := buildPanelx(t)
-	var instance string
-	t.Cleanup(func() {
-		if instance != "" {
-			testenv.RemoveLabelled(docker, reconcile.LabelInstance+"="+instance)
-		}
-	})
-	_, base, logs := startServer(t, bin, "PANELX_DATABASE_URL="+dbURL, "PANELX_PULL_INTERVAL=2s")
-	t.Cleanup(func() {
-		if t.Failed() {
-			t.Logf("server log:\n%s", logs)
-		}
-	})
-	st, err := postgres.Open(context.Background(), dbURL, postgres.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	instance, err = st.InstallationID(context.Background())
-	st.Close()
-	if err != nil {
-		t.Fatal(err)
-	}
-	token := createToken(t, bin, dbURL, "alice")
-	cfg := filepath.Join(t.TempDir(), "config.json")
-	return &cliEnv{t: t, bin: bin, base: base, env: []string{"PANELX_SERVER=" + base, "PANELX_TOKEN=" + token, "PANELX_CONFIG=" + cfg}}, dbURL, token
+	e := newCLIEnv(t)
+	return e, e.dbURL, e.token
 }
 
 func createToken(t testing.TB, bin, dbURL, user string) string {
