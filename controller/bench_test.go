@@ -20,6 +20,7 @@ import (
 	"github.com/panelx/panelx/api"
 	"github.com/panelx/panelx/controller"
 	"github.com/panelx/panelx/reconcile"
+	dockerruntime "github.com/panelx/panelx/reconcile/docker"
 	"github.com/panelx/panelx/store"
 )
 
@@ -274,7 +275,7 @@ func BenchmarkResync200(b *testing.B) {
 	e := newEnv(b)
 	reg := prometheus.NewRegistry()
 	metrics := controller.NewMetrics(reg)
-	docker := reconcile.NewDockerRuntime(e.docker, e.instance)
+	docker := dockerruntime.NewRuntime(e.docker, e.instance)
 	docker.Observe = metrics.ObserveDockerCall
 	opts := e.controllerOptions()
 	opts.Runtime, opts.Metrics = docker, metrics

@@ -16,6 +16,7 @@ import (
 
 	"github.com/panelx/panelx/api"
 	"github.com/panelx/panelx/reconcile"
+	dockerruntime "github.com/panelx/panelx/reconcile/docker"
 	"github.com/panelx/panelx/store"
 )
 
@@ -91,7 +92,7 @@ func TestKilledMidPlanConvergesWithoutDuplicates(t *testing.T) {
 
 	crashOnce := func(arm func()) {
 		t.Helper()
-		rt := &crashingRuntime{Runtime: reconcile.NewDockerRuntime(e.docker, e.instance), crashed: make(chan struct{})}
+		rt := &crashingRuntime{Runtime: dockerruntime.NewRuntime(e.docker, e.instance), crashed: make(chan struct{})}
 		opts := e.controllerOptions()
 		opts.Runtime = rt
 		stop := e.startController(opts)

@@ -28,6 +28,7 @@ import (
 	"github.com/panelx/panelx/internal/testenv"
 	"github.com/panelx/panelx/internal/testimage"
 	"github.com/panelx/panelx/reconcile"
+	dockerruntime "github.com/panelx/panelx/reconcile/docker"
 	"github.com/panelx/panelx/store"
 	"github.com/panelx/panelx/store/postgres"
 	"github.com/panelx/panelx/store/sqlite"
@@ -136,7 +137,7 @@ func (e *env) uniq(name string) string { return name + "-" + e.instance[len(e.in
 func (e *env) controllerOptions() controller.Options {
 	return controller.Options{
 		Store:          e.store,
-		Runtime:        reconcile.NewDockerRuntime(e.docker, e.instance),
+		Runtime:        dockerruntime.NewRuntime(e.docker, e.instance),
 		Instance:       e.instance,
 		Log:            e.log,
 		ResyncInterval: 30 * time.Second,

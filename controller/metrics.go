@@ -104,7 +104,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 }
 
 // ObserveDockerCall records one Docker API call (the hook of
-// reconcile.DockerRuntime.Observe).
+// the Docker runtime's Observe).
 func (m *Metrics) ObserveDockerCall(op string, d time.Duration, err error) {
 	if m == nil {
 		return

@@ -9,7 +9,7 @@ import (
 
 	"github.com/panelx/panelx/api"
 	"github.com/panelx/panelx/controller"
-	"github.com/panelx/panelx/reconcile"
+	dockerruntime "github.com/panelx/panelx/reconcile/docker"
 )
 
 // TestMetricsRecorded: after a service converges, the controller's metrics
@@ -22,7 +22,7 @@ func TestMetricsRecorded(t *testing.T) {
 	m := controller.NewMetrics(reg)
 	opts := e.controllerOptions()
 	opts.Metrics = m
-	rt := reconcile.NewDockerRuntime(e.docker, e.instance)
+	rt := dockerruntime.NewRuntime(e.docker, e.instance)
 	rt.Observe = m.ObserveDockerCall
 	opts.Runtime = rt
 	e.startController(opts)

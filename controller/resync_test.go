@@ -14,6 +14,7 @@ import (
 
 	"github.com/panelx/panelx/api"
 	"github.com/panelx/panelx/reconcile"
+	dockerruntime "github.com/panelx/panelx/reconcile/docker"
 )
 
 // deafRuntime drops the engine's events while deaf is set: what changes
@@ -74,7 +75,7 @@ func total(calls map[string]int) (n int) {
 // and whose events can be switched off.
 func (e *env) countingController() (*deafRuntime, *callCounter) {
 	counter := &callCounter{calls: map[string]int{}}
-	docker := reconcile.NewDockerRuntime(e.docker, e.instance)
+	docker := dockerruntime.NewRuntime(e.docker, e.instance)
 	docker.Observe = counter.observe
 	rt := &deafRuntime{Runtime: docker}
 	opts := e.controllerOptions()

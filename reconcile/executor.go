@@ -45,6 +45,10 @@ type OpResult struct {
 // the reconciler reports it and carries on rather than failing.
 var ErrLeftDead = errors.New("the engine could not remove the container and left it dead")
 
+// stopGrace is the default time a stopped container has to exit before
+// it is killed (Docker's and Compose's).
+const stopGrace = 10 * time.Second
+
 // errSkipped marks ops not run because a dependency failed.
 var errSkipped = errors.New("skipped: a prerequisite failed")
 

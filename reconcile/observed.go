@@ -5,7 +5,7 @@ import (
 	"time"
 )
 
-// Container is what PanelX knows of one Docker container it owns.
+// Container is what PanelX knows of one container it owns.
 type Container struct {
 	ID           string
 	Name         string
@@ -91,8 +91,9 @@ type Network struct {
 	Network string // the project's name for it: DefaultNetwork or a service's spec.networks entry
 }
 
-// networkOf builds a Network from a Docker network's labels.
-func networkOf(id, name string, labels map[string]string) Network {
+// NetworkFromLabels builds a Network from a runtime network's ID, name and
+// labels.
+func NetworkFromLabels(id, name string, labels map[string]string) Network {
 	n := Network{ID: id, Name: name, Project: labels[LabelProject], Network: labels[LabelNetwork]}
 	if n.Network == "" {
 		n.Network = DefaultNetwork
@@ -122,9 +123,9 @@ type Image struct {
 // Present reports whether the image is available locally.
 func (i Image) Present() bool { return i.ID != "" }
 
-// containerFromLabels fills the identity fields of a container from its
+// ContainerFromLabels fills the identity fields of a container from its
 // labels; ok is false when they are incomplete (not a replica PanelX made).
-func containerFromLabels(labels map[string]string) (c Container, ok bool) {
+func ContainerFromLabels(labels map[string]string) (c Container, ok bool) {
 	c.Project, c.Service = labels[LabelProject], labels[LabelService]
 	idx, err := strconv.Atoi(labels[LabelReplica])
 	if err != nil || idx < 0 || c.Project == "" || c.Service == "" {

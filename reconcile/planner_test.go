@@ -45,7 +45,7 @@ func testProject() *api.Project {
 // created from svc (with image imageID), in the given state.
 func ctr(svc *api.Service, index int, imageID, state string, mutate ...func(*Container)) Container {
 	spec := BuildContainerSpec(testInstance, svc, index, imageID, nil)
-	c, _ := containerFromLabels(spec.Labels)
+	c, _ := ContainerFromLabels(spec.Labels)
 	c.ID = "id-" + spec.Name + "-" + spec.Hash()[:4]
 	c.Name = spec.Name
 	c.ImageID = imageID
@@ -407,7 +407,7 @@ func simulate(t *testing.T, cs []Container, p Plan) []Container {
 					t.Fatalf("create %s: name in use", c.Name)
 				}
 			}
-			c, _ := containerFromLabels(op.Container.Labels)
+			c, _ := ContainerFromLabels(op.Container.Labels)
 			c.ID, c.Name, c.State = "id-"+op.Container.Name, op.Container.Name, "created"
 			c.Networks = []string{"net1"}
 			cs = append(cs, c)

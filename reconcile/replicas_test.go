@@ -109,7 +109,7 @@ func (s *slowSim) apply(cs []Container, p Plan, check func([]Container)) []Conta
 					s.t.Fatalf("create %s: name in use", c.Name)
 				}
 			}
-			c, _ := containerFromLabels(op.Container.Labels)
+			c, _ := ContainerFromLabels(op.Container.Labels)
 			s.ids++
 			c.ID, c.Name, c.State = fmt.Sprintf("c%d", s.ids), op.Container.Name, "created"
 			c.Networks = []string{"net1"}

@@ -7,8 +7,9 @@ import (
 )
 
 // Runtime is the small set of container-engine operations the loop needs.
-// The Docker implementation is DockerRuntime. Every method touches only
-// objects carrying the installation's instance label.
+// Implementations live in their own packages: reconcile/docker (the
+// Docker Engine) and reconcile/memruntime (in memory, for tests). Every
+// method touches only objects carrying the installation's instance label.
 type Runtime interface {
 	// ListContainers is one list call: see ListedContainer for what it
 	// tells and what it does not.

@@ -242,8 +242,7 @@ func runDockerSide(ctx context.Context, cfg *serverConfig, st migrator, keyring 
 		return nil
 	}
 	log.Info("reconciling Docker", zap.String("docker", cli.DaemonHost()), zap.String("instance", instance))
-	rt := reconcile.NewDockerRuntime(cli, instance)
-	rt.Observe = m.ObserveDockerCall
+	rt := newRuntime(cli, instance, m)
 	ctl, err := controller.New(controller.Options{
 		Store:            st,
 		Runtime:          rt,

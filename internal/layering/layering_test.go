@@ -7,6 +7,7 @@ import (
 	"bufio"
 	"bytes"
 	"os/exec"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -43,6 +44,15 @@ var rules = []struct {
 		"sealing is pure cryptography over the model's types"},
 	{"reseal", []string{"apiserver", "reconcile", "controller", "edge", "client", "cli", "docker"}, "re-sealing is store logic"},
 }
+
+// engineNeutral: the planner, cache, executor and status of reconcile
+// never import the Engine's SDK; only the runtime packages under it do.
+var engineNeutral = struct {
+	pkg    string
+	except []string
+	reason string
+}{"reconcile", []string{"reconcile/docker", "reconcile/swarm"},
+	"the planner, cache, executor and status are engine-neutral: only the runtime packages speak Docker"}
 
 func TestDependencyRules(t *testing.T) {
 	out, err := exec.Command("go", "list", "-deps=false", "-f", `{{.ImportPath}} {{join .Deps " "}}`, module+"...").Output()
@@ -94,6 +104,23 @@ func TestDependencyRules(t *testing.T) {
 				}
 			}
 		}
+	}
+	neutral := 0
+	for pkg, ds := range deps {
+		rel, ok := layer(pkg)
+		if !ok || !within(rel, engineNeutral.pkg) || slices.ContainsFunc(engineNeutral.except, func(x string) bool { return within(rel, x) }) {
+			continue
+		}
+		neutral++
+		for _, d := range ds {
+			// The Engine's SDK and its companions (go-connections, go-units).
+			if strings.HasPrefix(d, "github.com/docker/") {
+				t.Errorf("%s depends on %s: %s", rel, d, engineNeutral.reason)
+			}
+		}
+	}
+	if neutral == 0 {
+		t.Errorf("no package of %s checked for engine neutrality", engineNeutral.pkg)
 	}
 	if checked < 15 {
 		t.Errorf("only %d packages checked", checked)
