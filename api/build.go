@@ -4,15 +4,22 @@ import (
 	"fmt"
 	"net/url"
 	"path"
+	"regexp"
 	"strings"
 	"time"
 )
 
-// BuildSpec builds a service's image from a git repository instead of
-// running an image someone else built. The image is tagged immutably by
-// commit (never latest) and the service runs it by ID.
+// BuildSpec builds a service's image from a git repository, or from a
+// context uploaded to the project, instead of running an image someone
+// else built. The image is tagged immutably by commit (or the context's
+// digest), never latest, and the service runs it by ID.
 type BuildSpec struct {
-	Git GitSource `json:"git"`
+	// Git is the repository to build from; Upload is its alternative.
+	Git GitSource `json:"git,omitzero"`
+	// Upload is a build context uploaded to the project (POST
+	// /api/v1/projects/{project}/build-contexts; `panelx apply -f
+	// compose.yaml` uploads a local build: context), named by its digest.
+	Upload *UploadSource `json:"upload,omitempty"`
 	// Dockerfile is the Dockerfile's path in the context (default
 	// "Dockerfile").
 	Dockerfile string            `json:"dockerfile,omitempty"`
@@ -54,6 +61,12 @@ type GitSource struct {
 	// Poll, when set, looks at the ref this often (at least 10s) and
 	// builds a new commit: for repositories that cannot send webhooks.
 	Poll Duration `json:"poll,omitzero"`
+}
+
+// UploadSource names an uploaded build context.
+type UploadSource struct {
+	// Digest is the context tar's "sha256:<hex>", as the upload answered.
+	Digest string `json:"digest"`
 }
 
 // Build defaults and bounds.
@@ -126,10 +139,22 @@ func (s *Service) RunImage() string {
 func (b *BuildSpec) validate(p Path) ErrorList {
 	var errs ErrorList
 	gp := p.Child("git")
+	if b.Upload != nil {
+		if b.Git != (GitSource{}) {
+			errs = append(errs, Invalid(gp, "(set)", "a build comes from git or from an upload, not both"))
+		}
+		if !uploadDigestRe.MatchString(b.Upload.Digest) {
+			errs = append(errs, Invalid(p.Child("upload").Child("digest"), b.Upload.Digest, "must be the digest the upload answered: sha256: and 64 lowercase hex digits"))
+		}
+		if b.Webhook != nil {
+			errs = append(errs, Invalid(p.Child("webhook"), "(set)", "a forge's push builds a git source: an uploaded context has no webhook"))
+		}
+		return append(errs, b.validateCommon(p)...)
+	}
 	u, err := url.Parse(b.Git.URL)
 	switch {
 	case b.Git.URL == "":
-		errs = append(errs, Required(gp.Child("url"), "the repository to build from"))
+		errs = append(errs, Required(gp.Child("url"), "the repository to build from (or upload a context: spec.build.upload)"))
 	case err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "":
 		errs = append(errs, Invalid(gp.Child("url"), b.Git.URL, "must be an http:// or https:// URL of a git repository"))
 	case u.User != nil:
@@ -142,13 +167,21 @@ func (b *BuildSpec) validate(p Path) ErrorList {
 	if d := b.Git.Poll.Duration; d != 0 && (d < MinBuildPoll || d > MaxBuildDeadline) {
 		errs = append(errs, Invalid(gp.Child("poll"), d.String(), "must be 0 (no polling) or between 10s and 24h"))
 	}
-	errs = append(errs, validateRelPath(p.Child("dockerfile"), b.Dockerfile)...)
 	if b.Git.SecretRef != "" {
 		errs = append(errs, ValidateName(gp.Child("secretRef"), b.Git.SecretRef)...)
 	}
 	if b.Webhook != nil {
 		errs = append(errs, ValidateName(p.Child("webhook").Child("secretRef"), b.Webhook.SecretRef)...)
 	}
+	return append(errs, b.validateCommon(p)...)
+}
+
+var uploadDigestRe = regexp.MustCompile(`^sha256:[0-9a-f]{64}$`)
+
+// validateCommon checks what builds from git and from uploads share.
+func (b *BuildSpec) validateCommon(p Path) ErrorList {
+	var errs ErrorList
+	errs = append(errs, validateRelPath(p.Child("dockerfile"), b.Dockerfile)...)
 	if len(b.Args) > MaxBuildArgs {
 		errs = append(errs, Invalid(p.Child("args"), len(b.Args), fmt.Sprintf("at most %d build args", MaxBuildArgs)))
 	}

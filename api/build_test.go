@@ -23,6 +23,12 @@ func TestBuildValidation(t *testing.T) {
 		{"absolute dockerfile", "", BuildSpec{Git: GitSource{URL: "https://g.example/x.git"}, Dockerfile: "/etc/passwd"}, "spec.build.dockerfile"},
 		{"bad arg", "", BuildSpec{Git: GitSource{URL: "https://g.example/x.git"}, Args: map[string]string{"1X": "y"}}, "spec.build.args[1X]"},
 		{"tiny memory", "", BuildSpec{Git: GitSource{URL: "https://g.example/x.git"}, Memory: "1Mi"}, "spec.build.memory"},
+		{"uploaded context", "", BuildSpec{Upload: &UploadSource{Digest: "sha256:" + strings.Repeat("ab", 32)}, Target: "prod"}, ""},
+		{"upload and git", "", BuildSpec{Upload: &UploadSource{Digest: "sha256:" + strings.Repeat("ab", 32)}, Git: GitSource{URL: "https://g.example/x.git"}}, "not both"},
+		{"upload without a digest", "", BuildSpec{Upload: &UploadSource{}}, "spec.build.upload.digest"},
+		{"upload with an upper-case digest", "", BuildSpec{Upload: &UploadSource{Digest: "sha256:" + strings.Repeat("AB", 32)}}, "spec.build.upload.digest"},
+		{"upload with a webhook", "", BuildSpec{Upload: &UploadSource{Digest: "sha256:" + strings.Repeat("ab", 32)}, Webhook: &WebhookSpec{SecretRef: "hook"}}, "spec.build.webhook"},
+		{"upload with a bad dockerfile", "", BuildSpec{Upload: &UploadSource{Digest: "sha256:" + strings.Repeat("ab", 32)}, Dockerfile: "../Dockerfile"}, "spec.build.dockerfile"},
 		{"long deadline", "", BuildSpec{Git: GitSource{URL: "https://g.example/x.git"}, Deadline: Duration{Duration: 48 * 3600e9}}, "spec.build.deadline"},
 	}
 	for _, tt := range tests {

@@ -34,7 +34,9 @@ func withOps(ops apiserver.Operations) envOption {
 }
 
 // withFakeOps gives an env a fakeOps (routes past authorization succeed).
-func withFakeOps(o *apiserver.Options) { o.Operations, o.BuildLogs = newFakeOps(), fakeBuildLogs }
+func withFakeOps(o *apiserver.Options) {
+	o.Operations, o.BuildLogs, o.BuildContexts = newFakeOps(), fakeBuildLogs, fakeContexts
+}
 
 // fakeBuildLogs holds the build logs tests write (buildlog.Logs.Start).
 var fakeBuildLogs = buildlog.New()

@@ -60,6 +60,8 @@ var roleMatrix = map[string]string{
 	"POST /api/v1/projects/{project}/services/{service}/build":               "editor",
 	"GET /api/v1/projects/{project}/services/{service}/build/logs":           "viewer",
 	"POST /api/v1/projects/{project}/services/{service}/build/cancel":        "editor",
+	"POST /api/v1/projects/{project}/build-contexts":                          "editor",
+	"GET /api/v1/projects/{project}/build-contexts/{digest}":                  "viewer",
 }
 
 // webSockets are routes that, past authorization, ask a plain request to
@@ -132,8 +134,12 @@ func TestRoleMatrix(t *testing.T) {
 				l.Add("Step 1/1 : FROM scratch")
 				l.Finish()
 			}
+			digest := ""
+			if strings.Contains(pattern, "/build-contexts") {
+				digest = e.must(t, http.StatusCreated, req{method: "POST", path: "/api/v1/projects/" + project + "/build-contexts", token: owner, body: tinyContext(t, "")}).JSON(t)["digest"].(string)
+			}
 			path := fill(pattern, map[string]string{"project": project, "service": "web", "volume": "data", "userId": "dave", "registry": "ghcr.io", "host": host,
-				"secret": "db", "revision": "1"})
+				"secret": "db", "revision": "1", "digest": digest})
 			body := validBody(method, pattern)
 			switch {
 			case strings.HasSuffix(pattern, "/certificates/{host}") && method == "PUT":

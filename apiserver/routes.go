@@ -6,6 +6,7 @@ import (
 	"github.com/panelx/panelx/api"
 	"github.com/panelx/panelx/api/routing"
 	"github.com/panelx/panelx/apiserver/authz"
+	"github.com/panelx/panelx/builder/buildctx"
 	"github.com/panelx/panelx/reseal"
 	"github.com/panelx/panelx/store"
 )
@@ -134,6 +135,12 @@ func (s *Server) routeTable() []route {
 		{method: "POST", pattern: "/api/v1/hooks/projects/{project}/services/{service}", handler: s.webhook, public: true,
 			doc: opDoc{summary: "A forge's push notification for a service built from source (GitHub X-Hub-Signature-256, Gitea X-Gitea-Signature, GitLab X-Gitlab-Token against the secret of spec.build.webhook); a push to the tracked ref builds it; other events and refs are ignored with 200; anything that does not verify is 401", tag: "services",
 				status: 200, resp: ref[WebhookAnswer]()}},
+		{method: "POST", pattern: "/api/v1/projects/{project}/build-contexts", handler: s.putBuildContext,
+			doc: opDoc{summary: "Upload a build context for spec.build.upload: the body is a tar (Content-Type application/x-tar, optionally Content-Encoding gzip) of at most PANELX_MAX_BUILD_CONTEXT bytes uncompressed; the answer names its digest [editor]", tag: "services",
+				status: 201, resp: ref[buildctx.Info]()}},
+		{method: "GET", pattern: "/api/v1/projects/{project}/build-contexts/{digest}", handler: s.getBuildContext,
+			doc: opDoc{summary: "Whether the project holds the uploaded build context of this digest (sha256:…) [viewer]", tag: "services",
+				status: 200, resp: ref[buildctx.Info]()}},
 		{method: "POST", pattern: "/api/v1/projects/{project}/services/{service}/build/cancel", handler: s.cancelBuild,
 			doc: opDoc{summary: "Cancel the service's queued or running build; the running revision keeps serving [editor]", tag: "services", status: 202}},
 		{method: "GET", pattern: "/api/v1/projects/{project}/services/{service}/build/logs", handler: s.buildLogs,

@@ -26,6 +26,7 @@ import (
 	"github.com/panelx/panelx/apiserver/auth"
 	"github.com/panelx/panelx/apiserver/authz"
 	"github.com/panelx/panelx/apiserver/policy"
+	"github.com/panelx/panelx/builder/buildctx"
 	"github.com/panelx/panelx/builder/buildlog"
 	"github.com/panelx/panelx/internal/version"
 	"github.com/panelx/panelx/seal"
@@ -74,6 +75,8 @@ type Options struct {
 	Keyring *seal.Keyring
 	// BuildLogs are the logs of the builds this process runs (nil: none).
 	BuildLogs *buildlog.Logs
+	// BuildContexts keeps uploaded build contexts (nil: uploads are 503).
+	BuildContexts *buildctx.Store
 }
 
 // Server holds the router and what the handlers need.
@@ -104,7 +107,9 @@ type Server struct {
 	// renders keeps the answers of single-object GETs (see renderCache).
 	renders *renderCache
 	builds  *buildlog.Logs
-	hooks   deliveries
+	// contexts keeps uploaded build contexts.
+	contexts *buildctx.Store
+	hooks    deliveries
 	// access writes the request log: no caller (it is always the same
 	// line, and finding it costs a stack walk per request).
 	access *zap.Logger
@@ -132,6 +137,7 @@ func New(opts Options) *Server {
 		ops:      newOpsSettings(opts),
 		keyring:  opts.Keyring,
 		builds:   opts.BuildLogs,
+		contexts: opts.BuildContexts,
 	}
 	if opts.Metrics != nil {
 		s.metrics = newHTTPMetrics(opts.Metrics)

@@ -41,6 +41,8 @@ func validBody(method, pattern string) any {
 		return map[string]any{"metadata": map[string]any{"name": "db"}, "spec": map[string]any{"data": map[string]any{"password": "hunter2"}}}
 	case strings.HasSuffix(pattern, "/members/{userId}"):
 		return map[string]any{"role": "owner"}
+	case strings.HasSuffix(pattern, "/build-contexts"):
+		return tinyContext(nil, "")
 	case strings.HasSuffix(pattern, "/registry-credentials/{registry}"):
 		return map[string]any{"username": "u", "password": "hunter2"}
 	case strings.HasSuffix(pattern, "/projects/{project}"):

@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"github.com/docker/docker/api/types/build"
+	"github.com/docker/docker/api/types/registry"
 	"github.com/docker/docker/client"
 	"github.com/docker/docker/pkg/jsonmessage"
 )
@@ -21,6 +22,8 @@ type Options struct {
 	Target     string
 	Memory     int64 // bytes, for each of the build's containers
 	Labels     map[string]string
+	// Auth are registry logins for pulling base images, by registry.
+	Auth map[string]registry.AuthConfig
 	// Redact lists values (credentials) that never reach a log line.
 	Redact []string
 	// Log receives each line of the builder's output, redacted.
@@ -51,6 +54,7 @@ func Build(ctx context.Context, cli *client.Client, buildContext io.Reader, o Op
 		Memory:      o.Memory,
 		MemorySwap:  o.Memory, // no swap beyond the limit
 		Labels:      o.Labels,
+		AuthConfigs: o.Auth,
 		Remove:      true,
 		ForceRemove: true,
 		Version:     build.BuilderV1, // Engine 20.10's BuildKit needs a session this client does not run

@@ -184,10 +184,10 @@ func TestContextStaysInTheRepository(t *testing.T) {
 	if err := symlink("/etc", filepath.Join(dir, "etc")); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := builder.Context(dir, "etc", "Dockerfile"); err == nil || !strings.Contains(err.Error(), "out of the repository") {
+	if _, err := builder.Context(dir, "etc", "Dockerfile"); err == nil || !strings.Contains(err.Error(), "leads out of the build") {
 		t.Errorf("context through a link to /etc: %v", err)
 	}
-	if _, err := builder.Context(dir, "", "etc/passwd"); err == nil || !strings.Contains(err.Error(), "out of the repository") {
+	if _, err := builder.Context(dir, "", "etc/passwd"); err == nil || !strings.Contains(err.Error(), "leads out of the build") {
 		t.Errorf("Dockerfile through a link to /etc: %v", err)
 	}
 }

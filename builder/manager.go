@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"slices"
 	"strings"
@@ -15,11 +16,13 @@ import (
 
 	"github.com/docker/docker/api/types/filters"
 	"github.com/docker/docker/api/types/image"
+	"github.com/docker/docker/api/types/registry"
 	"github.com/docker/docker/client"
 	"github.com/docker/docker/errdefs"
 	"go.uber.org/zap"
 
 	"github.com/panelx/panelx/api"
+	"github.com/panelx/panelx/builder/buildctx"
 	"github.com/panelx/panelx/builder/buildlog"
 	"github.com/panelx/panelx/naming"
 )
@@ -43,8 +46,16 @@ type Request struct {
 	// builds again even if nothing else changed.
 	Trigger string
 	Auth    GitAuth
+	// Registries gives the project's registry logins, for a private FROM
+	// image, when the build starts: the engine gets them, no log line does.
+	Registries func(context.Context) ([]RegistryLogin, error)
 	// Labels are put on the image (the installation's owner labels).
 	Labels map[string]string
+}
+
+// RegistryLogin is a login the builder may use to pull base images.
+type RegistryLogin struct {
+	Registry, Username, Password string
 }
 
 // ID says what is to be built: the spec and the trigger. Credentials are
@@ -71,6 +82,9 @@ type ManagerOptions struct {
 	OnChange func(api.Key)
 	// Logs keeps each service's newest build log (NewLogs() when nil).
 	Logs *buildlog.Logs
+	// Contexts keeps uploaded build contexts (spec.build.upload); nil:
+	// such builds fail and say so.
+	Contexts *buildctx.Store
 	// OnPoll is called when a polled ref (spec.build.git.poll) shows a
 	// commit the service has not built: the controller asks for a build.
 	OnPoll func(key api.Key, commit string)
@@ -230,6 +244,9 @@ func (m *Manager) Cancel(req Request) bool {
 	return true
 }
 
+// Contexts keeps uploaded build contexts (nil: none).
+func (m *Manager) Contexts() *buildctx.Store { return m.opts.Contexts }
+
 // Logs is where build logs are kept.
 func (m *Manager) Logs() *buildlog.Logs { return m.opts.Logs }
 
@@ -273,30 +290,33 @@ func (m *Manager) run(ctx context.Context, req Request, id string) {
 	logs := m.opts.Logs.Start(req.Key)
 	defer logs.Finish()
 	secrets := req.Auth.secrets()
+	var logins []RegistryLogin
+	if req.Registries != nil {
+		var err error
+		if logins, err = req.Registries(ctx); err != nil {
+			logs.Add(err.Error())
+			m.fail(req.Key, id, err.Error())
+			return
+		}
+	}
+	auths := map[string]registry.AuthConfig{}
+	for _, l := range logins {
+		auths[l.Registry] = registry.AuthConfig{ServerAddress: l.Registry, Username: l.Username, Password: l.Password}
+		if l.Password != "" {
+			secrets = append(secrets, l.Password)
+		}
+	}
 	logf := func(format string, args ...any) { logs.Add(redact(fmt.Sprintf(format, args...), secrets)) }
 
-	dir, err := os.MkdirTemp("", "panelx-build-")
-	if err != nil {
-		m.fail(req.Key, id, fmt.Sprintf("clone: %v", err))
-		return
-	}
-	defer os.RemoveAll(dir)
-	logf("cloning %s%s", req.Spec.Git.URL, atRef(req.Spec.Git.Ref))
-	commit, err := Clone(ctx, req.Spec.Git.URL, req.Spec.Git.Ref, req.Auth, dir)
+	commit, buildCtx, err := m.source(ctx, req, logf)
 	if err != nil {
 		logf("%v", err)
 		m.fail(req.Key, id, describe(ctx, err))
 		return
 	}
+	defer buildCtx.Close()
 	logf("commit %s", commit)
 	m.update(req.Key, id, func(s *api.BuildStatus) { s.Commit = commit })
-	buildCtx, err := Context(dir, req.Spec.Git.Dir, req.Spec.Dockerfile)
-	if err != nil {
-		logf("%v", err)
-		m.fail(req.Key, id, err.Error())
-		return
-	}
-	defer buildCtx.Close()
 	memory, _ := req.Spec.Memory.Bytes()
 	labels := map[string]string{LabelBuildProject: req.Key.Project, LabelBuildService: req.Key.Name, LabelBuildCommit: commit}
 	for k, v := range req.Labels {
@@ -305,7 +325,7 @@ func (m *Manager) run(ctx context.Context, req Request, id string) {
 	tag := fmt.Sprintf("%s/%s-%s:%s-%s", m.opts.Repository, req.Key.Project, req.Key.Name, commit[:12], id[:8])
 	imageID, err := Build(ctx, m.opts.Docker, buildCtx, Options{
 		Tag: tag, Dockerfile: req.Spec.Dockerfile, Args: req.Spec.Args, Target: req.Spec.Target,
-		Memory: memory, Labels: labels, Redact: secrets,
+		Memory: memory, Labels: labels, Redact: secrets, Auth: auths,
 		Log: logs.Add,
 		Step: func(step string) {
 			m.update(req.Key, id, func(s *api.BuildStatus) { s.Step = step })
@@ -327,6 +347,50 @@ func (m *Manager) run(ctx context.Context, req Request, id string) {
 		s.Phase, s.FinishedAt, s.Step, s.Message = api.BuildSucceeded, &end, "", ""
 		s.Image, s.ImageID, s.ImageCommit = tag, imageID, commit
 	})
+}
+
+// source gives the build's context as a tar stream, and its commit: the
+// clone's, or for an uploaded context the hex of its digest.
+func (m *Manager) source(ctx context.Context, req Request, logf func(string, ...any)) (string, io.ReadCloser, error) {
+	if u := req.Spec.Upload; u != nil {
+		logf("build context %s (uploaded)", u.Digest)
+		if m.opts.Contexts == nil {
+			return "", nil, errors.New("this server keeps no uploaded build contexts")
+		}
+		rc, err := m.opts.Contexts.Open(req.Key.Project, u.Digest)
+		if err != nil {
+			return "", nil, err
+		}
+		return strings.TrimPrefix(u.Digest, "sha256:"), rc, nil
+	}
+	dir, err := os.MkdirTemp("", "panelx-build-")
+	if err != nil {
+		return "", nil, fmt.Errorf("clone: %w", err)
+	}
+	logf("cloning %s%s", req.Spec.Git.URL, atRef(req.Spec.Git.Ref))
+	commit, err := Clone(ctx, req.Spec.Git.URL, req.Spec.Git.Ref, req.Auth, dir)
+	if err != nil {
+		os.RemoveAll(dir)
+		return "", nil, err
+	}
+	rc, err := Context(dir, req.Spec.Git.Dir, req.Spec.Dockerfile)
+	if err != nil {
+		os.RemoveAll(dir)
+		return "", nil, err
+	}
+	return commit, removeOnClose{rc, dir}, nil
+}
+
+// removeOnClose removes the clone when its context has been sent.
+type removeOnClose struct {
+	io.ReadCloser
+	dir string
+}
+
+func (r removeOnClose) Close() error {
+	err := r.ReadCloser.Close()
+	os.RemoveAll(r.dir)
+	return err
 }
 
 // adopt takes the image an older revision built ("<revision>:<image>")

@@ -34,7 +34,10 @@ never pruned. To keep values out of manifests, use ` + "`panelx create secret`" 
 
 A Docker Compose file (docker-compose.yml, compose.yaml, or any file with a
 top-level "services:" and no apiVersion) is converted first; see
-` + "`panelx convert`" + `.
+` + "`panelx convert`" + `. A service whose build: context is a directory of this
+machine is built by the server from an upload of that directory (honouring its
+.dockerignore, at most the server's PANELX_MAX_BUILD_CONTEXT): apply uploads a
+context the project does not hold yet, and an unchanged one is not sent again.
 
 --prune deletes the services of the applied projects that the manifests no
 longer contain (and their volumes with --prune-volumes). --wait follows the
@@ -50,6 +53,7 @@ non-zero at once when one turns Degraded or --timeout passes.`,
 			if err != nil {
 				return err
 			}
+			copts.local = &localBuilds{}
 			manifests, sources, err := loadManifests(files, cmd.InOrStdin(), cmd.ErrOrStderr(), copts)
 			if err != nil {
 				return err
@@ -59,6 +63,14 @@ non-zero at once when one turns Degraded or --timeout passes.`,
 				opts.Prune = true
 			}
 			ctx := cmd.Context()
+			if !opts.DryRun {
+				if err := copts.local.ensureProjects(ctx, c, manifests); err != nil {
+					return err
+				}
+				if err := copts.local.upload(ctx, c, cmd.ErrOrStderr()); err != nil {
+					return err
+				}
+			}
 			results, err := c.Apply(ctx, manifests, opts)
 			if err != nil {
 				return hintBindMounts(nameDocuments(err, sources), sources)
@@ -99,6 +111,7 @@ anything. Exit status: 0 when nothing would change, 1 when something would,
 			if err != nil {
 				return &ExitError{Code: 2, Err: err}
 			}
+			copts.local = &localBuilds{} // named by digest, not uploaded
 			manifests, sources, err := loadManifests(files, cmd.InOrStdin(), cmd.ErrOrStderr(), copts)
 			if err != nil {
 				return &ExitError{Code: 2, Err: err}

@@ -31,6 +31,9 @@ type composeOptions struct {
 	profiles       []string
 	dropBindMounts bool
 	emptyExternal  bool
+	// local, when set, takes builds from directories of this machine
+	// (apply uploads them; diff names them by digest).
+	local *localBuilds
 }
 
 func (o *composeOptions) register(cmd *cobra.Command) {
@@ -46,8 +49,12 @@ func composeResult(ctx context.Context, in input, project string, opts composeOp
 	if in.name != "-" {
 		f.Path = in.name
 	}
-	res, err := compose.Convert(ctx, compose.Input{Files: []compose.File{f}, ProjectName: project,
-		Profiles: opts.profiles, DropBindMounts: opts.dropBindMounts, EmptyExternalVolumes: opts.emptyExternal})
+	in2 := compose.Input{Files: []compose.File{f}, ProjectName: project,
+		Profiles: opts.profiles, DropBindMounts: opts.dropBindMounts, EmptyExternalVolumes: opts.emptyExternal}
+	if opts.local != nil {
+		in2.LocalBuild = opts.local.take
+	}
+	res, err := compose.Convert(ctx, in2)
 	if err != nil {
 		return nil, fmt.Errorf("compose file %s: %w", in.name, err)
 	}

@@ -1,11 +1,13 @@
 package client
 
 import (
+	"compress/gzip"
 	"context"
 	"fmt"
 	"io"
 	"net/http"
 	"net/url"
+	"time"
 )
 
 // RequestBuild asks for a new build of a service built from source and
@@ -44,4 +46,47 @@ func (c *Client) BuildLogs(ctx context.Context, project, service string, follow 
 // CancelBuild cancels the service's queued or running build.
 func (c *Client) CancelBuild(ctx context.Context, project, service string) error {
 	return c.do(ctx, request{method: http.MethodPost, path: servicePath(project, service, "build/cancel")}, nil)
+}
+
+// BuildContext is an uploaded build context.
+type BuildContext struct {
+	Digest  string    `json:"digest"`
+	Size    int64     `json:"size"`
+	Created time.Time `json:"created"`
+}
+
+func buildContextsPath(project string) string {
+	return "/api/v1/projects/" + url.PathEscape(project) + "/build-contexts"
+}
+
+// StatBuildContext returns the project's uploaded context of digest; a
+// context the project does not hold is an error IsNotFound tells.
+func (c *Client) StatBuildContext(ctx context.Context, project, digest string) (*BuildContext, error) {
+	var out BuildContext
+	if err := c.do(ctx, request{method: http.MethodGet, path: buildContextsPath(project) + "/" + url.PathEscape(digest)}, &out); err != nil {
+		return nil, err
+	}
+	return &out, nil
+}
+
+// UploadBuildContext sends the tar r, gzipped as it streams, as a build
+// context of the project and returns what the server stored.
+func (c *Client) UploadBuildContext(ctx context.Context, project string, r io.Reader) (*BuildContext, error) {
+	pr, pw := io.Pipe()
+	go func() {
+		zw, _ := gzip.NewWriterLevel(pw, gzip.BestSpeed)
+		_, err := io.Copy(zw, r)
+		if err == nil {
+			err = zw.Close()
+		}
+		pw.CloseWithError(err)
+	}()
+	defer pr.Close()
+	var out BuildContext
+	err := c.do(ctx, request{method: http.MethodPost, path: buildContextsPath(project), body: pr, contentType: "application/x-tar",
+		header: http.Header{"Content-Encoding": {"gzip"}}}, &out)
+	if err != nil {
+		return nil, fmt.Errorf("upload the build context: %w", err)
+	}
+	return &out, nil
 }

@@ -57,6 +57,18 @@ type Input struct {
 	// empty Volume (reported); by default the services mount the existing
 	// Docker volume (spec.volumes[].dockerVolume, administrators only).
 	EmptyExternalVolumes bool
+	// LocalBuild, when set, takes a build: whose context is a directory of
+	// this machine (`panelx apply` uploads it) and returns the upload it
+	// becomes (spec.build.upload). Nil: such a service is reported and not
+	// imported, since the server cannot see the directory.
+	LocalBuild func(ctx context.Context, b LocalBuild) (*api.UploadSource, error)
+}
+
+// LocalBuild is a service's build from a directory of this machine.
+type LocalBuild struct {
+	Project, Service string // PanelX names
+	// Context is the directory (absolute); Dockerfile is relative to it.
+	Context, Dockerfile string
 }
 
 // Finding is one thing of the compose file that was not imported, or not
@@ -96,7 +108,7 @@ func Convert(ctx context.Context, in Input) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
-	c := &converter{project: loaded.project, name: loaded.name, dropBinds: in.DropBindMounts, emptyExternal: in.EmptyExternalVolumes}
+	c := &converter{ctx: ctx, project: loaded.project, name: loaded.name, dropBinds: in.DropBindMounts, emptyExternal: in.EmptyExternalVolumes, localBuild: in.LocalBuild}
 	c.findings = append(c.findings, loaded.findings...)
 	objs, err := c.convert()
 	if err != nil {
@@ -129,9 +141,11 @@ func Convert(ctx context.Context, in Input) (*Result, error) {
 
 // converter holds the state of one conversion.
 type converter struct {
-	project  *types.Project
-	name     string // the PanelX project name
-	findings []Finding
+	ctx        context.Context
+	localBuild func(context.Context, LocalBuild) (*api.UploadSource, error)
+	project    *types.Project
+	name       string // the PanelX project name
+	findings   []Finding
 
 	// services maps each imported compose service to its PanelX name,
 	// volumes each top-level volume; volumeNames holds every Volume name
@@ -244,11 +258,11 @@ func (c *converter) nameServices() error {
 		}
 		_, _, _, fromGit := gitContext(s.Build)
 		switch {
-		case s.Image != "" || fromGit:
+		case s.Image != "" || fromGit || (s.Build != nil && c.localBuild != nil):
 			c.services[name] = pname
 		case s.Build != nil:
 			c.skipped[name] = "it has only a build from a local directory"
-			c.report(servicePath(name)+".build", "the build context %q is a directory of this machine, which the server cannot see: make it a git URL (https://…/repo.git#branch:dir), or build and push the image and set image (the service was not imported)", s.Build.Context)
+			c.report(servicePath(name)+".build", "the build context %q is a directory of this machine, which the server cannot see: `panelx apply -f` of this file uploads it; or make it a git URL (https://…/repo.git#branch:dir), or build and push the image and set image (the service was not imported)", s.Build.Context)
 		case s.Provider != nil:
 			c.skipped[name] = "it is run by a provider"
 			c.report(servicePath(name)+".provider", "PanelX runs containers, not provider services (the service was not imported)")

@@ -52,9 +52,13 @@ func (c *converter) convertService(s types.ServiceConfig) (*api.Service, error) 
 	pname := c.services[s.Name]
 	c.reportUnset(p, s, serviceFields...)
 
+	build, err := c.build(p+".build", s) // then the image is not used
+	if err != nil {
+		return nil, err
+	}
 	sp := api.ServiceSpec{
 		Image:     s.Image,
-		Build:     c.build(p+".build", s), // then the image is not used
+		Build:     build,
 		Command:   c.argv(p+".entrypoint", s.Entrypoint, "ENTRYPOINT"),
 		Args:      c.argv(p+".command", s.Command, "CMD"),
 		User:      s.User,

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"time"
 
 	"go.uber.org/zap"
 
@@ -47,6 +48,8 @@ func (r *Reconciler) ensureBuild(ctx context.Context, svc *api.Service) error {
 			req.Auth.Password = t
 		}
 	}
+	project := svc.Metadata.Project
+	req.Registries = func(ctx context.Context) ([]builder.RegistryLogin, error) { return r.buildRegistries(ctx, project) }
 	prev := svc.Status.Build
 	if c := svc.Metadata.Annotations[api.AnnotationBuildCancel]; c != "" && c == req.ID() {
 		r.Builds.Cancel(req)
@@ -56,6 +59,35 @@ func (r *Reconciler) ensureBuild(ctx context.Context, svc *api.Service) error {
 	svc.Status.Build = &st
 	r.buildEvents(ctx, svc, prev, &st)
 	return nil
+}
+
+// buildRegistries opens the project's registry logins for the builder
+// (a private FROM image). A login that cannot be opened fails the build
+// and says why: an anonymous pull would hide it.
+func (r *Reconciler) buildRegistries(ctx context.Context, project string) ([]builder.RegistryLogin, error) {
+	creds, err := r.Store.RegistryCredentials().List(ctx, project)
+	if err != nil {
+		return nil, fmt.Errorf("read the project's registry credentials: %w", err)
+	}
+	var logins []builder.RegistryLogin
+	for _, c := range creds {
+		auth, err := r.Executor.Credentials.RegistryCredential(ctx, project, c.Registry)
+		if err != nil {
+			return nil, fmt.Errorf("registry credential %s: %w", c.Registry, err)
+		}
+		if auth != nil {
+			logins = append(logins, builder.RegistryLogin{Registry: auth.Registry, Username: auth.Username, Password: auth.Password})
+		}
+	}
+	return logins, nil
+}
+
+// buildSource names where a build comes from, for events.
+func buildSource(b *api.BuildSpec) string {
+	if b.Upload != nil {
+		return "uploaded context " + b.Upload.Digest
+	}
+	return b.Git.URL + atRef(b.Git.Ref)
 }
 
 // buildProblem records why a build cannot start on the service's status
@@ -151,7 +183,7 @@ func (r *Reconciler) buildEvents(ctx context.Context, svc *api.Service, prev, cu
 	k := reconcile.ServiceKey(key.Project, key.Name)
 	switch cur.Phase {
 	case api.BuildQueued:
-		r.event(ctx, k, store.EventNormal, "BuildQueued", "build of "+svc.Spec.Build.Git.URL+atRef(svc.Spec.Build.Git.Ref)+" queued")
+		r.event(ctx, k, store.EventNormal, "BuildQueued", "build of "+buildSource(svc.Spec.Build)+" queued")
 	case api.BuildBuilding:
 		r.event(ctx, k, store.EventNormal, "Building", "build started")
 	case api.BuildSucceeded:
@@ -182,6 +214,35 @@ func (r *Reconciler) pruneBuilds(ctx context.Context, svc *api.Service, cur *api
 	if len(removed) > 0 {
 		r.event(ctx, reconcile.ServiceKey(key.Project, key.Name), store.EventNormal, "BuildImagesPruned",
 			fmt.Sprintf("%d older build image(s) removed: %s", len(removed), strings.Join(removed, ", ")))
+	}
+	if svc.Spec.Build.Upload != nil {
+		r.pruneContexts(ctx, key.Project)
+	}
+}
+
+// contextGrace keeps an uploaded context no service names yet: the apply
+// that names it follows its upload.
+const contextGrace = time.Hour
+
+// pruneContexts removes the project's uploaded build contexts that no
+// service's spec names any more (a rebuild needs the one it names).
+func (r *Reconciler) pruneContexts(ctx context.Context, project string) {
+	contexts := r.Builds.Contexts()
+	if contexts == nil {
+		return
+	}
+	keep := map[string]bool{}
+	err := store.Each(ctx, r.Store.Services(), store.ListOptions{Project: project}, func(s *api.Service) {
+		if s.Spec.Build != nil && s.Spec.Build.Upload != nil {
+			keep[s.Spec.Build.Upload.Digest] = true
+		}
+	})
+	if err != nil {
+		r.Log.Warn("prune build contexts: list services", zap.String("project", project), zap.Error(err))
+		return
+	}
+	if _, err := contexts.Prune(project, keep, contextGrace); err != nil {
+		r.Log.Warn("prune build contexts", zap.String("project", project), zap.Error(err))
 	}
 }
 

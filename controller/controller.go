@@ -15,6 +15,7 @@ import (
 
 	"github.com/panelx/panelx/api"
 	"github.com/panelx/panelx/builder"
+	"github.com/panelx/panelx/builder/buildctx"
 	"github.com/panelx/panelx/builder/buildlog"
 	"github.com/panelx/panelx/reconcile"
 	"github.com/panelx/panelx/seal"
@@ -76,6 +77,8 @@ type Options struct {
 	BuildLogs        *buildlog.Logs
 	BuildRepository  string
 	BuildConcurrency int
+	// BuildContexts keeps uploaded build contexts (spec.build.upload).
+	BuildContexts *buildctx.Store
 }
 
 // Controller runs the reconcile loop: keys come from the store's change
@@ -208,7 +211,7 @@ func (c *Controller) lead(ctx context.Context, lease store.Lease) error {
 	if c.opts.Docker != nil {
 		r.Builds = builder.NewManager(ctx, builder.ManagerOptions{
 			Docker: c.opts.Docker, Log: c.log.Named("build"), Repository: c.opts.BuildRepository,
-			Concurrency: c.opts.BuildConcurrency, Logs: c.opts.BuildLogs,
+			Concurrency: c.opts.BuildConcurrency, Logs: c.opts.BuildLogs, Contexts: c.opts.BuildContexts,
 			OnChange: func(k api.Key) { l.add(reconcile.ServiceKey(k.Project, k.Name)) },
 			OnPoll:   func(k api.Key, commit string) { r.requestPolledBuild(ctx, k, commit) },
 		})

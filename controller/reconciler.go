@@ -659,6 +659,12 @@ func (r *Reconciler) reconcileProject(ctx context.Context, key reconcile.Key) (R
 		return Result{RequeueAfter: plan.RequeueAfter}, lastErr
 	}
 	if plan.Finalize {
+		if r.Builds != nil && r.Builds.Contexts() != nil {
+			// Its services are gone: so are the contexts they built from.
+			if _, err := r.Builds.Contexts().Prune(key.Name, nil, 0); err != nil {
+				return Result{}, err
+			}
+		}
 		err := r.Store.Projects().Remove(ctx, akey, project.Metadata.UID)
 		if err != nil && !errors.Is(err, store.ErrNotFound) {
 			return Result{}, err

@@ -53,7 +53,8 @@ func newCLIEnv(t testing.TB, serverEnv ...string) *cliEnv {
 			testenv.RemoveLabelled(docker, reconcile.LabelInstance+"="+instance)
 		}
 	})
-	server, base, logs := startServer(t, bin, append([]string{"PANELX_DATABASE_URL=" + dbURL, "PANELX_PULL_INTERVAL=2s"}, serverEnv...)...)
+	server, base, logs := startServer(t, bin, append([]string{"PANELX_DATABASE_URL=" + dbURL, "PANELX_PULL_INTERVAL=2s",
+		"PANELX_DATA_DIR=" + t.TempDir()}, serverEnv...)...)
 	t.Cleanup(func() {
 		if t.Failed() {
 			t.Logf("server log:\n%s", logs)

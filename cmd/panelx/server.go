@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"path/filepath"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -16,6 +17,7 @@ import (
 
 	"github.com/panelx/panelx/apiserver"
 	"github.com/panelx/panelx/builder"
+	"github.com/panelx/panelx/builder/buildctx"
 	"github.com/panelx/panelx/builder/buildlog"
 	"github.com/panelx/panelx/controller"
 	"github.com/panelx/panelx/internal/dockerclient"
@@ -49,6 +51,9 @@ type serverConfig struct {
 	buildRepository  string
 	buildConcurrency int
 	buildLogs        *buildlog.Logs
+	buildContextDir  string
+	maxBuildContext  int
+	buildContexts    *buildctx.Store
 }
 
 func newServerCmd(g *globalFlags) *cobra.Command {
@@ -95,6 +100,9 @@ SIGTERM or Ctrl-C stops it gracefully.`,
 	env.Duration(&cfg.pullInterval, "pull-interval", "PANELX_PULL_INTERVAL", controller.DefaultPullInterval, "how often services with imagePullPolicy Always look for a moved tag")
 	env.String(&cfg.buildRepository, "build-repository", "PANELX_BUILD_REPOSITORY", builder.DefaultRepository, "services built from source are tagged <repository>/<project>-<service>:<commit-12>-<request-8>")
 	env.Int(&cfg.buildConcurrency, "build-concurrency", "PANELX_BUILD_CONCURRENCY", 1, "builds that run at once on this host (the others wait, Queued)")
+	env.String(&cfg.buildContextDir, "build-context-dir", "PANELX_BUILD_CONTEXT_DIR", "",
+		"where uploaded build contexts are kept (default: <data-dir>/build-contexts; with several servers, a directory they share)")
+	env.Int(&cfg.maxBuildContext, "max-build-context", "PANELX_MAX_BUILD_CONTEXT", buildctx.DefaultMaxBytes, "largest uploaded build context, in bytes uncompressed")
 	env.Int(&cfg.maxUploadBytes, "max-upload-bytes", "PANELX_MAX_UPLOAD_BYTES", apiserver.DefaultMaxUploadBytes, "largest file upload into a volume")
 	cfg.api.register(env)
 	env.Bool(&cfg.supabase, "supabase", "PANELX_SUPABASE", false,
@@ -167,6 +175,10 @@ func runServer(ctx context.Context, cfg *serverConfig, log *zap.Logger) error {
 	stats := &lazyStats{}
 	ops := &lazyOperations{}
 	cfg.buildLogs = buildlog.New()
+	if cfg.buildContextDir == "" {
+		cfg.buildContextDir = filepath.Join(cfg.backend.dataDir, "build-contexts")
+	}
+	cfg.buildContexts = buildctx.NewStore(cfg.buildContextDir, int64(cfg.maxBuildContext))
 	var wg sync.WaitGroup
 	errc := make(chan error, 3)
 	fail := func(err error) {
@@ -195,7 +207,7 @@ func runServer(ctx context.Context, cfg *serverConfig, log *zap.Logger) error {
 	opts.Metrics, opts.Gatherer, opts.Stats = reg, reg, stats
 	opts.Operations, opts.MaxUploadBytes = ops, int64(cfg.maxUploadBytes)
 	opts.Keyring = keyring
-	opts.BuildLogs = cfg.buildLogs
+	opts.BuildLogs, opts.BuildContexts = cfg.buildLogs, cfg.buildContexts
 	h := apiserver.New(opts)
 	wg.Add(1)
 	go func() { defer wg.Done(); h.FollowChanges(ctx) }()
@@ -259,6 +271,7 @@ func runDockerSide(ctx context.Context, cfg *serverConfig, st migrator, keyring 
 		BuildLogs:        cfg.buildLogs,
 		BuildRepository:  cfg.buildRepository,
 		BuildConcurrency: cfg.buildConcurrency,
+		BuildContexts:    cfg.buildContexts,
 	})
 	if err != nil {
 		return err
