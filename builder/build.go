@@ -28,8 +28,13 @@ type Options struct {
 	Redact []string
 	// Log receives each line of the builder's output, redacted.
 	Log func(line string)
-	// Step receives each step as it starts ("Step 2/4 : COPY . /app").
+	// Step receives each step as it starts ("Step 2/4 : COPY . /app";
+	// with BuildKit "[2/3] COPY . /app").
 	Step func(step string)
+	// BuildKit builds with the Engine's BuildKit (NeedsBuildKit) instead
+	// of the classic builder. Engine 20.10 applies no memory limit to its
+	// steps; the deadline still holds.
+	BuildKit bool
 }
 
 // BuildError is a build the builder refused or that failed in a step: its
@@ -46,7 +51,7 @@ func Build(ctx context.Context, cli *client.Client, buildContext io.Reader, o Op
 	for k, v := range o.Args {
 		args[k] = &v
 	}
-	resp, err := cli.ImageBuild(ctx, buildContext, build.ImageBuildOptions{
+	opts := build.ImageBuildOptions{
 		Tags:        []string{o.Tag},
 		Dockerfile:  o.Dockerfile,
 		BuildArgs:   args,
@@ -57,8 +62,16 @@ func Build(ctx context.Context, cli *client.Client, buildContext io.Reader, o Op
 		AuthConfigs: o.Auth,
 		Remove:      true,
 		ForceRemove: true,
-		Version:     build.BuilderV1, // Engine 20.10's BuildKit needs a session this client does not run
-	})
+		// The classic builder bounds each step's memory; BuildKit (which
+		// takes the context as the body, no session needed) only when
+		// the Dockerfile needs it.
+		Version: build.BuilderV1,
+	}
+	if o.BuildKit {
+		opts.Version = build.BuilderBuildKit
+	}
+	progress := newBKProgress(o)
+	resp, err := cli.ImageBuild(ctx, buildContext, opts)
 	if err != nil {
 		return "", fmt.Errorf("build %s: %s", o.Tag, redact(err.Error(), o.Redact))
 	}
@@ -80,6 +93,15 @@ func Build(ctx context.Context, cli *client.Client, buildContext io.Reader, o Op
 			line := redact(strings.TrimSpace(m.Error.Message), o.Redact)
 			o.log(line)
 			return "", &BuildError{Line: line}
+		}
+		if m.ID == "moby.buildkit.trace" && m.Aux != nil {
+			var raw []byte
+			if json.Unmarshal(*m.Aux, &raw) == nil {
+				if st, err := decodeStatus(raw); err == nil {
+					progress.add(st)
+				}
+			}
+			continue
 		}
 		if m.Aux != nil {
 			var aux struct{ ID string }

@@ -4,6 +4,7 @@ import (
 	"archive/tar"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"os"
 	"path/filepath"
@@ -14,6 +15,7 @@ import (
 	"github.com/docker/docker/api/types/container"
 	"github.com/docker/docker/api/types/filters"
 	"github.com/docker/docker/api/types/image"
+	"github.com/docker/docker/api/types/registry"
 
 	"github.com/panelx/panelx/builder"
 	"github.com/panelx/panelx/internal/testenv"
@@ -254,4 +256,133 @@ func TestContextLeavesGitOut(t *testing.T) {
 	if strings.Contains(strings.Join(names, " "), ".git") || len(names) != 2 {
 		t.Errorf("context holds %q", names)
 	}
+}
+
+func TestNeedsBuildKit(t *testing.T) {
+	for _, tt := range []struct {
+		dockerfile string
+		want       bool
+	}{
+		{"FROM alpine\nCOPY --chown=1:1 --from=build /a /b\nRUN make\n", false},
+		{"# syntax=docker/dockerfile:1\nFROM alpine\n", true},
+		{"# escape=`\n# syntax=docker/dockerfile:1.4\nFROM alpine\n", true},
+		{"FROM alpine\n# syntax=docker/dockerfile:1\n", false}, // a comment, not a directive
+		{"FROM golang\nRUN --mount=type=cache,target=/root/.cache go build ./...\n", true},
+		{"FROM scratch\ncopy --chmod=0600 key /key\n", true},
+		{"FROM scratch\nCOPY --link . /app\n", true},
+		{"FROM alpine\nRUN <<EOF\necho hi\nEOF\n", true},
+		{"FROM alpine\nRUN echo '--mount is just text here'\n", false},
+	} {
+		got, why := builder.NeedsBuildKit([]byte(tt.dockerfile))
+		if got != tt.want {
+			t.Errorf("NeedsBuildKit(%q) = %v (%q), want %v", tt.dockerfile, got, why, tt.want)
+		}
+	}
+}
+
+// TestBuildWithBuildKit: a Dockerfile only BuildKit builds (COPY
+// --chmod) is built by it from a streamed context, with its steps and
+// output in the log; a failing step gives BuildKit's error line.
+func TestBuildWithBuildKit(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	docker := testenv.Docker(t)
+	reg := testimage.StartRegistry(t, testimage.RegistryOptions{})
+	base := reg.Push(t, "builder-test/bk-base:1", testimage.Image(t, testimage.ImageOptions{Version: "bk"}))
+	dir := t.TempDir()
+	dockerfile := "FROM " + base + "\nCOPY --chmod=0600 version.txt /data/version.txt\n"
+	for name, body := range map[string]string{"Dockerfile": dockerfile, "version.txt": "v-bk"} {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if need, _ := builder.NeedsBuildKit([]byte(dockerfile)); !need {
+		t.Fatal("COPY --chmod is not seen as BuildKit's")
+	}
+	tag := "panelx-build-test/bk:" + strings.ToLower(strings.ReplaceAll(t.Name(), "/", "-"))
+	t.Cleanup(func() { _, _ = docker.ImageRemove(context.Background(), tag, image.RemoveOptions{Force: true}) })
+	build := func(dockerfile string) (string, []string, []string, error) {
+		os.WriteFile(filepath.Join(dir, "Dockerfile"), []byte(dockerfile), 0o644)
+		rc, err := builder.Context(dir, "", "Dockerfile")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer rc.Close()
+		var steps, lines []string
+		id, err := builder.Build(ctx, docker, rc, builder.Options{Tag: tag, Dockerfile: "Dockerfile", BuildKit: true,
+			Log: func(l string) { lines = append(lines, l) }, Step: func(s string) { steps = append(steps, s) }})
+		return id, steps, lines, err
+	}
+	id, steps, lines, err := build(dockerfile)
+	if err != nil {
+		t.Fatalf("build: %v\n%s", err, strings.Join(lines, "\n"))
+	}
+	inspect, _, err := docker.ImageInspectWithRaw(ctx, tag)
+	if err != nil || inspect.ID != id {
+		t.Fatalf("image %v (%v), want %s", inspect.ID, err, id)
+	}
+	if len(steps) == 0 || !strings.Contains(steps[len(steps)-1], "COPY --chmod=0600") {
+		t.Errorf("steps %q\nlog:\n%s", steps, strings.Join(lines, "\n"))
+	}
+	if got := imageFiles(t, tag, "/data/version.txt")["version.txt"]; got != "v-bk" {
+		t.Errorf("the image holds %q", got)
+	}
+
+	_, _, lines, err = build("FROM " + base + "\nCOPY --chmod=0600 missing.txt /data/\n")
+	var be *builder.BuildError
+	if !errors.As(err, &be) || !strings.Contains(be.Line, "missing.txt") {
+		t.Errorf("a failing step: %v\n%s", err, strings.Join(lines, "\n"))
+	}
+}
+
+// TestBuildKitPrivateBase: BuildKit builds FROM an image of a registry
+// that wants a password once PullBases has pulled it with the login
+// (Engine 20.10's BuildKit asks a client session for credentials, which
+// this client does not run: without the pull the build fails).
+func TestBuildKitPrivateBase(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	docker := testenv.Docker(t)
+	reg := testimage.StartRegistry(t, testimage.RegistryOptions{Username: "builder", Password: "pw-bk-51"})
+	base := reg.Push(t, uniqueRepo(t)+"/base:1", testimage.Image(t, testimage.ImageOptions{Version: "bk-private"}))
+	t.Cleanup(func() { _, _ = docker.ImageRemove(context.Background(), base, image.RemoveOptions{Force: true}) })
+	dockerfile := "FROM " + base + " AS app\nFROM app\nCOPY --chmod=0600 Dockerfile /data/Dockerfile\n"
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "Dockerfile"), []byte(dockerfile), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	auth := map[string]registry.AuthConfig{reg.Host(): {ServerAddress: reg.Host(), Username: "builder", Password: "pw-bk-51"}}
+	tag := "panelx-build-test/bk-private:1"
+	t.Cleanup(func() { _, _ = docker.ImageRemove(context.Background(), tag, image.RemoveOptions{Force: true}) })
+	build := func() error {
+		rc, err := builder.Context(dir, "", "Dockerfile")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer rc.Close()
+		_, err = builder.Build(ctx, docker, rc, builder.Options{Tag: tag, Dockerfile: "Dockerfile", BuildKit: true, Auth: auth})
+		return err
+	}
+	if err := build(); err == nil {
+		t.Log("this engine's BuildKit pulled the private base without a session")
+	}
+	var logged []string
+	if err := builder.PullBases(ctx, docker, []byte(dockerfile), auth, func(l string) { logged = append(logged, l) }); err != nil {
+		t.Fatal(err)
+	}
+	if len(logged) != 1 || strings.Contains(strings.Join(logged, ""), "pw-bk-51") {
+		t.Errorf("PullBases said %q (one pull, the stage name skipped, no password)", logged)
+	}
+	if err := build(); err != nil {
+		t.Fatalf("build after PullBases: %v", err)
+	}
+	wrong := map[string]registry.AuthConfig{reg.Host(): {ServerAddress: reg.Host(), Username: "builder", Password: "wrong"}}
+	docker.ImageRemove(ctx, base, image.RemoveOptions{Force: true})
+	if err := builder.PullBases(ctx, docker, []byte(dockerfile), wrong, func(string) {}); err == nil {
+		t.Error("a wrong password pulled")
+	}
+}
+
+func uniqueRepo(t *testing.T) string {
+	return fmt.Sprintf("builder-test-%d", time.Now().UnixNano())
 }

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -308,7 +309,7 @@ func (m *Manager) run(ctx context.Context, req Request, id string) {
 	}
 	logf := func(format string, args ...any) { logs.Add(redact(fmt.Sprintf(format, args...), secrets)) }
 
-	commit, buildCtx, err := m.source(ctx, req, logf)
+	commit, buildCtx, dockerfile, err := m.source(ctx, req, logf)
 	if err != nil {
 		logf("%v", err)
 		m.fail(req.Key, id, describe(ctx, err))
@@ -323,9 +324,20 @@ func (m *Manager) run(ctx context.Context, req Request, id string) {
 		labels[k] = v
 	}
 	tag := fmt.Sprintf("%s/%s-%s:%s-%s", m.opts.Repository, req.Key.Project, req.Key.Name, commit[:12], id[:8])
+	buildKit, why := NeedsBuildKit(dockerfile)
+	if buildKit {
+		logf("building with BuildKit, which the Dockerfile needs (%s); the Engine applies no memory limit to its steps", why)
+	}
+	if buildKit {
+		if err := PullBases(ctx, m.opts.Docker, dockerfile, auths, func(l string) { logf("%s", l) }); err != nil {
+			logf("%v", err)
+			m.fail(req.Key, id, describe(ctx, err))
+			return
+		}
+	}
 	imageID, err := Build(ctx, m.opts.Docker, buildCtx, Options{
 		Tag: tag, Dockerfile: req.Spec.Dockerfile, Args: req.Spec.Args, Target: req.Spec.Target,
-		Memory: memory, Labels: labels, Redact: secrets, Auth: auths,
+		Memory: memory, Labels: labels, Redact: secrets, Auth: auths, BuildKit: buildKit,
 		Log: logs.Add,
 		Step: func(step string) {
 			m.update(req.Key, id, func(s *api.BuildStatus) { s.Step = step })
@@ -349,36 +361,54 @@ func (m *Manager) run(ctx context.Context, req Request, id string) {
 	})
 }
 
-// source gives the build's context as a tar stream, and its commit: the
-// clone's, or for an uploaded context the hex of its digest.
-func (m *Manager) source(ctx context.Context, req Request, logf func(string, ...any)) (string, io.ReadCloser, error) {
+// maxDockerfile bounds the Dockerfile read to choose the builder.
+const maxDockerfile = 1 << 20
+
+// source gives the build's context as a tar stream, its commit (the
+// clone's, or for an uploaded context the hex of its digest) and its
+// Dockerfile, which chooses the builder.
+func (m *Manager) source(ctx context.Context, req Request, logf func(string, ...any)) (string, io.ReadCloser, []byte, error) {
 	if u := req.Spec.Upload; u != nil {
 		logf("build context %s (uploaded)", u.Digest)
 		if m.opts.Contexts == nil {
-			return "", nil, errors.New("this server keeps no uploaded build contexts")
+			return "", nil, nil, errors.New("this server keeps no uploaded build contexts")
 		}
+		// A missing Dockerfile is the builder's to report.
+		dockerfile, _ := m.opts.Contexts.ReadFile(req.Key.Project, u.Digest, req.Spec.Dockerfile, maxDockerfile)
 		rc, err := m.opts.Contexts.Open(req.Key.Project, u.Digest)
 		if err != nil {
-			return "", nil, err
+			return "", nil, nil, err
 		}
-		return strings.TrimPrefix(u.Digest, "sha256:"), rc, nil
+		return strings.TrimPrefix(u.Digest, "sha256:"), rc, dockerfile, nil
 	}
 	dir, err := os.MkdirTemp("", "panelx-build-")
 	if err != nil {
-		return "", nil, fmt.Errorf("clone: %w", err)
+		return "", nil, nil, fmt.Errorf("clone: %w", err)
 	}
 	logf("cloning %s%s", req.Spec.Git.URL, atRef(req.Spec.Git.Ref))
 	commit, err := Clone(ctx, req.Spec.Git.URL, req.Spec.Git.Ref, req.Auth, dir)
 	if err != nil {
 		os.RemoveAll(dir)
-		return "", nil, err
+		return "", nil, nil, err
 	}
 	rc, err := Context(dir, req.Spec.Git.Dir, req.Spec.Dockerfile)
 	if err != nil {
 		os.RemoveAll(dir)
-		return "", nil, err
+		return "", nil, nil, err
 	}
-	return commit, removeOnClose{rc, dir}, nil
+	dockerfile, _ := readDockerfile(dir, req.Spec.Git.Dir, req.Spec.Dockerfile)
+	return commit, removeOnClose{rc, dir}, dockerfile, nil
+}
+
+// readDockerfile reads the Dockerfile of a clone (Context has checked it
+// stays in the clone).
+func readDockerfile(root, dir, dockerfile string) ([]byte, error) {
+	f, err := os.Open(filepath.Join(root, filepath.FromSlash(dir), filepath.FromSlash(dockerfile)))
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	return io.ReadAll(io.LimitReader(f, maxDockerfile))
 }
 
 // removeOnClose removes the clone when its context has been sent.

@@ -189,6 +189,30 @@ func (s *Store) Open(project, digest string) (io.ReadCloser, error) {
 	return f, nil
 }
 
+// ReadFile returns the file name (a path in the context, such as the
+// Dockerfile) of a stored context, at most max bytes of it.
+func (s *Store) ReadFile(project, digest, name string, max int64) ([]byte, error) {
+	rc, err := s.Open(project, digest)
+	if err != nil {
+		return nil, err
+	}
+	defer rc.Close()
+	want := path.Clean(name)
+	tr := tar.NewReader(rc)
+	for {
+		hdr, err := tr.Next()
+		if errors.Is(err, io.EOF) {
+			return nil, fmt.Errorf("%w: no %s in build context %s", ErrNotFound, name, digest)
+		}
+		if err != nil {
+			return nil, fmt.Errorf("read build context %s: %w", digest, err)
+		}
+		if path.Clean(strings.TrimPrefix(hdr.Name, "./")) == want && hdr.Typeflag == tar.TypeReg {
+			return io.ReadAll(io.LimitReader(tr, max))
+		}
+	}
+}
+
 // Prune removes the project's contexts that keep does not name and that
 // were not used for grace (an upload waits for the apply that names it),
 // and temporary files of uploads cut short. It returns the digests

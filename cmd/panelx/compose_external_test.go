@@ -153,7 +153,7 @@ secrets:
 	e.mustRun("delete", "project", project, "--wait", "--timeout", "90s")
 }
 
-func writeFile(t *testing.T, name, content string) {
+func writeFile(t testing.TB, name, content string) {
 	t.Helper()
 	if err := os.WriteFile(name, []byte(content), 0o600); err != nil {
 		t.Fatal(err)
