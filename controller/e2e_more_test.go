@@ -11,13 +11,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/docker/docker/api/types/network"
-	"github.com/docker/docker/errdefs"
-
 	"github.com/panelx/panelx/api"
 	"github.com/panelx/panelx/reconcile"
 	dockerruntime "github.com/panelx/panelx/reconcile/docker"
-	"github.com/panelx/panelx/store"
 )
 
 // crashingRuntime lets exactly one container creation through, then acts as
@@ -201,119 +197,5 @@ func TestOneLeaderAndTakeover(t *testing.T) {
 	defer mu.Unlock()
 	if maxLeaders != 1 {
 		t.Errorf("%d controllers led at once", maxLeaders)
-	}
-}
-
-// TestProjectDeleteRemovesExactlyItsObjects: deleting a project removes its
-// containers and network and the volumes whose data it may remove, and
-// nothing of another project.
-func TestProjectDeleteRemovesExactlyItsObjects(t *testing.T) {
-	t.Parallel()
-	e := newEnv(t)
-	e.startController(e.controllerOptions())
-	img := e.image("shop/web:1", "1")
-	shop, blog := e.uniq("shop"), e.uniq("blog")
-	for _, p := range []string{shop, blog} {
-		e.createProject(p)
-		e.createVolume(p, "keep")
-		cache := &api.Volume{Metadata: api.ObjectMeta{Project: p, Name: "cache"}, Spec: api.VolumeSpec{ReclaimPolicy: api.ReclaimDelete}}
-		cache.Default()
-		if _, err := e.store.Volumes().Create(e.ctx, cache); err != nil {
-			t.Fatal(err)
-		}
-		for _, s := range []string{"web", "worker"} {
-			e.createService(p, s, img, func(s *api.Service) {
-				s.Spec.Volumes = []api.VolumeMount{{Name: "keep", MountPath: "/keep"}, {Name: "cache", MountPath: "/cache"}}
-			})
-		}
-	}
-	for _, p := range []string{shop, blog} {
-		e.waitReady(p, "web")
-		e.waitReady(p, "worker")
-	}
-	if _, err := e.store.Projects().Delete(e.ctx, api.Key{Name: shop}, store.DeleteOptions{}); err != nil {
-		t.Fatal(err)
-	}
-	e.eventually(90*time.Second, "project removed", func() (bool, string) {
-		_, err := e.store.Projects().Get(e.ctx, api.Key{Name: shop})
-		return errors.Is(err, store.ErrNotFound), fmt.Sprint(err)
-	})
-	for _, s := range []string{"web", "worker"} {
-		if cs := e.containers(shop, s); len(cs) != 0 {
-			t.Errorf("%d containers of %s/%s left", len(cs), shop, s)
-		}
-		if cs := e.containers(blog, s); len(cs) != 1 {
-			t.Errorf("the other project's %s has %d containers", s, len(cs))
-		}
-	}
-	if _, err := e.docker.NetworkInspect(e.ctx, reconcile.NetworkName(shop), network.InspectOptions{}); !errdefs.IsNotFound(err) {
-		t.Errorf("network of the deleted project: %v", err)
-	}
-	if _, err := e.docker.NetworkInspect(e.ctx, reconcile.NetworkName(blog), network.InspectOptions{}); err != nil {
-		t.Errorf("network of the other project: %v", err)
-	}
-	if _, err := e.docker.VolumeInspect(e.ctx, reconcile.VolumeName(shop, "keep")); err != nil {
-		t.Errorf("a Retain volume lost with its project: %v", err)
-	}
-	if _, err := e.docker.VolumeInspect(e.ctx, reconcile.VolumeName(shop, "cache")); !errdefs.IsNotFound(err) {
-		t.Errorf("a Delete volume outlived its project: %v", err)
-	}
-	for _, v := range []string{"keep", "cache"} {
-		if _, err := e.docker.VolumeInspect(e.ctx, reconcile.VolumeName(blog, v)); err != nil {
-			t.Errorf("the other project's volume %s: %v", v, err)
-		}
-	}
-
-	// With purge, even Retain volumes go.
-	if _, err := e.store.Projects().Delete(e.ctx, api.Key{Name: blog}, store.DeleteOptions{PurgeVolumes: true}); err != nil {
-		t.Fatal(err)
-	}
-	e.eventually(90*time.Second, "purged project removed", func() (bool, string) {
-		_, err := e.store.Projects().Get(e.ctx, api.Key{Name: blog})
-		return errors.Is(err, store.ErrNotFound), fmt.Sprint(err)
-	})
-	if _, err := e.docker.VolumeInspect(e.ctx, reconcile.VolumeName(blog, "keep")); !errdefs.IsNotFound(err) {
-		t.Errorf("a purged project's volume survived: %v", err)
-	}
-}
-
-// TestVolumeDeleteWaitsForUsers: deleting a Volume still mounted by a
-// service keeps the data and says why; once the service is gone it is
-// removed.
-func TestVolumeDeleteWaitsForUsers(t *testing.T) {
-	t.Parallel()
-	e := newEnv(t)
-	e.startController(e.controllerOptions())
-	img := e.image("shop/web:1", "1")
-	shop := e.uniq("shop")
-	e.createProject(shop)
-	e.createVolume(shop, "data")
-	e.createService(shop, "web", img, func(s *api.Service) {
-		s.Spec.Volumes = []api.VolumeMount{{Name: "data", MountPath: "/data"}}
-	})
-	e.waitReady(shop, "web")
-	if _, err := e.store.Volumes().Delete(e.ctx, api.Key{Project: shop, Name: "data"}, store.DeleteOptions{}); err != nil {
-		t.Fatal(err)
-	}
-	e.eventually(30*time.Second, "volume reporting it is in use", func() (bool, string) {
-		v, err := e.store.Volumes().Get(e.ctx, api.Key{Project: shop, Name: "data"})
-		if err != nil {
-			return false, err.Error()
-		}
-		c := api.FindCondition(v.Status.Conditions, api.ConditionReady)
-		return c != nil && strings.Contains(c.Message, "mounted by"), fmt.Sprintf("%+v", v.Status)
-	})
-	if _, err := e.docker.VolumeInspect(e.ctx, reconcile.VolumeName(shop, "data")); err != nil {
-		t.Fatalf("the data of a volume in use is gone: %v", err)
-	}
-	if _, err := e.store.Services().Delete(e.ctx, api.Key{Project: shop, Name: "web"}, store.DeleteOptions{}); err != nil {
-		t.Fatal(err)
-	}
-	e.eventually(60*time.Second, "volume removed", func() (bool, string) {
-		_, err := e.store.Volumes().Get(e.ctx, api.Key{Project: shop, Name: "data"})
-		return errors.Is(err, store.ErrNotFound), fmt.Sprint(err)
-	})
-	if _, err := e.docker.VolumeInspect(e.ctx, reconcile.VolumeName(shop, "data")); !errdefs.IsNotFound(err) {
-		t.Errorf("docker volume after delete: %v", err)
 	}
 }

@@ -162,7 +162,7 @@ func TestExecutorFailures(t *testing.T) {
 				if err := w.rt.Outside().Pull("127.0.0.1:5000/shop/web:1"); err != nil {
 					w.t.Fatal(err)
 				}
-				if _, err := w.rt.Outside().RunContainer("panelx-shop-web-0", "127.0.0.1:5000/shop/web:1", nil); err != nil {
+				if _, err := w.rt.Outside().RunContainer("panelx-shop-web-0", "127.0.0.1:5000/shop/web:1", nil, true); err != nil {
 					w.t.Fatal(err)
 				}
 			},

@@ -867,9 +867,9 @@ func (o Outside) Pull(ref string) error {
 	})
 }
 
-// RunContainer is docker run -d of a pulled image: a container with these
-// labels (nil: none) and name, running.
-func (o Outside) RunContainer(name, image string, labels map[string]string) (string, error) {
+// RunContainer is docker create (and start, when start) of a pulled
+// image: a container with these labels (nil: none) and name.
+func (o Outside) RunContainer(name, image string, labels map[string]string, start bool) (string, error) {
 	var id string
 	err := o.do(func(r *Runtime) error {
 		img, ok := r.imageLocked(image)
@@ -881,11 +881,16 @@ func (o Outside) RunContainer(name, image string, labels map[string]string) (str
 		if err != nil {
 			return err
 		}
-		r.runLocked(r.containers[id])
+		if start {
+			r.runLocked(r.containers[id])
+		}
 		return nil
 	})
 	return id, err
 }
+
+// Containers returns every container, owned or not, by name.
+func (o Outside) Containers() []Object { return o.r.Containers() }
 
 // Inspect returns a container, owned or not.
 func (o Outside) Inspect(ref string) (Object, bool) {

@@ -60,13 +60,13 @@ func TestEngineRefusals(t *testing.T) {
 			return rt.RemoveVolume(ctx, "panelx-shop-data")
 		}},
 		{name: "a rename onto a taken name", want: "already in use", do: func(rt *Runtime, cid string) error {
-			if _, err := rt.Outside().RunContainer("taken", "127.0.0.1:5000/shop/web:1", nil); err != nil {
+			if _, err := rt.Outside().RunContainer("taken", "127.0.0.1:5000/shop/web:1", nil, true); err != nil {
 				return err
 			}
 			return rt.RenameContainer(ctx, cid, "taken")
 		}},
 		{name: "someone else's container", is: reconcile.ErrNotFound, do: func(rt *Runtime, cid string) error {
-			id, err := rt.Outside().RunContainer("theirs", "127.0.0.1:5000/shop/web:1", map[string]string{reconcile.LabelManaged: "true", reconcile.LabelInstance: "other"})
+			id, err := rt.Outside().RunContainer("theirs", "127.0.0.1:5000/shop/web:1", map[string]string{reconcile.LabelManaged: "true", reconcile.LabelInstance: "other"}, true)
 			if err != nil {
 				return err
 			}
