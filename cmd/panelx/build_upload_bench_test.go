@@ -15,9 +15,10 @@ import (
 // BenchmarkComposeUploadToServed measures a Compose service built from a
 // local directory (a 100 MB context of random, incompressible files):
 //
-//   - change → new version served: `panelx apply -f compose.yaml --wait`
-//     (pack, upload, build, roll out) against the same by hand (`docker
-//     build` of the directory, `docker run` until it serves), interleaved;
+//   - change → new version served: `panelx apply -f compose.yaml` (pack,
+//     upload, build, roll out) until it serves, against the same by hand
+//     (`docker build` of the directory, `docker run` until it serves),
+//     interleaved;
 //
 //   - the server's peak memory (VmHWM) before and after those uploads,
 //     which must be streamed to disk, not held.
@@ -68,7 +69,7 @@ func BenchmarkComposeUploadToServed(b *testing.B) {
 		version := fmt.Sprintf("v%d", i)
 		writeFile(b, filepath.Join(app, "version.txt"), version)
 		start := time.Now()
-		e.mustRun("apply", "-f", compose, "--wait", "--timeout", "300s")
+		e.mustRun("apply", "-f", compose) // then until it serves, as by hand
 		serves(url, version)
 		panelx = append(panelx, time.Since(start))
 
