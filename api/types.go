@@ -200,6 +200,8 @@ type VolumeSpec struct {
 	// DriverOpts are passed to the driver. Options that bind a host path
 	// (local driver: o=bind, device=/path) are refused for non-administrators.
 	DriverOpts map[string]string `json:"driverOpts,omitempty"`
+	// Backup schedules backups of the volume (see BackupSpec).
+	Backup *BackupSpec `json:"backup,omitempty"`
 }
 
 // VolumeStatus is what the controller last observed of a volume.

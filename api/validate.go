@@ -158,6 +158,9 @@ func (v *Volume) Validate() ErrorList {
 			errs = append(errs, Invalid(sp.Child("driverOpts").Key(k), k, "option names must be non-empty without '='; values without NUL"))
 		}
 	}
+	if v.Spec.Backup != nil {
+		errs = append(errs, v.Spec.Backup.validate(sp.Child("backup"))...)
+	}
 	return errs
 }
 
