@@ -32,13 +32,15 @@ const (
 
 // helperRequest is one operation of the helper process.
 type helperRequest struct {
-	Op   string `json:"op"` // "rm", "mv" or "ls"
+	Op   string `json:"op"` // "rm", "mv", "ls" or "swap"
 	Path string `json:"path"`
 	To   string `json:"to,omitempty"`
 	// Replace lets mv replace an existing regular file (an upload's
 	// final rename); otherwise an existing target is an error.
 	Replace bool `json:"replace,omitempty"`
 	Limit   int  `json:"limit,omitempty"`
+	// Root is the owner and mode a restore's swap gives the volume root.
+	Root *RootAttrs `json:"root,omitempty"`
 }
 
 // helperResponse is the helper's single line of output.
@@ -101,6 +103,8 @@ func handleHelper(dir, rawRequest string) helperResponse {
 		err = helperRename(root, req.Path, req.To, req.Replace)
 	case "ls":
 		resp.Entries, resp.Truncated, err = helperList(root, req.Path, req.Limit)
+	case "swap":
+		err = helperSwap(root, req.Path, req.Root)
 	default:
 		err = fmt.Errorf("unknown operation %q", req.Op)
 	}

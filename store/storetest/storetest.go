@@ -33,6 +33,7 @@ func Run(t *testing.T, newStore Factory) {
 		fn   func(t *testing.T, s store.Store)
 	}{
 		{"CreateGetList", testCreateGetList},
+		{"BackupRuns", testBackupRuns},
 		{"GetIfChanged", testGetIfChanged},
 		{"CreateErrors", testCreateErrors},
 		{"GenerationRules", testGenerationRules},
