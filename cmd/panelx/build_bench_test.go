@@ -34,10 +34,7 @@ import (
 //
 // PANELX_BENCH_ROUNDS sets the interleaved rounds (default 3).
 func BenchmarkBuildPushToServed(b *testing.B) {
-	rounds := 3
-	if n, err := strconv.Atoi(os.Getenv("PANELX_BENCH_ROUNDS")); err == nil && n > 0 {
-		rounds = n
-	}
+	rounds := benchRounds()
 	e := newCLIEnv(b)
 	reg := testimage.StartRegistry(b, testimage.RegistryOptions{})
 	base := reg.Push(b, uniqueName("bench")+"/base:1", testimage.Image(b, testimage.ImageOptions{}))
@@ -66,16 +63,7 @@ spec:
   ports: [{containerPort: 8080, hostPort: %[3]d, hostIP: 127.0.0.1}]
 `, project, repo.URL, port)), "--wait", "--timeout", "300s")
 	url := fmt.Sprintf("http://127.0.0.1:%d/files/version.txt", port)
-	serves := func(url, want string) {
-		for deadline := time.Now().Add(5 * time.Minute); ; time.Sleep(50 * time.Millisecond) {
-			if code, body := httpGetQuiet(url); code == 200 && body == want {
-				return
-			}
-			if time.Now().After(deadline) {
-				b.Fatalf("%s never served %q", url, want)
-			}
-		}
-	}
+	serves := func(url, want string) { waitServes(b, url, want) }
 	buildTime := func() time.Duration {
 		st := e.service(project, "app").Status.Build
 		if st == nil || st.StartedAt == nil || st.FinishedAt == nil {
@@ -135,6 +123,28 @@ spec:
 	b.Logf("200 MB context: built and served in %v; server peak RSS %.1f MiB before, %.1f MiB after", time.Since(start), float64(before)/(1<<20), float64(after)/(1<<20))
 	if st := e.service(project, "app").Status.Build; st.Phase != api.BuildSucceeded {
 		b.Fatalf("the 200 MB build: %+v", st)
+	}
+}
+
+// benchRounds is PANELX_BENCH_ROUNDS, the interleaved rounds of a
+// benchmark against a peer (default 3).
+func benchRounds() int {
+	if n, err := strconv.Atoi(os.Getenv("PANELX_BENCH_ROUNDS")); err == nil && n > 0 {
+		return n
+	}
+	return 3
+}
+
+// waitServes waits until url answers want (at most 5 minutes).
+func waitServes(tb testing.TB, url, want string) {
+	tb.Helper()
+	for deadline := time.Now().Add(5 * time.Minute); ; time.Sleep(50 * time.Millisecond) {
+		if code, body := httpGetQuiet(url); code == 200 && body == want {
+			return
+		}
+		if time.Now().After(deadline) {
+			tb.Fatalf("%s never served %q", url, want)
+		}
 	}
 }
 

@@ -5,7 +5,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
 	"testing"
 	"time"
 
@@ -27,10 +26,7 @@ import (
 //
 // PANELX_BENCH_ROUNDS sets the interleaved rounds (default 3).
 func BenchmarkComposeUploadToServed(b *testing.B) {
-	rounds := 3
-	if n, err := strconv.Atoi(os.Getenv("PANELX_BENCH_ROUNDS")); err == nil && n > 0 {
-		rounds = n
-	}
+	rounds := benchRounds()
 	e := newCLIEnv(b)
 	reg := testimage.StartRegistry(b, testimage.RegistryOptions{})
 	base := reg.Push(b, uniqueName("bench")+"/base:1", testimage.Image(b, testimage.ImageOptions{}))
@@ -54,16 +50,7 @@ func BenchmarkComposeUploadToServed(b *testing.B) {
 	before := peakRSS(b, e.server.Process.Pid)
 
 	url := fmt.Sprintf("http://127.0.0.1:%d/files/version.txt", port)
-	serves := func(url, want string) {
-		for deadline := time.Now().Add(5 * time.Minute); ; time.Sleep(50 * time.Millisecond) {
-			if code, body := httpGetQuiet(url); code == 200 && body == want {
-				return
-			}
-			if time.Now().After(deadline) {
-				b.Fatalf("%s never served %q", url, want)
-			}
-		}
-	}
+	serves := func(url, want string) { waitServes(b, url, want) }
 	var panelx, manual []time.Duration
 	for i := 1; i <= rounds; i++ {
 		version := fmt.Sprintf("v%d", i)
