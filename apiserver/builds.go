@@ -119,7 +119,7 @@ func (s *Server) buildLogs(w http.ResponseWriter, r *http.Request) {
 	}
 	lines, next, running, more, ok := s.builds.Read(key, 0)
 	if !ok {
-		s.fail(w, r, httpErr(http.StatusNotFound, "no build of service %q ran since this server started (its status says how the last one ended)", key.Name))
+		s.fail(w, r, httpErr(http.StatusNotFound, "this server holds no build log of service %q (builds run on the server leading the controller; its status says how the last one ended)", key.Name))
 		return
 	}
 	ctx, cancel := s.streamContext(r.Context())

@@ -230,6 +230,7 @@ func (m *Manager) Forget(key api.Key) {
 		}
 		delete(m.builds, key)
 	}
+	m.opts.Logs.Forget(key)
 }
 
 // Cancel stops the build of req if it is queued or running; it ends

@@ -174,7 +174,7 @@ func runServer(ctx context.Context, cfg *serverConfig, log *zap.Logger) error {
 	ctlMetrics := controller.NewMetrics(reg)
 	stats := &lazyStats{}
 	ops := &lazyOperations{}
-	cfg.buildLogs = buildlog.New()
+	cfg.buildLogs = buildlog.NewDir(filepath.Join(cfg.backend.dataDir, "build-logs"))
 	if cfg.buildContextDir == "" {
 		cfg.buildContextDir = filepath.Join(cfg.backend.dataDir, "build-contexts")
 	}
