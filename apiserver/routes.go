@@ -119,6 +119,7 @@ func (s *Server) routeTable() []route {
 	rts = append(rts, resourceRoutes(services, "/api/v1/projects/{project}/services", "/{service}")...)
 	rts = append(rts, resourceRoutes(volumes, "/api/v1/projects/{project}/volumes", "/{volume}")...)
 	rts = append(rts, resourceRoutes(secrets, "/api/v1/projects/{project}/secrets", "/{secret}")...)
+	rts = append(rts, s.backupRoutes()...)
 	return append(rts, []route{
 		{method: "POST", pattern: "/api/v1/admin/secret-key/rotate", handler: s.rotateKey,
 			doc: opDoc{summary: "Rotate the master key: a new key seals from now on, every secret and registry password is re-wrapped under it (values untouched, no restart), the old keys leave the key file (server administrators)", tag: "secrets",

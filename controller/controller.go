@@ -79,6 +79,9 @@ type Options struct {
 	BuildConcurrency int
 	// BuildContexts keeps uploaded build contexts (spec.build.upload).
 	BuildContexts *buildctx.Store
+	// Backups, when set, runs the volumes' backups and restores while
+	// this process leads (see backups.go).
+	Backups *Backups
 }
 
 // Controller runs the reconcile loop: keys come from the store's change
@@ -248,6 +251,10 @@ func (c *Controller) lead(ctx context.Context, lease store.Lease) error {
 	go func() { defer wg.Done(); errc <- l.followStore(ctx) }()
 	go func() { defer wg.Done(); l.followDocker(ctx) }()
 	go l.periodicResync(ctx)
+	if c.opts.Backups != nil {
+		wg.Add(1)
+		go func() { defer wg.Done(); c.opts.Backups.Lead(ctx, lease) }()
+	}
 	for i := 0; i < c.opts.Workers; i++ {
 		wg.Add(1)
 		go func() { defer wg.Done(); l.work(ctx) }()
