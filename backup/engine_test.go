@@ -18,6 +18,8 @@ import (
 	"github.com/johannesboyne/gofakes3/backend/s3mem"
 	"github.com/minio/minio-go/v7"
 	"github.com/minio/minio-go/v7/pkg/credentials"
+
+	"github.com/panelx/panelx/internal/testenv/seaweedfs"
 )
 
 // dockerTar is a volume as Docker's archive API gives "<dir>/.".
@@ -103,6 +105,18 @@ func newFakeS3(t *testing.T) *S3 {
 	return s
 }
 
+// newSeaweedS3 is a real S3 server (SeaweedFS) over plain HTTP, where
+// minio-go streams uploads in aws-chunked framing.
+func newSeaweedS3(t *testing.T) *S3 {
+	srv := seaweedfs.Start(t, "backups")
+	s, err := NewS3(S3Config{Endpoint: srv.Endpoint, Bucket: "backups", Prefix: "panelx", Insecure: true,
+		AccessKey: seaweedfs.AccessKey, SecretKey: seaweedfs.SecretKey})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
 func TestBackupRestoreRoundTrip(t *testing.T) {
 	files := map[string]string{"a": "original bytes of a", "sub/b": strings.Repeat("b", 100000)}
 	src := dockerTar(t, files)
@@ -117,8 +131,10 @@ func TestBackupRestoreRoundTrip(t *testing.T) {
 	}{
 		{"local", func(t *testing.T) Target { return &Local{Dir: t.TempDir()} }, false},
 		{"local-age", func(t *testing.T) Target { return &Local{Dir: t.TempDir()} }, true},
-		{"s3", func(t *testing.T) Target { return newFakeS3(t) }, false},
-		{"s3-age", func(t *testing.T) Target { return newFakeS3(t) }, true},
+		{"s3-fake", func(t *testing.T) Target { return newFakeS3(t) }, false},
+		{"s3-fake-age", func(t *testing.T) Target { return newFakeS3(t) }, true},
+		{"seaweedfs", func(t *testing.T) Target { return newSeaweedS3(t) }, false},
+		{"seaweedfs-age", func(t *testing.T) Target { return newSeaweedS3(t) }, true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			ctx := context.Background()
