@@ -15,10 +15,16 @@ TEST_FLAGS ?= -race -count=1 -timeout 30m
 # `eval "$(…)"` alone would hide a failure of the script; keep its status.
 SERVICES  := services_env=$$(bash scripts/services.sh) && eval "$$services_env"
 
-.PHONY: build test lint run bench fuzz clean image
+.PHONY: build test lint run bench fuzz clean image ui
+
+## ui: build the dashboard's npm bundles (supabase-js) into web/ui/lib/, which the
+##     binary embeds (web/build.sh: npm ci from web/package-lock.json, then esbuild; nothing
+##     when they are up to date). Node.js is needed to build them, never to run PanelX.
+ui:
+	@bash web/build.sh
 
 ## build: compile bin/panelx (static, no cgo)
-build:
+build: ui
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/panelx
 
 ## image: build the container image $(IMAGE):$(VERSION) (and :latest) from bin/panelx —
@@ -29,7 +35,7 @@ image: build
 	bash scripts/image.sh $(BIN) $(IMAGE):$(VERSION) $(VERSION) $(COMMIT) && docker tag $(IMAGE):$(VERSION) $(IMAGE):latest
 
 ## test: lint, then every test (with the fuzz seed corpora) under the race detector
-test: lint
+test: lint ui
 	@$(SERVICES) && $(GO) test $(TEST_FLAGS) ./...
 
 ## lint: gofmt check and go vet
@@ -71,4 +77,4 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz FuzzParseManifests -fuzztime $(FUZZTIME) ./api/
 
 clean:
-	rm -rf bin
+	rm -rf bin web/ui/lib web/node_modules

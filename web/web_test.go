@@ -3,9 +3,11 @@ package web
 import (
 	"bytes"
 	"compress/gzip"
+	"encoding/json"
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"regexp"
 	"strings"
 	"testing"
@@ -75,9 +77,13 @@ func TestIndexAndAssets(t *testing.T) {
 	}
 }
 
-// TestNoInlineScriptOrStyle: the CSP forbids them, so none may be written.
+// TestNoInlineScriptOrStyle: the CSP forbids them, so none may be written
+// (the npm bundles in lib/ are not ours).
 func TestNoInlineScriptOrStyle(t *testing.T) {
 	for p := range Assets() {
+		if strings.HasPrefix(p, "/ui/lib/") {
+			continue
+		}
 		body := serve(t, "GET", p).Body.String()
 		for _, bad := range []string{"style=", "innerHTML", "javascript:", "eval(", "new Function", ".style."} {
 			if strings.Contains(body, bad) {
@@ -153,23 +159,37 @@ func TestGzip(t *testing.T) {
 
 // TestModulesLoaded: index.html preloads every module the first page
 // needs, so the browser fetches them at once instead of one import after
-// another; the pages loaded on their first visit are imported on demand by
-// app.js, with what they import (and a module nobody loads is noticed).
+// another; the others (the service page, the apply box, Supabase sign-in,
+// the npm bundle) are imported on demand by a module, with what they
+// import, and none of the first page's modules imports them statically (a
+// module nobody loads is noticed too).
 func TestModulesLoaded(t *testing.T) {
 	index := serve(t, "GET", "/").Body.String()
-	app := serve(t, "GET", "/ui/app.js").Body.String()
+	dynamic := regexp.MustCompile(`import\('\./([a-z/]+\.js)'\)`)
+	static := regexp.MustCompile(`from '\./([a-z/]+\.js)'`)
 	onDemand := map[string]bool{}
-	for _, m := range regexp.MustCompile(`import\('\./([a-z]+\.js)'\)`).FindAllStringSubmatch(app, -1) {
-		onDemand[m[1]] = true
-		page := serve(t, "GET", "/ui/"+m[1]).Body.String()
-		for _, dep := range regexp.MustCompile(`from '\./([a-z]+\.js)'`).FindAllStringSubmatch(page, -1) {
+	for p := range Assets() {
+		if !strings.HasSuffix(p, ".js") || strings.HasPrefix(p, "/ui/lib/") {
+			continue
+		}
+		for _, m := range dynamic.FindAllStringSubmatch(serve(t, "GET", p).Body.String(), -1) {
+			onDemand[m[1]] = true
+		}
+	}
+	for name := range onDemand {
+		if strings.HasPrefix(name, "lib/") {
+			continue
+		}
+		for _, dep := range static.FindAllStringSubmatch(serve(t, "GET", "/ui/"+name).Body.String(), -1) {
 			if !strings.Contains(index, `href="ui/`+dep[1]+`"`) {
 				onDemand[dep[1]] = true
 			}
 		}
 	}
-	if len(onDemand) == 0 {
-		t.Error("app.js imports no page on demand")
+	for _, want := range []string{"service.js", "apply.js", "auth.js", "lib/supabase.js"} {
+		if !onDemand[want] {
+			t.Errorf("%s is not imported on demand", want)
+		}
 	}
 	for p := range Assets() {
 		name := strings.TrimPrefix(p, "/ui/")
@@ -179,6 +199,115 @@ func TestModulesLoaded(t *testing.T) {
 		preloaded := strings.Contains(index, `<link rel="modulepreload" href="ui/`+name+`">`)
 		if preloaded == onDemand[name] {
 			t.Errorf("%s: preloaded by index.html %v, loaded on demand %v: want one of them", p, preloaded, onDemand[name])
+		}
+		if preloaded || name == "app.js" {
+			for _, dep := range static.FindAllStringSubmatch(serve(t, "GET", p).Body.String(), -1) {
+				if onDemand[dep[1]] {
+					t.Errorf("%s, on the first page, imports %s statically", p, dep[1])
+				}
+			}
+		}
+	}
+}
+
+// TestConfig: what the page is told (config.json) and the policy that goes
+// with it: without Supabase nothing beyond 'self'; with it, its Auth API
+// only. A configuration that would leave the page unable to sign in, or
+// write a bad header, is refused.
+func TestConfig(t *testing.T) {
+	get := func(h http.Handler, path string) *httptest.ResponseRecorder {
+		w := httptest.NewRecorder()
+		h.ServeHTTP(w, httptest.NewRequest("GET", path, nil))
+		return w
+	}
+	plain := get(Handler(), "/ui/config.json")
+	if plain.Code != 200 || strings.TrimSpace(plain.Body.String()) != `{"supabase":null}` || plain.Header().Get("Content-Type") != "application/json" {
+		t.Errorf("config.json without Supabase: %d %q %q", plain.Code, plain.Body.String(), plain.Header().Get("Content-Type"))
+	}
+	checkSecurityHeaders(t, "/ui/config.json", plain)
+
+	key := "eyJhbGciOiJIUzI1NiJ9.eyJyb2xlIjoiYW5vbiJ9.c2lnbmF0dXJl"
+	h, err := New(Config{SupabaseURL: "https://abcd.supabase.co/", SupabaseAnonKey: key})
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := get(h, "/ui/config.json")
+	var cfg struct {
+		Supabase struct{ URL, AnonKey string }
+	}
+	if err := json.Unmarshal(w.Body.Bytes(), &cfg); err != nil || cfg.Supabase.URL != "https://abcd.supabase.co" || cfg.Supabase.AnonKey != key {
+		t.Errorf("config.json with Supabase: %s (%v)", w.Body.String(), err)
+	}
+	want := strings.Replace(ContentSecurityPolicy, "connect-src 'self';", "connect-src 'self' https://abcd.supabase.co/auth/v1/;", 1)
+	for _, p := range []string{"/", "/ui/app.js", "/ui/config.json", "/ui/nope"} {
+		if got := get(h, p).Header().Get("Content-Security-Policy"); got != want {
+			t.Errorf("%s: CSP %q, want %q", p, got, want)
+		}
+	}
+	if w := get(h, "/"); w.Code != 200 || !strings.Contains(w.Body.String(), "ui/app.js") {
+		t.Errorf("GET / with Supabase: %d", w.Code)
+	}
+	self, err := Config{SupabaseURL: "http://127.0.0.1:54321/supabase", SupabaseAnonKey: key}.ContentSecurityPolicy()
+	if err != nil || !strings.Contains(self, "connect-src 'self' http://127.0.0.1:54321/supabase/auth/v1/;") {
+		t.Errorf("a self-hosted Supabase under a path: %q %v", self, err)
+	}
+
+	for name, c := range map[string]Config{
+		"URL without key":    {SupabaseURL: "https://abcd.supabase.co"},
+		"key without URL":    {SupabaseAnonKey: key},
+		"not http":           {SupabaseURL: "ftp://abcd.supabase.co", SupabaseAnonKey: key},
+		"relative":           {SupabaseURL: "abcd.supabase.co", SupabaseAnonKey: key},
+		"query":              {SupabaseURL: "https://abcd.supabase.co/?x=1", SupabaseAnonKey: key},
+		"user info":          {SupabaseURL: "https://u:p@abcd.supabase.co", SupabaseAnonKey: key},
+		"ends the directive": {SupabaseURL: "https://abcd.supabase.co/a;script-src", SupabaseAnonKey: key},
+		"IPv6":               {SupabaseURL: "http://[::1]:54321", SupabaseAnonKey: key},
+		"key with a space":   {SupabaseURL: "https://abcd.supabase.co", SupabaseAnonKey: "anon key with spaces"},
+		"key with a quote":   {SupabaseURL: "https://abcd.supabase.co", SupabaseAnonKey: `anon"keyanonkeyanonkey`},
+	} {
+		if _, err := New(c); err == nil {
+			t.Errorf("%s: accepted", name)
+		} else if strings.Contains(err.Error(), key) {
+			t.Errorf("%s: the error repeats the key: %v", name, err)
+		}
+	}
+}
+
+// TestMount: the dashboard's paths go to it, the rest to the API.
+func TestMount(t *testing.T) {
+	api := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(http.StatusTeapot) })
+	h := Mount(Handler(), api)
+	for path, want := range map[string]int{"/": 200, "/ui/app.js": 200, "/ui/nope.js": 404, "/api/v1/projects": 418, "/healthz": 418, "/uix": 418} {
+		w := httptest.NewRecorder()
+		h.ServeHTTP(w, httptest.NewRequest("GET", path, nil))
+		if w.Code != want {
+			t.Errorf("GET %s = %d, want %d", path, w.Code, want)
+		}
+	}
+}
+
+// TestBundles: the npm bundles (web/build.sh) are served like the page's
+// files and preloaded by nothing. `go test` alone may run without them (a
+// fresh clone before make ui); in CI, which runs make test, they must be
+// there.
+func TestBundles(t *testing.T) {
+	if err := Built(); err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatal(err)
+		}
+		t.Skip(err)
+	}
+	index := serve(t, "GET", "/").Body.String()
+	for _, p := range Bundles {
+		w := serve(t, "GET", p, "Accept-Encoding", "gzip")
+		want := "text/javascript; charset=utf-8"
+		if strings.HasSuffix(p, ".css") {
+			want = "text/css; charset=utf-8"
+		}
+		if w.Code != 200 || w.Header().Get("Content-Type") != want || w.Header().Get("Content-Encoding") != "gzip" {
+			t.Errorf("GET %s = %d %q %q", p, w.Code, w.Header().Get("Content-Type"), w.Header().Get("Content-Encoding"))
+		}
+		if strings.Contains(index, strings.TrimPrefix(p, "/")) {
+			t.Errorf("index.html names %s: it is for the pages that need it", p)
 		}
 	}
 }

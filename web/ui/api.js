@@ -2,17 +2,44 @@
 //
 // The API's base URL is derived from this module's own URL
 // (<prefix>/ui/api.js → <prefix>/), so the page works behind a path prefix
-// or the edge without configuration. The token lives in sessionStorage (this
-// tab only) and travels in the Authorization header, never in a URL.
+// or the edge without configuration. The credential lives in sessionStorage
+// (this tab only) and travels in the Authorization header, never in a URL:
+// a PanelX API token, or the access token of a Supabase session (auth.js),
+// which supabase-js keeps and refreshes.
 
 export const base = new URL('../', import.meta.url);
 
 const KEY = 'panelx.token';
+// SUPABASE_KEY is where supabase-js keeps a Supabase session (auth.js).
+export const SUPABASE_KEY = 'panelx.supabase';
+
+let access = ''; // the Supabase session's access token, set by auth.js
+
+// storedAccess is the access token of the stored Supabase session while it
+// has a minute left, so that a reload shows the page at once; supabase-js
+// (loaded meanwhile) refreshes it.
+function storedAccess() {
+  try {
+    const s = JSON.parse(sessionStorage.getItem(SUPABASE_KEY) || 'null');
+    if (s && typeof s.access_token === 'string' && s.expires_at * 1000 > Date.now() + 60000) return s.access_token;
+  } catch {
+    // Not what supabase-js writes: auth.js reads it properly.
+  }
+  return '';
+}
 
 export const token = {
-  get: () => sessionStorage.getItem(KEY) || '',
+  get: () => sessionStorage.getItem(KEY) || access || (access = storedAccess()),
   set: (t) => sessionStorage.setItem(KEY, t),
-  clear: () => sessionStorage.removeItem(KEY),
+  // setAccess: the Supabase session's current access token ('' when it ended).
+  setAccess: (t) => { access = t || ''; },
+  // supabase: the tab is signed in through Supabase (a session is stored).
+  supabase: () => !sessionStorage.getItem(KEY) && sessionStorage.getItem(SUPABASE_KEY) !== null,
+  clear: () => {
+    sessionStorage.removeItem(KEY);
+    sessionStorage.removeItem(SUPABASE_KEY);
+    access = '';
+  },
 };
 
 // APIError carries the API's answer: an RFC 9457/7807 problem document
@@ -215,11 +242,17 @@ export class Watch {
   async run() {
     const signal = this.ctl.signal;
     let backoff = 500;
+    // rotated: the stream ended with its credential (the server ends it
+    // when the token it was opened with expires) and a refreshed one is
+    // there: reconnect at once, without saying so.
+    let rotated = false;
     while (!signal.aborted) {
       let next = new Map();
       let synced = false;
       let lastError = '';
-      this.cb.state({ phase: this.synced ? 'retrying' : 'connecting' });
+      if (!rotated) this.cb.state({ phase: this.synced ? 'retrying' : 'connecting' });
+      rotated = false;
+      const used = token.get();
       try {
         await stream(this.query, (ev) => {
           const target = synced ? this.objects : next;
@@ -253,11 +286,16 @@ export class Watch {
         lastError = lastError || 'the server closed the stream';
       } catch (e) {
         if (signal.aborted || e.name === 'AbortError') return;
-        if (e instanceof APIError && e.status >= 400 && e.status < 500 && e.status !== 408 && e.status !== 429) {
+        if (e instanceof APIError && e.status >= 400 && e.status < 500 && e.status !== 408 && e.status !== 429 &&
+          !(e.status === 401 && token.get() !== used)) {
           this.cb.fatal(e);
           return;
         }
         lastError = e instanceof APIError ? e.reason : String(e.message || e);
+      }
+      if (this.synced && token.get() && token.get() !== used) {
+        rotated = true;
+        continue;
       }
       this.cb.state({ phase: 'retrying', error: lastError, retryIn: backoff });
       await sleep(backoff, signal);

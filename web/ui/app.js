@@ -1,6 +1,8 @@
-// The PanelX dashboard: sign-in, the overview of the projects you may see,
-// a project's services, updated live from the API's watch stream, a
-// service's page (service.js) and the apply box (apply.js).
+// The PanelX dashboard: sign-in (a PanelX API token, or Supabase email and
+// password through auth.js when the server is configured for it), the
+// overview of the projects you may see, a project's services, updated live
+// from the API's watch stream, a service's page (service.js) and the apply
+// box (apply.js).
 // Hash routes: #/ (overview), #/projects/<name> (a project),
 // #/projects/<name>/services/<service> (a service), #/apply.
 
@@ -52,19 +54,48 @@ function showAlert(text) {
   alertEl.hidden = !text;
 }
 
-// authFailed: the API no longer takes the token (revoked, expired): back to
-// the sign-in page, saying why.
+// authFailed: the API no longer takes the credential (revoked, expired):
+// a Supabase session is refreshed once and the page built again; otherwise
+// back to the sign-in page, saying why.
+let refreshing = null;
+let lastRefresh = 0;
+
 function authFailed(err) {
+  const reason = err instanceof APIError ? err.reason : String(err && err.message ? err.message : err);
+  if (token.supabase() && !refreshing && Date.now() - lastRefresh > 30000) {
+    lastRefresh = Date.now();
+    refreshing = import('./auth.js').then((m) => m.refresh()).catch(() => false).then((ok) => {
+      refreshing = null;
+      if (ok) route();
+      else signedOut(`The API refused your Supabase session's token (${reason}) and it could not be refreshed. Sign in again.`);
+    });
+    return;
+  }
+  if (refreshing) return;
+  signedOut(`The API refused the ${token.supabase() ? 'Supabase session\'s token' : 'token'}: ${reason}. Sign in again.`);
+}
+
+// signedOut forgets the credential (a Supabase session on Auth too) and
+// shows the sign-in page with a message.
+async function signedOut(message, notice) {
+  if (view) view.dispose();
+  view = null;
+  whoEl.textContent = '';
+  if (token.supabase()) {
+    main.replaceChildren(h('p', { class: 'muted', 'aria-busy': 'true' }, 'Signing out…'));
+    await import('./auth.js').then((m) => m.signOut()).catch(() => {});
+  }
   token.clear();
-  route(`The API refused the token: ${err instanceof APIError ? err.reason : err}. Sign in again.`);
+  route(message, notice);
 }
 
 async function loadMe() {
   whoEl.textContent = '';
   try {
     const me = await get('api/v1/me');
-    whoEl.textContent = me.userId + (me.admin ? ' (administrator)' : '');
-    whoEl.title = 'Signed in as ' + me.userId + (me.project ? `, token limited to project ${me.project}` : '');
+    whoEl.textContent = (me.email || me.userId) + (me.admin ? ' (administrator)' : '');
+    whoEl.title = 'Signed in as ' + me.userId + (me.email ? ` (${me.email})` : '') + (me.method ? ` with ${me.method === 'jwt' ? 'a Supabase session' : 'an API token'}` : '') +
+      (me.project ? `, token limited to project ${me.project}` : '');
   } catch (e) {
     if (isAuthError(e)) authFailed(e);
     else if (e.name !== 'AbortError') showAlert('Could not read who you are: ' + (e.reason || e.message));
@@ -77,12 +108,19 @@ function signInView(message, notice) {
   setLive(null);
   whoEl.textContent = '';
   signoutBtn.hidden = true;
+  let disposed = false;
   const input = h('input', { id: 'token', name: 'token', type: 'password', autocomplete: 'off', spellcheck: 'false', required: true,
     'aria-describedby': 'token-help' });
   const error = h('p', { id: 'signin-error', class: notice ? 'notice' : 'problem', role: 'alert', hidden: !message }, message || '');
+  // showError says why next to the form that was sent.
+  const showError = (text, where = form) => {
+    error.className = 'problem';
+    error.textContent = text;
+    error.hidden = false;
+    where.append(error);
+  };
   const button = h('button', { type: 'submit' }, 'Sign in');
-  const form = h('form', { class: 'signin', id: 'signin', novalidate: true },
-    h('h1', { tabindex: '-1' }, 'Sign in to PanelX'),
+  const form = h('form', { class: 'signin-form', id: 'signin', novalidate: true },
     h('label', { for: 'token' }, 'API token'),
     input,
     h('p', { id: 'token-help', class: 'help' },
@@ -90,37 +128,82 @@ function signInView(message, notice) {
       ' prints one; on its first start the server writes one to ', h('code', {}, '<data dir>/admin-token'),
       ' (', h('code', {}, 'make run'), ' logs where). ',
       'It stays in this tab (sessionStorage) and goes only to this server\'s API, in the Authorization header.'),
-    button,
-    error);
+    button);
+  const supabaseSlot = h('div', { class: 'signin-supabase-slot' });
+  const page = h('div', { class: 'signin', id: 'signin-page' },
+    h('h1', { tabindex: '-1' }, 'Sign in to PanelX'), supabaseSlot, form, error);
   form.addEventListener('submit', async (ev) => {
     ev.preventDefault();
     const tok = input.value.trim();
     if (!tok) {
-      error.textContent = 'Paste a token first.';
-      error.hidden = false;
+      showError('Paste a token first.');
       input.focus();
       return;
     }
     button.disabled = true;
     error.hidden = true;
-    error.className = 'problem';
     try {
       await get('api/v1/me', { tok });
       token.set(tok);
       input.value = '';
       route();
     } catch (e) {
-      error.textContent = 'Sign-in refused: ' + (e instanceof APIError ? e.reason : e.message);
-      error.hidden = false;
+      showError('Sign-in refused: ' + (e instanceof APIError ? e.reason : e.message));
       input.select();
       input.focus();
     } finally {
       button.disabled = false;
     }
   });
-  main.replaceChildren(form);
+  main.replaceChildren(page);
   input.focus();
-  return { dispose() {} };
+
+  // A server configured for a Supabase project also takes its users' email
+  // and password (supabase-js is fetched meanwhile).
+  import('./auth.js').then(async (auth) => {
+    const cfg = await auth.config();
+    if (disposed || !cfg.supabase) return;
+    supabaseSlot.replaceChildren(auth.signInForm({ showError, error, signedIn: () => { startSupabase(); route(); } }),
+      h('p', { class: 'signin-or' }, 'or with a PanelX API token:'));
+    if (!input.value) supabaseSlot.querySelector('input').focus();
+  }).catch((e) => {
+    if (!disposed) supabaseSlot.replaceChildren(h('p', { class: 'help' }, 'Supabase sign-in is not available: ' + e.message));
+  });
+  return { dispose() { disposed = true; } };
+}
+
+// startSupabase loads supabase-js for a tab signed in through Supabase, once:
+// it refreshes the session and says when it ended.
+let supabaseStarted = false;
+
+function startSupabase() {
+  if (supabaseStarted) return;
+  supabaseStarted = true;
+  import('./auth.js').then((auth) => {
+    auth.onEnded((why) => signedOut(why + ' Sign in again.'));
+    return auth.start();
+  }).then((ok) => {
+    if (!ok) signedOut('Your Supabase session ended. Sign in again.');
+  }, (e) => {
+    supabaseStarted = false;
+    showAlert('The Supabase session cannot be refreshed: ' + e.message);
+  });
+}
+
+// resumeView: a reload of a tab signed in through Supabase whose stored
+// access token is about to expire waits for supabase-js to refresh it.
+function resumeView() {
+  let disposed = false;
+  setLive(null);
+  main.replaceChildren(h('p', { class: 'muted', 'aria-busy': 'true' }, 'Resuming your Supabase session…'));
+  import('./auth.js').then((auth) => auth.resume()).then((ok) => {
+    if (disposed) return;
+    if (ok) route();
+    else signedOut('Your Supabase session ended. Sign in again.', true);
+  }, (e) => {
+    if (!disposed) signedOut('Your Supabase session could not be resumed: ' + e.message);
+  });
+  return { dispose() { disposed = true; } };
 }
 
 // ---- overview ----
@@ -368,9 +451,10 @@ function route(signInMessage, notice) {
   view = null;
   showAlert('');
   if (!token.get()) {
-    view = signInView(signInMessage, notice);
+    view = token.supabase() ? resumeView() : signInView(signInMessage, notice);
     return;
   }
+  if (token.supabase()) startSupabase();
   signoutBtn.hidden = false;
   if (!whoEl.textContent) loadMe();
   const r = parseRoute();
@@ -426,10 +510,9 @@ function lazy(load, build, focus) {
 }
 
 signoutBtn.addEventListener('click', () => {
-  token.clear();
-  whoEl.textContent = '';
+  signoutBtn.hidden = true;
   if (location.hash !== '#/' && location.hash !== '') history.replaceState(null, '', '#/');
-  route('Signed out.', true);
+  signedOut('Signed out.', true);
 });
 
 window.addEventListener('hashchange', () => {

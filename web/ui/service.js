@@ -4,7 +4,7 @@
 // (NDJSON), a terminal over the exec WebSocket, its revisions with
 // rollback, and its events. Every stream ends when the page is left.
 
-import { APIError, Watch, get, lines, open, post, projectPath, refusal, socket } from './api.js';
+import { APIError, Watch, get, lines, open, post, projectPath, refusal, socket, token } from './api.js';
 import { absolute, h, later, timeEl } from './dom.js';
 import {
   badge, conditionsList, errorBox, eventItem, generationEl, isAbort, isAuthError, reasonOf, serviceState, sourceEl,
@@ -362,6 +362,7 @@ export function serviceView(env, project, name) {
     async function run() {
       let backoff = 1000;
       while (!stopped && !signal.aborted) {
+        const used = token.get();
         const outcome = await new Promise((resolve) => {
           let opened = false;
           try {
@@ -394,6 +395,8 @@ export function serviceView(env, project, name) {
             return;
           }
           status.textContent = `The metrics stream did not connect${err ? ': ' + reasonOf(err) : ''}; retrying in ${backoff / 1000} s…`;
+        } else if (outcome.code === 1008 && token.get() && token.get() !== used) {
+          continue; // ended with its credential; a refreshed one is there
         } else if (outcome.code === 1008 || outcome.code >= 4000) {
           problem.replaceChildren(errorBox(new APIError(outcome.code >= 4000 ? outcome.code - 4000 : 403, { detail: outcome.reason || 'the stream was closed' }), 'Live metrics'));
           status.textContent = 'Not connected.';
