@@ -114,7 +114,10 @@ func Backup(ctx context.Context, src Source, opts Options) (Result, error) {
 	p := <-done
 	if p.err != nil || putErr != nil {
 		cleanup(opts.Target, tmp)
-		if p.err != nil && !errors.Is(p.err, errUploadEnded) {
+		// Whichever side failed first caused the other's error: the
+		// producer's shows in Put's (the pipe carries it), Put's ends the
+		// producer (errUploadEnded, or the canceled context).
+		if p.err != nil && !errors.Is(p.err, errUploadEnded) && (putErr == nil || errors.Is(putErr, p.err)) {
 			return Result{}, fmt.Errorf("backup: read volume: %w", p.err)
 		}
 		return Result{}, fmt.Errorf("backup: write %s: %w", opts.Target.Describe(), putErr)

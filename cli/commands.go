@@ -39,6 +39,7 @@ func Commands(clientVersion string) []*cobra.Command {
 		newCreateCmd(conn),
 		newDeleteCmd(conn),
 		newRolloutCmd(conn),
+		newBackupCmd(conn),
 		newLogsCmd(conn),
 		newBuildCmd(conn),
 		newExecCmd(conn),

@@ -12,6 +12,7 @@
 //	testapp -sleep     block until SIGTERM/SIGINT, serve nothing
 //	testapp -stubborn  block, ignoring SIGTERM/SIGINT (a stop waits out its grace)
 //	testapp -echo a b  print "a b" and exit 0
+//	testapp -copy a b  copy file a to file b (a stand-in for pg_dump in backup hooks)
 //
 // Environment of the server:
 //
@@ -61,9 +62,12 @@ func main() {
 	sleep := flag.Bool("sleep", false, "block until SIGTERM or SIGINT, serving nothing")
 	echo := flag.Bool("echo", false, "print the arguments and exit")
 	stubborn := flag.Bool("stubborn", false, "block, ignoring SIGTERM and SIGINT: only SIGKILL ends it")
+	copyFile := flag.Bool("copy", false, "copy the file named by the first argument to the second, and exit")
 	flag.Parse()
 
 	switch {
+	case *copyFile:
+		os.Exit(runCopy(flag.Args()))
 	case *check:
 		os.Exit(runCheck())
 	case *echo:
@@ -395,4 +399,23 @@ func handleLog(w http.ResponseWriter, r *http.Request) {
 	}
 	fmt.Fprintln(out, q.Get("line"))
 	w.WriteHeader(http.StatusNoContent)
+}
+
+// runCopy copies a file, as a dump tool writes a consistent copy of its
+// database into the volume before a backup.
+func runCopy(args []string) int {
+	if len(args) != 2 {
+		fmt.Fprintln(os.Stderr, "usage: testapp -copy SRC DST")
+		return 2
+	}
+	data, err := os.ReadFile(args[0])
+	if err == nil {
+		err = os.WriteFile(args[1], data, 0o644)
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	fmt.Printf("copied %d bytes\n", len(data))
+	return 0
 }
