@@ -17,7 +17,7 @@ SERVICES  := services_env=$$(bash scripts/services.sh) && eval "$$services_env"
 
 .PHONY: build test lint run bench fuzz clean image ui
 
-## ui: build the dashboard's npm bundles (supabase-js) into web/ui/lib/, which the
+## ui: build the dashboard's npm bundles (supabase-js, xterm.js) into web/ui/lib/, which the
 ##     binary embeds (web/build.sh: npm ci from web/package-lock.json, then esbuild; nothing
 ##     when they are up to date). Node.js is needed to build them, never to run PanelX.
 ui:

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Builds the dashboard's npm bundles into web/ui/lib/ (not in git), one per
-# entry in web/bundles/ (supabase-js), from the versions
+# entry in web/bundles/ (supabase-js, xterm.js), from the versions
 # package-lock.json pins, with esbuild (also pinned there).
 # `make build`, `make run` and `make test` run it first; it does nothing when
 # its inputs have not changed since the last build. Node.js and npm are needed

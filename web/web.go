@@ -1,9 +1,9 @@
 // Package web is PanelX's dashboard: static files (HTML, one CSS file,
 // JavaScript modules) embedded in the binary and served by `panelx server`
 // at / and /ui/. The page's own modules in ui/ are what the browser runs, as
-// written; the npm packages it uses (supabase-js for Supabase sign-in) are
-// bundled by web/build.sh into ui/lib/ (not in git: `make build` runs it
-// first), loaded only by the pages that need them.
+// written; the npm packages it uses (supabase-js for Supabase sign-in,
+// xterm.js for the terminal) are bundled by web/build.sh into ui/lib/ (not in
+// git: `make build` runs it first), loaded only by the pages that need them.
 // The page holds no data; every data call it makes goes to the authenticated
 // API with the credential the user signs in with (kept in sessionStorage,
 // never in a URL).
@@ -39,7 +39,7 @@ const ContentSecurityPolicy = "default-src 'self'; script-src 'self'; style-src 
 	"img-src 'self' data:; frame-ancestors 'none'; base-uri 'none'; form-action 'none'"
 
 // Bundles are the files web/build.sh makes from npm packages, under /ui/.
-var Bundles = []string{"/ui/lib/supabase.js"}
+var Bundles = []string{"/ui/lib/supabase.js", "/ui/lib/xterm.js", "/ui/lib/xterm.css"}
 
 // Config is what the page is told about the server (GET /ui/config.json,
 // public: nothing in it is secret).
@@ -137,8 +137,8 @@ func Assets() map[string]int {
 }
 
 // Built reports whether the npm bundles are in the binary: a binary built
-// with `go build` alone, without web/build.sh, has none, and its Supabase
-// sign-in says so.
+// with `go build` alone, without web/build.sh, has none, and its terminal
+// and Supabase sign-in say so.
 func Built() error {
 	assets := embedded()
 	for _, p := range Bundles {

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"os"
 	"strconv"
@@ -8,13 +9,17 @@ import (
 	"sync"
 	"testing"
 	"time"
+	"unicode"
 
+	"github.com/chromedp/cdproto/cdp"
+	"github.com/chromedp/cdproto/input"
 	"github.com/chromedp/cdproto/network"
 	"github.com/chromedp/chromedp"
 	"github.com/chromedp/chromedp/kb"
 
 	"github.com/panelx/panelx/internal/testenv/gitserver"
 	"github.com/panelx/panelx/internal/testimage"
+	"github.com/panelx/panelx/web"
 )
 
 // TestDashboardService drives the apply box and a service's page in a real
@@ -22,15 +27,17 @@ import (
 // errors; valid ones show their diff, then apply, and the project page
 // shows the service going to Ready without a reload. On the service's page
 // log lines arrive (the image prints "tick N"), the CPU and memory
-// sparklines get points from the metrics WebSocket, the terminal runs a
-// command and shows its output (and the API's reason when there is no
-// shell), a refused rollback shows the API's problem, a rollback to an
+// sparklines get points from the metrics WebSocket, the terminal (xterm.js)
+// runs a command and shows its output (and the API's reason when there is
+// no shell), keys typed into it reach the command's TTY (Ctrl-C ends it),
+// a refused rollback shows the API's problem, a rollback to an
 // earlier revision applies, and a service built from source shows its
 // build, its log, and builds again on request. No URL ever carries the
 // token, and no page logs a console error. Screenshots (20-…) go to
 // $PANELX_TEST_ARTIFACTS.
 func TestDashboardService(t *testing.T) {
 	chromium := findChromium(t)
+	requireBundles(t) // the terminal is xterm.js
 	e, dbURL, aliceToken := newDashboardEnv(t)
 	artifacts := artifactsDir(t)
 	reg := testimage.StartRegistry(t, testimage.RegistryOptions{})
@@ -179,11 +186,29 @@ spec:
 	if got := alice.eval(t, `document.getElementById('term-status').dataset.exit`); got != "0" {
 		t.Errorf("the command exited with %s", got)
 	}
-	if got := alice.text(t, "#term-out"); !strings.Contains(got, "hello from the terminal") {
+	if got := alice.eval(t, termText); !strings.Contains(got, "hello from the terminal") {
 		t.Errorf("the terminal shows %q", got)
 	}
 	alice.waitJS(t, `document.getElementById('svc-events').textContent.includes('Exec')`, 30*time.Second)
+	// A program that waits, and keys typed into xterm.js reach its TTY: the
+	// TTY echoes them, and Ctrl-C is SIGINT to the program, which ends
+	// (exit code 0: it stops on SIGINT). The screen reader mode has the
+	// output as text lines.
+	alice.setValue(t, "term-cmd", "/testapp -sleep")
+	alice.do(t, chromedp.Click(chromedp.ID("term-run")))
+	alice.waitJS(t, `document.getElementById('term-status').textContent.startsWith('Running in')
+		&& document.activeElement?.classList.contains('xterm-helper-textarea')`)
+	alice.typeKeys(t, "typed into xterm")
+	alice.waitJS(t, termText+`.includes('typed into xterm')`)
+	alice.do(t, chromedp.Click(chromedp.ID("term-reader")))
+	alice.waitJS(t, `document.querySelector('#term-out .xterm-accessibility-tree')?.textContent.includes('typed into xterm')`)
 	alice.shot(t, "25-service-terminal")
+	alice.do(t, chromedp.Focus(chromedp.CSS(".xterm-helper-textarea")))
+	alice.ctrlKey(t, 'c')
+	alice.waitJS(t, `document.getElementById('term-status').dataset.exit !== undefined && !document.getElementById('term-run').disabled`)
+	if got := alice.eval(t, `document.getElementById('term-status').dataset.exit + ' ' + `+termText); !strings.HasPrefix(got, "0 ") || !strings.Contains(got, "^C") {
+		t.Errorf("after Ctrl-C: exit code and terminal %q", got)
+	}
 
 	// A refused action shows the API's reason: no earlier revision.
 	alice.step("refused rollback", "409")
@@ -267,6 +292,7 @@ spec:
 	alice.do(t, chromedp.Click(chromedp.CSS(`[data-service="web"] a.svc-link`)))
 	alice.waitJS(t, `document.querySelector('h1')?.textContent === 'web' && Number(document.querySelector('#spark-cpu svg').dataset.points) >= 2 && `+ticks+` > 0`)
 	alice.shot(t, "31-service-phone")
+	alice.shotOf(t, "#terminal", "31a-terminal-phone")
 	alice.eval(t, `location.hash = '#/apply'; 'ok'`)
 	alice.waitJS(t, `document.querySelector('h1')?.textContent === 'Apply manifests'`)
 	alice.do(t, chromedp.Click(chromedp.ID("apply-diff")))
@@ -316,6 +342,53 @@ spec:
 	}
 	b.checkConsole(t)
 }
+
+// typeKeys types into the focused element as a keyboard does: one keydown
+// carrying the character and a keyup per key (chromedp's SendKeys adds a
+// char event as well, which xterm.js takes as a second key press).
+func (tb *tab) typeKeys(t testing.TB, text string) {
+	t.Helper()
+	tb.do(t, chromedp.Func(func(ctx context.Context, tg *chromedp.Target) error {
+		for _, r := range text {
+			for _, ev := range []input.DispatchKeyEventParams{
+				{Type: input.DispatchKeyEventTypeKeyDown, Key: string(r), Text: string(r)},
+				{Type: input.DispatchKeyEventTypeKeyUp, Key: string(r)},
+			} {
+				if _, err := cdp.Call(ctx, tg, input.DispatchKeyEvent, ev); err != nil {
+					return err
+				}
+			}
+		}
+		return nil
+	}))
+}
+
+// ctrlKey presses Ctrl and a letter in the focused element.
+func (tb *tab) ctrlKey(t testing.TB, letter rune) {
+	t.Helper()
+	up := unicode.ToUpper(letter)
+	tb.do(t, chromedp.Func(func(ctx context.Context, tg *chromedp.Target) error {
+		for _, typ := range []input.DispatchKeyEventType{input.DispatchKeyEventTypeRawKeyDown, input.DispatchKeyEventTypeKeyUp} {
+			ev := input.DispatchKeyEventParams{Type: typ, Key: string(letter), Code: "Key" + string(up),
+				WindowsVirtualKeyCode: int64(up), NativeVirtualKeyCode: int64(up), Modifiers: int64(chromedp.ModifierCtrl)}
+			if _, err := cdp.Call(ctx, tg, input.DispatchKeyEvent, ev); err != nil {
+				return err
+			}
+		}
+		return nil
+	}))
+}
+
+// requireBundles: the npm bundles must be in the binary (make ui).
+func requireBundles(t testing.TB) {
+	t.Helper()
+	if err := web.Built(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// termText is the text of the terminal's buffer (term.js's hook).
+const termText = `document.getElementById('term-out').panelxText()`
 
 func artifactsDir(t testing.TB) string {
 	t.Helper()

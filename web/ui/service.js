@@ -1,8 +1,9 @@
 // A service's page (#/projects/<project>/services/<service>): its status
 // from the watch stream, the build of a service built from source, live CPU
 // and memory from the metrics WebSocket, its logs followed through fetch
-// (NDJSON), a terminal over the exec WebSocket, its revisions with
-// rollback, and its events. Every stream ends when the page is left.
+// (NDJSON), a terminal (xterm.js, term.js) over the exec WebSocket, its
+// revisions with rollback, and its events. Every stream ends when the page
+// is left.
 
 import { APIError, Watch, get, lines, open, post, projectPath, refusal, socket, token } from './api.js';
 import { absolute, h, later, timeEl } from './dom.js';
@@ -10,11 +11,10 @@ import {
   badge, conditionsList, errorBox, eventItem, generationEl, isAbort, isAuthError, reasonOf, serviceState, sourceEl,
 } from './parts.js';
 import { Sparkline } from './spark.js';
+import { bufferText, loadXterm } from './term.js';
 
-// LOG_LINES bounds the log lines kept in the page (the oldest go first);
-// TERM_CHARS the terminal's output.
+// LOG_LINES bounds the log lines kept in the page (the oldest go first).
 export const LOG_LINES = 2000;
-const TERM_CHARS = 200000;
 const BUILD_LOG_CHARS = 500000;
 
 const STATUS_TEXT = {
@@ -73,23 +73,6 @@ export function splitCommand(line) {
   if (quote) throw new Error('a quote is not closed');
   if (has) args.push(cur);
   return args;
-}
-
-// plainText drops what a terminal would interpret (colours, cursor moves)
-// and applies backspaces and carriage returns to text.
-function plainText(prev, chunk) {
-  const clean = chunk
-    .replace(/\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)/g, '') // OSC (window titles)
-    .replace(/\x1b\[[0-?]*[ -/]*[@-~]/g, '') // CSI (colours, cursor)
-    .replace(/\x1b[@-Z\\-_]/g, '')
-    .replace(/\r+\n/g, '\n');
-  let out = prev;
-  for (const c of clean) {
-    if (c === '\b') out = out.slice(0, -1);
-    else if (c === '\r' || c === '\x07') continue;
-    else out += c;
-  }
-  return out;
 }
 
 const timeFormat = new Intl.DateTimeFormat(undefined, { hour: '2-digit', minute: '2-digit', second: '2-digit', hour12: false });
@@ -522,34 +505,37 @@ export function serviceView(env, project, name) {
       h('label', { for: 'term-cmd' }, 'Command'), cmd,
       h('span', { class: 'nowrap' }, h('label', { for: 'term-replica' }, 'Replica'), ' ', replica, ' ', run));
     const help = h('p', { id: 'term-help', class: 'help' },
-      'Runs in the replica\'s container with a terminal (a TTY). Spaces separate arguments; quote with \'…\' or "…". ',
+      'Runs in the replica\'s container with a terminal (a TTY) sized to this panel. Spaces separate arguments; quote with \'…\' or "…". ',
+      'Type into the terminal; Shift+Escape leaves it. ',
       'An event records who ran which program (never its arguments or output).');
-    const out = h('pre', { class: 'term-out', id: 'term-out', tabindex: '0', 'aria-label': 'Terminal output', 'aria-live': 'polite' });
-    const input = h('input', { id: 'term-input', type: 'text', autocomplete: 'off', spellcheck: 'false', autocapitalize: 'off', disabled: true });
-    const send = h('button', { type: 'submit', id: 'term-send', disabled: true }, 'Send');
+    const screen = h('div', { class: 'term-screen', id: 'term-out', hidden: true });
     const ctrlC = h('button', { type: 'button', class: 'secondary', id: 'term-ctrl-c', disabled: true, title: 'Send Ctrl-C (interrupt)' }, 'Ctrl-C');
     const ctrlD = h('button', { type: 'button', class: 'secondary', id: 'term-ctrl-d', disabled: true, title: 'Send Ctrl-D (end of input)' }, 'Ctrl-D');
     const close = h('button', { type: 'button', class: 'secondary', id: 'term-close', disabled: true }, 'End session');
-    const inForm = h('form', { class: 'term-in', id: 'term-in' },
-      h('label', { for: 'term-input' }, 'Input'), input, send, ctrlC, ctrlD, close);
+    const reader = h('input', { type: 'checkbox', id: 'term-reader' });
     const status = h('p', { class: 'term-status muted', id: 'term-status', role: 'status' }, 'No session.');
     const problem = h('div');
-    const el = section('terminal', 'Terminal', startForm, help, problem, out, inForm, status);
+    const el = section('terminal', 'Terminal', startForm, help, problem, screen,
+      h('div', { class: 'toolbar term-keys' }, ctrlC, ctrlD, close,
+        h('label', { class: 'check' }, reader, ' Screen reader mode (the output as text lines)')),
+      status);
     el.classList.add('wide');
     let ws = null;
-    let text = '';
-    const decoder = new TextDecoder();
+    let term = null; // xterm.js's Terminal, made for the first session
+    let fit = null;
     const encoder = new TextEncoder();
-    const paint = () => {
-      out.textContent = text;
-      out.scrollTop = out.scrollHeight;
+    const sendInput = (data) => {
+      if (ws && ws.readyState === WebSocket.OPEN) ws.send(typeof data === 'string' ? encoder.encode(data) : data);
     };
-    const show = later(paint, 30);
     const setRunning = (on) => {
-      for (const b of [input, send, ctrlC, ctrlD, close]) b.disabled = !on;
+      for (const b of [ctrlC, ctrlD, close]) b.disabled = !on;
       run.disabled = on;
       cmd.disabled = on;
       replica.disabled = on;
+      if (term) {
+        term.options.disableStdin = !on;
+        term.options.cursorBlink = on;
+      }
     };
 
     startForm.addEventListener('submit', (ev) => {
@@ -563,23 +549,70 @@ export function serviceView(env, project, name) {
       }
       start(argv, Number(replica.value || 0));
     });
-    inForm.addEventListener('submit', (ev) => {
-      ev.preventDefault();
-      if (!ws || ws.readyState !== WebSocket.OPEN) return;
-      ws.send(encoder.encode(input.value + '\r'));
-      input.value = '';
-    });
-    ctrlC.addEventListener('click', () => ws?.readyState === WebSocket.OPEN && ws.send(encoder.encode('\x03')));
-    ctrlD.addEventListener('click', () => ws?.readyState === WebSocket.OPEN && ws.send(encoder.encode('\x04')));
+    ctrlC.addEventListener('click', () => { sendInput('\x03'); term?.focus(); });
+    ctrlD.addEventListener('click', () => { sendInput('\x04'); term?.focus(); });
     close.addEventListener('click', () => ws?.close(1000, 'closed by the user'));
+    reader.addEventListener('change', () => { if (term) term.options.screenReaderMode = reader.checked; });
 
-    function start(argv, index) {
+    // The panel's size is the TTY's: the server is told each change.
+    const refit = later(() => {
+      if (!term || screen.hidden || !screen.isConnected) return;
+      try {
+        fit.fit();
+      } catch {
+        // Not laid out (the panel is hidden): the next change fits it.
+      }
+    }, 100);
+    const resized = new ResizeObserver(() => refit());
+    disposers.push(() => { resized.disconnect(); refit.cancel(); term?.dispose(); });
+
+    async function makeTerminal() {
+      const lib = await loadXterm();
+      if (term) return;
+      term = new lib.Terminal({
+        cursorBlink: true, scrollback: 5000, fontSize: 14, screenReaderMode: reader.checked,
+        fontFamily: 'ui-monospace, SFMono-Regular, Menlo, Consolas, "DejaVu Sans Mono", monospace',
+      });
+      fit = new lib.FitAddon();
+      term.loadAddon(fit);
+      screen.hidden = false;
+      term.open(screen);
+      fit.fit();
+      term.onData((d) => sendInput(d));
+      term.onBinary((d) => sendInput(Uint8Array.from(d, (c) => c.charCodeAt(0))));
+      term.onResize(({ rows, cols }) => {
+        if (ws && ws.readyState === WebSocket.OPEN && ws.started) ws.send(JSON.stringify({ type: 'resize', rows, cols }));
+      });
+      term.attachCustomKeyEventHandler((e) => {
+        if (e.type === 'keydown' && e.key === 'Escape' && e.shiftKey) {
+          (close.disabled ? cmd : close).focus();
+          return false;
+        }
+        return true;
+      });
+      resized.observe(screen);
+      // The test (and anyone curious in the console) reads the output here.
+      screen.panelxText = () => bufferText(term);
+    }
+
+    async function start(argv, index) {
       problem.replaceChildren();
-      text = '';
-      out.textContent = '';
-      status.textContent = 'Connecting…';
+      status.textContent = 'Loading the terminal…';
+      delete status.dataset.exit;
       setRunning(true);
-      input.disabled = true;
+      try {
+        await makeTerminal();
+      } catch (e) {
+        if (signal.aborted) return;
+        problem.replaceChildren(errorBox(e, 'Terminal'));
+        status.textContent = 'No session.';
+        setRunning(false);
+        return;
+      }
+      if (signal.aborted) return;
+      term.reset();
+      setRunning(true);
+      status.textContent = 'Connecting…';
       let opened = false;
       let ended = false;
       let serverError = null;
@@ -593,18 +626,15 @@ export function serviceView(env, project, name) {
       const mine = ws;
       mine.onopen = () => {
         opened = true;
-        // No size: the server resizes the TTY after starting the command,
-        // and that fails the session when the command already exited.
-        const start = { type: 'start', replica: index };
-        if (argv.length) start.cmd = argv;
-        mine.send(JSON.stringify(start));
+        const msg = { type: 'start', replica: index, rows: term.rows, cols: term.cols };
+        if (argv.length) msg.cmd = argv;
+        mine.send(JSON.stringify(msg));
+        mine.started = true;
         status.textContent = 'Starting…';
       };
       mine.onmessage = (ev) => {
         if (typeof ev.data !== 'string') {
-          text = plainText(text, decoder.decode(ev.data, { stream: true }));
-          if (text.length > TERM_CHARS) text = text.slice(text.length - TERM_CHARS);
-          show();
+          term.write(new Uint8Array(ev.data));
           return;
         }
         let m;
@@ -615,11 +645,9 @@ export function serviceView(env, project, name) {
         }
         if (m.type === 'started') {
           status.textContent = `Running in ${m.container || 'the container'}.`;
-          input.focus();
+          term.focus();
         } else if (m.type === 'exit') {
           ended = true;
-          show.cancel();
-          paint();
           status.textContent = `The command exited with code ${m.code}.`;
           status.dataset.exit = String(m.code);
         } else if (m.type === 'error') {
@@ -628,8 +656,6 @@ export function serviceView(env, project, name) {
       };
       mine.onclose = async (ev) => {
         if (ws === mine) ws = null;
-        show.cancel();
-        paint();
         events.refresh(); // the session's audit event
         setRunning(false);
         if (signal.aborted) return;
@@ -645,7 +671,7 @@ export function serviceView(env, project, name) {
         } else if (!ended) {
           status.textContent = ev.reason ? `The session ended: ${ev.reason}.` : 'The session ended.';
         }
-        cmd.focus();
+        if (document.activeElement === document.body || screen.contains(document.activeElement)) cmd.focus();
       };
     }
 
