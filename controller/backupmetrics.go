@@ -58,7 +58,17 @@ func (m *BackupMetrics) succeeded(key api.Key, at time.Time, bytes int64) {
 	}
 	m.lastSuccess.WithLabelValues(key.Project, key.Name).Set(v)
 	m.lastBytes.WithLabelValues(key.Project, key.Name).Set(float64(bytes))
-	m.failures.WithLabelValues(key.Project, key.Name, "backup") // present at 0, so increase() sees the first failure
+}
+
+// ensure creates the volume's failure series at 0, so the alert's
+// increase() sees the first failure (a series born at 1 shows none).
+func (m *BackupMetrics) ensure(key api.Key) {
+	if m == nil {
+		return
+	}
+	for _, kind := range []string{"backup", "restore", "missed"} {
+		m.failures.WithLabelValues(key.Project, key.Name, kind)
+	}
 }
 
 func (m *BackupMetrics) failed(key api.Key, kind string) {

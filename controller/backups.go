@@ -184,6 +184,7 @@ func (b *Backups) pass(ctx context.Context, lease store.Lease, epoch int64) {
 	}
 	now := b.opts.Now()
 	for key, v := range vols {
+		b.opts.Metrics.ensure(key)
 		b.schedule(ctx, lease, epoch, key, v, now)
 	}
 }
