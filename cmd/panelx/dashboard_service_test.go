@@ -3,7 +3,9 @@ package main
 import (
 	"context"
 	"fmt"
+	"net/url"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -11,6 +13,7 @@ import (
 	"time"
 	"unicode"
 
+	cdpbrowser "github.com/chromedp/cdproto/browser"
 	"github.com/chromedp/cdproto/cdp"
 	"github.com/chromedp/cdproto/input"
 	"github.com/chromedp/cdproto/network"
@@ -32,9 +35,11 @@ import (
 // no shell), keys typed into it reach the command's TTY (Ctrl-C ends it),
 // a refused rollback shows the API's problem, a rollback to an
 // earlier revision applies, and a service built from source shows its
-// build, its log, and builds again on request. No URL ever carries the
-// token, and no page logs a console error. Screenshots (20-…) go to
-// $PANELX_TEST_ARTIFACTS.
+// build, its log, and builds again on request. The volume browser lists
+// folders with hostile names, goes into them, downloads, uploads and
+// replaces a file, and shows the API's refusal of a name. No URL ever
+// carries the token, and no page logs a console error. Screenshots (20-…)
+// go to $PANELX_TEST_ARTIFACTS.
 func TestDashboardService(t *testing.T) {
 	chromium := findChromium(t)
 	requireBundles(t) // the terminal is xterm.js
@@ -94,6 +99,11 @@ spec:
   healthcheck: {command: [/testapp, -check], interval: 1s}
   ports: [{containerPort: 8080}]
   domains: [{host: web.%[1]s.example.test}]
+  volumes: [{name: data, mountPath: /data}]
+---
+apiVersion: panelx.dev/v1
+kind: Volume
+metadata: {project: %[1]s, name: data}
 ---
 apiVersion: panelx.dev/v1
 kind: Service
@@ -112,14 +122,14 @@ spec:
 			t.Errorf("the diff lacks %q:\n%s", want, diff)
 		}
 	}
-	if n := alice.eval(t, `String(document.querySelectorAll('#apply-out [data-action="created"]').length)`); n != "3" {
-		t.Errorf("%s objects would be created, want 3", n)
+	if n := alice.eval(t, `String(document.querySelectorAll('#apply-out [data-action="created"]').length)`); n != "4" {
+		t.Errorf("%s objects would be created, want 4", n)
 	}
 	alice.shot(t, "21-apply-diff")
 	alice.recordStates(t)
 	alice.do(t, chromedp.Click(chromedp.ID("apply-go")))
 	alice.waitJS(t, `!!document.querySelector('#apply-out [data-dry-run="false"]')`)
-	if got := alice.text(t, "#apply-out"); !strings.Contains(got, "Applied: 3 created") {
+	if got := alice.text(t, "#apply-out"); !strings.Contains(got, "Applied: 4 created") {
 		t.Errorf("after Apply: %q", got)
 	}
 	alice.shot(t, "22-apply-applied")
@@ -210,6 +220,69 @@ spec:
 		t.Errorf("after Ctrl-C: exit code and terminal %q", got)
 	}
 
+	// The volume's files: folders and names a browser must not take as
+	// URL syntax (written through the API), browsed into, a download, an
+	// upload, a replacement, and the API's refusal of a name.
+	alice.step("files", "400")
+	dir, file := "sub dir #1?", "ä b&c=1;.txt"
+	filesAPI := e.base + "/api/v1/projects/" + project + "/volumes/data/files/"
+	for _, c := range []struct{ method, path, body string }{
+		{"POST", url.PathEscape(dir), ""},
+		{"PUT", url.PathEscape(dir) + "/" + url.PathEscape(file), "hello from a volume"},
+		{"PUT", "top.txt", "top"},
+	} {
+		if code, out := apiCall(t, e, c.method, filesAPI+c.path, c.body); code/100 != 2 {
+			t.Fatalf("%s %s: %d %s", c.method, c.path, code, out)
+		}
+	}
+	alice.waitJS(t, `!document.getElementById('files').hidden && document.getElementById('files-volume-name').textContent === 'data (at /data)'`)
+	alice.do(t, chromedp.Click(chromedp.ID("files-reload")))
+	alice.waitJS(t, `!!document.querySelector('#files-table [data-name="top.txt"]')`)
+	alice.do(t, chromedp.Click(chromedp.CSS(`#files-table button[data-name="`+dir+`"]`)))
+	alice.waitJS(t, `!!document.querySelector('#files-table [data-name="`+file+`"]') && document.getElementById('files-path').textContent.includes(`+jsString(dir)+`)`)
+	downloads := t.TempDir()
+	alice.do(t, chromedp.Func(func(ctx context.Context, _ *chromedp.Target) error {
+		c := chromedp.FromContext(ctx)
+		_, err := cdp.Call(ctx, c.Browser, cdpbrowser.SetDownloadBehavior, cdpbrowser.SetDownloadBehaviorParams{
+			Behavior: cdpbrowser.SetDownloadBehaviorBehaviorAllow, BrowserContextID: c.BrowserContextID, DownloadPath: downloads})
+		return err
+	}))
+	alice.do(t, chromedp.Click(chromedp.CSS(`#files-table button[data-download="`+file+`"]`)))
+	alice.waitJS(t, `document.getElementById('files-result').textContent.startsWith('Downloaded')`)
+	waitFor(t, 10*time.Second, func() bool {
+		got, err := os.ReadFile(filepath.Join(downloads, file))
+		return err == nil && string(got) == "hello from a volume"
+	}, "the downloaded file in "+downloads)
+	upload := filepath.Join(t.TempDir(), "notes.txt")
+	if err := os.WriteFile(upload, []byte("first notes"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	alice.do(t, chromedp.SetUploadFiles(chromedp.ID("files-upload-file"), []string{upload}))
+	alice.waitJS(t, `document.getElementById('files-upload').textContent === 'Upload' && !document.getElementById('files-upload').disabled`)
+	alice.do(t, chromedp.Click(chromedp.ID("files-upload")))
+	alice.waitJS(t, `document.getElementById('files-result').textContent.startsWith('Uploaded notes.txt') && !!document.querySelector('#files-table [data-name="notes.txt"]')`)
+	if err := os.WriteFile(upload, []byte("second notes, longer"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	alice.do(t, chromedp.SetUploadFiles(chromedp.ID("files-upload-file"), []string{upload}))
+	alice.waitJS(t, `document.getElementById('files-upload').textContent === 'Replace notes.txt'`)
+	alice.do(t, chromedp.Click(chromedp.ID("files-upload")))
+	alice.waitJS(t, `document.getElementById('files-result').textContent.startsWith('Replaced notes.txt')`)
+	if code, got := apiCall(t, e, "GET", filesAPI+url.PathEscape(dir)+"/notes.txt", ""); code != 200 || got != "second notes, longer" {
+		t.Errorf("the replaced file: %d %q", code, got)
+	}
+	alice.eval(t, `(() => { const input = document.getElementById('files-upload-file'); const dt = new DataTransfer();
+		dt.items.add(new File(['x'], 'txt.exe‮.txt')); input.files = dt.files;
+		input.dispatchEvent(new Event('change', {bubbles: true})); return 'ok'; })()`)
+	alice.do(t, chromedp.Click(chromedp.ID("files-upload")))
+	alice.waitJS(t, `!!document.querySelector('#files-result .problem')`)
+	if got := alice.text(t, "#files-result"); !strings.Contains(got, "400") || !strings.Contains(got, "invisible formatting character") {
+		t.Errorf("an upload of a name the API refuses shows %q", got)
+	}
+	alice.shot(t, "25b-service-files")
+	alice.do(t, chromedp.Click(chromedp.ID("files-up")))
+	alice.waitJS(t, `!!document.querySelector('#files-table [data-name="top.txt"]') && !document.getElementById('files-up')`)
+
 	// A refused action shows the API's reason: no earlier revision.
 	alice.step("refused rollback", "409")
 	alice.do(t, chromedp.Click(chromedp.ID("rollback-prev")))
@@ -293,6 +366,7 @@ spec:
 	alice.waitJS(t, `document.querySelector('h1')?.textContent === 'web' && Number(document.querySelector('#spark-cpu svg').dataset.points) >= 2 && `+ticks+` > 0`)
 	alice.shot(t, "31-service-phone")
 	alice.shotOf(t, "#terminal", "31a-terminal-phone")
+	alice.shotOf(t, "#files", "31b-files-phone")
 	alice.eval(t, `location.hash = '#/apply'; 'ok'`)
 	alice.waitJS(t, `document.querySelector('h1')?.textContent === 'Apply manifests'`)
 	alice.do(t, chromedp.Click(chromedp.ID("apply-diff")))
@@ -488,4 +562,15 @@ func containsBefore(list []string, first, then string) bool {
 		}
 	}
 	return false
+}
+
+func waitFor(t testing.TB, limit time.Duration, ok func() bool, what string) {
+	t.Helper()
+	deadline := time.Now().Add(limit)
+	for !ok() {
+		if time.Now().After(deadline) {
+			t.Fatalf("waited %v for %s", limit, what)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
 }

@@ -106,11 +106,12 @@ async function send(url, init) {
 }
 
 // request calls the API and returns its JSON answer, or throws an APIError.
-// A string body goes as is, with contentType (default JSON).
+// A string or Blob (a File) body goes as is, with contentType (default
+// JSON); anything else as JSON.
 export async function request(method, path, { query, body, signal, tok, contentType } = {}) {
   const init = { method, headers: headers(tok, 'application/json'), signal };
   if (body !== undefined) {
-    init.body = typeof body === 'string' ? body : JSON.stringify(body);
+    init.body = typeof body === 'string' || body instanceof Blob ? body : JSON.stringify(body);
     init.headers['Content-Type'] = contentType || 'application/json';
   }
   const res = await send(apiURL(path, query), init);

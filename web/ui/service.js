@@ -1,15 +1,16 @@
 // A service's page (#/projects/<project>/services/<service>): its status
 // from the watch stream, the build of a service built from source, live CPU
 // and memory from the metrics WebSocket, its logs followed through fetch
-// (NDJSON), a terminal (xterm.js, term.js) over the exec WebSocket, its
-// revisions with rollback, and its events. Every stream ends when the page
-// is left.
+// (NDJSON), a terminal (xterm.js, term.js) over the exec WebSocket, the
+// files of its volumes (files.js), its revisions with rollback, and its
+// events. Every stream ends when the page is left.
 
 import { APIError, Watch, get, lines, open, post, projectPath, refusal, socket, token } from './api.js';
 import { absolute, h, later, timeEl } from './dom.js';
 import {
   badge, conditionsList, errorBox, eventItem, generationEl, isAbort, isAuthError, reasonOf, serviceState, sourceEl,
 } from './parts.js';
+import { filesPanel, formatBytes } from './files.js';
 import { Sparkline } from './spark.js';
 import { bufferText, loadXterm } from './term.js';
 
@@ -27,17 +28,6 @@ function sleep(ms, signal) {
     const t = setTimeout(resolve, ms);
     signal.addEventListener('abort', () => { clearTimeout(t); resolve(); }, { once: true });
   });
-}
-
-export function formatBytes(n) {
-  if (!Number.isFinite(n) || n <= 0) return '0 B';
-  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
-  let i = 0;
-  while (n >= 1024 && i < units.length - 1) {
-    n /= 1024;
-    i++;
-  }
-  return `${n >= 100 || i === 0 ? Math.round(n) : n.toFixed(1)} ${units[i]}`;
 }
 
 const shortID = (id) => (id || '').replace(/^sha256:/, '').slice(0, 12);
@@ -142,12 +132,13 @@ export function serviceView(env, project, name) {
   const metrics = metricsPanel();
   const logs = logsPanel();
   const term = terminalPanel();
+  const files = filesPanel({ project, section, failure, signal });
   const revisions = revisionsPanel();
   const events = eventsPanel();
 
   const grid = h('div', { class: 'svc-page' },
     statusSec, h('div', { class: 'svc-side' }, metrics.el, build.el),
-    logs.el, term.el, revisions.el, events.el);
+    logs.el, term.el, files.el, revisions.el, events.el);
   main.replaceChildren(crumbs, h('div', { class: 'page-head' }, title, stateEl), summary, failed, grid);
 
   // ---- status ----
@@ -799,6 +790,7 @@ export function serviceView(env, project, name) {
     renderStatus(s);
     build.update(s);
     term.update(s);
+    files.update(s);
     revisions.update();
     env.markFirstStatus?.();
     if (!started) {
