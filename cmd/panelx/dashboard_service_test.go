@@ -37,9 +37,10 @@ import (
 // earlier revision applies, and a service built from source shows its
 // build, its log, and builds again on request. The volume browser lists
 // folders with hostile names, goes into them, downloads, uploads and
-// replaces a file, and shows the API's refusal of a name. No URL ever
-// carries the token, and no page logs a console error. Screenshots (20-…)
-// go to $PANELX_TEST_ARTIFACTS.
+// replaces a file, and shows the API's refusal of a name. Apply with prune
+// shows the deletion in the diff, then deletes. No URL ever carries the
+// token, and no page logs a console error. Screenshots (20-…) go to
+// $PANELX_TEST_ARTIFACTS.
 func TestDashboardService(t *testing.T) {
 	chromium := findChromium(t)
 	requireBundles(t) // the terminal is xterm.js
@@ -122,7 +123,7 @@ spec:
 			t.Errorf("the diff lacks %q:\n%s", want, diff)
 		}
 	}
-	if n := alice.eval(t, `String(document.querySelectorAll('#apply-out [data-action="created"]').length)`); n != "4" {
+	if n := alice.eval(t, `String(document.querySelectorAll('#apply-out .apply-item[data-action="created"]').length)`); n != "4" {
 		t.Errorf("%s objects would be created, want 4", n)
 	}
 	alice.shot(t, "21-apply-diff")
@@ -357,11 +358,46 @@ spec:
 	}
 	alice.shot(t, "30-service-build-cancelled")
 
+	// Apply with prune: manifests without the built service. The diff lists
+	// its deletion (and Apply says it deletes), nothing is deleted by the
+	// diff, and changing the prune option asks for a new diff.
+	alice.step("prune")
+	withoutSite := manifests[:strings.LastIndex(manifests, "---\n")]
+	alice.eval(t, `location.hash = '#/apply'; 'ok'`)
+	alice.waitJS(t, `document.querySelector('h1')?.textContent === 'Apply manifests'`)
+	alice.setValue(t, "manifests", withoutSite)
+	alice.do(t, chromedp.Click(chromedp.ID("apply-prune")), chromedp.Click(chromedp.ID("apply-diff")))
+	pruned := `#apply-out [data-dry-run="true"] .apply-item[data-action="pruned"][data-kind="Service"][data-name="site"]`
+	alice.waitJS(t, `!!document.querySelector('`+pruned+`')`)
+	if got := alice.text(t, pruned); !strings.Contains(got, "would be pruned") || !strings.Contains(got, "- Service "+project+"/site: the service and its containers") {
+		t.Errorf("the pruned service in the diff: %q", got)
+	}
+	if got := alice.eval(t, `document.querySelectorAll('#apply-out .apply-item[data-action="pruned"]').length + ' ' + document.getElementById('apply-go').textContent`); got != "1 Apply and delete 1" {
+		t.Errorf("pruned items and the Apply button: %q", got)
+	}
+	if code, _ := apiCall(t, e, "GET", e.base+"/api/v1/projects/"+project+"/services/site", ""); code != 200 {
+		t.Errorf("the diff deleted the service: %d", code)
+	}
+	alice.shot(t, "30b-apply-prune-diff")
+	alice.do(t, chromedp.Click(chromedp.ID("apply-prune")))
+	alice.waitJS(t, `document.getElementById('apply-go').disabled`)
+	alice.do(t, chromedp.Click(chromedp.ID("apply-prune")))
+	alice.waitJS(t, `!document.getElementById('apply-go').disabled`)
+	alice.do(t, chromedp.Click(chromedp.ID("apply-go")))
+	alice.waitJS(t, `!!document.querySelector('#apply-out [data-dry-run="false"] .apply-item[data-action="pruned"][data-name="site"]')`)
+	if got := alice.text(t, "#apply-out h2"); !strings.Contains(got, "1 pruned") {
+		t.Errorf("after Apply with prune: %q", got)
+	}
+	waitFor(t, 30*time.Second, func() bool {
+		code, _ := apiCall(t, e, "GET", e.base+"/api/v1/projects/"+project+"/services/site", "")
+		return code == 404
+	}, "the pruned service to be gone")
+
 	// Phone width: the service page and the apply box, readable.
 	alice.step("phone")
 	alice.do(t, chromedp.EmulateViewport(390, 844, chromedp.EmulateMobile))
-	alice.do(t, chromedp.Click(chromedp.CSS(`.crumbs a[href="#/projects/`+project+`"]`)))
-	alice.waitJS(t, `!!document.querySelector('[data-service="web"] a.svc-link')`)
+	alice.do(t, chromedp.Click(chromedp.CSS(`#apply-out a.obj[href="#/projects/`+project+`"]`)))
+	alice.waitJS(t, `!!document.querySelector('[data-service="web"] a.svc-link') && !document.querySelector('[data-service="site"]')`)
 	alice.do(t, chromedp.Click(chromedp.CSS(`[data-service="web"] a.svc-link`)))
 	alice.waitJS(t, `document.querySelector('h1')?.textContent === 'web' && Number(document.querySelector('#spark-cpu svg').dataset.points) >= 2 && `+ticks+` > 0`)
 	alice.shot(t, "31-service-phone")
