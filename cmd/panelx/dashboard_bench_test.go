@@ -10,6 +10,7 @@ import (
 	"net/http/httptest"
 	"net/http/httputil"
 	"net/url"
+	"os"
 	"slices"
 	"strings"
 	"sync"
@@ -322,3 +323,100 @@ func (w *countingWriter) Flush() {
 
 // Unwrap lets http.ResponseController reach the connection.
 func (w *countingWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+// BenchmarkDashboardFirstLoad is the first load of the overview, signed in,
+// in a fresh browser context (empty cache): the bytes the browser received
+// (page, files, API) and the time from navigation to the first status shown
+// (the page's panelx:first-status mark). The server holds 5 projects of 10
+// services. With PANELX_BENCH_BASELINE_BIN naming another panelx binary
+// (an older build: `git archive <rev> | tar -x -C dir && go build -o old
+// ./cmd/panelx` in dir), that binary serves the same data from a database of
+// its own and the two are loaded in turn, round by round, in the same
+// browser; the ratios are reported.
+//
+//	go test -run '^$' -bench DashboardFirstLoad -benchtime 1x ./cmd/panelx/
+func BenchmarkDashboardFirstLoad(b *testing.B) {
+	const rounds = 15
+	chromium := findChromium(b)
+	type side struct {
+		name, base, token string
+		bytes, first      []float64
+	}
+	start := func(name, bin string) *side {
+		dbURL := testenv.NewDatabase(b)
+		_, base, logs := startServer(b, bin, "PANELX_DATABASE_URL="+dbURL, "PANELX_CONTROLLER=false", "PANELX_CONTAINER_METRICS=false")
+		b.Cleanup(func() {
+			if b.Failed() {
+				b.Logf("%s server log:\n%s", name, logs)
+			}
+		})
+		token := createToken(b, bin, dbURL, "alice")
+		var m strings.Builder
+		for p := range 5 {
+			fmt.Fprintf(&m, "---\napiVersion: panelx.dev/v1\nkind: Project\nmetadata: {name: load-%d}\nspec: {displayName: Shop %d}\n", p, p)
+			for s := range 10 {
+				fmt.Fprintf(&m, "---\napiVersion: panelx.dev/v1\nkind: Service\nmetadata: {project: load-%d, name: svc-%d}\nspec: {image: registry.invalid/app:1}\n", p, s)
+			}
+		}
+		req, _ := http.NewRequest("POST", base+"/api/v1/apply", strings.NewReader(m.String()))
+		req.Header.Set("Authorization", "Bearer "+token)
+		req.Header.Set("Content-Type", "application/yaml")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			b.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 200 {
+			b.Fatalf("%s: apply: %d %s", name, resp.StatusCode, body)
+		}
+		return &side{name: name, base: base, token: token}
+	}
+	sides := []*side{start("this build", buildPanelx(b))}
+	if old := os.Getenv("PANELX_BENCH_BASELINE_BIN"); old != "" {
+		sides = append(sides, start("baseline", old))
+	}
+	br := newBrowser(b, chromium, b.TempDir())
+	load := func(s *side, round int) {
+		tb := br.tab(b, fmt.Sprintf("%s-%d", s.name, round))
+		tb.do(b, chromedp.Func(func(ctx context.Context, tg *chromedp.Target) error {
+			_, err := chromedp.Call(ctx, page.AddScriptToEvaluateOnNewDocument, page.AddScriptToEvaluateOnNewDocumentParams{
+				Source: `try { sessionStorage.setItem('panelx.token', ` + jsString(s.token) + `); } catch (e) {}`})
+			return err
+		}))
+		tb.do(b, chromedp.Navigate(s.base+"/"))
+		tb.waitJS(b, `performance.getEntriesByName('panelx:first-status').length > 0 && document.querySelectorAll('a.project-link').length === 5`)
+		var got struct{ Bytes, First float64 }
+		if err := json.Unmarshal([]byte(tb.eval(b, `JSON.stringify({
+			bytes: performance.getEntriesByType('navigation')[0].transferSize + performance.getEntriesByType('resource').reduce((n, r) => n + r.transferSize, 0),
+			first: performance.getEntriesByName('panelx:first-status')[0].startTime})`)), &got); err != nil {
+			b.Fatal(err)
+		}
+		s.bytes, s.first = append(s.bytes, got.Bytes), append(s.first, got.First)
+		tb.do(b, chromedp.Navigate("about:blank"))
+	}
+	b.ResetTimer()
+	for range b.N {
+		for r := range rounds {
+			for i := range sides {
+				load(sides[(i+r)%len(sides)], r) // alternate which goes first
+			}
+		}
+	}
+	b.StopTimer()
+	median := func(v []float64) float64 {
+		s := slices.Clone(v)
+		slices.Sort(s)
+		return s[len(s)/2]
+	}
+	for _, s := range sides {
+		b.Logf("%s: first load of the overview %.0f bytes (median of %d; min %.0f, max %.0f), first status at %.0f ms (median; min %.0f, max %.0f)",
+			s.name, median(s.bytes), len(s.bytes), slices.Min(s.bytes), slices.Max(s.bytes), median(s.first), slices.Min(s.first), slices.Max(s.first))
+	}
+	b.ReportMetric(median(sides[0].bytes), "bytes")
+	b.ReportMetric(median(sides[0].first), "first-status-ms")
+	if len(sides) == 2 {
+		b.ReportMetric(median(sides[0].bytes)/median(sides[1].bytes), "bytes-ratio")
+		b.ReportMetric(median(sides[0].first)/median(sides[1].first), "first-status-ratio")
+	}
+}
