@@ -43,6 +43,8 @@ var rules = []struct {
 	{"seal", []string{"store", "apiserver", "apply", "reconcile", "controller", "edge", "client", "cli", "docker"},
 		"sealing is pure cryptography over the model's types"},
 	{"reseal", []string{"apiserver", "reconcile", "controller", "edge", "client", "cli", "docker"}, "re-sealing is store logic"},
+	{"backup", []string{"store", "apiserver", "apply", "reconcile", "controller", "edge", "operate", "client", "cli", "docker"},
+		"the backup engine streams archives between a Source, a Target and a Sink: no Docker, no store"},
 }
 
 // engineNeutral: the planner, cache, executor and status of reconcile
