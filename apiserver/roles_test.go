@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"github.com/panelx/panelx/api"
+	"github.com/panelx/panelx/store"
 	"net/http"
 	"strings"
 	"testing"
@@ -60,8 +61,12 @@ var roleMatrix = map[string]string{
 	"POST /api/v1/projects/{project}/services/{service}/build":               "editor",
 	"GET /api/v1/projects/{project}/services/{service}/build/logs":           "viewer",
 	"POST /api/v1/projects/{project}/services/{service}/build/cancel":        "editor",
-	"POST /api/v1/projects/{project}/build-contexts":                          "editor",
-	"GET /api/v1/projects/{project}/build-contexts/{digest}":                  "viewer",
+	"POST /api/v1/projects/{project}/build-contexts":                         "editor",
+	"GET /api/v1/projects/{project}/build-contexts/{digest}":                 "viewer",
+	"GET /api/v1/projects/{project}/volumes/{volume}/backups":                "viewer",
+	"POST /api/v1/projects/{project}/volumes/{volume}/backups":               "editor",
+	"GET /api/v1/projects/{project}/volumes/{volume}/backups/{run}":          "viewer",
+	"POST /api/v1/projects/{project}/volumes/{volume}/restore":               "editor",
 }
 
 // webSockets are routes that, past authorization, ask a plain request to
@@ -138,12 +143,26 @@ func TestRoleMatrix(t *testing.T) {
 			if strings.Contains(pattern, "/build-contexts") {
 				digest = e.must(t, http.StatusCreated, req{method: "POST", path: "/api/v1/projects/" + project + "/build-contexts", token: owner, body: tinyContext(t, "")}).JSON(t)["digest"].(string)
 			}
+			runID := ""
+			if strings.Contains(pattern, "/backups") || strings.HasSuffix(pattern, "/restore") {
+				// A volume with a backup target and a verified backup, as the controller records it.
+				e.must(t, http.StatusOK, req{method: "PATCH", path: "/api/v1/projects/" + project + "/volumes/data", token: owner,
+					body: map[string]any{"spec": map[string]any{"backup": map[string]any{"target": map[string]any{"local": map[string]any{}}}}}})
+				run, err := e.Store.(store.BackupStore).BackupRuns().Create(context.Background(), api.BackupRun{Project: project, Volume: "data",
+					Op: api.BackupOpBackup, Trigger: api.BackupManual, Phase: api.BackupSucceeded, Target: "local:" + project, Key: "data/x.tar.gz"})
+				if err != nil {
+					t.Fatal(err)
+				}
+				runID = run.ID
+			}
 			path := fill(pattern, map[string]string{"project": project, "service": "web", "volume": "data", "userId": "dave", "registry": "ghcr.io", "host": host,
-				"secret": "db", "revision": "1", "digest": digest})
+				"secret": "db", "revision": "1", "digest": digest, "run": runID})
 			body := validBody(method, pattern)
 			switch {
 			case strings.HasSuffix(pattern, "/certificates/{host}") && method == "PUT":
 				body = certBody
+			case strings.HasSuffix(pattern, "/restore"):
+				body = map[string]any{"backup": runID, "overwrite": true}
 			case strings.HasSuffix(pattern, "/members/{userId}") && method == "PUT":
 				body = map[string]any{"role": "editor"}
 			case strings.HasSuffix(pattern, "/services") && method == "POST":

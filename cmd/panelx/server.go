@@ -35,6 +35,7 @@ type serverConfig struct {
 	api           apiConfig
 	bootstrapUser string
 	supabase      bool
+	backups       backupConfig
 	secretKeyFile string
 	profiler      bool
 	edgeToken     bool
@@ -105,6 +106,7 @@ SIGTERM or Ctrl-C stops it gracefully.`,
 	env.Int(&cfg.maxBuildContext, "max-build-context", "PANELX_MAX_BUILD_CONTEXT", buildctx.DefaultMaxBytes, "largest uploaded build context, in bytes uncompressed")
 	env.Int(&cfg.maxUploadBytes, "max-upload-bytes", "PANELX_MAX_UPLOAD_BYTES", apiserver.DefaultMaxUploadBytes, "largest file upload into a volume")
 	cfg.api.register(env)
+	cfg.backups.register(env)
 	env.Bool(&cfg.supabase, "supabase", "PANELX_SUPABASE", false,
 		"with --migrate, also apply the Supabase profile (grants, row level security, Realtime publication; docs/supabase.md)")
 	env.String(&cfg.bootstrapUser, "bootstrap-user", "PANELX_BOOTSTRAP_USER", "admin",
@@ -272,6 +274,7 @@ func runDockerSide(ctx context.Context, cfg *serverConfig, st migrator, keyring 
 		BuildRepository:  cfg.buildRepository,
 		BuildConcurrency: cfg.buildConcurrency,
 		BuildContexts:    cfg.buildContexts,
+		Backups:          newBackups(cfg, cli, st, keyring, instance, reg, log),
 	})
 	if err != nil {
 		return err
