@@ -246,6 +246,16 @@ spec:
 	if got := b.get(t, "blob/obj.bin"); !bytes.Equal(got, blob) {
 		t.Fatalf("restored obj.bin from S3: %d bytes", len(got))
 	}
+	// Into a new volume: created by the restore, holding the archive's bytes.
+	b.mustRun("backup", "restore", "blob", "-p", b.project, "--from", s3run.ID, "--to", "blob-copy", "--wait", "--timeout", "180s")
+	copied := filepath.Join(t.TempDir(), "obj.bin")
+	b.mustRun("cp", "blob-copy:obj.bin", copied, "-p", b.project)
+	if got, err := os.ReadFile(copied); err != nil || !bytes.Equal(got, blob) {
+		t.Fatalf("obj.bin restored into a new volume: %d bytes, %v", len(got), err)
+	}
+	if out, code := b.run("", "backup", "restore", "blob", "-p", b.project, "--from", s3run.ID, "--to", "blob-copy"); code == 0 || !strings.Contains(out, "overwrite") {
+		t.Errorf("restore into an existing volume without --overwrite: %d %s", code, out)
+	}
 	events := b.mustRun("events", "-p", b.project, "--limit", "200")
 	for _, want := range []string{"BackupHookSucceeded", "StoppedForRestore", "StartedAfterRestore", "Restored"} {
 		if !strings.Contains(events, want) {
