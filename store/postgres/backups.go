@@ -150,4 +150,3 @@ func (b backupRuns) Open(ctx context.Context) ([]api.BackupRun, error) {
 	}
 	return out, nil
 }
-
