@@ -43,6 +43,7 @@ func (e *env) target() conformance.Target {
 		},
 		Outside: dockerOutside{t: e.t, cli: e.docker},
 		HTTP:    true,
+		HostIP:  "127.0.0.1",
 	}
 }
 

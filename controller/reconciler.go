@@ -407,6 +407,7 @@ func (r *Reconciler) serviceInput(ctx context.Context, key api.Key) (reconcile.S
 		Networks: r.Cache.Networks(key.Project), DockerVolumes: r.Cache.Volumes(key.Project),
 		Containers: r.Cache.Containers(key.Project, key.Name),
 	}
+	in.Workload, in.Orchestrated = r.Cache.Workload(key.Project, key.Name)
 	for i := range in.Containers {
 		in.Containers[i].Retiring = r.Executor.Teardown.Retiring(in.Containers[i].ID)
 	}
@@ -580,6 +581,12 @@ func eventFor(op reconcile.Op) (string, string) {
 		return "NetworkRemoved", "removed network " + op.Target
 	case reconcile.OpCreateVolume:
 		return "VolumeCreated", "created volume " + op.Target
+	case reconcile.OpCreateWorkload:
+		return "Created", fmt.Sprintf("created service %s: %s", op.Target, op.Cause)
+	case reconcile.OpUpdateWorkload:
+		return "Updated", fmt.Sprintf("updated service %s: %s", op.Target, op.Cause)
+	case reconcile.OpRemoveWorkload:
+		return "Removed", fmt.Sprintf("removed service %s: %s", op.Target, op.Cause)
 	case reconcile.OpRemoveVolume:
 		return "VolumeRemoved", fmt.Sprintf("removed volume %s: %s", op.Target, op.Cause)
 	}

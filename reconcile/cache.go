@@ -68,12 +68,21 @@ type Cache struct {
 	// that raced with one not count.
 	images   map[string]string
 	imageGen uint64
+
+	// orch is the runtime's Orchestrator (nil for a container runtime);
+	// workloads are its services, by name.
+	orch      Orchestrator
+	workloads map[string]Workload
+	attempted map[string]string // workload name → spec hash last sent
 }
 
 // NewCache returns an empty cache; call Sync before reading it.
 func NewCache(rt Runtime) *Cache {
-	return &Cache{rt: rt, containers: map[string]Container{}, networks: map[string]Network{},
-		volumes: map[string]Volume{}, removed: map[string]time.Time{}, dirty: map[string]bool{}, images: map[string]string{}}
+	c := &Cache{rt: rt, containers: map[string]Container{}, networks: map[string]Network{},
+		volumes: map[string]Volume{}, removed: map[string]time.Time{}, dirty: map[string]bool{}, images: map[string]string{},
+		workloads: map[string]Workload{}, attempted: map[string]string{}}
+	c.orch, _ = AsOrchestrator(rt)
+	return c
 }
 
 // Synced reports whether a full list has completed.
@@ -113,6 +122,12 @@ func (c *Cache) Sync(ctx context.Context, full bool) error {
 	volumes, err := c.rt.ListVolumes(ctx)
 	if err != nil {
 		return err
+	}
+	var workloads []Workload
+	if c.orch != nil {
+		if workloads, err = c.orch.ListWorkloads(ctx); err != nil {
+			return err
+		}
 	}
 	if full {
 		c.ImagesChanged() // image events may have been missed too
@@ -154,6 +169,10 @@ func (c *Cache) Sync(ctx context.Context, full bool) error {
 	c.volumes = map[string]Volume{}
 	for _, v := range volumes {
 		c.volumes[v.Name] = v
+	}
+	c.workloads = map[string]Workload{}
+	for _, w := range workloads {
+		c.workloads[w.Name] = w
 	}
 	now := time.Now()
 	for id, at := range c.removed {
@@ -409,6 +428,18 @@ func (c *Cache) Apply(ctx context.Context, ev RuntimeEvent) ([]Key, error) {
 	case ObjectImage:
 		c.ImagesChanged()
 		return nil, nil
+	case ObjectWorkload:
+		w, err := c.RefreshWorkload(ctx, ev.Name)
+		if err != nil {
+			return nil, err
+		}
+		if w.Project == "" {
+			w.Project, w.Service = ev.Project, ev.Service
+		}
+		if w.Project == "" {
+			return nil, nil
+		}
+		return []Key{ServiceKey(w.Project, w.Service), ProjectKey(w.Project)}, nil
 	}
 	return nil, fmt.Errorf("unknown event type %q", ev.Type)
 }
@@ -516,7 +547,65 @@ func (c *Cache) Keys() []Key {
 	for _, v := range c.volumes {
 		keys = append(keys, VolumeKey(v.Project, v.Volume))
 	}
+	for _, w := range c.workloads {
+		keys = append(keys, ServiceKey(w.Project, w.Service))
+	}
 	return dedupKeys(keys)
+}
+
+// Workload returns the orchestrator's workload of a service (nil: none),
+// and whether the runtime is an orchestrator at all.
+func (c *Cache) Workload(project, service string) (*Workload, bool) {
+	if c.orch == nil {
+		return nil, false
+	}
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	name := WorkloadName(project, service)
+	if w, ok := c.workloads[name]; ok {
+		w.Attempted = c.attempted[name]
+		return &w, true
+	}
+	return nil, true
+}
+
+// WorkloadAttempted remembers the spec hash sent to a workload (an
+// orchestrator that rolls back forgets it).
+func (c *Cache) WorkloadAttempted(name, hash string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.attempted[name] = hash
+}
+
+// RefreshWorkload inspects a workload again; a gone one is forgotten (and
+// returned empty but for its name).
+func (c *Cache) RefreshWorkload(ctx context.Context, name string) (Workload, error) {
+	if c.orch == nil {
+		return Workload{}, nil
+	}
+	w, err := c.orch.InspectWorkload(ctx, name)
+	if errors.Is(err, ErrNotFound) {
+		c.mu.Lock()
+		old := c.workloads[name]
+		delete(c.workloads, name)
+		c.mu.Unlock()
+		old.Name = name
+		return old, nil
+	}
+	if err != nil {
+		return Workload{}, err
+	}
+	c.mu.Lock()
+	c.workloads[w.Name] = w
+	c.mu.Unlock()
+	return w, nil
+}
+
+// SetWorkload records a workload an executor created or updated.
+func (c *Cache) SetWorkload(w Workload) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.workloads[w.Name] = w
 }
 
 // VolumeUsers names the containers mounting a Docker volume.

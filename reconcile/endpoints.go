@@ -59,8 +59,7 @@ func DesiredEndpoints(in EndpointsInput) []api.Endpoint {
 	for i := 0; i < int(svc.Spec.ReplicaCount()); i++ {
 		want := ""
 		if known {
-			spec := BuildContainerSpec(in.Instance, svc, i, in.Image.ID, in.Secrets)
-			want = spec.Hash()
+			want = replicaHash(in.Instance, svc, i, in.Image.ID, in.Secrets, orchestrated(in.Containers))
 		}
 		set := splitReplica(byIndex[i], func(c Container) bool {
 			return want != "" && c.SpecHash == want && slices.Contains(c.Networks, in.Network.ID)

@@ -226,8 +226,60 @@ func (e *Executor) runOp(ctx context.Context, op Op) error {
 			return err
 		}
 		return e.Cache.RefreshContainer(ctx, op.ref())
+	case OpCreateWorkload, OpUpdateWorkload, OpRemoveWorkload:
+		return e.runWorkloadOp(ctx, op)
 	}
 	return fmt.Errorf("unknown op %q", op.Kind)
+}
+
+// runWorkloadOp runs an orchestrator's op: the networks resolved to IDs,
+// the project's registry credentials handed over for every node's pull.
+func (e *Executor) runWorkloadOp(ctx context.Context, op Op) error {
+	o, ok := AsOrchestrator(e.Runtime)
+	if !ok {
+		return fmt.Errorf("%s %s: the runtime is not an orchestrator", op.Kind, op.Target)
+	}
+	if op.Kind == OpRemoveWorkload {
+		if err := o.RemoveWorkload(ctx, op.Target); err != nil {
+			return err
+		}
+		_, err := e.Cache.RefreshWorkload(ctx, op.Target)
+		return err
+	}
+	spec := *op.Workload
+	tpl := &spec.Template
+	if tpl.Network != "" {
+		n := e.Cache.NetworkNamed(tpl.Network)
+		if n == nil {
+			return fmt.Errorf("%s %s: network %s does not exist", op.Kind, op.Target, tpl.Network)
+		}
+		tpl.NetworkID = n.ID
+		tpl.MoreNetworkIDs = nil
+		for _, name := range tpl.MoreNetworks {
+			n := e.Cache.NetworkNamed(name)
+			if n == nil {
+				return fmt.Errorf("%s %s: network %s does not exist", op.Kind, op.Target, name)
+			}
+			tpl.MoreNetworkIDs = append(tpl.MoreNetworkIDs, n.ID)
+		}
+	}
+	auth, err := e.credentials(ctx, spec.Project, tpl.ImageRef)
+	if err != nil {
+		return err
+	}
+	spec.Auth = auth
+	e.Cache.WorkloadAttempted(spec.Name, spec.Hash())
+	var w Workload
+	if op.Kind == OpCreateWorkload {
+		w, err = o.CreateWorkload(ctx, spec)
+	} else {
+		w, err = o.UpdateWorkload(ctx, spec)
+	}
+	if err != nil {
+		return err
+	}
+	e.Cache.SetWorkload(w)
+	return nil
 }
 
 func (e *Executor) credentials(ctx context.Context, project, ref string) (*RegistryAuth, error) {

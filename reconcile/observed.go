@@ -35,6 +35,10 @@ type Container struct {
 	// Retiring: it is being stopped and removed in the background
 	// (OpRetireContainer); plans leave it alone.
 	Retiring bool
+	// Task: an orchestrator's task (ID is the task's, Replica its slot
+	// less one), whose container the orchestrator manages, on Node.
+	Task bool
+	Node string
 }
 
 // Running reports whether the container's process runs.

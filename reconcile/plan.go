@@ -25,6 +25,10 @@ const (
 	// plan waits for it, so a reconcile does not wait out grace periods
 	// and a teardown runs many at once (see Teardown).
 	OpRetireContainer OpKind = "retire-container"
+	// The workload ops, for an Orchestrator: the engine runs the replicas.
+	OpCreateWorkload OpKind = "create-service"
+	OpUpdateWorkload OpKind = "update-service"
+	OpRemoveWorkload OpKind = "remove-service"
 )
 
 // Op is one step of a plan: what it does, to which object, and why.
@@ -48,7 +52,8 @@ type Op struct {
 	// Grace is how long a stop waits for the process to exit before it
 	// kills it (stop-container, retire-container); 0: the default.
 	Grace      time.Duration
-	VolumeSpec *VolumeSpec // create-volume
+	VolumeSpec *VolumeSpec   // create-volume
+	Workload   *WorkloadSpec // create-service, update-service
 	Labels     map[string]string
 	// BestEffort: a failure is reported but does not fail the reconcile
 	// (removing a dead container the engine cannot remove yet).

@@ -74,6 +74,10 @@ type ServiceInput struct {
 	// exist (volumes PanelX does not own, so not in DockerVolumes).
 	DockerVolumesFound map[string]bool
 	Containers         []Container // this service's containers
+	// Orchestrated: the runtime is an Orchestrator; Workload is the
+	// service as it holds it (nil: none), and Containers are its tasks.
+	Orchestrated bool
+	Workload     *Workload
 
 	Now          time.Time
 	PullInterval time.Duration // how often pullPolicy Always re-checks the registry
@@ -120,6 +124,10 @@ const MaxStartFailures = 2
 func PlanService(in ServiceInput) Plan {
 	var p Plan
 	if cause := removalCause(in); cause != "" {
+		if in.Orchestrated {
+			planWorkloadRemoval(&p, in, cause)
+			return p
+		}
 		planRemoveAll(&p, in, in.Containers, cause)
 		if len(in.Containers) == 0 && in.Service != nil {
 			p.Finalize = true
@@ -138,6 +146,10 @@ func PlanService(in ServiceInput) Plan {
 	}
 	imageID, ready := planImage(&p, in, prereqs)
 	if !ready {
+		return p
+	}
+	if in.Orchestrated {
+		planWorkload(&p, in, imageID, prereqs)
 		return p
 	}
 

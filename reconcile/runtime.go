@@ -63,6 +63,9 @@ const (
 	// ObjectImage: an image was pulled, tagged, untagged, loaded or
 	// deleted; the cache forgets the image IDs it knows.
 	ObjectImage ObjectType = "image"
+	// ObjectWorkload: an orchestrator's service changed (Name is the
+	// workload's); the cache inspects it again.
+	ObjectWorkload ObjectType = "service"
 )
 
 // RuntimeEvent says that an object changed; handlers re-inspect it rather

@@ -71,8 +71,7 @@ func ComputeServiceStatus(in ServiceStatusInput) api.ServiceStatus {
 	for i := 0; i < desired; i++ {
 		want := ""
 		if in.Image.Present() && secretsOK(svc, in.Secrets) {
-			spec := BuildContainerSpec(in.Instance, svc, i, in.Image.ID, in.Secrets)
-			want = spec.Hash()
+			want = replicaHash(in.Instance, svc, i, in.Image.ID, in.Secrets, orchestrated(in.Containers))
 		}
 		rs := api.ReplicaStatus{Index: int32(i), State: "missing"}
 		var cur *Container

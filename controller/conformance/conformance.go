@@ -40,8 +40,14 @@ type Target struct {
 	PrivateRegistry func(t testing.TB, username, password string) Registry
 	Outside         Outside
 	// HTTP: replicas run the test image's program and answer on the
-	// host ports they publish on 127.0.0.1 (not in memory).
+	// host ports they publish (not in memory).
 	HTTP bool
+	// HostIP is the address services publish ports on ("" means every
+	// address: Swarm cannot bind one); tests reach them on 127.0.0.1.
+	HostIP string
+	// ReplicaName is the engine's name of replica index of a service
+	// (default reconcile.ContainerName).
+	ReplicaName func(project, service string, index int) string
 	// Timeout bounds each wait (default 90 s).
 	Timeout time.Duration
 	// Pending names the tests this runtime does not pass yet, with why.
@@ -89,6 +95,7 @@ var tests = []test{
 	{"ServiceLifecycle", testServiceLifecycle},
 	{"ScaleAndStartFirst", testScaleAndStartFirst},
 	{"RepairsDrift", testRepairsDrift},
+	{"RepairsNetworkDrift", testRepairsNetworkDrift},
 	{"ForeignObjectsAreNeverTouched", testForeignObjects},
 	{"ImageErrorsDegradeAndRecover", testImageErrors},
 	{"PullAlwaysFollowsAMovedTag", testPullAlways},
@@ -143,6 +150,9 @@ type env struct {
 func newEnv(t *testing.T, tg Target) *env {
 	if tg.Timeout <= 0 {
 		tg.Timeout = 90 * time.Second
+	}
+	if tg.ReplicaName == nil {
+		tg.ReplicaName = reconcile.ContainerName
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	t.Cleanup(cancel)

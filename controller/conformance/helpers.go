@@ -181,10 +181,10 @@ func replicaNames(cs []reconcile.Container) []string {
 
 // want is the replicas a service of n converged ones has: final names,
 // running.
-func want(project, service string, n int) []string {
+func (e *env) want(project, service string, n int) []string {
 	var out []string
 	for i := 0; i < n; i++ {
-		out = append(out, reconcile.ContainerName(project, service, i)+":running")
+		out = append(out, e.ReplicaName(project, service, i)+":running")
 	}
 	return out
 }

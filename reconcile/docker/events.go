@@ -135,3 +135,7 @@ func (d *Runtime) ExecProbe(ctx context.Context, id string, cmd []string) (int, 
 	}
 	return insp.ExitCode, nil
 }
+
+// EventOf maps one of the Engine's event messages as Events does; ok is
+// false for what this installation does not follow.
+func (d *Runtime) EventOf(m events.Message) (reconcile.RuntimeEvent, bool) { return d.toEvent(m) }

@@ -43,6 +43,11 @@ type Runtime struct {
 	netMu sync.Mutex
 	// Observe, when set, is called with the duration of every Docker call.
 	Observe func(op string, d time.Duration, err error)
+	// NetworkDriver is the driver of the networks it creates ("": bridge);
+	// Attachable makes them attachable (an overlay that containers outside
+	// the orchestrator may join).
+	NetworkDriver string
+	Attachable    bool
 }
 
 // NewRuntime wraps a client; instance is the installation ID whose
@@ -327,7 +332,11 @@ func (d *Runtime) CreateNetwork(ctx context.Context, name string, labels map[str
 	err := d.call(ctx, "network_create", callTimeout, func(ctx context.Context) (err error) {
 		// The client asks the engine to refuse duplicate names, so a
 		// network of someone else's with this name is an error, not a twin.
-		resp, err = d.cli.NetworkCreate(ctx, name, network.CreateOptions{Driver: "bridge", Labels: labels})
+		driver := d.NetworkDriver
+		if driver == "" {
+			driver = "bridge"
+		}
+		resp, err = d.cli.NetworkCreate(ctx, name, network.CreateOptions{Driver: driver, Attachable: d.Attachable, Labels: labels})
 		return err
 	})
 	if errdefs.IsConflict(err) || (err != nil && strings.Contains(err.Error(), "already exists")) {
