@@ -1,17 +1,48 @@
 package main
 
 import (
+	"context"
+	"fmt"
+
 	"github.com/docker/docker/client"
 
 	"github.com/panelx/panelx/controller"
 	"github.com/panelx/panelx/reconcile"
 	dockerruntime "github.com/panelx/panelx/reconcile/docker"
+	swarmruntime "github.com/panelx/panelx/reconcile/swarm"
 )
 
-// newRuntime is the runtime the controller drives: the single Docker
-// Engine, its calls timed into the controller's metrics.
-func newRuntime(cli *client.Client, instance string, m *controller.Metrics) reconcile.Runtime {
-	rt := dockerruntime.NewRuntime(cli, instance)
-	rt.Observe = m.ObserveDockerCall
-	return rt
+// runtimeConfig chooses what runs the services' replicas.
+type runtimeConfig struct {
+	kind        string
+	publishMode string
+}
+
+func (c *runtimeConfig) register(env *envFlags) {
+	env.String(&c.kind, "runtime", "PANELX_RUNTIME", "docker",
+		"what runs the services: docker (one Docker Engine, PanelX starts each container) or swarm (the engine is a Swarm manager; every service becomes a Swarm service; docs/architecture.md, Runtimes)")
+	env.String(&c.publishMode, "swarm-publish-mode", "PANELX_SWARM_PUBLISH_MODE", swarmruntime.PublishIngress,
+		"with --runtime swarm: how published ports are published, ingress (the routing mesh, every node answers) or host (the node running the task)")
+}
+
+// newRuntime is the runtime the controller drives, its Docker calls timed
+// into the controller's metrics.
+func newRuntime(ctx context.Context, c runtimeConfig, cli *client.Client, instance string, m *controller.Metrics) (reconcile.Runtime, error) {
+	switch c.kind {
+	case "", "docker":
+		rt := dockerruntime.NewRuntime(cli, instance)
+		rt.Observe = m.ObserveDockerCall
+		return rt, nil
+	case "swarm":
+		if c.publishMode != swarmruntime.PublishIngress && c.publishMode != swarmruntime.PublishHost {
+			return nil, fmt.Errorf("PANELX_SWARM_PUBLISH_MODE %q: want %s or %s", c.publishMode, swarmruntime.PublishIngress, swarmruntime.PublishHost)
+		}
+		rt := swarmruntime.New(cli, instance, swarmruntime.Options{PublishMode: c.publishMode})
+		rt.Observe = m.ObserveDockerCall
+		if err := rt.Check(ctx); err != nil {
+			return nil, err
+		}
+		return rt, nil
+	}
+	return nil, fmt.Errorf("PANELX_RUNTIME %q: want docker or swarm", c.kind)
 }

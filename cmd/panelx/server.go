@@ -36,6 +36,7 @@ type serverConfig struct {
 	bootstrapUser string
 	supabase      bool
 	backups       backupConfig
+	runtime       runtimeConfig
 	secretKeyFile string
 	profiler      bool
 	edgeToken     bool
@@ -107,6 +108,7 @@ SIGTERM or Ctrl-C stops it gracefully.`,
 	env.Int(&cfg.maxUploadBytes, "max-upload-bytes", "PANELX_MAX_UPLOAD_BYTES", apiserver.DefaultMaxUploadBytes, "largest file upload into a volume")
 	cfg.api.register(env)
 	cfg.backups.register(env)
+	cfg.runtime.register(env)
 	env.Bool(&cfg.supabase, "supabase", "PANELX_SUPABASE", false,
 		"with --migrate, also apply the Supabase profile (grants, row level security, Realtime publication; docs/supabase.md)")
 	env.String(&cfg.bootstrapUser, "bootstrap-user", "PANELX_BOOTSTRAP_USER", "admin",
@@ -256,7 +258,10 @@ func runDockerSide(ctx context.Context, cfg *serverConfig, st migrator, keyring 
 		return nil
 	}
 	log.Info("reconciling Docker", zap.String("docker", cli.DaemonHost()), zap.String("instance", instance))
-	rt := newRuntime(cli, instance, m)
+	rt, err := newRuntime(ctx, cfg.runtime, cli, instance, m)
+	if err != nil {
+		return err
+	}
 	ctl, err := controller.New(controller.Options{
 		Store:            st,
 		Runtime:          rt,
