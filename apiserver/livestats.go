@@ -83,13 +83,16 @@ func (s *Server) metricsStream(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, err)
 		return
 	}
-	// Only now, so that a stranger learns nothing, not even this.
-	if !isWebSocket(r) {
-		s.fail(w, r, httpErr(http.StatusUpgradeRequired, "this endpoint is a WebSocket"))
-		return
-	}
+	// Only now, so that a stranger learns nothing, not even this. That the
+	// metrics are not collected comes before the 426 a plain request gets:
+	// a browser cannot read why its WebSocket was refused and asks again
+	// with a plain GET, whose answer must be the reason, not "upgrade".
 	if s.stats == nil {
 		s.fail(w, r, httpErr(http.StatusServiceUnavailable, "live metrics are not collected on this server"))
+		return
+	}
+	if !isWebSocket(r) {
+		s.fail(w, r, httpErr(http.StatusUpgradeRequired, "this endpoint is a WebSocket"))
 		return
 	}
 	conn, err := st.accept(w, r, statsClientMaxBytes)

@@ -106,3 +106,27 @@ func TestMetricsStream(t *testing.T) {
 		})
 	}
 }
+
+// TestMetricsStreamNotCollected: a server that collects no metrics says so
+// (503 with the reason) to a WebSocket and to the plain GET a browser makes
+// to learn why its WebSocket was refused — before the 426 that a plain
+// request to a working stream gets; a stranger still gets the 404 first.
+func TestMetricsStreamNotCollected(t *testing.T) {
+	e := newEnv(t) // no Stats
+	alice, bob := e.jwtFor("alice"), e.jwtFor("bob")
+	e.project(t, alice, "shop")
+	const path = "/api/v1/projects/shop/metrics/stream"
+	r := e.must(t, http.StatusServiceUnavailable, req{method: "GET", path: path, token: alice})
+	if p := r.problem(t); !strings.Contains(p.Detail, "not collected") {
+		t.Errorf("plain GET: %+v", p)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if conn, resp, err := dialStats(ctx, e, path, alice, nil); err == nil {
+		conn.CloseNow()
+		t.Fatal("upgraded without metrics")
+	} else if resp == nil || resp.StatusCode != http.StatusServiceUnavailable {
+		t.Fatalf("WebSocket: %v %v", resp, err)
+	}
+	e.must(t, http.StatusNotFound, req{method: "GET", path: path, token: bob})
+}

@@ -82,7 +82,7 @@ var roleRank = map[string]int{"viewer": 0, "editor": 1, "admin": 2, "owner": 3}
 // that is valid for whoever may make it: allowed → 2xx, otherwise 403 (a
 // member knows the project exists, so this is no 404).
 func TestRoleMatrix(t *testing.T) {
-	e := newEnv(t, withFakeOps) // the operate routes need a Docker side to answer 2xx
+	e := newEnv(t, withFakeOps, withStats) // the operate routes need a Docker side to answer 2xx, the metrics stream a collector
 	owner := e.jwtFor("owner")
 	for _, rt := range walkRoutes(t, e) {
 		// Webhooks are authenticated by the forge's signature, not a role (webhooks_test.go).

@@ -208,7 +208,10 @@ func runServer(ctx context.Context, cfg *serverConfig, log *zap.Logger) error {
 	cfg.api.logSummary(log)
 	opts := cfg.api.options()
 	opts.Store, opts.Logger = st, log
-	opts.Metrics, opts.Gatherer, opts.Stats = reg, reg, stats
+	opts.Metrics, opts.Gatherer = reg, reg
+	if cfg.containerMetrics {
+		opts.Stats = stats // without the collector the stream says so (503), not an empty list
+	}
 	opts.Operations, opts.MaxUploadBytes = ops, int64(cfg.maxUploadBytes)
 	opts.Keyring = keyring
 	opts.BuildLogs, opts.BuildContexts = cfg.buildLogs, cfg.buildContexts
