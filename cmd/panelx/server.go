@@ -24,6 +24,7 @@ import (
 	"github.com/panelx/panelx/internal/version"
 	"github.com/panelx/panelx/reconcile"
 	"github.com/panelx/panelx/seal"
+	"github.com/panelx/panelx/web"
 )
 
 type serverConfig struct {
@@ -37,6 +38,7 @@ type serverConfig struct {
 	supabase      bool
 	backups       backupConfig
 	runtime       runtimeConfig
+	dashboard     web.Config
 	secretKeyFile string
 	profiler      bool
 	edgeToken     bool
@@ -111,6 +113,10 @@ SIGTERM or Ctrl-C stops it gracefully.`,
 	cfg.runtime.register(env)
 	env.Bool(&cfg.supabase, "supabase", "PANELX_SUPABASE", false,
 		"with --migrate, also apply the Supabase profile (grants, row level security, Realtime publication; docs/supabase.md)")
+	env.String(&cfg.dashboard.SupabaseURL, "supabase-url", "PANELX_SUPABASE_URL", "",
+		"the Supabase project's URL (https://<ref>.supabase.co): with --supabase-anon-key the dashboard offers email/password sign-in through Supabase Auth (needs --jwt-secret or --jwks-url)")
+	env.String(&cfg.dashboard.SupabaseAnonKey, "supabase-anon-key", "PANELX_SUPABASE_ANON_KEY", "",
+		"the Supabase project's anon (publishable) key, for the dashboard's sign-in (public by design: every browser gets it)")
 	env.String(&cfg.bootstrapUser, "bootstrap-user", "PANELX_BOOTSTRAP_USER", "admin",
 		"embedded store without JWT settings: on first start, write an API token for this user to <data-dir>/"+bootstrapTokenFile+"; the user is a server administrator (empty: neither)")
 	env.Bool(&cfg.edgeToken, "edge-token", "PANELX_BOOTSTRAP_EDGE_TOKEN", true,
@@ -123,7 +129,16 @@ SIGTERM or Ctrl-C stops it gracefully.`,
 		if err := env.Err(); err != nil {
 			return err
 		}
-		return cfg.api.check()
+		if err := cfg.api.check(); err != nil {
+			return err
+		}
+		if _, err := cfg.dashboard.ContentSecurityPolicy(); err != nil {
+			return fmt.Errorf("PANELX_SUPABASE_URL, PANELX_SUPABASE_ANON_KEY: %w", err)
+		}
+		if cfg.dashboard.SupabaseURL != "" && cfg.api.verifier == nil {
+			return errors.New("PANELX_SUPABASE_URL needs PANELX_JWT_SECRET or PANELX_JWKS_URL: the API must verify the tokens Supabase Auth issues")
+		}
+		return nil
 	}
 	return cmd
 }
@@ -216,10 +231,16 @@ func runServer(ctx context.Context, cfg *serverConfig, log *zap.Logger) error {
 	opts.Keyring = keyring
 	opts.BuildLogs, opts.BuildContexts = cfg.buildLogs, cfg.buildContexts
 	h := apiserver.New(opts)
+	dashboard, err := web.New(cfg.dashboard)
+	if err != nil {
+		return err
+	}
 	wg.Add(1)
 	go func() { defer wg.Done(); h.FollowChanges(ctx) }()
 	log.Info("serving API", zap.String("addr", ln.Addr().String()))
-	serveErr := apiserver.Serve(ctx, ln, h.Handler(), cfg.shutdownTimeout, log, h.StopStreams)
+	// The dashboard this configuration asks for answers / and /ui/ (the
+	// router's own answers there know no Supabase settings).
+	serveErr := apiserver.Serve(ctx, ln, web.Mount(dashboard, h.Handler()), cfg.shutdownTimeout, log, h.StopStreams)
 	cancel()
 	wg.Wait()
 	close(errc)
