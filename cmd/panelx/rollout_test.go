@@ -91,6 +91,21 @@ func TestRollbackAfterTheTagMoved(t *testing.T) {
 	if len(revs) != 2 || revs[0].ImageDigest == first[0].ImageDigest || !slices.Contains(revs[0].Cause.Fields, "image (new digest)") {
 		t.Fatalf("after the tag moved: %+v", revs)
 	}
+	// A moved tag changes no generation, so Ready says nothing about which
+	// revision runs: wait until the status names the new one, from which a
+	// rollback counts back.
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+		var svc api.Service
+		if err := json.Unmarshal(e.call(e.alice, 200, "GET", p+"/services/web", nil), &svc); err != nil {
+			t.Fatal(err)
+		}
+		if svc.Status.Rollout.Revision == revs[0].Number {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the status never named revision %d: %+v", revs[0].Number, svc.Status.Rollout)
+		}
+	}
 
 	var back api.Service
 	if err := json.Unmarshal(e.call(e.alice, 200, "POST", p+"/services/web/rollback", nil), &back); err != nil {
