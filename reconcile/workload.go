@@ -194,6 +194,17 @@ func orchestratorUnsupported(sp *api.ServiceSpec, cs *ContainerSpec) string {
 	case cs.Privileged || len(cs.Devices) > 0 || cs.PIDMode != "" || cs.IPCMode != "" || cs.UTSMode != "":
 		return "privileged mode, devices and host namespaces are not supported on this runtime"
 	}
+	for _, m := range cs.Mounts {
+		if m.Type == "bind" {
+			return fmt.Sprintf("host path %s: host paths are node-local and not supported on this runtime", m.Source)
+		}
+	}
+	for _, p := range cs.Ports {
+		if p.HostIP != "" && p.HostIP != "0.0.0.0" && p.HostIP != "::" {
+			// Never widened silently to every address.
+			return fmt.Sprintf("port %d: hostIP %s is not supported on this runtime, which publishes on every address of a node", p.ContainerPort, p.HostIP)
+		}
+	}
 	return ""
 }
 

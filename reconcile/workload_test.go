@@ -86,6 +86,9 @@ func TestPlanWorkload(t *testing.T) {
 			return in
 		}(),
 			"blocked: UnsupportedByRuntime: secret files (spec.volumes[].secret) are not supported on this runtime yet\n"},
+		{"a port on one address", orchestratedInput(testService(func(s *api.Service) {
+			s.Spec.Ports = []api.Port{{ContainerPort: 8080, HostPort: 18080, HostIP: "127.0.0.1"}}
+		}), nil), "blocked: UnsupportedByRuntime: port 8080: hostIP 127.0.0.1 is not supported on this runtime, which publishes on every address of a node\n"},
 		{"deleted", orchestratedInput(deleted, workload(v1), task(v1, 1, "running")),
 			"0 remove-service panelx-shop-web (service deleted)\nwait: service panelx-shop-web being removed\n"},
 		{"deleted, tasks stopping", orchestratedInput(deleted, nil, task(v1, 1, "running")),

@@ -29,6 +29,7 @@ import (
 	"github.com/panelx/panelx/internal/testenv"
 	"github.com/panelx/panelx/internal/testimage"
 	"github.com/panelx/panelx/reconcile"
+	dockerruntime "github.com/panelx/panelx/reconcile/docker"
 	swarmruntime "github.com/panelx/panelx/reconcile/swarm"
 	"github.com/panelx/panelx/store"
 	"github.com/panelx/panelx/store/postgres"
@@ -109,8 +110,16 @@ func randomHex(n int) string {
 
 // target is a world for one test on the swarm: a fresh database, an
 // installation ID, an in-process registry; everything removed at the end.
-func target(t *testing.T) conformance.Target {
-	needSwarm(t)
+func target(t *testing.T) conformance.Target { return targetOn(t, true) }
+
+// targetOn is a target on the swarm, or with the single-engine runtime on
+// the same engine (for the benchmark's peer).
+func targetOn(t testing.TB, onSwarm bool) conformance.Target {
+	if tt, ok := t.(*testing.T); ok {
+		needSwarm(tt)
+	} else if swarmReady != "" {
+		testenv.Missing(t, "a single-node swarm: %s", swarmReady)
+	}
 	cli := testenv.Docker(t)
 	instance := "swarm-" + randomHex(6)
 	url := testenv.NewDatabase(t)
@@ -124,9 +133,13 @@ func target(t *testing.T) conformance.Target {
 	}
 	t.Cleanup(func() { removeAll(cli, instance) })
 	reg := testimage.StartRegistry(t, testimage.RegistryOptions{})
+	var rt reconcile.Runtime = swarmruntime.New(cli, instance, swarmruntime.Options{PublishMode: swarmruntime.PublishHost})
+	if !onSwarm {
+		rt = dockerruntime.NewRuntime(cli, instance)
+	}
 	return conformance.Target{
 		Instance: instance,
-		Runtime:  swarmruntime.New(cli, instance, swarmruntime.Options{PublishMode: swarmruntime.PublishHost}),
+		Runtime:  rt,
 		Store:    s,
 		Registry: testRegistry{reg},
 		PrivateRegistry: func(t testing.TB, username, password string) conformance.Registry {
@@ -235,14 +248,16 @@ func TestConformance(t *testing.T) {
 
 // world is a target with its controller running.
 type world struct {
-	t   *testing.T
+	t   testing.TB
 	ctx context.Context
 	conformance.Target
 	cli *client.Client
 }
 
-func newWorld(t *testing.T) *world {
-	tg := target(t)
+func newWorld(t testing.TB) *world { return newWorldOn(t, true) }
+
+func newWorldOn(t testing.TB, onSwarm bool) *world {
+	tg := targetOn(t, onSwarm)
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	t.Cleanup(cancel)
 	w := &world{t: t, ctx: ctx, Target: tg, cli: testenv.Docker(t)}
@@ -389,12 +404,13 @@ func TestFailedRolloutRollsBack(t *testing.T) {
 	// updater counts only tasks that reached running: with a healthcheck a
 	// crashing replica never does, and the rollout stays "updating" while
 	// Swarm replaces it again and again — until PanelX's progress deadline.)
+	changed := time.Now()
 	w.apply(p, "web", func(s *api.Service) { s.Spec.Args = []string{"-check"} })
 	svc := w.wait(p, "web", "Degraded: RolledBack", func(s *api.Service) bool {
 		d := api.FindCondition(s.Status.Conditions, api.ConditionDegraded)
 		return d != nil && d.Status == api.ConditionTrue && d.Reason == reconcile.ReasonRolledBack
 	})
-	t.Logf("Degraded: %s", api.FindCondition(svc.Status.Conditions, api.ConditionDegraded).Message)
+	t.Logf("Degraded %v after the change: %s", time.Since(changed).Round(100*time.Millisecond), api.FindCondition(svc.Status.Conditions, api.ConditionDegraded).Message)
 	after, _, err := w.cli.ServiceInspectWithRaw(w.ctx, name, swarm.ServiceInspectOptions{})
 	if err != nil {
 		t.Fatal(err)
