@@ -74,16 +74,7 @@ func (o memOutside) StopContainer(_ context.Context, id string) error {
 }
 
 func (o memOutside) RemoveNetwork(_ context.Context, name string) error {
-	for _, c := range o.Containers() {
-		for _, n := range c.Networks {
-			if n == name {
-				if err := o.Disconnect(name, c.ID); err != nil {
-					return err
-				}
-			}
-		}
-	}
-	return o.Outside.RemoveNetwork(name)
+	return o.RemoveNetworkForce(name)
 }
 
 func (o memOutside) RunContainer(_ context.Context, name, image string, labels map[string]string, start bool) (string, error) {

@@ -440,18 +440,30 @@ func TestFailedRolloutRollsBack(t *testing.T) {
 	if updates != 1 {
 		t.Errorf("%d updates sent, want 1", updates)
 	}
-	tasks, err := w.cli.TaskList(w.ctx, swarm.TaskListOptions{Filters: filters.NewArgs(filters.Arg("service", name), filters.Arg("desired-state", "running"))})
-	if err != nil {
-		t.Fatal(err)
-	}
-	running := 0
-	for _, task := range tasks {
-		if task.Status.State == swarm.TaskStateRunning {
-			running++
+	// The old two run (a third, of the failed spec, may take a moment to
+	// be shut down).
+	oldHash := before.Spec.Labels[reconcile.LabelSpecHash]
+	var running, other int
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(200 * time.Millisecond) {
+		tasks, err := w.cli.TaskList(w.ctx, swarm.TaskListOptions{Filters: filters.NewArgs(filters.Arg("service", name), filters.Arg("desired-state", "running"))})
+		if err != nil {
+			t.Fatal(err)
+		}
+		running, other = 0, 0
+		for _, task := range tasks {
+			switch {
+			case task.Status.State == swarm.TaskStateRunning && task.Spec.ContainerSpec.Labels[reconcile.LabelSpecHash] == oldHash:
+				running++
+			case task.Status.State == swarm.TaskStateRunning:
+				other++
+			}
+		}
+		if running == 2 && other == 0 || time.Now().After(deadline) {
+			break
 		}
 	}
-	if running != 2 {
-		t.Errorf("%d tasks running after the rollback, want the old 2", running)
+	if running != 2 || other != 0 {
+		t.Errorf("after the rollback: %d tasks of the old spec running, %d of another; want 2 and 0", running, other)
 	}
 	// Undoing the change is a spec Swarm runs again: Ready.
 	w.apply(p, "web", func(s *api.Service) { s.Spec.Args = nil })

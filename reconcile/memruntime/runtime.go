@@ -834,6 +834,26 @@ func (o Outside) Disconnect(network, ref string) error {
 	})
 }
 
+// RemoveNetworkForce is docker network disconnect -f of every container,
+// then docker network rm, with nothing in between (on a real engine
+// the gap is milliseconds; here a controller could fill it).
+func (o Outside) RemoveNetworkForce(name string) error {
+	return o.do(func(r *Runtime) error {
+		n := r.findNetworkLocked(name)
+		if n == nil {
+			return fmt.Errorf("network %s not found", name)
+		}
+		for _, c := range r.containers {
+			if slices.Contains(c.Networks, n.id) {
+				c.Networks = slices.DeleteFunc(c.Networks, func(id string) bool { return id == n.id })
+				delete(c.IPs, n.id)
+				r.emitLocked(reconcile.RuntimeEvent{Type: reconcile.ObjectNetwork, Action: "disconnect", ID: n.id, Name: n.name, Container: c.ID})
+			}
+		}
+		return r.removeNetworkLocked(n)
+	})
+}
+
 // RemoveNetwork is docker network rm.
 func (o Outside) RemoveNetwork(name string) error {
 	return o.do(func(r *Runtime) error {
