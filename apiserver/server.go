@@ -77,6 +77,10 @@ type Options struct {
 	BuildLogs *buildlog.Logs
 	// BuildContexts keeps uploaded build contexts (nil: uploads are 503).
 	BuildContexts *buildctx.Store
+	// Dashboard answers / and /ui/… (nil: web.Handler(), the dashboard
+	// without Supabase sign-in); it goes through the router's middleware
+	// like every request (request ID, access log).
+	Dashboard http.Handler
 }
 
 // Server holds the router and what the handlers need.
@@ -109,7 +113,9 @@ type Server struct {
 	builds  *buildlog.Logs
 	// contexts keeps uploaded build contexts.
 	contexts *buildctx.Store
-	hooks    deliveries
+	// dashboard answers / and /ui/… (Options.Dashboard).
+	dashboard http.Handler
+	hooks     deliveries
 	// access writes the request log: no caller (it is always the same
 	// line, and finding it costs a stack walk per request).
 	access *zap.Logger
@@ -122,22 +128,23 @@ func New(opts Options) *Server {
 		log = zap.NewNop()
 	}
 	s := &Server{
-		store:    opts.Store,
-		log:      log.Named("http"),
-		router:   chi.NewRouter(),
-		origins:  authz.NewOrigins(opts.CORSOrigins),
-		policy:   policy.DefaultConfig(),
-		maxBody:  opts.MaxBodyBytes,
-		now:      opts.Now,
-		gatherer: opts.Gatherer,
-		renders:  newRenderCache(renderCacheBytes),
-		access:   log.Named("http").WithOptions(zap.WithCaller(false)),
-		stats:    opts.Stats,
-		stopping: make(chan struct{}),
-		ops:      newOpsSettings(opts),
-		keyring:  opts.Keyring,
-		builds:   opts.BuildLogs,
-		contexts: opts.BuildContexts,
+		store:     opts.Store,
+		log:       log.Named("http"),
+		router:    chi.NewRouter(),
+		origins:   authz.NewOrigins(opts.CORSOrigins),
+		policy:    policy.DefaultConfig(),
+		maxBody:   opts.MaxBodyBytes,
+		now:       opts.Now,
+		gatherer:  opts.Gatherer,
+		renders:   newRenderCache(renderCacheBytes),
+		access:    log.Named("http").WithOptions(zap.WithCaller(false)),
+		stats:     opts.Stats,
+		stopping:  make(chan struct{}),
+		ops:       newOpsSettings(opts),
+		keyring:   opts.Keyring,
+		builds:    opts.BuildLogs,
+		contexts:  opts.BuildContexts,
+		dashboard: opts.Dashboard,
 	}
 	if opts.Metrics != nil {
 		s.metrics = newHTTPMetrics(opts.Metrics)
@@ -243,7 +250,10 @@ func (s *Server) buildRouter() {
 	// The dashboard (web/) answers / and /ui/… — paths no API route has; it
 	// is public (it holds no data) and kept out of the route table and the
 	// OpenAPI document.
-	dashboard := web.Handler()
+	dashboard := s.dashboard
+	if dashboard == nil {
+		dashboard = web.Handler()
+	}
 	r.NotFound(func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path == "/" || strings.HasPrefix(r.URL.Path, "/ui/") {
 			dashboard.ServeHTTP(w, r)

@@ -199,7 +199,7 @@ func Handler() http.Handler {
 
 // New serves the dashboard: / is the page, /ui/<file> its files,
 // /ui/config.json what the page is told of cfg; anything else is 404.
-// Mount it at / and /ui/* (the API routes stay the API's). Every response
+// The API's router hands it / and /ui/… (apiserver.Options.Dashboard). Every response
 // carries the security headers; files are revalidated on each load
 // (no-cache, with an ETag), so a new binary's page is seen at once, and go
 // gzipped (compressed once, at start) to clients that accept it.
@@ -255,19 +255,6 @@ func New(cfg Config) (http.Handler, error) {
 		h.Set("ETag", etag)
 		http.ServeContent(w, r, "", time.Time{}, bytes.NewReader(body))
 	}), nil
-}
-
-// Mount serves the dashboard's paths (/ and /ui/…) with dashboard and
-// everything else with next (the API), so that the dashboard `panelx
-// server` configures is the one answering.
-func Mount(dashboard, next http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.URL.Path == "/" || strings.HasPrefix(r.URL.Path, "/ui/") {
-			dashboard.ServeHTTP(w, r)
-			return
-		}
-		next.ServeHTTP(w, r)
-	})
 }
 
 // acceptsGzip: the request's Accept-Encoding lists gzip (without q=0).

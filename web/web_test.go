@@ -276,19 +276,6 @@ func TestConfig(t *testing.T) {
 	}
 }
 
-// TestMount: the dashboard's paths go to it, the rest to the API.
-func TestMount(t *testing.T) {
-	api := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(http.StatusTeapot) })
-	h := Mount(Handler(), api)
-	for path, want := range map[string]int{"/": 200, "/ui/app.js": 200, "/ui/nope.js": 404, "/api/v1/projects": 418, "/healthz": 418, "/uix": 418} {
-		w := httptest.NewRecorder()
-		h.ServeHTTP(w, httptest.NewRequest("GET", path, nil))
-		if w.Code != want {
-			t.Errorf("GET %s = %d, want %d", path, w.Code, want)
-		}
-	}
-}
-
 // TestBundles: the npm bundles (web/build.sh) are served like the page's
 // files and preloaded by nothing. `go test` alone may run without them (a
 // fresh clone before make ui); in CI, which runs make test, they must be

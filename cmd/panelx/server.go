@@ -230,17 +230,15 @@ func runServer(ctx context.Context, cfg *serverConfig, log *zap.Logger) error {
 	opts.Operations, opts.MaxUploadBytes = ops, int64(cfg.maxUploadBytes)
 	opts.Keyring = keyring
 	opts.BuildLogs, opts.BuildContexts = cfg.buildLogs, cfg.buildContexts
-	h := apiserver.New(opts)
-	dashboard, err := web.New(cfg.dashboard)
-	if err != nil {
+	// The dashboard this configuration asks for (its Supabase settings).
+	if opts.Dashboard, err = web.New(cfg.dashboard); err != nil {
 		return err
 	}
+	h := apiserver.New(opts)
 	wg.Add(1)
 	go func() { defer wg.Done(); h.FollowChanges(ctx) }()
 	log.Info("serving API", zap.String("addr", ln.Addr().String()))
-	// The dashboard this configuration asks for answers / and /ui/ (the
-	// router's own answers there know no Supabase settings).
-	serveErr := apiserver.Serve(ctx, ln, web.Mount(dashboard, h.Handler()), cfg.shutdownTimeout, log, h.StopStreams)
+	serveErr := apiserver.Serve(ctx, ln, h.Handler(), cfg.shutdownTimeout, log, h.StopStreams)
 	cancel()
 	wg.Wait()
 	close(errc)
