@@ -15,6 +15,7 @@ import (
 
 	"github.com/panelx/panelx/controller/conformance"
 	"github.com/panelx/panelx/internal/testimage"
+	"github.com/panelx/panelx/reconcile"
 	dockerruntime "github.com/panelx/panelx/reconcile/docker"
 )
 
@@ -102,6 +103,17 @@ func (d dockerOutside) RunContainer(ctx context.Context, name, ref string, label
 		return resp.ID, d.cli.ContainerStart(ctx, resp.ID, container.StartOptions{})
 	}
 	return resp.ID, nil
+}
+
+func (d dockerOutside) Squat(ctx context.Context, project, service, image string) (func(context.Context) error, error) {
+	id, err := d.RunContainer(ctx, reconcile.ContainerName(project, service, 0), image, nil, false)
+	if err != nil {
+		return nil, err
+	}
+	return func(ctx context.Context) error {
+		_, _, err := d.Container(ctx, id)
+		return err
+	}, nil
 }
 
 func (d dockerOutside) Container(ctx context.Context, id string) (string, bool, error) {

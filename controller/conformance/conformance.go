@@ -81,6 +81,11 @@ type Outside interface {
 	RunContainer(ctx context.Context, name, image string, labels map[string]string, start bool) (string, error)
 	// Container says what a container (anyone's) is now.
 	Container(ctx context.Context, id string) (name string, running bool, err error)
+	// Squat makes an object of no installation that holds the name the
+	// runtime needs for the service's first replica (a container's name
+	// on one engine, a service's on Swarm); held says whether it is still
+	// there, unchanged.
+	Squat(ctx context.Context, project, service, image string) (held func(context.Context) error, err error)
 }
 
 // Factory makes a Target for one test; cleanups go to t.Cleanup.

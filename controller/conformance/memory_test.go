@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/panelx/panelx/controller/conformance"
+	"github.com/panelx/panelx/reconcile"
 	"github.com/panelx/panelx/reconcile/memruntime"
 	"github.com/panelx/panelx/store/sqlite"
 )
@@ -82,6 +83,20 @@ func (o memOutside) RunContainer(_ context.Context, name, image string, labels m
 		return "", err
 	}
 	return o.Outside.RunContainer(name, image, labels, start)
+}
+
+func (o memOutside) Squat(ctx context.Context, project, service, image string) (func(context.Context) error, error) {
+	name := reconcile.ContainerName(project, service, 0)
+	id, err := o.RunContainer(ctx, name, image, nil, false)
+	if err != nil {
+		return nil, err
+	}
+	return func(context.Context) error {
+		if c, ok := o.Inspect(id); !ok || c.Name != name {
+			return fmt.Errorf("container %s gone or renamed", name)
+		}
+		return nil
+	}, nil
 }
 
 func (o memOutside) Container(_ context.Context, id string) (string, bool, error) {

@@ -271,12 +271,11 @@ func testForeignObjects(e *env) {
 		}
 		ids[name] = id
 	}
-	// The exact final name, held by a container PanelX does not own.
-	squatter, err := e.Outside.RunContainer(e.ctx, reconcile.ContainerName(squat, "web", 0), img, nil, false)
+	// The exact name PanelX needs, held by an object it does not own.
+	held, err := e.Outside.Squat(e.ctx, squat, "web", img)
 	if err != nil {
 		t.Fatal(err)
 	}
-	ids["squatter"] = squatter
 
 	e.start()
 	e.createProject(shop)
@@ -301,12 +300,15 @@ func testForeignObjects(e *env) {
 			t.Errorf("foreign container %s is gone: %v", name, err)
 			continue
 		}
-		if name != "squatter" && !running {
+		if !running {
 			t.Errorf("foreign container %s was stopped", name)
 		}
-		if name != "squatter" && got != name {
+		if got != name {
 			t.Errorf("foreign container %s was renamed to %s", name, got)
 		}
+	}
+	if err := held(e.ctx); err != nil {
+		t.Errorf("the object holding the name: %v", err)
 	}
 }
 

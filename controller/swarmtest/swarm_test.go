@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"strings"
 	"syscall"
@@ -14,6 +15,7 @@ import (
 
 	"github.com/docker/docker/api/types/container"
 	"github.com/docker/docker/api/types/filters"
+	"github.com/docker/docker/api/types/image"
 	"github.com/docker/docker/api/types/network"
 	"github.com/docker/docker/api/types/swarm"
 	"github.com/docker/docker/client"
@@ -153,8 +155,7 @@ func targetOn(t testing.TB, onSwarm bool) conformance.Target {
 		},
 		Timeout: 2 * time.Minute,
 		Pending: map[string]string{
-			"ForeignObjectsAreNeverTouched": "on Swarm the name a service needs is a service's, not a container's; the suite's Outside cannot make a foreign service yet",
-			"RepairsNetworkDrift":           "Swarm refuses to remove an overlay network its services use (docker network rm fails), so this drift cannot happen the same way",
+			"RepairsNetworkDrift": "Swarm refuses to remove an overlay network its services use (docker network rm fails), so this drift cannot happen the same way",
 		},
 	}
 }
@@ -230,7 +231,51 @@ func (d swarmOutside) RemoveNetwork(ctx context.Context, name string) error {
 }
 
 func (d swarmOutside) RunContainer(ctx context.Context, name, ref string, labels map[string]string, start bool) (string, error) {
-	return "", errors.New("not needed by the tests this runtime runs")
+	rc, err := d.cli.ImagePull(ctx, ref, image.PullOptions{})
+	if err != nil {
+		return "", err
+	}
+	_, _ = io.Copy(io.Discard, rc)
+	rc.Close()
+	resp, err := d.cli.ContainerCreate(ctx, &container.Config{Image: ref, Cmd: []string{"-sleep"}, Labels: labels}, nil, nil, nil, name)
+	if err != nil {
+		return "", err
+	}
+	d.t.Cleanup(func() {
+		_ = d.cli.ContainerRemove(context.Background(), resp.ID, container.RemoveOptions{Force: true})
+	})
+	if start {
+		return resp.ID, d.cli.ContainerStart(ctx, resp.ID, container.StartOptions{})
+	}
+	return resp.ID, nil
+}
+
+// Squat makes a Swarm service of no installation under the name PanelX
+// would give the service (no replicas: the name is what matters).
+func (d swarmOutside) Squat(ctx context.Context, project, service, ref string) (func(context.Context) error, error) {
+	name := reconcile.WorkloadName(project, service)
+	zero := uint64(0)
+	resp, err := d.cli.ServiceCreate(ctx, swarm.ServiceSpec{Annotations: swarm.Annotations{Name: name},
+		TaskTemplate: swarm.TaskSpec{ContainerSpec: &swarm.ContainerSpec{Image: ref, Args: []string{"-sleep"}}},
+		Mode:         swarm.ServiceMode{Replicated: &swarm.ReplicatedService{Replicas: &zero}}}, swarm.ServiceCreateOptions{})
+	if err != nil {
+		return nil, err
+	}
+	d.t.Cleanup(func() { _ = d.cli.ServiceRemove(context.Background(), resp.ID) })
+	before, _, err := d.cli.ServiceInspectWithRaw(ctx, resp.ID, swarm.ServiceInspectOptions{})
+	if err != nil {
+		return nil, err
+	}
+	return func(ctx context.Context) error {
+		s, _, err := d.cli.ServiceInspectWithRaw(ctx, resp.ID, swarm.ServiceInspectOptions{})
+		if err != nil {
+			return err
+		}
+		if s.Version.Index != before.Version.Index {
+			return fmt.Errorf("service %s was changed (version %d → %d)", name, before.Version.Index, s.Version.Index)
+		}
+		return nil
+	}, nil
 }
 
 func (d swarmOutside) Container(ctx context.Context, id string) (string, bool, error) {
