@@ -69,7 +69,9 @@ bench:
 	$(GO) run ./bench/idle -n 200 -duration 60s -rounds 2 && \
 	$(GO) run ./bench/collector -n 100 -duration 60s && $(GO) run ./bench/collector -n 200 -duration 60s && \
 	$(GO) test -run '^$$' -bench 'Edge' -benchtime 1x -timeout 30m ./cmd/panelx/ && \
-	$(GO) test -run '^$$' -bench RollbackVsForward -benchtime 10x -timeout 30m ./cmd/panelx/
+	$(GO) test -run '^$$' -bench RollbackVsForward -benchtime 10x -timeout 30m ./cmd/panelx/ && \
+	$(GO) test -run '^$$' -bench 'BuildPushToServed|ComposeUploadToServed|Backup1GiB|Dashboard' -benchtime 1x -timeout 60m ./cmd/panelx/ && \
+	$(GO) test -run '^$$' -bench FiftyServices -benchtime 2x -timeout 30m ./controller/swarmtest/
 
 ## fuzz: run the manifest decoder fuzzer for FUZZTIME (default 60s)
 FUZZTIME ?= 60s
