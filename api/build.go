@@ -48,14 +48,18 @@ type WebhookSpec struct {
 
 // GitSource is where a build's context comes from.
 type GitSource struct {
-	// URL is an http(s) URL of the repository, without credentials.
+	// URL is the repository's http(s):// or ssh:// URL, or git@host:path,
+	// without credentials (an SSH user name is not one).
 	URL string `json:"url"`
 	// Ref is a branch, a tag or a commit (default: the remote's HEAD).
 	Ref string `json:"ref,omitempty"`
 	// Dir is the build context's directory in the repository.
 	Dir string `json:"dir,omitempty"`
 	// SecretRef names a Secret of the project holding the credentials of a
-	// private repository: key "token", or "username" and "password".
+	// private repository: over HTTP key "token", or "username" and
+	// "password"; over SSH "sshPrivateKey" (a deploy key, with
+	// "sshPassphrase" if it has one) and "knownHosts", the host keys to
+	// trust (`ssh-keyscan HOST`).
 	// They never appear in the spec, the status or a log line.
 	SecretRef string `json:"secretRef,omitempty"`
 	// Poll, when set, looks at the ref this often (at least 10s) and
@@ -155,9 +159,11 @@ func (b *BuildSpec) validate(p Path) ErrorList {
 	switch {
 	case b.Git.URL == "":
 		errs = append(errs, Required(gp.Child("url"), "the repository to build from (or upload a context: spec.build.upload)"))
-	case err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "":
-		errs = append(errs, Invalid(gp.Child("url"), b.Git.URL, "must be an http:// or https:// URL of a git repository"))
-	case u.User != nil:
+	case scpLikeRe.MatchString(b.Git.URL) && !strings.ContainsAny(b.Git.URL, " \x00"):
+		// git@host:path, reached over SSH with the key of secretRef.
+	case err != nil || (u.Scheme != "https" && u.Scheme != "http" && u.Scheme != "ssh") || u.Host == "":
+		errs = append(errs, Invalid(gp.Child("url"), b.Git.URL, "must be an http(s):// or ssh:// URL of a git repository, or git@host:path"))
+	case u.User != nil && (u.Scheme != "ssh" || hasPassword(u)):
 		errs = append(errs, Invalid(gp.Child("url"), "(redacted)", "must not hold credentials: put them in a Secret and name it in secretRef"))
 	}
 	if strings.ContainsAny(b.Git.Ref, " ~^:?*[\\\x00") || strings.HasPrefix(b.Git.Ref, "-") || len(b.Git.Ref) > 255 {
@@ -177,6 +183,14 @@ func (b *BuildSpec) validate(p Path) ErrorList {
 }
 
 var uploadDigestRe = regexp.MustCompile(`^sha256:[0-9a-f]{64}$`)
+
+// scpLikeRe is git's scp-like SSH address: user@host:path.
+var scpLikeRe = regexp.MustCompile(`^[A-Za-z0-9._-]+@[A-Za-z0-9.-]+:[^/]`)
+
+func hasPassword(u *url.URL) bool {
+	_, ok := u.User.Password()
+	return ok
+}
 
 // validateCommon checks what builds from git and from uploads share.
 func (b *BuildSpec) validateCommon(p Path) ErrorList {

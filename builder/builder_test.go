@@ -386,3 +386,45 @@ func TestBuildKitPrivateBase(t *testing.T) {
 func uniqueRepo(t *testing.T) string {
 	return fmt.Sprintf("builder-test-%d", time.Now().UnixNano())
 }
+
+// TestCloneOverSSH: a repository behind SSH is cloned and listed with a
+// deploy key, trusting only the host keys given; an unknown host key, a
+// missing key and a key the server does not accept are refused, and no
+// error shows the private key.
+func TestCloneOverSSH(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	srv := gitserver.Start(t, "")
+	sshSrv := srv.StartSSH(t)
+	repo := srv.Repo(t, "private")
+	commit := repo.Commit("main", "first", map[string][]byte{"Dockerfile": []byte("FROM scratch\n")})
+	url := repo.SSHURL(sshSrv)
+	auth := builder.GitAuth{SSHKey: string(sshSrv.ClientKey), KnownHosts: sshSrv.KnownHosts}
+
+	got, err := builder.Clone(ctx, url, "main", auth, t.TempDir())
+	if err != nil || got != commit {
+		t.Fatalf("clone over SSH: %s, %v (want %s)", got, err, commit)
+	}
+	if head, err := builder.Head(ctx, url, "main", auth); err != nil || head != commit {
+		t.Errorf("head over SSH: %s, %v", head, err)
+	}
+
+	other := gitserver.Start(t, "").StartSSH(t) // another host key, another accepted key
+	for name, tt := range map[string]struct {
+		auth builder.GitAuth
+		want string
+	}{
+		"no key":           {builder.GitAuth{}, "sshPrivateKey and knownHosts"},
+		"unknown host key": {builder.GitAuth{SSHKey: auth.SSHKey, KnownHosts: other.KnownHosts}, "key is unknown"},
+		"key not accepted": {builder.GitAuth{SSHKey: string(other.ClientKey), KnownHosts: auth.KnownHosts}, "unable to authenticate"},
+		"not a key":        {builder.GitAuth{SSHKey: "-----BEGIN OPENSSH PRIVATE KEY-----\nnope\n-----END OPENSSH PRIVATE KEY-----\n", KnownHosts: auth.KnownHosts}, "sshPrivateKey"},
+	} {
+		_, err := builder.Clone(ctx, url, "main", tt.auth, t.TempDir())
+		if err == nil || !strings.Contains(err.Error(), tt.want) {
+			t.Errorf("%s: %v, want an error saying %q", name, err, tt.want)
+		}
+		if err != nil && strings.Contains(err.Error(), "PRIVATE KEY") {
+			t.Errorf("%s: the error shows the key: %v", name, err)
+		}
+	}
+}

@@ -26,30 +26,41 @@ import (
 	"github.com/go-git/go-git/v5/storage/memory"
 )
 
-// GitAuth are the credentials of a private repository: a token, or a user
-// name and password. Empty for a public one.
+// GitAuth are the credentials of a private repository: over HTTP a token,
+// or a user name and password; over SSH a deploy key and the host keys to
+// trust. Empty for a public one.
 type GitAuth struct {
 	Username string
 	Password string // or token
+	// SSHKey is a PEM private key, SSHPassphrase its passphrase if any;
+	// KnownHosts are known_hosts lines, the only host keys accepted.
+	SSHKey, SSHPassphrase, KnownHosts string
 }
 
-func (a GitAuth) method() transport.AuthMethod {
+// method is how to sign in to url.
+func (a GitAuth) method(url string) (transport.AuthMethod, error) {
+	if IsSSHURL(url) {
+		return a.sshAuth(url)
+	}
 	if a.Password == "" {
-		return nil
+		return nil, nil
 	}
 	user := a.Username
 	if user == "" {
 		user = "x-access-token" // GitHub, Gitea and GitLab accept any name with a token
 	}
-	return &githttp.BasicAuth{Username: user, Password: a.Password}
+	return &githttp.BasicAuth{Username: user, Password: a.Password}, nil
 }
 
 // secrets lists what must never reach a log line.
 func (a GitAuth) secrets() []string {
-	if a.Password == "" {
-		return nil
+	var out []string
+	for _, s := range []string{a.Password, a.SSHKey, a.SSHPassphrase} {
+		if s != "" {
+			out = append(out, s)
+		}
 	}
-	return []string{a.Password}
+	return out
 }
 
 var commitRe = regexp.MustCompile(`^[0-9a-f]{40}$`)
@@ -58,9 +69,12 @@ var commitRe = regexp.MustCompile(`^[0-9a-f]{40}$`)
 // remote's HEAD) of url out into dir and returns the commit. Branches and
 // tags are fetched shallow.
 func Clone(ctx context.Context, url, ref string, auth GitAuth, dir string) (string, error) {
-	opts := &git.CloneOptions{URL: url, Auth: auth.method(), Depth: 1, SingleBranch: true, Tags: git.NoTags}
+	method, err := auth.method(url)
+	if err != nil {
+		return "", fmt.Errorf("clone %s: %w", url, err)
+	}
+	opts := &git.CloneOptions{URL: url, Auth: method, Depth: 1, SingleBranch: true, Tags: git.NoTags}
 	var repo *git.Repository
-	var err error
 	switch {
 	case commitRe.MatchString(ref):
 		// A commit: the whole history, then check it out.
@@ -175,8 +189,12 @@ func Head(ctx context.Context, url, ref string, auth GitAuth) (string, error) {
 	if commitRe.MatchString(ref) {
 		return ref, nil
 	}
+	method, err := auth.method(url)
+	if err != nil {
+		return "", fmt.Errorf("list %s: %w", url, err)
+	}
 	remote := git.NewRemote(memory.NewStorage(), &config.RemoteConfig{Name: "origin", URLs: []string{url}})
-	refs, err := remote.ListContext(ctx, &git.ListOptions{Auth: auth.method()})
+	refs, err := remote.ListContext(ctx, &git.ListOptions{Auth: method})
 	if err != nil {
 		return "", fmt.Errorf("list %s: %w", url, cleanGitError(err, auth))
 	}

@@ -175,7 +175,7 @@ func (m *Manager) pollLocked(cur *current, req Request) {
 	every := req.Spec.Git.Poll.Duration
 	what := ""
 	if every > 0 && m.opts.OnPoll != nil {
-		what = fmt.Sprintf("%s|%s|%s|%s", req.Spec.Git.URL, req.Spec.Git.Ref, every, req.Auth.Password)
+		what = fmt.Sprintf("%s|%s|%s|%s|%s|%s", req.Spec.Git.URL, req.Spec.Git.Ref, every, req.Auth.Password, req.Auth.SSHKey, req.Auth.KnownHosts)
 	}
 	if what == cur.pollWhat {
 		return

@@ -43,7 +43,8 @@ func (r *Reconciler) ensureBuild(ctx context.Context, svc *api.Service) error {
 			r.buildProblem(ctx, svc, fmt.Sprintf("build.git.secretRef: secret %q cannot be opened: %s", name, v.Err))
 			return nil
 		}
-		req.Auth = builder.GitAuth{Username: v.Values["username"], Password: v.Values["password"]}
+		req.Auth = builder.GitAuth{Username: v.Values["username"], Password: v.Values["password"],
+			SSHKey: v.Values["sshPrivateKey"], SSHPassphrase: v.Values["sshPassphrase"], KnownHosts: v.Values["knownHosts"]}
 		if t := v.Values["token"]; t != "" {
 			req.Auth.Password = t
 		}

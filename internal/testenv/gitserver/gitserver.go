@@ -82,6 +82,7 @@ type Repo struct {
 	URL  string
 	work *git.Repository
 	dir  string
+	bare string
 }
 
 // Repo creates an empty repository served at <URL>/<name>.git.
@@ -104,7 +105,7 @@ func (s *Server) Repo(t testing.TB, name string) *Repo {
 	if _, err := work.CreateRemote(&config.RemoteConfig{Name: "origin", URLs: []string{bare}}); err != nil {
 		t.Fatal(err)
 	}
-	return &Repo{t: t, URL: s.URL + "/" + name + ".git", work: work, dir: dir}
+	return &Repo{t: t, URL: s.URL + "/" + name + ".git", work: work, dir: dir, bare: bare}
 }
 
 // Commit writes the files (nil content removes one), commits them and
