@@ -2,5 +2,6 @@
 // (reconcile/swarm): the conformance suite and the Swarm-only checks. They
 // live apart because they put the local engine in swarm mode for their
 // run (a single-node swarm advertised on 127.0.0.1, left again at the end),
-// under a lock file so that two runs never init or leave at once.
+// holding the engine lock exclusively (testenv.LockEngine): no other test
+// process uses the engine while its mode changes.
 package swarmtest

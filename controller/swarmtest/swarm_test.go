@@ -9,7 +9,6 @@ import (
 	"io"
 	"os"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -48,13 +47,14 @@ func TestMain(m *testing.M) {
 }
 
 func run(m *testing.M) int {
-	lock, err := os.OpenFile(os.TempDir()+"/panelx-swarm-tests.lock", os.O_CREATE|os.O_RDWR, 0o600)
-	if err == nil {
-		defer lock.Close()
-		if err := syscall.Flock(int(lock.Fd()), syscall.LOCK_EX); err == nil {
-			defer syscall.Flock(int(lock.Fd()), syscall.LOCK_UN)
-		}
+	// Init and leave rewire the engine's networks: no other test process
+	// may use the engine meanwhile (testenv.Docker holds the lock shared).
+	unlock, err := testenv.LockEngine()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
 	}
+	defer unlock()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	cli, err := dockerclient.New(ctx)

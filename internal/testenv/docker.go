@@ -17,6 +17,7 @@ import (
 // and current engines both work. A missing engine fails the test in CI.
 func Docker(tb testing.TB) *client.Client {
 	tb.Helper()
+	holdEngineShared() // no swarm init or leave while this process runs
 	cli, err := client.NewClientWithOpts(client.FromEnv, client.WithAPIVersionNegotiation())
 	if err != nil {
 		Missing(tb, "Docker client: %v", err)
