@@ -6,7 +6,6 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"strings"
 	"testing"
@@ -14,7 +13,6 @@ import (
 
 	"github.com/docker/docker/api/types/container"
 	"github.com/docker/docker/api/types/filters"
-	"github.com/docker/docker/api/types/image"
 	"github.com/docker/docker/api/types/network"
 	"github.com/docker/docker/api/types/swarm"
 	"github.com/docker/docker/client"
@@ -26,6 +24,7 @@ import (
 	"github.com/panelx/panelx/api"
 	"github.com/panelx/panelx/controller"
 	"github.com/panelx/panelx/controller/conformance"
+	"github.com/panelx/panelx/controller/conformance/dockerside"
 	"github.com/panelx/panelx/internal/dockerclient"
 	"github.com/panelx/panelx/internal/testenv"
 	"github.com/panelx/panelx/internal/testimage"
@@ -147,7 +146,7 @@ func targetOn(t testing.TB, onSwarm bool) conformance.Target {
 		PrivateRegistry: func(t testing.TB, username, password string) conformance.Registry {
 			return testRegistry{testimage.StartRegistry(t, testimage.RegistryOptions{Username: username, Password: password})}
 		},
-		Outside: swarmOutside{t: t, cli: cli},
+		Outside: swarmOutside{dockerside.Outside{T: t, Cli: cli}},
 		HTTP:    true,
 		HostIP:  "", // Swarm binds every address of the node; the tests reach it on 127.0.0.1
 		ReplicaName: func(project, service string, index int) string {
@@ -190,12 +189,11 @@ func (r testRegistry) Push(t testing.TB, repoTag, version string) string {
 // swarmOutside is a person at the Docker CLI of the (single) node: the
 // replicas' IDs are tasks', whose containers it finds.
 type swarmOutside struct {
-	t   testing.TB
-	cli *client.Client
+	dockerside.Outside
 }
 
 func (d swarmOutside) containerOf(ctx context.Context, id string) (string, error) {
-	task, _, err := d.cli.TaskInspectWithRaw(ctx, id)
+	task, _, err := d.Cli.TaskInspectWithRaw(ctx, id)
 	if err != nil {
 		return id, nil // not a task: a container
 	}
@@ -210,7 +208,7 @@ func (d swarmOutside) RemoveContainer(ctx context.Context, id string) error {
 	if err != nil {
 		return err
 	}
-	return d.cli.ContainerRemove(ctx, cid, container.RemoveOptions{Force: true})
+	return d.Outside.RemoveContainer(ctx, cid)
 }
 
 func (d swarmOutside) StopContainer(ctx context.Context, id string) error {
@@ -218,36 +216,17 @@ func (d swarmOutside) StopContainer(ctx context.Context, id string) error {
 	if err != nil {
 		return err
 	}
-	timeout := 5
-	return d.cli.ContainerStop(ctx, cid, container.StopOptions{Timeout: &timeout})
+	return d.Outside.StopContainer(ctx, cid)
 }
 
+// RemoveNetwork removes the overlay as it is (Swarm refuses while its
+// services use it: the pending network-drift test).
 func (d swarmOutside) RemoveNetwork(ctx context.Context, name string) error {
-	n, err := d.cli.NetworkInspect(ctx, name, network.InspectOptions{})
+	n, err := d.Cli.NetworkInspect(ctx, name, network.InspectOptions{})
 	if err != nil {
 		return err
 	}
-	return d.cli.NetworkRemove(ctx, n.ID)
-}
-
-func (d swarmOutside) RunContainer(ctx context.Context, name, ref string, labels map[string]string, start bool) (string, error) {
-	rc, err := d.cli.ImagePull(ctx, ref, image.PullOptions{})
-	if err != nil {
-		return "", err
-	}
-	_, _ = io.Copy(io.Discard, rc)
-	rc.Close()
-	resp, err := d.cli.ContainerCreate(ctx, &container.Config{Image: ref, Cmd: []string{"-sleep"}, Labels: labels}, nil, nil, nil, name)
-	if err != nil {
-		return "", err
-	}
-	d.t.Cleanup(func() {
-		_ = d.cli.ContainerRemove(context.Background(), resp.ID, container.RemoveOptions{Force: true})
-	})
-	if start {
-		return resp.ID, d.cli.ContainerStart(ctx, resp.ID, container.StartOptions{})
-	}
-	return resp.ID, nil
+	return d.Cli.NetworkRemove(ctx, n.ID)
 }
 
 // Squat makes a Swarm service of no installation under the name PanelX
@@ -255,19 +234,19 @@ func (d swarmOutside) RunContainer(ctx context.Context, name, ref string, labels
 func (d swarmOutside) Squat(ctx context.Context, project, service, ref string) (func(context.Context) error, error) {
 	name := reconcile.WorkloadName(project, service)
 	zero := uint64(0)
-	resp, err := d.cli.ServiceCreate(ctx, swarm.ServiceSpec{Annotations: swarm.Annotations{Name: name},
+	resp, err := d.Cli.ServiceCreate(ctx, swarm.ServiceSpec{Annotations: swarm.Annotations{Name: name},
 		TaskTemplate: swarm.TaskSpec{ContainerSpec: &swarm.ContainerSpec{Image: ref, Args: []string{"-sleep"}}},
 		Mode:         swarm.ServiceMode{Replicated: &swarm.ReplicatedService{Replicas: &zero}}}, swarm.ServiceCreateOptions{})
 	if err != nil {
 		return nil, err
 	}
-	d.t.Cleanup(func() { _ = d.cli.ServiceRemove(context.Background(), resp.ID) })
-	before, _, err := d.cli.ServiceInspectWithRaw(ctx, resp.ID, swarm.ServiceInspectOptions{})
+	d.T.Cleanup(func() { _ = d.Cli.ServiceRemove(context.Background(), resp.ID) })
+	before, _, err := d.Cli.ServiceInspectWithRaw(ctx, resp.ID, swarm.ServiceInspectOptions{})
 	if err != nil {
 		return nil, err
 	}
 	return func(ctx context.Context) error {
-		s, _, err := d.cli.ServiceInspectWithRaw(ctx, resp.ID, swarm.ServiceInspectOptions{})
+		s, _, err := d.Cli.ServiceInspectWithRaw(ctx, resp.ID, swarm.ServiceInspectOptions{})
 		if err != nil {
 			return err
 		}
@@ -276,14 +255,6 @@ func (d swarmOutside) Squat(ctx context.Context, project, service, ref string) (
 		}
 		return nil
 	}, nil
-}
-
-func (d swarmOutside) Container(ctx context.Context, id string) (string, bool, error) {
-	c, err := d.cli.ContainerInspect(ctx, id)
-	if err != nil {
-		return "", false, err
-	}
-	return strings.TrimPrefix(c.Name, "/"), c.State != nil && c.State.Running, nil
 }
 
 // TestConformance runs the runtime conformance suite on the swarm.
