@@ -211,6 +211,9 @@ type VolumeStatus struct {
 	Conditions         []Condition `json:"conditions,omitempty"`
 	// DockerName is the name of the Docker volume holding the data.
 	DockerName string `json:"dockerName,omitempty"`
+	// Node is the host that holds the data, on a runtime with several
+	// (Swarm: the services that mount the volume run there only).
+	Node string `json:"node,omitempty"`
 }
 
 func (v *Volume) GetKind() Kind          { return KindVolume }
@@ -608,6 +611,9 @@ const (
 	ConditionReady       = "Ready"
 	ConditionProgressing = "Progressing"
 	ConditionDegraded    = "Degraded"
+	// ConditionNodeLost (orchestrated runtimes): True while replicas of
+	// the service were running on a node the cluster has lost.
+	ConditionNodeLost = "NodeLost"
 )
 
 // Condition is one aspect of a resource's state, Kubernetes-style.
@@ -692,6 +698,8 @@ type ReplicaStatus struct {
 	Restarts    int32      `json:"restarts"`
 	StartedAt   *time.Time `json:"startedAt,omitempty"`
 	Message     string     `json:"message,omitempty"`
+	// Node is the host the replica runs on (orchestrated runtimes).
+	Node string `json:"node,omitempty"`
 }
 
 // FindCondition returns the condition of the type, or nil.

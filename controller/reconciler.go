@@ -175,9 +175,10 @@ func (r *Reconciler) reconcileService(ctx context.Context, key reconcile.Key) (R
 			return Result{}, err
 		}
 		recorded = recorded || rec
+		workload, _ := r.Cache.Workload(key.Project, key.Name)
 		status := reconcile.ComputeServiceStatus(reconcile.ServiceStatusInput{
 			Instance: r.Instance, Service: svc, Previous: svc.Status, Containers: r.Prober.withProbes(svc, r.Cache.Containers(key.Project, key.Name)),
-			Image: img, Plan: plan, Err: lastErr, Now: r.now(),
+			Image: img, Plan: plan, Err: lastErr, Now: r.now(), Workload: workload,
 			Network: reconcile.FirstNetwork(key.Project, &svc.Spec, r.Cache.Networks(key.Project)), ProjectDomain: projectDomain, Certificates: certs, Secrets: secrets,
 		})
 		status.Build = svc.Status.Build

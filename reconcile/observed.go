@@ -39,6 +39,11 @@ type Container struct {
 	// less one), whose container the orchestrator manages, on Node.
 	Task bool
 	Node string
+	// NodeName is the node's hostname, NodeDown that the orchestrator has
+	// lost contact with the node: what it last said of the task may be
+	// stale, so the replica does not count as ready.
+	NodeName string
+	NodeDown bool
 }
 
 // Running reports whether the container's process runs.
@@ -55,7 +60,7 @@ const MinReadyTime = time.Second
 
 // Ready reports whether the container runs and, when it has a healthcheck,
 // is healthy — without one, was seen running MinReadyTime after its start.
-func (c *Container) Ready() bool { return c.State == "running" && c.readyIn() == 0 }
+func (c *Container) Ready() bool { return c.State == "running" && !c.NodeDown && c.readyIn() == 0 }
 
 // readyIn is how long a running container without a healthcheck has left
 // before it can count as ready; 0 when it is ready, or when waiting cannot
@@ -111,6 +116,8 @@ type Volume struct {
 	Project string
 	Volume  string // the Volume resource's name
 	Driver  string
+	// Node is the host holding it, on a runtime with several.
+	Node string
 }
 
 // Image is what the local Docker knows of an image reference.

@@ -2,6 +2,7 @@ package reconcile
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -20,6 +21,7 @@ const (
 	ReasonAsExpected       = "AsExpected"
 	ReasonServicesNotReady = "ServicesNotReady"
 	ReasonDeleting         = "Deleting"
+	ReasonNodeLost         = "NodeLost"
 )
 
 // ServiceStatusInput is what a service's status is computed from: the
@@ -41,6 +43,8 @@ type ServiceStatusInput struct {
 	Certificates map[string]api.CertificateStatus
 	// Secrets are the values of the secrets the service uses.
 	Secrets Secrets
+	// Workload is the orchestrator's service (nil on a container runtime).
+	Workload *Workload
 }
 
 // ComputeServiceStatus derives the status the user sees.
@@ -113,6 +117,10 @@ func ComputeServiceStatus(in ServiceStatusInput) api.ServiceStatus {
 		addProblem(ReasonPullFailed, "pull "+svc.Spec.Image+" (running the local image meanwhile): "+in.Image.PullError)
 	}
 
+	if cur := nodeDownReplicas(st.Replicas, byIndex); cur != "" {
+		addProblem(ReasonNodeLost, cur)
+	}
+
 	st.Endpoints = DesiredEndpoints(EndpointsInput{Instance: in.Instance, Service: svc, Image: in.Image, Network: in.Network, Containers: in.Containers})
 	st.Domains = domainStatuses(svc, in.ProjectDomain, st.Endpoints, in.Certificates)
 
@@ -145,6 +153,14 @@ func ComputeServiceStatus(in ServiceStatusInput) api.ServiceStatus {
 		set(api.ConditionReady, true, ReasonAllReady, fmt.Sprintf("%d/%d replicas ready", st.ReadyReplicas, desired))
 	} else {
 		set(api.ConditionReady, false, ReasonNotReady, fmt.Sprintf("%d/%d replicas ready", st.ReadyReplicas, desired))
+	}
+
+	if in.Workload != nil {
+		if msg := lostMessage(in.Workload.Lost); msg != "" {
+			set(api.ConditionNodeLost, true, ReasonNodeLost, msg)
+		} else if api.FindCondition(st.Conditions, api.ConditionNodeLost) != nil {
+			set(api.ConditionNodeLost, false, ReasonAsExpected, "")
+		}
 	}
 
 	switch {
@@ -197,12 +213,18 @@ func replicaStatus(i int, c *Container) api.ReplicaStatus {
 		State:       c.State,
 		Health:      c.Health,
 		Restarts:    int32(c.RestartCount),
+		Node:        c.NodeName,
+	}
+	if rs.Node == "" {
+		rs.Node = c.Node
 	}
 	if !c.StartedAt.IsZero() && c.Running() {
 		t := c.StartedAt.UTC()
 		rs.StartedAt = &t
 	}
 	switch {
+	case c.NodeDown:
+		rs.Message = "its node " + rs.Node + " is down: the last state it reported may be stale"
 	case c.Error != "":
 		rs.Message = c.Error
 	case c.OOMKilled:
@@ -282,7 +304,7 @@ func ComputeVolumeStatus(v *api.Volume, dv *Volume, plan Plan, err error, now ti
 			Message: msg, ObservedGeneration: v.Metadata.Generation}, now)
 	}
 	if dv != nil {
-		st.DockerName = dv.Name
+		st.DockerName, st.Node = dv.Name, dv.Node
 	}
 	switch {
 	case v.Metadata.DeletionTimestamp != nil:
@@ -303,4 +325,73 @@ func ComputeVolumeStatus(v *api.Volume, dv *Volume, plan Plan, err error, now ti
 		set(api.ConditionReady, false, ReasonReconciling, "volume not created yet")
 	}
 	return st
+}
+
+// nodeDownReplicas names the current replicas whose node the orchestrator
+// has lost, which it has not rescheduled yet.
+func nodeDownReplicas(rs []api.ReplicaStatus, byIndex map[int][]Container) string {
+	var idx []string
+	node := ""
+	for _, r := range rs {
+		for _, c := range byIndex[int(r.Index)] {
+			if c.ID == r.ContainerID && c.NodeDown {
+				idx = append(idx, fmt.Sprint(r.Index))
+				node = r.Node
+			}
+		}
+	}
+	if len(idx) == 0 {
+		return ""
+	}
+	return fmt.Sprintf("replica %s: node %s is down, waiting for the orchestrator to reschedule", strings.Join(idx, ", "), node)
+}
+
+// lostMessage says which nodes were lost with which replicas on them, by
+// node, in a stable order.
+func lostMessage(lost []LostReplica) string {
+	if len(lost) == 0 {
+		return ""
+	}
+	type nodeLoss struct {
+		name, state string
+		replicas    []int
+	}
+	byNode := map[string]*nodeLoss{}
+	var order []string
+	for _, l := range lost {
+		n := byNode[l.Node]
+		if n == nil {
+			name := l.NodeName
+			if name == "" {
+				name = "?"
+			}
+			n = &nodeLoss{name: fmt.Sprintf("%s (%s)", name, shortID(l.Node)), state: l.NodeState}
+			byNode[l.Node] = n
+			order = append(order, l.Node)
+		}
+		n.replicas = append(n.replicas, l.Replica)
+	}
+	slices.Sort(order)
+	var parts []string
+	for _, id := range order {
+		n := byNode[id]
+		slices.Sort(n.replicas)
+		reps := make([]string, len(n.replicas))
+		for i, r := range n.replicas {
+			reps[i] = fmt.Sprint(r)
+		}
+		word := "replica %s was"
+		if len(reps) > 1 {
+			word = "replicas %s were"
+		}
+		parts = append(parts, fmt.Sprintf("node %s is %s: "+word+" running there", n.name, n.state, strings.Join(reps, ", ")))
+	}
+	return strings.Join(parts, "; ")
+}
+
+func shortID(id string) string {
+	if len(id) > 12 {
+		return id[:12]
+	}
+	return id
 }

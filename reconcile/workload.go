@@ -79,6 +79,17 @@ type Workload struct {
 	Fields map[string]string
 	// Nodes the workload is pinned to (node-local volumes).
 	Constraints []string
+	// Lost are the replicas the orchestrator last saw running on a node
+	// it has lost contact with (down, or gone from the cluster).
+	Lost []LostReplica
+}
+
+// LostReplica is a task left on a lost node.
+type LostReplica struct {
+	Replica   int    // the slot less one
+	Node      string // the node's ID
+	NodeName  string // its hostname, when the cluster still knows it
+	NodeState string // down, unknown, disconnected, or "removed"
 }
 
 // RolledBack reports whether the orchestrator gave up the last rollout.

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -28,6 +29,10 @@ type RegistryOptions struct {
 	Password string
 	// Verbose logs every registry request through t.Logf.
 	Verbose bool
+	// Listen is the address to listen on (default 127.0.0.1:0). Docker
+	// trusts plain HTTP on 127.0.0.0/8 by itself; an engine reaching the
+	// registry at another address needs it as --insecure-registry.
+	Listen string
 }
 
 // Registry is an in-memory OCI/Docker registry serving plain HTTP on
@@ -55,7 +60,16 @@ func StartRegistry(t testing.TB, opts RegistryOptions) *Registry {
 	}
 	// httptest listens on 127.0.0.1 only, which is what Docker treats as
 	// an insecure (plain HTTP) registry without any daemon configuration.
-	srv := httptest.NewServer(h)
+	srv := httptest.NewUnstartedServer(h)
+	if opts.Listen != "" {
+		l, err := net.Listen("tcp", opts.Listen)
+		if err != nil {
+			t.Fatalf("testimage: registry: %v", err)
+		}
+		srv.Listener.Close()
+		srv.Listener = l
+	}
+	srv.Start()
 	t.Cleanup(srv.Close)
 	return &Registry{srv: srv, host: strings.TrimPrefix(srv.URL, "http://"), opts: opts}
 }

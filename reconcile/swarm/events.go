@@ -38,7 +38,8 @@ func (r *Runtime) Events(ctx context.Context) (<-chan reconcile.RuntimeEvent, <-
 		defer close(out)
 		tick := time.NewTicker(r.opts.TaskPoll)
 		defer tick.Stop()
-		seen := map[string]string{} // task ID → what it looked like
+		seen := map[string]string{}     // task ID → what it looked like
+		lostSeen := map[string]string{} // service name → its lost replicas
 		for {
 			select {
 			case m := <-msgs:
@@ -54,7 +55,7 @@ func (r *Runtime) Events(ctx context.Context) (<-chan reconcile.RuntimeEvent, <-
 				errc <- ctx.Err()
 				return
 			case <-tick.C:
-				evs, err := r.taskEvents(ctx, seen)
+				evs, err := r.taskEvents(ctx, seen, lostSeen)
 				if err != nil {
 					errc <- fmt.Errorf("follow tasks: %w", err)
 					return
@@ -84,13 +85,14 @@ func (r *Runtime) eventOf(m events.Message) (reconcile.RuntimeEvent, bool) {
 }
 
 // taskEvents lists the replicas and says what changed since seen, which it
-// updates.
-func (r *Runtime) taskEvents(ctx context.Context, seen map[string]string) ([]reconcile.RuntimeEvent, error) {
+// updates; a change in a service's replicas on lost nodes (lostSeen) is a
+// service "update" event, so that the service's workload is read again.
+func (r *Runtime) taskEvents(ctx context.Context, seen, lostSeen map[string]string) ([]reconcile.RuntimeEvent, error) {
 	svcs, err := r.services(ctx)
 	if err != nil {
 		return nil, err
 	}
-	tasks, err := r.tasks(ctx, svcs)
+	tasks, lost, err := r.tasks(ctx, svcs)
 	if err != nil {
 		return nil, err
 	}
@@ -99,7 +101,7 @@ func (r *Runtime) taskEvents(ctx context.Context, seen map[string]string) ([]rec
 	current := map[string]bool{}
 	for _, c := range tasks {
 		current[c.ID] = true
-		look := fmt.Sprint(c.State, c.Health, c.Error, c.Node, c.StartedAt.UnixNano(), c.Networks, c.IPs)
+		look := fmt.Sprint(c.State, c.Health, c.Error, c.Node, c.NodeDown, c.StartedAt.UnixNano(), c.Networks, c.IPs)
 		if seen[c.ID] != look {
 			seen[c.ID] = look
 			evs = append(evs, reconcile.RuntimeEvent{Type: reconcile.ObjectContainer, Action: "update", ID: c.ID, Name: c.Name,
@@ -110,6 +112,23 @@ func (r *Runtime) taskEvents(ctx context.Context, seen map[string]string) ([]rec
 		if !current[id] {
 			delete(seen, id)
 			evs = append(evs, reconcile.RuntimeEvent{Type: reconcile.ObjectContainer, Action: "destroy", ID: id, Time: now})
+		}
+	}
+	names := map[string]bool{}
+	for _, s := range svcs {
+		names[s.Spec.Name] = true
+		look, prev := fmt.Sprint(lost[s.ID]), lostSeen[s.Spec.Name]
+		if prev == "" {
+			prev = fmt.Sprint([]reconcile.LostReplica(nil)) // unseen: nothing lost
+		}
+		if prev != look {
+			lostSeen[s.Spec.Name] = look
+			evs = append(evs, reconcile.RuntimeEvent{Type: reconcile.ObjectWorkload, Action: "update", ID: s.ID, Name: s.Spec.Name, Time: now})
+		}
+	}
+	for name := range lostSeen {
+		if !names[name] {
+			delete(lostSeen, name)
 		}
 	}
 	return evs, nil

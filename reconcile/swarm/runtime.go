@@ -68,8 +68,9 @@ type Runtime struct {
 	instance        string
 	opts            Options
 
-	nodeMu sync.Mutex
-	nodeID string // the manager's node, where PanelX creates volumes
+	nodeMu   sync.Mutex
+	nodeID   string // the manager's node, where PanelX creates volumes
+	nodeName string // its hostname
 }
 
 var (
@@ -138,7 +139,7 @@ func (r *Runtime) managerNode(ctx context.Context) (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("find the manager's node: %w", err)
 	}
-	r.nodeID = info.Swarm.NodeID
+	r.nodeID, r.nodeName = info.Swarm.NodeID, info.Name
 	return r.nodeID, nil
 }
 
@@ -179,7 +180,7 @@ func (r *Runtime) ListContainers(ctx context.Context) ([]reconcile.ListedContain
 	if err != nil {
 		return nil, err
 	}
-	tasks, err := r.tasks(ctx, svcs)
+	tasks, _, err := r.tasks(ctx, svcs)
 	if err != nil {
 		return nil, err
 	}
@@ -192,10 +193,15 @@ func (r *Runtime) ListContainers(ctx context.Context) ([]reconcile.ListedContain
 	return out, nil
 }
 
-// tasks are the replicas of these services.
-func (r *Runtime) tasks(ctx context.Context, svcs []swarm.Service) ([]reconcile.Container, error) {
+// tasks are the replicas of these services, and the replicas left on
+// lost nodes by service ID.
+func (r *Runtime) tasks(ctx context.Context, svcs []swarm.Service) ([]reconcile.Container, map[string][]reconcile.LostReplica, error) {
 	if len(svcs) == 0 {
-		return nil, nil
+		return nil, nil, nil
+	}
+	nodes, err := r.nodes(ctx)
+	if err != nil {
+		return nil, nil, err
 	}
 	f := filters.NewArgs()
 	byID := map[string]swarm.Service{}
@@ -204,12 +210,12 @@ func (r *Runtime) tasks(ctx context.Context, svcs []swarm.Service) ([]reconcile.
 		byID[s.ID] = s
 	}
 	var list []swarm.Task
-	err := r.call(ctx, "task_list", func(ctx context.Context) (err error) {
+	err = r.call(ctx, "task_list", func(ctx context.Context) (err error) {
 		list, err = r.cli.TaskList(ctx, swarm.TaskListOptions{Filters: f})
 		return err
 	})
 	if err != nil {
-		return nil, fmt.Errorf("list tasks: %w", err)
+		return nil, nil, fmt.Errorf("list tasks: %w", err)
 	}
 	type slotKey struct {
 		service string
@@ -240,12 +246,12 @@ func (r *Runtime) tasks(ctx context.Context, svcs []swarm.Service) ([]reconcile.
 			ts = []swarm.Task{t}
 		}
 		for _, t := range ts {
-			if c, ok := r.container(byID[t.ServiceID], t); ok {
+			if c, ok := r.container(byID[t.ServiceID], t, nodes); ok {
 				out = append(out, c)
 			}
 		}
 	}
-	return out, nil
+	return out, lostByService(list, nodes), nil
 }
 
 // InspectContainer returns a task as a replica.
@@ -273,7 +279,11 @@ func (r *Runtime) InspectContainer(ctx context.Context, id string) (reconcile.Co
 	if err != nil {
 		return reconcile.Container{}, fmt.Errorf("inspect task %s: %w", id, err)
 	}
-	c, ok := r.container(s, t)
+	nodes, err := r.nodes(ctx)
+	if err != nil {
+		return reconcile.Container{}, fmt.Errorf("inspect task %s: %w", id, err)
+	}
+	c, ok := r.container(s, t, nodes)
 	if !ok {
 		return reconcile.Container{}, fmt.Errorf("inspect task %s: %w", id, reconcile.ErrNotFound)
 	}
@@ -282,7 +292,7 @@ func (r *Runtime) InspectContainer(ctx context.Context, id string) (reconcile.Co
 }
 
 // container maps a task onto the replica PanelX reasons about.
-func (r *Runtime) container(s swarm.Service, t swarm.Task) (reconcile.Container, bool) {
+func (r *Runtime) container(s swarm.Service, t swarm.Task, nodes map[string]node) (reconcile.Container, bool) {
 	cs := t.Spec.ContainerSpec
 	if cs == nil || !r.owned(s.Spec.Labels) || !r.owned(cs.Labels) {
 		return reconcile.Container{}, false
@@ -294,6 +304,12 @@ func (r *Runtime) container(s swarm.Service, t swarm.Task) (reconcile.Container,
 		return reconcile.Container{}, false
 	}
 	c.ID, c.Task, c.Node = t.ID, true, t.NodeID
+	if t.NodeID != "" {
+		n, known := nodes[t.NodeID]
+		c.NodeName = n.name
+		_, c.NodeDown = lostReplica(t, nodes)
+		c.NodeDown = c.NodeDown || !known
+	}
 	c.Name = s.Spec.Name + "." + strconv.Itoa(t.Slot)
 	c.ImageID = cs.Labels[reconcile.LabelImageID]
 	st := t.Status
@@ -346,7 +362,7 @@ func (r *Runtime) container(s swarm.Service, t swarm.Task) (reconcile.Container,
 	return c, true
 }
 
-func (r *Runtime) workload(s swarm.Service) reconcile.Workload {
+func (r *Runtime) workload(s swarm.Service, lost []reconcile.LostReplica) reconcile.Workload {
 	w := reconcile.WorkloadFromLabels(s.ID, s.Spec.Name, s.Spec.Labels)
 	w.Version = s.Version.Index
 	if rep := s.Spec.Mode.Replicated; rep != nil && rep.Replicas != nil {
@@ -361,6 +377,7 @@ func (r *Runtime) workload(s swarm.Service) reconcile.Workload {
 	if p := s.Spec.TaskTemplate.Placement; p != nil {
 		w.Constraints = slices.Clone(p.Constraints)
 	}
+	w.Lost = lost
 	return w
 }
 
@@ -369,9 +386,13 @@ func (r *Runtime) ListWorkloads(ctx context.Context) ([]reconcile.Workload, erro
 	if err != nil {
 		return nil, err
 	}
+	_, lost, err := r.tasks(ctx, svcs)
+	if err != nil {
+		return nil, err
+	}
 	out := make([]reconcile.Workload, 0, len(svcs))
 	for _, s := range svcs {
-		out = append(out, r.workload(s))
+		out = append(out, r.workload(s, lost[s.ID]))
 	}
 	return out, nil
 }
@@ -402,7 +423,11 @@ func (r *Runtime) InspectWorkload(ctx context.Context, name string) (reconcile.W
 	if err != nil {
 		return reconcile.Workload{}, err
 	}
-	return r.workload(s), nil
+	_, lost, err := r.tasks(ctx, []swarm.Service{s})
+	if err != nil {
+		return reconcile.Workload{}, fmt.Errorf("inspect service %s: %w", name, err)
+	}
+	return r.workload(s, lost[s.ID]), nil
 }
 
 // serviceSpec maps a workload onto Swarm's service spec: the image pinned

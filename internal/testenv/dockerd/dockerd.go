@@ -228,7 +228,7 @@ func Start(t testing.TB, opts Options) *Engine {
 	}
 	sweepOnce.Do(func() { sweepStale(t.Logf) })
 
-	dir, lock, err := makeDir()
+	dir, lock, err := makeDir("pxd")
 	if err != nil {
 		t.Fatalf("dockerd: %v", err)
 	}
@@ -350,23 +350,7 @@ func (e *Engine) setup() error {
 			return err
 		}
 	}
-	q := func(elem ...string) string { return strconv.Quote(filepath.Join(append([]string{e.dir}, elem...)...)) }
-	ctrdTOML := fmt.Sprintf(`version = 2
-root = %s
-state = %s
-disabled_plugins = ["io.containerd.grpc.v1.cri"]
-oom_score = 0
-
-[grpc]
-  address = %s
-
-[ttrpc]
-  address = %s
-
-[plugins]
-  [plugins."io.containerd.internal.v1.opt"]
-    path = %s
-`, q("data", "containerd"), q("exec", "containerd"), q(ctrdSock), q(ctrdSock+".ttrpc"), q("data", "containerd", "opt"))
+	ctrdTOML := containerdConfig(e.dir)
 	if err := os.WriteFile(filepath.Join(e.dir, "containerd.toml"), []byte(ctrdTOML), 0o600); err != nil {
 		return err
 	}
@@ -387,6 +371,28 @@ oom_score = 0
 		}
 	}
 	return nil
+}
+
+// containerdConfig is the configuration of a containerd of its own for the
+// engine in dir: root, state and sockets under dir, CRI off.
+func containerdConfig(dir string) string {
+	q := func(elem ...string) string { return strconv.Quote(filepath.Join(append([]string{dir}, elem...)...)) }
+	return fmt.Sprintf(`version = 2
+root = %s
+state = %s
+disabled_plugins = ["io.containerd.grpc.v1.cri"]
+oom_score = 0
+
+[grpc]
+  address = %s
+
+[ttrpc]
+  address = %s
+
+[plugins]
+  [plugins."io.containerd.internal.v1.opt"]
+    path = %s
+`, q("data", "containerd"), q("exec", "containerd"), q(ctrdSock), q(ctrdSock+".ttrpc"), q("data", "containerd", "opt"))
 }
 
 // writeDaemonJSON writes the engine's daemon.json.
@@ -557,29 +563,39 @@ func (e *Engine) runningContainers() (int, error) {
 }
 
 func (e *Engine) startContainerd() error {
-	sock := filepath.Join(e.dir, ctrdSock)
-	_ = os.Remove(sock)
-	p, err := spawn(e.ctx, filepath.Join(e.dir, ctrdLog), "containerd",
-		"--config", filepath.Join(e.dir, "containerd.toml"), "--log-level", "warn")
+	p, err := startContainerdIn(e.ctx, e.dir)
 	if err != nil {
-		return fmt.Errorf("start containerd: %w", err)
+		return err
 	}
 	e.containerd = p
+	return nil
+}
+
+// startContainerdIn starts containerd with dir's configuration and waits
+// until it listens.
+func startContainerdIn(ctx context.Context, dir string) (*process, error) {
+	sock := filepath.Join(dir, ctrdSock)
+	_ = os.Remove(sock)
+	p, err := spawn(ctx, filepath.Join(dir, ctrdLog), "containerd",
+		"--config", filepath.Join(dir, "containerd.toml"), "--log-level", "warn")
+	if err != nil {
+		return nil, fmt.Errorf("start containerd: %w", err)
+	}
 	deadline := time.Now().Add(StartTimeout)
 	for {
 		c, err := net.DialTimeout("unix", sock, time.Second)
 		if err == nil {
 			c.Close()
-			return nil
+			return p, nil
 		}
 		select {
 		case <-p.done:
-			return fmt.Errorf("containerd exited during start: %v\n%s", p.err, tail(filepath.Join(e.dir, ctrdLog), 8<<10))
+			return nil, fmt.Errorf("containerd exited during start: %v\n%s", p.err, tail(filepath.Join(dir, ctrdLog), 8<<10))
 		case <-time.After(20 * time.Millisecond):
 		}
 		if time.Now().After(deadline) {
 			_ = p.stop(5 * time.Second)
-			return fmt.Errorf("containerd did not listen on %s within %s: %v\n%s", sock, StartTimeout, err, tail(filepath.Join(e.dir, ctrdLog), 8<<10))
+			return nil, fmt.Errorf("containerd did not listen on %s within %s: %v\n%s", sock, StartTimeout, err, tail(filepath.Join(dir, ctrdLog), 8<<10))
 		}
 	}
 }
@@ -587,12 +603,18 @@ func (e *Engine) startContainerd() error {
 // waitPing waits until dockerd answers Ping on sock and returns its API
 // version.
 func (e *Engine) waitPing(sock string, p *process) (string, error) {
-	cli, err := client.NewClientWithOpts(client.WithHost(e.host(sock)), client.WithAPIVersionNegotiation())
+	return pingUntil(e.ctx, e.host(sock), p)
+}
+
+// pingUntil waits until the dockerd p answers Ping on host and returns its
+// API version.
+func pingUntil(ctx context.Context, host string, p *process) (string, error) {
+	cli, err := client.NewClientWithOpts(client.WithHost(host), client.WithAPIVersionNegotiation())
 	if err != nil {
 		return "", err
 	}
 	defer cli.Close()
-	ctx, cancel := context.WithTimeout(e.ctx, StartTimeout)
+	ctx, cancel := context.WithTimeout(ctx, StartTimeout)
 	defer cancel()
 	go func() {
 		select {
@@ -614,7 +636,7 @@ func (e *Engine) waitPing(sock string, p *process) (string, error) {
 		case <-p.done:
 			return "", fmt.Errorf("dockerd exited during start: %v", p.err)
 		case <-ctx.Done():
-			return "", fmt.Errorf("dockerd did not answer on %s within %s: %v", e.host(sock), StartTimeout, last)
+			return "", fmt.Errorf("dockerd did not answer on %s within %s: %v", host, StartTimeout, last)
 		case <-time.After(20 * time.Millisecond):
 		}
 	}
@@ -712,11 +734,11 @@ func (e *Engine) removeThroughAPI(t testing.TB) {
 // ruleMarker is the iptables comment of an engine's InterContainer rule.
 func ruleMarker(dir string) string { return "panelx-testenv-dockerd:" + dir }
 
-// makeDir creates /tmp/pxdNNN and takes its lock. The lock file is locked
+// makeDir creates /tmp/<prefix>NNN and takes its lock. The lock file is locked
 // under a temporary name and then renamed, so that a sweeping process never
 // sees an unlocked owner.lock of a live engine.
-func makeDir() (string, *os.File, error) {
-	dir, err := os.MkdirTemp(tmpRoot, "pxd")
+func makeDir(prefix string) (string, *os.File, error) {
+	dir, err := os.MkdirTemp(tmpRoot, prefix)
 	if err != nil {
 		return "", nil, err
 	}

@@ -1,0 +1,297 @@
+// Package multinodetest runs PanelX's Swarm runtime on a swarm of three
+// Docker Engines, each in its own network namespace on this machine
+// (dockerd.StartCluster): replicas spread over the nodes, images pulled on
+// every node with the project's registry credentials, a volume's service
+// kept on the volume's node, and a node whose daemon is killed shown as a
+// condition naming it while Swarm moves its replicas. It uses no Docker
+// Engine of the host, so it runs beside the other packages' tests.
+package multinodetest
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"go.uber.org/zap"
+	"go.uber.org/zap/zaptest"
+	"k8s.io/client-go/util/workqueue"
+
+	"github.com/panelx/panelx/api"
+	"github.com/panelx/panelx/controller"
+	"github.com/panelx/panelx/internal/testenv"
+	"github.com/panelx/panelx/internal/testenv/dockerd"
+	"github.com/panelx/panelx/internal/testimage"
+	"github.com/panelx/panelx/reconcile"
+	swarmruntime "github.com/panelx/panelx/reconcile/swarm"
+	"github.com/panelx/panelx/store"
+	"github.com/panelx/panelx/store/postgres"
+	"github.com/panelx/panelx/store/storetest"
+)
+
+// world is a controller driving a three-node swarm.
+type world struct {
+	t       *testing.T
+	ctx     context.Context
+	cluster *dockerd.Cluster
+	store   store.Store
+	project string
+}
+
+func newWorld(t *testing.T) *world {
+	c := dockerd.StartCluster(t, dockerd.ClusterOptions{Nodes: 3})
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	t.Cleanup(cancel)
+	s, err := postgres.Open(ctx, testenv.NewDatabase(t), postgres.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(s.Close)
+	if _, err := s.Migrate(ctx); err != nil {
+		t.Fatal(err)
+	}
+	rt := swarmruntime.New(c.Manager().Client(t), "multinode", swarmruntime.Options{PublishMode: swarmruntime.PublishHost})
+	ctl, err := controller.New(controller.Options{Store: s, Runtime: rt, Instance: "multinode",
+		Log: zaptest.NewLogger(t, zaptest.Level(zap.InfoLevel)), ResyncInterval: 30 * time.Second, PullInterval: time.Minute,
+		RateLimiter: workqueue.NewTypedItemExponentialFailureRateLimiter[reconcile.Key](100*time.Millisecond, 2*time.Second)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cctx, stop := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() { defer close(done); _ = ctl.Run(cctx) }()
+	t.Cleanup(func() { stop(); <-done })
+	w := &world{t: t, ctx: ctx, cluster: c, store: s, project: "multi"}
+	if _, err := s.Projects().Create(ctx, storetest.Project(w.project)); err != nil {
+		t.Fatal(err)
+	}
+	return w
+}
+
+func (w *world) apply(name string, mutate func(*api.Service)) {
+	w.t.Helper()
+	svc := &api.Service{Metadata: api.ObjectMeta{Project: w.project, Name: name}}
+	mutate(svc)
+	svc.Default()
+	if errs := svc.Validate(); len(errs) > 0 {
+		w.t.Fatalf("invalid service: %v", errs)
+	}
+	if _, err := w.store.Services().Create(w.ctx, svc); err != nil {
+		w.t.Fatal(err)
+	}
+}
+
+// wait polls the service until cond holds and returns it.
+func (w *world) wait(name, what string, cond func(*api.Service) bool) *api.Service {
+	w.t.Helper()
+	deadline := time.Now().Add(3 * time.Minute)
+	var last *api.Service
+	for {
+		svc, err := w.store.Services().Get(w.ctx, api.Key{Project: w.project, Name: name})
+		if err == nil {
+			last = svc
+			if svc.Status.ObservedGeneration == svc.Metadata.Generation && cond(svc) {
+				return svc
+			}
+		}
+		if time.Now().After(deadline) {
+			w.t.Fatalf("timed out waiting for %s of %s: status %+v", what, name, last.Status)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// nodesOf returns the node of each replica.
+func nodesOf(svc *api.Service) []string {
+	var out []string
+	for _, r := range svc.Status.Replicas {
+		out = append(out, r.Node)
+	}
+	return out
+}
+
+func distinct(s []string) int {
+	s = slices.Clone(s)
+	slices.Sort(s)
+	return len(slices.Compact(s))
+}
+
+func httpGet(ctx context.Context, addr, path string) (string, error) {
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+addr+path, nil)
+	if err != nil {
+		return "", err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return "", err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if resp.StatusCode != http.StatusOK {
+		return string(b), fmt.Errorf("GET %s%s: %s: %s", addr, path, resp.Status, b)
+	}
+	return string(b), err
+}
+
+// TestMultiNode: see the package documentation. One test, in steps that
+// build on each other: starting a cluster takes ~7 s.
+func TestMultiNode(t *testing.T) {
+	w := newWorld(t)
+	c := w.cluster
+	// The registry listens where the nodes reach the host, and wants a
+	// password: a worker can pull only with the credentials PanelX sends
+	// along (no "No such image" on workers).
+	reg := testimage.StartRegistry(t, testimage.RegistryOptions{Listen: net.JoinHostPort(c.HostAddr().String(), "0"),
+		Username: "ci", Password: "s3cret"})
+	img := reg.Push(t, "multi/app:1", testimage.Image(t, testimage.ImageOptions{Version: "1"}))
+	if _, err := w.store.RegistryCredentials().Put(w.ctx, store.RegistryCredential{Project: w.project, Registry: reg.Host(),
+		Username: "ci", Password: "s3cret"}); err != nil {
+		t.Fatal(err)
+	}
+	healthy := &api.Healthcheck{Command: []string{"/testapp", "-check"},
+		Interval: api.Duration{Duration: time.Second}, Timeout: api.Duration{Duration: time.Second}, Retries: 2}
+
+	// A front on a host-mode port of its node (validation allows a host
+	// port to one replica).
+	const port = 18080
+	w.apply("web", func(s *api.Service) {
+		s.Spec.Image, s.Spec.Healthcheck = img, healthy
+		s.Spec.Ports = []api.Port{{ContainerPort: 8080, HostPort: port}}
+	})
+	web := w.wait("web", "1/1 Ready", reconcile.ServiceReady)
+	webNode := nodeByName(t, c, web.Status.Replicas[0].Node)
+	front := net.JoinHostPort(webNode.Addr().String(), strconv.Itoa(port))
+	if _, err := httpGet(w.ctx, front, "/healthz"); err != nil {
+		t.Fatalf("web on %s: %v", webNode.Hostname(), err)
+	}
+
+	// A service with a volume stays on the node that holds the volume
+	// (the manager's, where PanelX creates it).
+	if _, err := w.store.Volumes().Create(w.ctx, storetest.Volume(w.project, "data")); err != nil {
+		t.Fatal(err)
+	}
+	two := int32(2)
+	w.apply("db", func(s *api.Service) {
+		s.Spec.Image, s.Spec.Replicas, s.Spec.Healthcheck = img, &two, healthy
+		s.Spec.Volumes = []api.VolumeMount{{Name: "data", MountPath: "/data"}}
+	})
+	db := w.wait("db", "2/2 Ready", reconcile.ServiceReady)
+	vol, err := w.store.Volumes().Get(w.ctx, api.Key{Project: w.project, Name: "data"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if vol.Status.Node != c.Manager().Hostname() {
+		t.Errorf("volume data: status.node = %q, want %s", vol.Status.Node, c.Manager().Hostname())
+	}
+	for _, node := range nodesOf(db) {
+		if node != c.Manager().Hostname() {
+			t.Errorf("db's replicas are on %v: want all on %s, which holds the volume", nodesOf(db), c.Manager().Hostname())
+			break
+		}
+	}
+
+	// Four replicas without a port spread over the nodes: the workers
+	// pulled the private image with the credentials PanelX passed on.
+	four := int32(4)
+	w.apply("worker", func(s *api.Service) {
+		s.Spec.Image, s.Spec.Replicas, s.Spec.Healthcheck = img, &four, healthy
+	})
+	worker := w.wait("worker", "4/4 Ready", reconcile.ServiceReady)
+	t.Logf("worker's replicas on %v", nodesOf(worker))
+	if distinct(nodesOf(worker)) < 2 {
+		t.Fatalf("worker's replicas are all on %v", nodesOf(worker))
+	}
+	// The project's overlay joins the nodes: web reaches every replica of
+	// worker at its overlay address, whatever node it is on.
+	for _, r := range worker.Status.Replicas {
+		task, _, err := c.Manager().Client(t).TaskInspectWithRaw(w.ctx, r.ContainerID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, na := range task.NetworksAttachments {
+			if na.Network.Spec.Name != reconcile.NetworkName(w.project) || len(na.Addresses) == 0 {
+				continue
+			}
+			ip, _, _ := strings.Cut(na.Addresses[0], "/")
+			if _, err := httpGet(w.ctx, front, "/fetch?url=http://"+net.JoinHostPort(ip, "8080")+"/healthz"); err != nil {
+				t.Errorf("web (on %s) → worker replica %d (on %s) at %s: %v", webNode.Hostname(), r.Index, r.Node, ip, err)
+			}
+		}
+	}
+	for _, name := range []string{"worker", "tasks.worker"} {
+		_, err := httpGet(w.ctx, front, "/fetch?url=http://"+name+":8080/healthz")
+		t.Logf("web → http://%s:8080: %v", name, err)
+	}
+
+	// Kill the daemon of a worker node that runs replicas of worker.
+	lost := c.Node(2)
+	if !slices.Contains(nodesOf(worker), lost.Hostname()) {
+		lost = c.Node(3)
+	}
+	var onLost []string
+	for _, r := range worker.Status.Replicas {
+		if r.Node == lost.Hostname() {
+			onLost = append(onLost, strconv.Itoa(int(r.Index)))
+		}
+	}
+	killed := time.Now()
+	lost.Kill(t)
+	nodeLost := func(s *api.Service) bool {
+		cond := api.FindCondition(s.Status.Conditions, api.ConditionNodeLost)
+		return cond != nil && cond.Status == api.ConditionTrue
+	}
+	worker = w.wait("worker", "the NodeLost condition", nodeLost)
+	shown := time.Since(killed)
+	msg := api.FindCondition(worker.Status.Conditions, api.ConditionNodeLost).Message
+	t.Logf("NodeLost %v after the kill: %s", shown.Round(time.Millisecond), msg)
+	if !strings.Contains(msg, "node "+lost.Hostname()+" ("+lost.SwarmID()[:12]+") is down") {
+		t.Errorf("NodeLost message %q does not name the node %s (%s) as down", msg, lost.Hostname(), lost.SwarmID())
+	}
+	if !strings.Contains(msg, strings.Join(onLost, ", ")+" w") {
+		t.Errorf("NodeLost message %q does not name replicas %v", msg, onLost)
+	}
+	// Swarm starts the lost replicas on the nodes left.
+	worker = w.wait("worker", "4/4 Ready on the nodes left", func(s *api.Service) bool {
+		return reconcile.ServiceReady(s) && !slices.Contains(nodesOf(s), lost.Hostname())
+	})
+	t.Logf("worker 4/4 Ready again %v after the kill, on %v", time.Since(killed).Round(time.Millisecond), nodesOf(worker))
+	if !nodeLost(worker) {
+		t.Errorf("NodeLost turned False while %s is still down", lost.Hostname())
+	}
+	// web had its only replica there, or not: either way it is Ready on a
+	// live node.
+	web = w.wait("web", "1/1 Ready on a live node", func(s *api.Service) bool {
+		return reconcile.ServiceReady(s) && s.Status.Replicas[0].Node != lost.Hostname()
+	})
+
+	// The node comes back: Swarm ends the tasks it had, the condition
+	// clears, and web is whole again.
+	lost.Start(t)
+	w.wait("worker", "NodeLost False", func(s *api.Service) bool { return !nodeLost(s) && reconcile.ServiceReady(s) })
+	w.wait("web", "Ready after the node's return", func(s *api.Service) bool {
+		return !nodeLost(s) && reconcile.ServiceReady(s)
+	})
+	if t.Failed() {
+		return
+	}
+	t.Logf("node back: conditions cleared %v after the kill", time.Since(killed).Round(time.Millisecond))
+}
+
+func nodeByName(t *testing.T, c *dockerd.Cluster, name string) *dockerd.Node {
+	t.Helper()
+	for _, n := range c.Nodes() {
+		if n.Hostname() == name {
+			return n
+		}
+	}
+	t.Fatalf("no node %q in the cluster", name)
+	return nil
+}
