@@ -40,6 +40,34 @@
 // the foreground job) and ctrl-D (end of input for a shell at its prompt)
 // before closing. A program that ignores both outlives the session.
 //
+// # Swarm
+//
+// With the Swarm runtime a replica is a task slot of the service's Swarm
+// service (index slot-1), and its containers are the tasks'
+// (panelx-<p>-<s>.<slot>.<task>), possibly on other nodes. SwarmLogs and
+// SwarmExec take the place of Logs and Exec (the caller chooses: the
+// server passes its runtime down, internal/operations' Options.Swarm).
+//
+//   - SwarmLogs reads each task through the manager's task logs API
+//     (/tasks/{id}/logs, API 1.29+: Swarm's log broker, the per-task form
+//     of /services/{id}/logs, with follow, tail, since and timestamps), so
+//     tasks on every node are included, and merges them exactly as Logs
+//     merges containers. Tasks of Swarm's task history are included (their
+//     logs explain a crash), read without following. While following, the
+//     task list is polled every second (the Engine's events say nothing
+//     of tasks on other nodes): a new task is announced and read from its
+//     first line. Swarm keeps the follow stream of a task that is over
+//     open until the client leaves; the stream is closed two seconds after
+//     the task was seen over (or gone).
+//   - SwarmExec finds the slot's running task (the one Swarm keeps during
+//     a start-first update) and runs the command in its container when the
+//     task is on this engine's node; a task on another node is
+//     ErrOtherNode, whose message names the node: the Engine API has no
+//     exec into another node's containers.
+//   - Files needs nothing else: volumes are the manager's local volumes
+//     and the services mounting one run on the manager's node, so the
+//     helper containers and the project's image are local.
+//
 // # Files
 //
 // Files works on one PanelX volume (panelx-<project>-<volume>) whether or
@@ -125,6 +153,6 @@
 // must be statically linked (make build is). Map errors to HTTP statuses
 // with errors.Is: ErrInvalidPath, ErrSizeMismatch, ErrInvalidCommand and
 // ErrInvalidSize 400; ErrNotFound and ErrNoContainer 404; ErrExist,
-// ErrNotDir, ErrIsDir and ErrNotRunning 409; ErrTooLarge 413; ErrNoShell
-// 422.
+// ErrNotDir, ErrIsDir, ErrNotRunning and ErrOtherNode 409; ErrTooLarge
+// 413; ErrNoShell 422.
 package operate

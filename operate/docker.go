@@ -62,6 +62,11 @@ type replicaContainer struct {
 	Replica int
 	Running bool
 	Created time.Time
+	// Ended: a Swarm task that is over (its container does not run again:
+	// its logs are complete); TTY: the task's container has a terminal.
+	// Containers of the single engine leave both false.
+	Ended bool
+	TTY   bool
 }
 
 // serviceFilter selects the containers of one service of one installation,

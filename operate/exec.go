@@ -100,19 +100,33 @@ type Session struct {
 
 // Exec starts a command with a TTY in the running container of a replica.
 func Exec(ctx context.Context, cli Docker, target ExecTarget, opts ExecOptions) (*Session, error) {
-	if len(opts.Cmd) > 0 {
-		if err := ValidateCommand(opts.Cmd); err != nil {
-			return nil, err
-		}
-	}
-	if (opts.Rows != 0 || opts.Cols != 0) && !validSize(opts.Rows, opts.Cols) {
-		return nil, fmt.Errorf("%w: %dx%d", ErrInvalidSize, opts.Rows, opts.Cols)
+	if err := checkExec(opts); err != nil {
+		return nil, err
 	}
 	c, err := runningReplica(ctx, cli, target)
 	if err != nil {
 		return nil, err
 	}
+	return execIn(ctx, cli, c, opts)
+}
+
+// checkExec checks a request before anything is looked up.
+func checkExec(opts ExecOptions) error {
+	if len(opts.Cmd) > 0 {
+		if err := ValidateCommand(opts.Cmd); err != nil {
+			return err
+		}
+	}
+	if (opts.Rows != 0 || opts.Cols != 0) && !validSize(opts.Rows, opts.Cols) {
+		return fmt.Errorf("%w: %dx%d", ErrInvalidSize, opts.Rows, opts.Cols)
+	}
+	return nil
+}
+
+// execIn starts the session in a running container of the local engine.
+func execIn(ctx context.Context, cli Docker, c replicaContainer, opts ExecOptions) (*Session, error) {
 	cmd := opts.Cmd
+	var err error
 	if len(cmd) == 0 {
 		if cmd, err = findShell(ctx, cli, c.ID); err != nil {
 			return nil, fmt.Errorf("exec in %s: %w", c.Name, err)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"math"
 	"strconv"
 	"sync"
@@ -102,26 +103,12 @@ type LogLine struct {
 // MaxLineBytes, and a consumer that does not read blocks the producers
 // (the channel is unbuffered), which in turn stop reading from Docker.
 func Logs(ctx context.Context, cli Docker, target LogTarget, opts LogOptions) (<-chan LogLine, error) {
-	if opts.Tail != nil && *opts.Tail < 0 {
-		return nil, errors.New("logs: tail must not be negative")
+	if err := checkLogArgs(target, opts); err != nil {
+		return nil, err
 	}
-	if target.Replica != nil && *target.Replica < 0 {
-		return nil, errors.New("logs: replica must not be negative")
-	}
-	switch {
-	case opts.MaxLineBytes == 0:
-		opts.MaxLineBytes = DefaultMaxLineBytes
-	case opts.MaxLineBytes < minLineBytes:
-		opts.MaxLineBytes = minLineBytes
-	}
+	opts = normalize(opts)
 	ctx, cancel := context.WithCancel(ctx)
-	m := &logMerger{
-		cli: cli, target: target, opts: opts,
-		out:   make(chan LogLine),
-		items: make(chan srcItem),
-		srcs:  map[int]*logSource{},
-		byID:  map[string]int{},
-	}
+	m := newMerger(target, opts, containerLogs(cli))
 	// Subscribe before listing, so a container starting in between is
 	// seen by one or the other (or both: sources are unique by ID).
 	if opts.Follow {
@@ -134,6 +121,61 @@ func Logs(ctx context.Context, cli Docker, target LogTarget, opts LogOptions) (<
 	}
 	go m.run(ctx, cancel, list)
 	return m.out, nil
+}
+
+// checkLogArgs refuses a negative tail or replica.
+func checkLogArgs(target LogTarget, opts LogOptions) error {
+	if opts.Tail != nil && *opts.Tail < 0 {
+		return errors.New("logs: tail must not be negative")
+	}
+	if target.Replica != nil && *target.Replica < 0 {
+		return errors.New("logs: replica must not be negative")
+	}
+	return nil
+}
+
+// normalize bounds MaxLineBytes.
+func normalize(opts LogOptions) LogOptions {
+	switch {
+	case opts.MaxLineBytes == 0:
+		opts.MaxLineBytes = DefaultMaxLineBytes
+	case opts.MaxLineBytes < minLineBytes:
+		opts.MaxLineBytes = minLineBytes
+	}
+	return opts
+}
+
+func newMerger(target LogTarget, opts LogOptions, openLogs logOpener) *logMerger {
+	return &logMerger{
+		target: target, opts: opts, openLogs: openLogs,
+		out:   make(chan LogLine),
+		items: make(chan srcItem),
+		srcs:  map[int]*logSource{},
+		byID:  map[string]int{},
+	}
+}
+
+// logOpener opens the log stream of one source and tells whether it is a
+// TTY's (raw) rather than stdcopy-multiplexed.
+type logOpener func(ctx context.Context, c replicaContainer, opts container.LogsOptions) (io.ReadCloser, bool, error)
+
+// containerLogs opens a container's logs on the local engine.
+func containerLogs(cli Docker) logOpener {
+	return func(ctx context.Context, c replicaContainer, opts container.LogsOptions) (io.ReadCloser, bool, error) {
+		var tty bool
+		err := withTimeout(ctx, func(ctx context.Context) error {
+			in, err := cli.ContainerInspect(ctx, c.ID)
+			if err == nil && in.Config != nil {
+				tty = in.Config.Tty
+			}
+			return err
+		})
+		if err != nil {
+			return nil, false, err
+		}
+		rc, err := cli.ContainerLogs(ctx, c.ID, opts)
+		return rc, tty, err
+	}
 }
 
 // ParseSince turns "" (no bound), a duration ("15m", meaning that long
@@ -177,6 +219,12 @@ type logSource struct {
 	reopen  bool          // the container restarted: follow it again once this stream ends
 	token   chan struct{} // the merger's permission to send one line
 	arrived time.Time
+	// cancel ends the stream early (a Swarm task that is over: its follow
+	// stream would stay open); closing marks it, so its end is no failure.
+	cancel  context.CancelFunc
+	closing bool
+	// over is when the source's task was first seen over (Swarm).
+	over time.Time
 }
 
 type srcItem struct {
@@ -189,14 +237,19 @@ type srcItem struct {
 // logMerger owns every source; sources run in their own goroutines and
 // send one line at a time, each after receiving a token.
 type logMerger struct {
-	cli    Docker
-	target LogTarget
-	opts   LogOptions
-	out    chan LogLine
-	items  chan srcItem
+	target   LogTarget
+	opts     LogOptions
+	openLogs logOpener
+	out      chan LogLine
+	items    chan srcItem
 
 	events    <-chan events.Message
 	eventErrs <-chan error
+	// tasks delivers the service's Swarm tasks while following (nil on the
+	// single engine), taskErrs the failures of looking them up.
+	tasks    <-chan []replicaContainer
+	taskErrs <-chan error
+	taskFail bool // the last lookup failed (said once)
 
 	srcs   map[int]*logSource
 	byID   map[string]int       // container ID → active source
@@ -252,6 +305,15 @@ func (m *logMerger) run(ctx context.Context, cancel context.CancelFunc, initial 
 			} else if !m.handleEvent(ctx, ev) {
 				return
 			}
+		case list := <-m.tasks:
+			if !m.handleTasks(ctx, list) {
+				return
+			}
+		case err := <-m.taskErrs:
+			if !m.taskFail && ctx.Err() == nil && !m.system(ctx, "", -1, "looking for new tasks failed (trying again): "+err.Error()) {
+				return
+			}
+			m.taskFail = true
 		case err := <-m.eventErrs:
 			// The events stream failed (or closed): lines keep coming from
 			// the containers already followed.
@@ -270,7 +332,8 @@ func (m *logMerger) run(ctx context.Context, cancel context.CancelFunc, initial 
 func (m *logMerger) open(ctx context.Context, c replicaContainer, since time.Time, tail string, initial bool) {
 	id := m.nextID
 	m.nextID++
-	src := &logSource{c: c, initial: initial, waiting: true, token: make(chan struct{}, 1)}
+	sctx, scancel := context.WithCancel(ctx)
+	src := &logSource{c: c, initial: initial, waiting: true, token: make(chan struct{}, 1), cancel: scancel}
 	src.token <- struct{}{}
 	m.srcs[id] = src
 	m.byID[c.ID] = id
@@ -280,7 +343,8 @@ func (m *logMerger) open(ctx context.Context, c replicaContainer, since time.Tim
 	m.wg.Add(1)
 	go func() {
 		defer m.wg.Done()
-		err := m.stream(ctx, id, c.ID, since, tail, src.token)
+		defer scancel()
+		err := m.stream(sctx, id, c, since, tail, src.token)
 		select {
 		case m.items <- srcItem{src: id, done: true, err: err}:
 		case <-ctx.Done():
@@ -288,22 +352,13 @@ func (m *logMerger) open(ctx context.Context, c replicaContainer, since time.Tim
 	}()
 }
 
-// stream reads one container's logs and sends its lines to the merger.
-func (m *logMerger) stream(ctx context.Context, src int, id string, since time.Time, tail string, token <-chan struct{}) error {
-	var tty bool
-	err := withTimeout(ctx, func(ctx context.Context) error {
-		in, err := m.cli.ContainerInspect(ctx, id)
-		if err == nil && in.Config != nil {
-			tty = in.Config.Tty
-		}
-		return err
-	})
-	if err != nil {
-		return err
-	}
-	rc, err := m.cli.ContainerLogs(ctx, id, container.LogsOptions{
+// stream reads one source's logs and sends its lines to the merger.
+func (m *logMerger) stream(ctx context.Context, src int, c replicaContainer, since time.Time, tail string, token <-chan struct{}) error {
+	rc, tty, err := m.openLogs(ctx, c, container.LogsOptions{
 		ShowStdout: true, ShowStderr: true, Timestamps: true,
-		Follow: m.opts.Follow, Tail: tail, Since: dockerTime(since),
+		// A task that is over has all its lines: following it would wait
+		// forever (Swarm keeps a task's follow stream open).
+		Follow: m.opts.Follow && !c.Ended, Tail: tail, Since: dockerTime(since),
 	})
 	if err != nil {
 		return err
@@ -350,7 +405,7 @@ func (m *logMerger) apply(ctx context.Context, it srcItem) bool {
 		if m.byID[src.c.ID] == it.src {
 			delete(m.byID, src.c.ID)
 		}
-		if it.err != nil && ctx.Err() == nil && !errdefs.IsNotFound(it.err) {
+		if it.err != nil && ctx.Err() == nil && !src.closing && !errdefs.IsNotFound(it.err) {
 			return m.system(ctx, src.c.Name, src.c.Replica, "log stream failed: "+it.err.Error())
 		}
 		if src.reopen {

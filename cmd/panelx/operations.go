@@ -85,8 +85,9 @@ func (l *lazyOperations) CheckPath(p string) error { return operations.CheckPath
 
 // startOperations sweeps helper containers left by a crashed process and
 // returns the Docker side of the operate routes, with this very binary as
-// the volume helper when it is a static build.
-func startOperations(ctx context.Context, cli operate.Docker, instance string, log *zap.Logger) *operations.Docker {
+// the volume helper when it is a static build. With the Swarm runtime
+// (runtimeKind "swarm"), logs and terminals go through the service's tasks.
+func startOperations(ctx context.Context, cli operate.Docker, instance, runtimeKind string, log *zap.Logger) *operations.Docker {
 	if n, err := operate.RemoveHelpers(ctx, cli, instance, helperSweepAge); err != nil {
 		log.Warn("removing leftover volume helper containers", zap.Error(err))
 	} else if n > 0 {
@@ -100,5 +101,5 @@ func startOperations(ctx context.Context, cli operate.Docker, instance string, l
 		log.Warn("volume file writes, renames and deletes are disabled: no static panelx binary to run as helper", zap.Error(err))
 		helper = ""
 	}
-	return operations.New(cli, operations.Options{Instance: instance, HelperBinary: helper})
+	return operations.New(cli, operations.Options{Instance: instance, HelperBinary: helper, Swarm: runtimeKind == "swarm"})
 }

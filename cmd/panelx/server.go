@@ -266,7 +266,7 @@ func runDockerSide(ctx context.Context, cfg *serverConfig, st migrator, keyring 
 	if err != nil {
 		return err
 	}
-	ops.p.Store(startOperations(ctx, cli, instance, log))
+	ops.p.Store(startOperations(ctx, cli, instance, cfg.runtime.kind, log))
 	defer ops.p.Store(nil) // the client closes: 503 rather than errors
 	if cfg.containerMetrics {
 		src, err := startContainerMetrics(ctx, cli, instance, reg, log)

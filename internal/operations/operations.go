@@ -32,6 +32,11 @@ type Options struct {
 	// HelperImage creates the helper containers of file operations;
 	// empty: the image of one of the project's containers.
 	HelperImage string
+	// Swarm: the services are Swarm services (PANELX_RUNTIME=swarm), whose
+	// logs come from their tasks on any node and whose terminals reach the
+	// tasks on this manager's node; the client must be an
+	// operate.SwarmDocker. Volume files work the same either way.
+	Swarm bool
 }
 
 // Docker is apiserver.Operations against a Docker Engine.
@@ -89,7 +94,7 @@ func mapErr(err error) error {
 	case errors.Is(err, operate.ErrNotFound), errors.Is(err, operate.ErrNoContainer):
 		kind = apiserver.ErrOpNotFound
 	case errors.Is(err, operate.ErrExist), errors.Is(err, operate.ErrNotDir), errors.Is(err, operate.ErrNotRunning),
-		errors.Is(err, operate.ErrNoHelperImage):
+		errors.Is(err, operate.ErrNoHelperImage), errors.Is(err, operate.ErrOtherNode):
 		kind = apiserver.ErrOpConflict
 	case errors.Is(err, operate.ErrTooLarge):
 		kind = apiserver.ErrOpTooLarge
@@ -113,9 +118,18 @@ func (d *Docker) Logs(ctx context.Context, req apiserver.LogsRequest) (<-chan ap
 	if err != nil {
 		return nil, apiserver.OpError(apiserver.ErrInvalidArgument, err)
 	}
-	in, err := operate.Logs(ctx, d.cli,
-		operate.LogTarget{Instance: d.opts.Instance, Project: req.Project, Service: req.Service, Replica: req.Replica},
-		operate.LogOptions{Follow: req.Follow, Tail: req.Tail, Since: since})
+	target := operate.LogTarget{Instance: d.opts.Instance, Project: req.Project, Service: req.Service, Replica: req.Replica}
+	opts := operate.LogOptions{Follow: req.Follow, Tail: req.Tail, Since: since}
+	var in <-chan operate.LogLine
+	if d.opts.Swarm {
+		sw, serr := d.swarm()
+		if serr != nil {
+			return nil, serr
+		}
+		in, err = operate.SwarmLogs(ctx, sw, target, opts)
+	} else {
+		in, err = operate.Logs(ctx, d.cli, target, opts)
+	}
 	if err != nil {
 		return nil, mapErr(err)
 	}
@@ -135,11 +149,30 @@ func (d *Docker) Logs(ctx context.Context, req apiserver.LogsRequest) (<-chan ap
 	return out, nil
 }
 
+// swarm is the client as a Swarm manager's.
+func (d *Docker) swarm() (operate.SwarmDocker, error) {
+	sw, ok := d.cli.(operate.SwarmDocker)
+	if !ok {
+		return nil, fmt.Errorf("the Swarm runtime's logs and terminals need a client with the Swarm calls, not %T", d.cli)
+	}
+	return sw, nil
+}
+
 // Exec starts a terminal session.
 func (d *Docker) Exec(ctx context.Context, req apiserver.ExecRequest) (apiserver.ExecSession, error) {
-	s, err := operate.Exec(ctx, d.cli,
-		operate.ExecTarget{Instance: d.opts.Instance, Project: req.Project, Service: req.Service, Replica: req.Replica},
-		operate.ExecOptions{Cmd: req.Cmd, Rows: req.Rows, Cols: req.Cols})
+	target := operate.ExecTarget{Instance: d.opts.Instance, Project: req.Project, Service: req.Service, Replica: req.Replica}
+	opts := operate.ExecOptions{Cmd: req.Cmd, Rows: req.Rows, Cols: req.Cols}
+	var s *operate.Session
+	var err error
+	if d.opts.Swarm {
+		sw, serr := d.swarm()
+		if serr != nil {
+			return nil, serr
+		}
+		s, err = operate.SwarmExec(ctx, sw, target, opts)
+	} else {
+		s, err = operate.Exec(ctx, d.cli, target, opts)
+	}
 	if err != nil {
 		return nil, mapErr(err)
 	}
