@@ -154,6 +154,8 @@ export function serviceView(env, project, name) {
       st.phase ? `phase ${st.phase}` : 'not observed yet');
     const ro = st.rollout || {};
     const replicas = st.replicas || [];
+    // Replicas name their node on a runtime with several (Swarm).
+    const onNodes = replicas.some((r) => r.node);
     statusBody.replaceChildren(
       h('dl', { class: 'facts' },
         h('dt', {}, s.spec.build ? 'Source' : 'Image'), h('dd', {}, sourceEl(s)),
@@ -171,9 +173,10 @@ export function serviceView(env, project, name) {
       h('h3', { class: 'sub' }, 'Replicas'),
       replicas.length
         ? h('div', { class: 'table-wrap' }, h('table', { class: 'table replicas-table' },
-          h('thead', {}, h('tr', {}, ['Replica', 'State', 'Health', 'Restarts', 'Started', 'Message'].map((c) => h('th', { scope: 'col' }, c)))),
+          h('thead', {}, h('tr', {}, ['Replica', ...(onNodes ? ['Node'] : []), 'State', 'Health', 'Restarts', 'Started', 'Message'].map((c) => h('th', { scope: 'col' }, c)))),
           h('tbody', {}, replicas.map((r) => h('tr', { class: r.state === 'running' ? '' : 'trouble' },
             h('td', {}, String(r.index)),
+            onNodes ? h('td', { class: 'node' }, r.node || h('span', { class: 'muted' }, '—')) : null,
             h('td', {}, badge(r.state === 'running' ? 'Ready' : (r.state === 'exited' || r.state === 'missing' || r.state === 'restarting' ? 'Degraded' : 'Progressing'), r.state || 'unknown')),
             h('td', {}, r.health || h('span', { class: 'muted' }, 'no check')),
             h('td', {}, String(r.restarts || 0)),
