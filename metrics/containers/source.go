@@ -2,6 +2,7 @@ package containers
 
 import (
 	"context"
+	"strconv"
 	"strings"
 	"time"
 
@@ -28,7 +29,25 @@ type Target struct {
 // Project, Service and Replica read PanelX's identity labels.
 func (t Target) Project() string { return t.Labels[naming.LabelProject] }
 func (t Target) Service() string { return t.Labels[naming.LabelService] }
-func (t Target) Replica() string { return t.Labels[naming.LabelReplica] }
+func (t Target) Replica() string {
+	if r, ok := t.Labels[naming.LabelReplica]; ok {
+		return r
+	}
+	// A Swarm task's container carries its service's template, the same
+	// for every replica; its slot (from 1) is in the task's name,
+	// "<service>.<slot>.<task ID>".
+	if _, rest, ok := strings.Cut(t.Labels[swarmTaskName], "."); ok {
+		if slot, _, ok := strings.Cut(rest, "."); ok {
+			if n, err := strconv.Atoi(slot); err == nil && n > 0 {
+				return strconv.Itoa(n - 1)
+			}
+		}
+	}
+	return ""
+}
+
+// swarmTaskName is the label Swarm puts on a task's container.
+const swarmTaskName = "com.docker.swarm.task.name"
 
 // ownNetwork reports whether the container has a network namespace of its
 // own. With "host" its /proc/<pid>/net/dev shows the host's interfaces, and

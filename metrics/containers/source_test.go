@@ -56,3 +56,23 @@ func TestTargetFromInspect(t *testing.T) {
 		})
 	}
 }
+
+// TestTargetReplica: the replica comes from PanelX's label, or for a Swarm
+// task's container from the slot in the task's name.
+func TestTargetReplica(t *testing.T) {
+	for _, c := range []struct {
+		labels map[string]string
+		want   string
+	}{
+		{map[string]string{naming.LabelReplica: "2"}, "2"},
+		{map[string]string{swarmTaskName: "panelx-shop-web.3.k8w08klfttdb5fjvsv6n4wito"}, "2"},
+		{map[string]string{swarmTaskName: "panelx-shop-web.1.x", naming.LabelReplica: "0"}, "0"},
+		{map[string]string{swarmTaskName: "panelx-shop-web.nope.x"}, ""},
+		{map[string]string{swarmTaskName: "panelx-shop-web.0.x"}, ""},
+		{map[string]string{}, ""},
+	} {
+		if got := (Target{Labels: c.labels}).Replica(); got != c.want {
+			t.Errorf("Replica of %v = %q, want %q", c.labels, got, c.want)
+		}
+	}
+}
