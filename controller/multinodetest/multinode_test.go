@@ -9,6 +9,7 @@ package multinodetest
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -28,6 +29,7 @@ import (
 	"github.com/panelx/panelx/internal/testenv"
 	"github.com/panelx/panelx/internal/testenv/dockerd"
 	"github.com/panelx/panelx/internal/testimage"
+	"github.com/panelx/panelx/operate"
 	"github.com/panelx/panelx/reconcile"
 	swarmruntime "github.com/panelx/panelx/reconcile/swarm"
 	"github.com/panelx/panelx/store"
@@ -203,6 +205,7 @@ func TestMultiNode(t *testing.T) {
 	four := int32(4)
 	w.apply("worker", func(s *api.Service) {
 		s.Spec.Image, s.Spec.Replicas, s.Spec.Healthcheck = img, &four, healthy
+		s.Spec.Env = []api.EnvVar{{Name: "LOG_EVERY", Value: "200ms"}}
 	})
 	worker := w.wait("worker", "4/4 Ready", reconcile.ServiceReady)
 	t.Logf("worker's replicas on %v", nodesOf(worker))
@@ -230,6 +233,11 @@ func TestMultiNode(t *testing.T) {
 		_, err := httpGet(w.ctx, front, "/fetch?url=http://"+name+":8080/healthz")
 		t.Logf("web → http://%s:8080: %v", name, err)
 	}
+
+	// Logs come from every replica, on any node, through the manager; a
+	// terminal opens only on the manager's node and says where the
+	// replica is otherwise.
+	w.checkOperate(worker)
 
 	// Kill the daemon of a worker node that runs replicas of worker.
 	lost := c.Node(2)
@@ -294,4 +302,39 @@ func nodeByName(t *testing.T, c *dockerd.Cluster, name string) *dockerd.Node {
 	}
 	t.Fatalf("no node %q in the cluster", name)
 	return nil
+}
+
+// checkOperate reads the logs of worker's replicas and opens a terminal
+// into each.
+func (w *world) checkOperate(worker *api.Service) {
+	t, c := w.t, w.cluster
+	time.Sleep(time.Second) // a few log lines each
+	lines, err := operate.SwarmLogs(w.ctx, c.Manager().Client(t), operate.LogTarget{Instance: "multinode", Project: w.project, Service: "worker"}, operate.LogOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	per := map[int]int{}
+	for l := range lines {
+		if l.Stream != operate.StreamSystem {
+			per[l.Replica]++
+		}
+	}
+	for _, r := range worker.Status.Replicas {
+		if per[int(r.Index)] == 0 {
+			t.Errorf("no log line of replica %d (on %s): %v", r.Index, r.Node, per)
+		}
+	}
+	for _, r := range worker.Status.Replicas {
+		s, err := operate.SwarmExec(w.ctx, c.Manager().Client(t), operate.ExecTarget{Instance: "multinode", Project: w.project,
+			Service: "worker", Replica: int(r.Index)}, operate.ExecOptions{Cmd: []string{"/testapp", "-echo"}})
+		switch {
+		case r.Node == c.Manager().Hostname() && err != nil:
+			t.Errorf("exec in replica %d on the manager's node: %v", r.Index, err)
+		case r.Node != c.Manager().Hostname() && (!errors.Is(err, operate.ErrOtherNode) || !strings.Contains(err.Error(), r.Node)):
+			t.Errorf("exec in replica %d on %s: %v, want an error naming the node", r.Index, r.Node, err)
+		}
+		if s != nil {
+			s.Close()
+		}
+	}
 }
