@@ -194,12 +194,24 @@ const ReasonRolledBack = "RolledBack"
 // ReasonUnsupported: the spec uses what the runtime cannot do.
 const ReasonUnsupported = "UnsupportedByRuntime"
 
+// MaxOrchestratedFileSize: a secret file on an orchestrator is a Swarm
+// secret, whose data must be smaller than 500 KiB (swarmkit's limit).
+const MaxOrchestratedFileSize = 500*1024 - 1
+
 // orchestratorUnsupported names what of a spec an orchestrator's template
 // cannot carry yet.
 func orchestratorUnsupported(sp *api.ServiceSpec, cs *ContainerSpec) string {
+	for _, f := range cs.Files {
+		// Swarm secrets cannot be empty or large (the file's size, never
+		// its content, in the message).
+		switch {
+		case len(f.Content) == 0:
+			return fmt.Sprintf("secret file %s is empty: this runtime's secrets cannot be", f.Path)
+		case len(f.Content) > MaxOrchestratedFileSize:
+			return fmt.Sprintf("secret file %s is %d bytes: this runtime's secrets hold at most %d", f.Path, len(f.Content), MaxOrchestratedFileSize)
+		}
+	}
 	switch {
-	case len(cs.Files) > 0:
-		return "secret files (spec.volumes[].secret) are not supported on this runtime yet"
 	case sp.NetworkMode != "":
 		return "networkMode is not supported on this runtime"
 	case cs.Privileged || len(cs.Devices) > 0 || cs.PIDMode != "" || cs.IPCMode != "" || cs.UTSMode != "":

@@ -1,6 +1,7 @@
 package reconcile
 
 import (
+	"strings"
 	"testing"
 	"time"
 
@@ -23,6 +24,13 @@ func workload(svc *api.Service, mutate ...func(*Workload)) *Workload {
 		m(w)
 	}
 	return w
+}
+
+// withSecrets gives in secret "s" with key "k" of value v (its digest
+// follows the value, as the controller's do).
+func withSecrets(in ServiceInput, v string) ServiceInput {
+	in.Secrets = Secrets{"s": {Values: map[string]string{"k": v}, Digests: map[string]string{"k": "d-" + v[:min(len(v), 8)]}}}
+	return in
 }
 
 func orchestratedInput(svc *api.Service, w *Workload, cs ...Container) ServiceInput {
@@ -80,12 +88,19 @@ func TestPlanWorkload(t *testing.T) {
 			w.Update, w.UpdateMessage, w.Attempted = "rollback_started", "update paused due to failure", workload(v2).SpecHash
 		}), task(v1, 1, "running")),
 			"wait: the rollout failed: rolling back\nblocked: RolledBack: the rollout failed and was rolled back: update paused due to failure\n"},
-		{"secret files", func() ServiceInput {
-			in := orchestratedInput(withSecretFile, nil)
-			in.Secrets = Secrets{"s": {Values: map[string]string{"k": "v"}, Digests: map[string]string{"k": "d"}}}
-			return in
-		}(),
-			"blocked: UnsupportedByRuntime: secret files (spec.volumes[].secret) are not supported on this runtime yet\n"},
+		{"secret files", withSecrets(orchestratedInput(withSecretFile, nil), "v"),
+			"0 create-service panelx-shop-web (service missing)\nwait: 1 replica(s) starting\n"},
+		{"a secret file's new value", withSecrets(orchestratedInput(withSecretFile, func() *Workload {
+			ws := withSecrets(orchestratedInput(withSecretFile, nil), "v")
+			spec := BuildWorkloadSpec(testInstance, withSecretFile, "sha256:img1", ws.Secrets)
+			return &Workload{ID: "svc1", Name: spec.Name, Project: "shop", Service: "web", SpecHash: spec.Hash(), Replicas: 1,
+				Fields: decodeFields(spec.Labels[LabelFields]), Update: "completed"}
+		}()), "v2"),
+			"0 update-service panelx-shop-web (spec changed: secret files)\nwait: rolling out\n"},
+		{"an empty secret file", withSecrets(orchestratedInput(withSecretFile, nil), ""),
+			"blocked: UnsupportedByRuntime: secret file /run/secrets/k is empty: this runtime's secrets cannot be\n"},
+		{"a secret file too large", withSecrets(orchestratedInput(withSecretFile, nil), strings.Repeat("x", MaxOrchestratedFileSize+1)),
+			"blocked: UnsupportedByRuntime: secret file /run/secrets/k is 512000 bytes: this runtime's secrets hold at most 511999\n"},
 		{"a port on one address", orchestratedInput(testService(func(s *api.Service) {
 			s.Spec.Ports = []api.Port{{ContainerPort: 8080, HostPort: 18080, HostIP: "127.0.0.1"}}
 		}), nil), "blocked: UnsupportedByRuntime: port 8080: hostIP 127.0.0.1 is not supported on this runtime, which publishes on every address of a node\n"},

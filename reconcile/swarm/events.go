@@ -55,6 +55,7 @@ func (r *Runtime) Events(ctx context.Context) (<-chan reconcile.RuntimeEvent, <-
 				errc <- ctx.Err()
 				return
 			case <-tick.C:
+				r.retrySecrets(ctx) // secrets no service names any more
 				evs, err := r.taskEvents(ctx, seen, lostSeen)
 				if err != nil {
 					errc <- fmt.Errorf("follow tasks: %w", err)

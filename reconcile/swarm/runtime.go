@@ -71,6 +71,8 @@ type Runtime struct {
 	nodeMu   sync.Mutex
 	nodeID   string // the manager's node, where PanelX creates volumes
 	nodeName string // its hostname
+
+	secrets secretState // secret files as Swarm secrets (secrets.go)
 }
 
 var (
@@ -560,10 +562,16 @@ func (r *Runtime) CreateWorkload(ctx context.Context, ws reconcile.WorkloadSpec)
 	if err != nil {
 		return reconcile.Workload{}, fmt.Errorf("create service %s: encode credentials: %w", ws.Name, err)
 	}
+	release, err := r.attachSecrets(ctx, ws, &spec)
+	if err != nil {
+		return reconcile.Workload{}, fmt.Errorf("create service %s: %w", ws.Name, err)
+	}
 	err = r.call(ctx, "service_create", func(ctx context.Context) error {
 		_, err := r.cli.ServiceCreate(ctx, spec, swarm.ServiceCreateOptions{EncodedRegistryAuth: auth})
 		return err
 	})
+	release()
+	r.secretsChanged() // a failed create may leave its secrets behind
 	if errdefs.IsConflict(err) {
 		if _, ierr := r.inspectService(ctx, ws.Name); errors.Is(ierr, reconcile.ErrNotOwned) {
 			return reconcile.Workload{}, fmt.Errorf("create service %s: the name is taken by a service this installation does not manage: %w", ws.Name, err)
@@ -591,10 +599,18 @@ func (r *Runtime) UpdateWorkload(ctx context.Context, ws reconcile.WorkloadSpec)
 	if err != nil {
 		return reconcile.Workload{}, fmt.Errorf("update service %s: %w", ws.Name, err)
 	}
+	release, err := r.attachSecrets(ctx, ws, &spec)
+	if err != nil {
+		return reconcile.Workload{}, fmt.Errorf("update service %s: %w", ws.Name, err)
+	}
 	err = r.call(ctx, "service_update", func(ctx context.Context) error {
 		_, err := r.cli.ServiceUpdate(ctx, cur.ID, cur.Version, spec, swarm.ServiceUpdateOptions{EncodedRegistryAuth: auth})
 		return err
 	})
+	release()
+	// The secrets the old spec named go once the rollout is done (the
+	// task poll's sweep): a rollback needs them until then.
+	r.secretsChanged()
 	if err != nil {
 		return reconcile.Workload{}, fmt.Errorf("update service %s: %w", ws.Name, err)
 	}
@@ -613,5 +629,8 @@ func (r *Runtime) RemoveWorkload(ctx context.Context, name string) error {
 	if err != nil && !errdefs.IsNotFound(err) {
 		return fmt.Errorf("remove service %s: %w", name, err)
 	}
+	// Its secrets go now; what Swarm refuses, the task poll retries.
+	r.secretsChanged()
+	r.sweepSecrets(ctx, true)
 	return nil
 }
