@@ -5,6 +5,7 @@ import (
 	"fmt"
 
 	"github.com/docker/docker/client"
+	"go.uber.org/zap"
 
 	"github.com/panelx/panelx/controller"
 	"github.com/panelx/panelx/reconcile"
@@ -16,6 +17,7 @@ import (
 type runtimeConfig struct {
 	kind        string
 	publishMode string
+	swarmEdge   swarmEdgeConfig
 }
 
 func (c *runtimeConfig) register(env *envFlags) {
@@ -23,11 +25,15 @@ func (c *runtimeConfig) register(env *envFlags) {
 		"what runs the services: docker (one Docker Engine, PanelX starts each container) or swarm (the engine is a Swarm manager; every service becomes a Swarm service; docs/architecture.md, Runtimes)")
 	env.String(&c.publishMode, "swarm-publish-mode", "PANELX_SWARM_PUBLISH_MODE", swarmruntime.PublishIngress,
 		"with --runtime swarm: how published ports are published, ingress (the routing mesh, every node answers) or host (the node running the task)")
+	c.swarmEdge.register(env)
 }
 
 // newRuntime is the runtime the controller drives, its Docker calls timed
 // into the controller's metrics.
-func newRuntime(ctx context.Context, c runtimeConfig, cli *client.Client, instance string, m *controller.Metrics) (reconcile.Runtime, error) {
+func newRuntime(ctx context.Context, c runtimeConfig, cli *client.Client, instance string, m *controller.Metrics, log *zap.Logger) (reconcile.Runtime, error) {
+	if err := c.swarmEdge.check(c.kind); err != nil {
+		return nil, err
+	}
 	switch c.kind {
 	case "", "docker":
 		rt := dockerruntime.NewRuntime(cli, instance)
@@ -37,11 +43,14 @@ func newRuntime(ctx context.Context, c runtimeConfig, cli *client.Client, instan
 		if c.publishMode != swarmruntime.PublishIngress && c.publishMode != swarmruntime.PublishHost {
 			return nil, fmt.Errorf("PANELX_SWARM_PUBLISH_MODE %q: want %s or %s", c.publishMode, swarmruntime.PublishIngress, swarmruntime.PublishHost)
 		}
-		rt := swarmruntime.New(cli, instance, swarmruntime.Options{PublishMode: c.publishMode})
+		opts := swarmruntime.Options{PublishMode: c.publishMode}
+		c.swarmEdge.options(&opts)
+		rt := swarmruntime.New(cli, instance, opts)
 		rt.Observe = m.ObserveDockerCall
 		if err := rt.Check(ctx); err != nil {
 			return nil, err
 		}
+		c.swarmEdge.keep(ctx, rt, log)
 		return rt, nil
 	}
 	return nil, fmt.Errorf("PANELX_RUNTIME %q: want docker or swarm", c.kind)

@@ -280,7 +280,7 @@ func runDockerSide(ctx context.Context, cfg *serverConfig, st migrator, keyring 
 		return nil
 	}
 	log.Info("reconciling Docker", zap.String("docker", cli.DaemonHost()), zap.String("instance", instance))
-	rt, err := newRuntime(ctx, cfg.runtime, cli, instance, m)
+	rt, err := newRuntime(ctx, cfg.runtime, cli, instance, m, log)
 	if err != nil {
 		return err
 	}

@@ -58,6 +58,9 @@ type Options struct {
 	// TaskPoll is how often the events stream looks at the tasks, which
 	// the Engine's events do not cover (default 1 s).
 	TaskPoll time.Duration
+	// EdgeContainer names the container running `panelx edge` on this
+	// engine: PanelX attaches it to every project overlay (edge.go).
+	EdgeContainer string
 }
 
 // Runtime runs PanelX services as Swarm services of the engine it talks to,
