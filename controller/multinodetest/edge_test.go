@@ -7,20 +7,12 @@ import (
 	"time"
 
 	"github.com/docker/docker/api/types/network"
-	"go.uber.org/zap"
-	"go.uber.org/zap/zaptest"
-	"k8s.io/client-go/util/workqueue"
 
 	"github.com/panelx/panelx/api"
-	"github.com/panelx/panelx/controller"
 	"github.com/panelx/panelx/internal/testedge"
-	"github.com/panelx/panelx/internal/testenv"
-	"github.com/panelx/panelx/internal/testenv/dockerd"
 	"github.com/panelx/panelx/internal/testimage"
 	"github.com/panelx/panelx/reconcile"
 	swarmruntime "github.com/panelx/panelx/reconcile/swarm"
-	"github.com/panelx/panelx/store/postgres"
-	"github.com/panelx/panelx/store/storetest"
 )
 
 // TestEdgeReachesReplicasOnWorkers: the trap of Swarm-based panels — a
@@ -31,18 +23,9 @@ import (
 // answered by each of three replicas spread over the nodes, those on the
 // workers included.
 func TestEdgeReachesReplicasOnWorkers(t *testing.T) {
-	c := dockerd.StartCluster(t, dockerd.ClusterOptions{Nodes: 3})
+	w := newCluster(t)
+	c, st, ctx := w.cluster, w.store, w.ctx
 	mgr := c.Manager().Client(t)
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
-	t.Cleanup(cancel)
-	st, err := postgres.Open(ctx, testenv.NewDatabase(t), postgres.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(st.Close)
-	if _, err := st.Migrate(ctx); err != nil {
-		t.Fatal(err)
-	}
 	// The registry and the API listen where the nodes (and the edge's
 	// container, through its node's NAT) reach the host.
 	reg := testimage.StartRegistry(t, testimage.RegistryOptions{Listen: net.JoinHostPort(c.HostAddr().String(), "0")})
@@ -64,20 +47,7 @@ func TestEdgeReachesReplicasOnWorkers(t *testing.T) {
 		rt.KeepEdgeAttached(kctx, 0, func(n string, err error) { t.Logf("keep the edge attached: %s %v", n, err) })
 	}()
 	t.Cleanup(func() { kstop(); <-kdone })
-	ctl, err := controller.New(controller.Options{Store: st, Runtime: rt, Instance: "multinode",
-		Log: zaptest.NewLogger(t, zaptest.Level(zap.InfoLevel)), ResyncInterval: 30 * time.Second, PullInterval: time.Minute,
-		RateLimiter: workqueue.NewTypedItemExponentialFailureRateLimiter[reconcile.Key](100*time.Millisecond, 2*time.Second)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	cctx, stop := context.WithCancel(ctx)
-	done := make(chan struct{})
-	go func() { defer close(done); _ = ctl.Run(cctx) }()
-	t.Cleanup(func() { stop(); <-done })
-	w := &world{t: t, ctx: ctx, cluster: c, store: st, project: "multi"}
-	if _, err := st.Projects().Create(ctx, storetest.Project(w.project)); err != nil {
-		t.Fatal(err)
-	}
+	w.run(rt)
 
 	three := int32(3)
 	off := false

@@ -46,7 +46,9 @@ type world struct {
 	project string
 }
 
-func newWorld(t *testing.T) *world {
+// newCluster starts the three nodes and a fresh store: a world whose
+// controller is not running yet (run starts it).
+func newCluster(t *testing.T) *world {
 	c := dockerd.StartCluster(t, dockerd.ClusterOptions{Nodes: 3})
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	t.Cleanup(cancel)
@@ -58,21 +60,31 @@ func newWorld(t *testing.T) *world {
 	if _, err := s.Migrate(ctx); err != nil {
 		t.Fatal(err)
 	}
-	rt := swarmruntime.New(c.Manager().Client(t), "multinode", swarmruntime.Options{PublishMode: swarmruntime.PublishHost})
-	ctl, err := controller.New(controller.Options{Store: s, Runtime: rt, Instance: "multinode",
+	return &world{t: t, ctx: ctx, cluster: c, store: s, project: "multi"}
+}
+
+// run starts a controller of the runtime and creates the project.
+func (w *world) run(rt reconcile.Runtime) {
+	t := w.t
+	ctl, err := controller.New(controller.Options{Store: w.store, Runtime: rt, Instance: "multinode",
 		Log: zaptest.NewLogger(t, zaptest.Level(zap.InfoLevel)), ResyncInterval: 30 * time.Second, PullInterval: time.Minute,
 		RateLimiter: workqueue.NewTypedItemExponentialFailureRateLimiter[reconcile.Key](100*time.Millisecond, 2*time.Second)})
 	if err != nil {
 		t.Fatal(err)
 	}
-	cctx, stop := context.WithCancel(ctx)
+	cctx, stop := context.WithCancel(w.ctx)
 	done := make(chan struct{})
 	go func() { defer close(done); _ = ctl.Run(cctx) }()
 	t.Cleanup(func() { stop(); <-done })
-	w := &world{t: t, ctx: ctx, cluster: c, store: s, project: "multi"}
-	if _, err := s.Projects().Create(ctx, storetest.Project(w.project)); err != nil {
+	if _, err := w.store.Projects().Create(w.ctx, storetest.Project(w.project)); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// newWorld is a cluster with PanelX's Swarm runtime driving it.
+func newWorld(t *testing.T) *world {
+	w := newCluster(t)
+	w.run(swarmruntime.New(w.cluster.Manager().Client(t), "multinode", swarmruntime.Options{PublishMode: swarmruntime.PublishHost}))
 	return w
 }
 
