@@ -13,13 +13,8 @@ import (
 	"github.com/docker/docker/api/types/image"
 	"github.com/docker/docker/api/types/network"
 	"github.com/docker/docker/client"
-	"go.uber.org/zap"
-	"go.uber.org/zap/zaptest"
-	"k8s.io/client-go/util/workqueue"
 
 	"github.com/panelx/panelx/api"
-	"github.com/panelx/panelx/controller"
-	"github.com/panelx/panelx/controller/conformance"
 	"github.com/panelx/panelx/internal/testedge"
 	"github.com/panelx/panelx/internal/testenv"
 	"github.com/panelx/panelx/reconcile"
@@ -221,21 +216,4 @@ func TestAttachEdgeSaysWhy(t *testing.T) {
 			}
 		})
 	}
-}
-
-// startController runs a controller on the target (the world of
-// swarm_test.go, with the target's runtime as the test set it).
-func startController(t *testing.T, ctx context.Context, tg conformance.Target, cli *client.Client) *world {
-	w := &world{t: t, ctx: ctx, Target: tg, cli: cli}
-	c, err := controller.New(controller.Options{Store: tg.Store, Runtime: tg.Runtime, Instance: tg.Instance,
-		Log: zaptest.NewLogger(t, zaptest.Level(zap.InfoLevel)), ResyncInterval: 30 * time.Second, PullInterval: time.Second,
-		RateLimiter: workqueue.NewTypedItemExponentialFailureRateLimiter[reconcile.Key](100*time.Millisecond, 2*time.Second)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	cctx, stop := context.WithCancel(ctx)
-	done := make(chan struct{})
-	go func() { defer close(done); _ = c.Run(cctx) }()
-	t.Cleanup(func() { stop(); <-done })
-	return w
 }

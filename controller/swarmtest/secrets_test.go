@@ -14,9 +14,6 @@ import (
 
 	"github.com/docker/docker/api/types/filters"
 	"github.com/docker/docker/api/types/swarm"
-	"go.uber.org/zap"
-	"go.uber.org/zap/zaptest"
-	"k8s.io/client-go/util/workqueue"
 
 	"github.com/panelx/panelx/api"
 	"github.com/panelx/panelx/controller"
@@ -45,17 +42,7 @@ func TestSecretFilesAreSwarmSecrets(t *testing.T) {
 	kr := seal.NewKeyring(key)
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	t.Cleanup(cancel)
-	w := &world{t: t, ctx: ctx, Target: tg, cli: cli}
-	c, err := controller.New(controller.Options{Store: tg.Store, Runtime: tg.Runtime, Instance: tg.Instance, Keyring: kr,
-		Log: zaptest.NewLogger(t, zaptest.Level(zap.InfoLevel)), ResyncInterval: 30 * time.Second, PullInterval: time.Second,
-		RateLimiter: workqueue.NewTypedItemExponentialFailureRateLimiter[reconcile.Key](100*time.Millisecond, 2*time.Second)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	cctx, stop := context.WithCancel(ctx)
-	done := make(chan struct{})
-	go func() { defer close(done); _ = c.Run(cctx) }()
-	t.Cleanup(func() { stop(); <-done })
+	w := startController(t, ctx, tg, cli, func(o *controller.Options) { o.Keyring = kr })
 
 	p := w.project()
 	putSecret(t, w, kr, p, "api", map[string]string{"token": "first-value"})

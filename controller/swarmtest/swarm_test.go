@@ -276,10 +276,20 @@ func newWorldOn(t testing.TB, onSwarm bool) *world {
 	tg := targetOn(t, onSwarm)
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	t.Cleanup(cancel)
-	w := &world{t: t, ctx: ctx, Target: tg, cli: testenv.Docker(t)}
-	c, err := controller.New(controller.Options{Store: tg.Store, Runtime: tg.Runtime, Instance: tg.Instance,
+	return startController(t, ctx, tg, testenv.Docker(t))
+}
+
+// startController runs a controller on the target until the test ends;
+// tune changes its options (a keyring, say).
+func startController(t testing.TB, ctx context.Context, tg conformance.Target, cli *client.Client, tune ...func(*controller.Options)) *world {
+	w := &world{t: t, ctx: ctx, Target: tg, cli: cli}
+	opts := controller.Options{Store: tg.Store, Runtime: tg.Runtime, Instance: tg.Instance,
 		Log: zaptest.NewLogger(t, zaptest.Level(zap.InfoLevel)), ResyncInterval: 30 * time.Second, PullInterval: time.Second,
-		RateLimiter: workqueue.NewTypedItemExponentialFailureRateLimiter[reconcile.Key](100*time.Millisecond, 2*time.Second)})
+		RateLimiter: workqueue.NewTypedItemExponentialFailureRateLimiter[reconcile.Key](100*time.Millisecond, 2*time.Second)}
+	for _, f := range tune {
+		f(&opts)
+	}
+	c, err := controller.New(opts)
 	if err != nil {
 		t.Fatal(err)
 	}
