@@ -16,6 +16,7 @@ import (
 	"github.com/docker/docker/api/types/network"
 	"github.com/docker/docker/api/types/swarm"
 	"github.com/docker/docker/client"
+	"github.com/docker/docker/errdefs"
 
 	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest"
@@ -153,9 +154,6 @@ func targetOn(t testing.TB, onSwarm bool) conformance.Target {
 			return fmt.Sprintf("%s.%d", reconcile.WorkloadName(project, service), index+1)
 		},
 		Timeout: 2 * time.Minute,
-		Pending: map[string]string{
-			"RepairsNetworkDrift": "Swarm refuses to remove an overlay network its services use (docker network rm fails), so this drift cannot happen the same way",
-		},
 	}
 }
 
@@ -219,14 +217,41 @@ func (d swarmOutside) StopContainer(ctx context.Context, id string) error {
 	return d.Outside.StopContainer(ctx, cid)
 }
 
-// RemoveNetwork removes the overlay as it is (Swarm refuses while its
-// services use it: the pending network-drift test).
+// RemoveNetwork removes the overlay the way a person must on Swarm, which
+// refuses to remove an overlay its services use: `docker service rm` of
+// the services on it, then `docker network rm` once their tasks have let
+// go of it. PanelX is to bring back both.
 func (d swarmOutside) RemoveNetwork(ctx context.Context, name string) error {
 	n, err := d.Cli.NetworkInspect(ctx, name, network.InspectOptions{})
 	if err != nil {
 		return err
 	}
-	return d.Cli.NetworkRemove(ctx, n.ID)
+	// The tasks' containers leave the network a moment after their
+	// service is gone, and PanelX may meanwhile re-create the service,
+	// which holds the network again: the person repeats both until the
+	// removal sticks.
+	for deadline := time.Now().Add(time.Minute); ; time.Sleep(50 * time.Millisecond) {
+		svcs, err := d.Cli.ServiceList(ctx, swarm.ServiceListOptions{})
+		if err != nil {
+			return err
+		}
+		for _, s := range svcs {
+			for _, na := range s.Spec.TaskTemplate.Networks {
+				if na.Target == n.ID || na.Target == name {
+					if err := d.Cli.ServiceRemove(ctx, s.ID); err != nil && !errdefs.IsNotFound(err) {
+						return fmt.Errorf("docker service rm %s: %w", s.Spec.Name, err)
+					}
+				}
+			}
+		}
+		err = d.Cli.NetworkRemove(ctx, n.ID)
+		if err == nil || errdefs.IsNotFound(err) {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("docker network rm %s: %w", name, err)
+		}
+	}
 }
 
 // Squat makes a Swarm service of no installation under the name PanelX
