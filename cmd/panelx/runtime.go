@@ -15,9 +15,10 @@ import (
 
 // runtimeConfig chooses what runs the services' replicas.
 type runtimeConfig struct {
-	kind        string
-	publishMode string
-	swarmEdge   swarmEdgeConfig
+	kind         string
+	publishMode  string
+	endpointMode string
+	swarmEdge    swarmEdgeConfig
 }
 
 func (c *runtimeConfig) register(env *envFlags) {
@@ -25,6 +26,8 @@ func (c *runtimeConfig) register(env *envFlags) {
 		"what runs the services: docker (one Docker Engine, PanelX starts each container) or swarm (the engine is a Swarm manager; every service becomes a Swarm service; docs/architecture.md, Runtimes)")
 	env.String(&c.publishMode, "swarm-publish-mode", "PANELX_SWARM_PUBLISH_MODE", swarmruntime.PublishIngress,
 		"with --runtime swarm: how published ports are published, ingress (the routing mesh, every node answers) or host (the node running the task)")
+	env.String(&c.endpointMode, "swarm-endpoint-mode", "PANELX_SWARM_ENDPOINT_MODE", swarmruntime.EndpointVIP,
+		"with --runtime swarm: what a service's name resolves to on its networks, vip (one virtual IP balanced by the kernel's IPVS) or dnsrr (the replicas' own addresses, as on one engine; for kernels without ip_vs; needs --swarm-publish-mode host)")
 	c.swarmEdge.register(env)
 }
 
@@ -40,10 +43,10 @@ func newRuntime(ctx context.Context, c runtimeConfig, cli *client.Client, instan
 		rt.Observe = m.ObserveDockerCall
 		return rt, nil
 	case "swarm":
-		if c.publishMode != swarmruntime.PublishIngress && c.publishMode != swarmruntime.PublishHost {
-			return nil, fmt.Errorf("PANELX_SWARM_PUBLISH_MODE %q: want %s or %s", c.publishMode, swarmruntime.PublishIngress, swarmruntime.PublishHost)
+		opts := swarmruntime.Options{PublishMode: c.publishMode, EndpointMode: c.endpointMode}
+		if err := opts.Validate(); err != nil {
+			return nil, err
 		}
-		opts := swarmruntime.Options{PublishMode: c.publishMode}
 		c.swarmEdge.options(&opts)
 		rt := swarmruntime.New(cli, instance, opts)
 		rt.Observe = m.ObserveDockerCall

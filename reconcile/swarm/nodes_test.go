@@ -2,6 +2,7 @@ package swarm
 
 import (
 	"reflect"
+	"strings"
 	"testing"
 
 	"github.com/docker/docker/api/types/swarm"
@@ -45,5 +46,31 @@ func TestLostByService(t *testing.T) {
 	}
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("lost replicas:\n got %+v\nwant %+v", got, want)
+	}
+}
+
+// TestOptionsValidate: the settings' words in every refusal; dnsrr only
+// with host publishing (Swarm refuses it on the routing mesh).
+func TestOptionsValidate(t *testing.T) {
+	t.Parallel()
+	for _, c := range []struct {
+		opts Options
+		want string // "" : valid
+	}{
+		{Options{}, ""},
+		{Options{PublishMode: PublishIngress, EndpointMode: EndpointVIP}, ""},
+		{Options{PublishMode: PublishHost, EndpointMode: EndpointDNSRR}, ""},
+		{Options{PublishMode: PublishIngress, EndpointMode: EndpointDNSRR}, "needs PANELX_SWARM_PUBLISH_MODE=host"},
+		{Options{EndpointMode: EndpointDNSRR}, "needs PANELX_SWARM_PUBLISH_MODE=host"},
+		{Options{PublishMode: "mesh"}, `PANELX_SWARM_PUBLISH_MODE "mesh": want ingress or host`},
+		{Options{EndpointMode: "rr"}, `PANELX_SWARM_ENDPOINT_MODE "rr": want vip or dnsrr`},
+	} {
+		err := c.opts.Validate()
+		switch {
+		case c.want == "" && err != nil:
+			t.Errorf("%+v: %v, want valid", c.opts, err)
+		case c.want != "" && (err == nil || !strings.Contains(err.Error(), c.want)):
+			t.Errorf("%+v: %v, want %q", c.opts, err, c.want)
+		}
 	}
 }

@@ -42,6 +42,16 @@ const (
 	PublishHost = "host"
 )
 
+// Endpoint modes: how a service's name resolves on its networks.
+const (
+	// EndpointVIP: to one virtual IP, which the kernel's IPVS balances
+	// over the tasks (Swarm's default; needs ip_vs on every node).
+	EndpointVIP = "vip"
+	// EndpointDNSRR: to the tasks' own addresses, round robin, as a
+	// network alias does on one engine (no IPVS; ports only in host mode).
+	EndpointDNSRR = "dnsrr"
+)
+
 const callTimeout = 30 * time.Second
 
 // Options tune the runtime.
@@ -49,6 +59,9 @@ type Options struct {
 	// PublishMode of published ports: PublishIngress (default) or
 	// PublishHost.
 	PublishMode string
+	// EndpointMode: EndpointVIP (default) or EndpointDNSRR, which Swarm
+	// allows only with PublishHost (Check says so).
+	EndpointMode string
 	// Monitor is how long Swarm watches an updated task for failure before
 	// it counts the update a success (default 2 s; Swarm's own is 5 s).
 	Monitor time.Duration
@@ -61,6 +74,27 @@ type Options struct {
 	// EdgeContainer names the container running `panelx edge` on this
 	// engine: PanelX attaches it to every project overlay (edge.go).
 	EdgeContainer string
+}
+
+// Validate says what is wrong with the options, in the words of their
+// settings.
+func (o Options) Validate() error {
+	switch o.PublishMode {
+	case "", PublishIngress, PublishHost:
+	default:
+		return fmt.Errorf("PANELX_SWARM_PUBLISH_MODE %q: want %s or %s", o.PublishMode, PublishIngress, PublishHost)
+	}
+	switch o.EndpointMode {
+	case "", EndpointVIP:
+	case EndpointDNSRR:
+		if o.PublishMode != PublishHost {
+			// Swarm refuses a dnsrr service with ports on the mesh.
+			return fmt.Errorf("PANELX_SWARM_ENDPOINT_MODE=%s needs PANELX_SWARM_PUBLISH_MODE=%s: the routing mesh works only with a virtual IP", EndpointDNSRR, PublishHost)
+		}
+	default:
+		return fmt.Errorf("PANELX_SWARM_ENDPOINT_MODE %q: want %s or %s", o.EndpointMode, EndpointVIP, EndpointDNSRR)
+	}
+	return nil
 }
 
 // Runtime runs PanelX services as Swarm services of the engine it talks to,
@@ -87,6 +121,9 @@ var (
 func New(cli *client.Client, instance string, opts Options) *Runtime {
 	if opts.PublishMode == "" {
 		opts.PublishMode = PublishIngress
+	}
+	if opts.EndpointMode == "" {
+		opts.EndpointMode = EndpointVIP
 	}
 	if opts.Monitor <= 0 {
 		opts.Monitor = 2 * time.Second
@@ -503,7 +540,7 @@ func (r *Runtime) serviceSpec(ctx context.Context, ws reconcile.WorkloadSpec) (s
 			Monitor: r.opts.Monitor, Order: order},
 		RollbackConfig: &swarm.UpdateConfig{Parallelism: 1, FailureAction: swarm.UpdateFailureActionPause,
 			Monitor: r.opts.Monitor, Order: order},
-		EndpointSpec: &swarm.EndpointSpec{Mode: swarm.ResolutionModeVIP},
+		EndpointSpec: &swarm.EndpointSpec{Mode: swarm.ResolutionMode(r.opts.EndpointMode)},
 	}
 	for _, p := range tpl.Ports {
 		if p.HostIP != "" && p.HostIP != "0.0.0.0" && p.HostIP != "::" {
