@@ -89,10 +89,11 @@ export function eventItem(e, withProject) {
     e.count > 1 ? h('span', { class: 'muted' }, ` (×${e.count})`) : null);
 }
 
-const CONDITION_ORDER = ['Ready', 'Progressing', 'Degraded'];
+const CONDITION_ORDER = ['Ready', 'Progressing', 'Degraded', 'NodeLost'];
 
 function conditionClass(c) {
-  if (c.type === 'Degraded') return c.status === 'True' ? 'bad' : 'good';
+  // Degraded and NodeLost (a node of the swarm lost) are bad when True.
+  if (c.type === 'Degraded' || c.type === 'NodeLost') return c.status === 'True' ? 'bad' : 'good';
   if (c.type === 'Ready') return c.status === 'True' ? 'good' : 'neutral';
   return 'neutral';
 }
