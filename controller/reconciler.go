@@ -409,11 +409,14 @@ func (r *Reconciler) serviceInput(ctx context.Context, key api.Key) (reconcile.S
 		Containers: r.Cache.Containers(key.Project, key.Name),
 	}
 	in.Workload, in.Orchestrated = r.Cache.Workload(key.Project, key.Name)
+	var err error
+	if in.Node, err = r.nodeName(ctx); err != nil {
+		return in, err
+	}
 	for i := range in.Containers {
 		in.Containers[i].Retiring = r.Executor.Teardown.Retiring(in.Containers[i].ID)
 	}
 	in.StartFailures, in.RemoveFailures = r.failuresOf(key, in.Containers)
-	var err error
 	if in.Service, err = getOrNil(ctx, r.Store.Services(), key); err != nil {
 		return in, err
 	}
@@ -701,6 +704,9 @@ func (r *Reconciler) reconcileVolume(ctx context.Context, key reconcile.Key) (Re
 			return reconcile.Plan{}, err
 		}
 		in := reconcile.VolumeInput{Instance: r.Instance, Key: akey, Volume: vol, Project: project, UsedBy: r.Cache.VolumeUsers(name)}
+		if in.Node, err = r.nodeName(ctx); err != nil {
+			return reconcile.Plan{}, err
+		}
 		if dv, ok := r.Cache.Volumes(key.Project)[name]; ok {
 			in.DockerVolume = &dv
 		}
@@ -728,4 +734,10 @@ func (r *Reconciler) reconcileVolume(ctx context.Context, key reconcile.Key) (Re
 		lastErr = err
 	}
 	return Result{RequeueAfter: plan.RequeueAfter}, lastErr
+}
+
+// nodeName is the host whose engine creates volumes, on a runtime of
+// several hosts ("" otherwise).
+func (r *Reconciler) nodeName(ctx context.Context) (string, error) {
+	return reconcile.NodeName(ctx, r.Runtime)
 }

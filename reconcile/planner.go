@@ -21,6 +21,7 @@ const (
 	ReasonDependency        = "WaitingForDependency"
 	ReasonVolumeInUse       = "VolumeInUse"
 	ReasonVolumeNotFound    = "DockerVolumeNotFound"
+	ReasonVolumeElsewhere   = "VolumeOnAnotherNode"
 	ReasonBuildPending      = "BuildPending"
 )
 
@@ -78,6 +79,9 @@ type ServiceInput struct {
 	// service as it holds it (nil: none), and Containers are its tasks.
 	Orchestrated bool
 	Workload     *Workload
+	// Node is the host whose engine creates volumes, on a runtime with
+	// several ("" on one engine): see volumeElsewhere.
+	Node string
 
 	Now          time.Time
 	PullInterval time.Duration // how often pullPolicy Always re-checks the registry
@@ -305,6 +309,11 @@ func planPrerequisites(p *Plan, in ServiceInput) []int {
 		}
 		name := VolumeName(project, m.Name)
 		if _, ok := in.DockerVolumes[name]; !ok {
+			if msg := volumeElsewhere(vol, in.Node); msg != "" {
+				p.block(ReasonVolumeElsewhere, "spec.volumes[%d]: %s", i, msg)
+				p.RequeueAfter = readyRecheck
+				return nil
+			}
 			prereqs = append(prereqs, p.add(Op{Kind: OpCreateVolume, Target: name, Cause: "volume missing",
 				VolumeSpec: volumeSpec(in.Instance, vol)}))
 		}
@@ -678,6 +687,8 @@ type VolumeInput struct {
 	DockerVolume *Volume
 	// UsedBy names the containers that mount it.
 	UsedBy []string
+	// Node is the host whose engine creates volumes ("" on one engine).
+	Node string
 }
 
 // PlanVolume plans a volume: create it while declared; remove its data only
@@ -701,7 +712,24 @@ func PlanVolume(in VolumeInput) Plan {
 	case in.Project == nil || in.Project.Metadata.DeletionTimestamp != nil:
 		// The project's delete decides about this volume's data.
 	case in.DockerVolume == nil:
+		if msg := volumeElsewhere(in.Volume, in.Node); msg != "" {
+			p.block(ReasonVolumeElsewhere, "%s", msg)
+			p.RequeueAfter = readyRecheck
+			return p
+		}
 		p.add(Op{Kind: OpCreateVolume, Target: VolumeName(in.Key.Project, in.Key.Name), Cause: "volume missing", VolumeSpec: volumeSpec(in.Instance, in.Volume)})
 	}
 	return p
+}
+
+// volumeElsewhere says why a volume missing from the engine PanelX talks
+// to must not be created there: its data was last seen on another node (a
+// swarm whose manager PanelX talks to changed). Created, it would be
+// empty, and the services mounting it would move onto it.
+func volumeElsewhere(vol *api.Volume, node string) string {
+	if node == "" || vol.Status.Node == "" || vol.Status.Node == node {
+		return ""
+	}
+	return fmt.Sprintf("volume %q holds its data on node %s, and PanelX creates volumes on node %s: it does not create an empty one there "+
+		"(point PanelX at a manager on %s, or move the data there yourself)", vol.Metadata.Name, vol.Status.Node, node, vol.Status.Node)
 }

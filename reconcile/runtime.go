@@ -89,3 +89,21 @@ var ErrNotFound = errors.New("not found")
 // ErrNotOwned: an object with the name exists but belongs to someone else;
 // PanelX will not touch it.
 var ErrNotOwned = errors.New("exists but is not managed by this PanelX installation")
+
+// NodeNamer is a runtime of several hosts that names the one whose engine
+// it talks to (where it creates volumes).
+type NodeNamer interface {
+	NodeName(ctx context.Context) (string, error)
+}
+
+// NodeName is that host for a runtime of several, fenced or not; "" for
+// one engine.
+func NodeName(ctx context.Context, rt Runtime) (string, error) {
+	if f, ok := rt.(FencedRuntime); ok {
+		rt = f.Runtime
+	}
+	if nn, ok := rt.(NodeNamer); ok {
+		return nn.NodeName(ctx)
+	}
+	return "", nil
+}

@@ -303,6 +303,7 @@ func ComputeVolumeStatus(v *api.Volume, dv *Volume, plan Plan, err error, now ti
 		st.Conditions = api.SetCondition(st.Conditions, api.Condition{Type: typ, Status: status, Reason: reason,
 			Message: msg, ObservedGeneration: v.Metadata.Generation}, now)
 	}
+	st.Node = v.Status.Node // where the data was last seen, while it is not found
 	if dv != nil {
 		st.DockerName, st.Node = dv.Name, dv.Node
 	}
@@ -317,6 +318,9 @@ func ComputeVolumeStatus(v *api.Volume, dv *Volume, plan Plan, err error, now ti
 	case err != nil:
 		st.Phase = api.PhaseDegraded
 		set(api.ConditionReady, false, ReasonReconcileError, err.Error())
+	case plan.Blocked != "":
+		st.Phase = api.PhaseDegraded
+		set(api.ConditionReady, false, plan.BlockedReason, plan.Blocked)
 	case dv != nil:
 		st.Phase = api.PhaseReady
 		set(api.ConditionReady, true, ReasonAsExpected, "")

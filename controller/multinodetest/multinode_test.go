@@ -17,9 +17,13 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
+	"github.com/docker/docker/api/types/filters"
+	"github.com/docker/docker/api/types/swarm"
+	"github.com/docker/docker/api/types/volume"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest"
 	"k8s.io/client-go/util/workqueue"
@@ -44,6 +48,7 @@ type world struct {
 	cluster *dockerd.Cluster
 	store   store.Store
 	project string
+	stop    func() // the controller newWorld started
 }
 
 // newCluster starts the three nodes and a fresh store: a world whose
@@ -63,8 +68,19 @@ func newCluster(t *testing.T) *world {
 	return &world{t: t, ctx: ctx, cluster: c, store: s, project: "multi"}
 }
 
-// run starts a controller of the runtime and creates the project.
-func (w *world) run(rt reconcile.Runtime) {
+// run starts a controller of the runtime and creates the project; stop
+// ends that controller (also done when the test ends).
+func (w *world) run(rt reconcile.Runtime) (stop func()) {
+	stop = w.startController(rt)
+	if _, err := w.store.Projects().Create(w.ctx, storetest.Project(w.project)); err != nil {
+		w.t.Fatal(err)
+	}
+	return stop
+}
+
+// startController runs a controller of the runtime until stop or the end
+// of the test.
+func (w *world) startController(rt reconcile.Runtime) (stop func()) {
 	t := w.t
 	ctl, err := controller.New(controller.Options{Store: w.store, Runtime: rt, Instance: "multinode",
 		Log: zaptest.NewLogger(t, zaptest.Level(zap.InfoLevel)), ResyncInterval: 30 * time.Second, PullInterval: time.Minute,
@@ -72,23 +88,24 @@ func (w *world) run(rt reconcile.Runtime) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cctx, stop := context.WithCancel(w.ctx)
+	cctx, cancel := context.WithCancel(w.ctx)
 	done := make(chan struct{})
 	go func() { defer close(done); _ = ctl.Run(cctx) }()
-	t.Cleanup(func() { stop(); <-done })
-	if _, err := w.store.Projects().Create(w.ctx, storetest.Project(w.project)); err != nil {
-		t.Fatal(err)
-	}
+	var once sync.Once
+	stop = func() { once.Do(func() { cancel(); <-done }) }
+	t.Cleanup(stop)
+	return stop
 }
+
+// multinodeOptions: dnsrr, since this machine's kernel has no IPVS, which
+// a service's virtual IP needs (docs/architecture.md); service names then
+// resolve to the replicas' own addresses, as on one engine.
+var multinodeOptions = swarmruntime.Options{PublishMode: swarmruntime.PublishHost, EndpointMode: swarmruntime.EndpointDNSRR}
 
 // newWorld is a cluster with PanelX's Swarm runtime driving it.
 func newWorld(t *testing.T) *world {
 	w := newCluster(t)
-	// dnsrr: this machine's kernel has no IPVS, which a service's virtual
-	// IP needs (docs/architecture.md); service names then resolve to the
-	// replicas' own addresses, as on one engine.
-	w.run(swarmruntime.New(w.cluster.Manager().Client(t), "multinode",
-		swarmruntime.Options{PublishMode: swarmruntime.PublishHost, EndpointMode: swarmruntime.EndpointDNSRR}))
+	w.stop = w.run(swarmruntime.New(w.cluster.Manager().Client(t), "multinode", multinodeOptions))
 	return w
 }
 
@@ -309,6 +326,89 @@ func TestMultiNode(t *testing.T) {
 		return
 	}
 	t.Logf("node back: conditions cleared %v after the kill", time.Since(killed).Round(time.Millisecond))
+
+	w.checkManagerChange()
+}
+
+// checkManagerChange: PanelX moves to another manager of the swarm (a
+// failover, a new DOCKER_HOST). That engine does not have the volume,
+// whose data is on the first manager's node: PanelX must not create an
+// empty one there and move the services onto it.
+func (w *world) checkManagerChange() {
+	t, c := w.t, w.cluster
+	mgr := c.Manager().Client(t)
+	second := c.Node(2)
+	node, _, err := mgr.NodeInspectWithRaw(w.ctx, second.SwarmID())
+	if err != nil {
+		t.Fatal(err)
+	}
+	node.Spec.Role = swarm.NodeRoleManager
+	if err := mgr.NodeUpdate(w.ctx, node.ID, node.Version, node.Spec); err != nil {
+		t.Fatalf("promote %s: %v", second.Hostname(), err)
+	}
+	cli := second.Client(t)
+	for deadline := time.Now().Add(time.Minute); ; time.Sleep(200 * time.Millisecond) {
+		info, err := cli.Info(w.ctx)
+		if err == nil && info.Swarm.ControlAvailable {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s did not become a manager: %v", second.Hostname(), err)
+		}
+	}
+	w.stop()
+	w.startController(swarmruntime.New(cli, "multinode", multinodeOptions))
+
+	blocked := func(conds []api.Condition, typ string) *api.Condition {
+		cond := api.FindCondition(conds, typ)
+		if cond != nil && cond.Reason == reconcile.ReasonVolumeElsewhere {
+			return cond
+		}
+		return nil
+	}
+	var msg string
+	for deadline := time.Now().Add(2 * time.Minute); ; time.Sleep(200 * time.Millisecond) {
+		vol, err := w.store.Volumes().Get(w.ctx, api.Key{Project: w.project, Name: "data"})
+		if err == nil {
+			if cond := blocked(vol.Status.Conditions, api.ConditionReady); cond != nil {
+				msg = cond.Message
+				break
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("volume data: no %s condition: %+v", reconcile.ReasonVolumeElsewhere, vol)
+		}
+	}
+	t.Logf("volume data: %s", msg)
+	if !strings.Contains(msg, "on node "+c.Manager().Hostname()) || !strings.Contains(msg, "on node "+second.Hostname()) {
+		t.Errorf("the message %q does not name both nodes", msg)
+	}
+	w.wait("db", "Degraded for the volume", func(s *api.Service) bool {
+		return blocked(s.Status.Conditions, api.ConditionDegraded) != nil
+	})
+	// Swarm still runs db where its data is: PanelX sent it nothing.
+	tasks, err := cli.TaskList(w.ctx, swarm.TaskListOptions{Filters: filters.NewArgs(
+		filters.Arg("service", reconcile.WorkloadName(w.project, "db")), filters.Arg("desired-state", "running"))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, task := range tasks {
+		if task.NodeID != c.Manager().SwarmID() || task.Status.State != swarm.TaskStateRunning {
+			t.Errorf("db's task %s: %s on node %s, want running on %s", task.ID, task.Status.State, task.NodeID, c.Manager().Hostname())
+		}
+	}
+	if len(tasks) != 2 {
+		t.Errorf("db has %d tasks, want its 2", len(tasks))
+	}
+	vols, err := cli.VolumeList(w.ctx, volume.ListOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, v := range vols.Volumes {
+		if v.Name == reconcile.VolumeName(w.project, "data") {
+			t.Errorf("an empty volume %s was created on %s", v.Name, second.Hostname())
+		}
+	}
 }
 
 func nodeByName(t *testing.T, c *dockerd.Cluster, name string) *dockerd.Node {

@@ -11,6 +11,11 @@ import (
 // volume's status names, and the services that mount one are constrained
 // to that node (serviceSpec).
 
+var _ reconcile.NodeNamer = (*Runtime)(nil)
+
+// NodeName is the manager's node, where PanelX creates volumes.
+func (r *Runtime) NodeName(ctx context.Context) (string, error) { return r.managerName(ctx) }
+
 func (r *Runtime) managerName(ctx context.Context) (string, error) {
 	if _, err := r.managerNode(ctx); err != nil {
 		return "", err
