@@ -54,6 +54,10 @@ func ProjectNetworkName(project, network string) string {
 // VolumeName is the Docker volume of a project's Volume.
 func VolumeName(project, volume string) string { return NamePrefix + project + "-" + volume }
 
+// WorkloadName is an orchestrator's service of a PanelX service (Swarm:
+// its task containers are named <WorkloadName>.<slot>.<task ID>).
+func WorkloadName(project, service string) string { return NamePrefix + project + "-" + service }
+
 // ContainerName is the final name of a replica's container.
 func ContainerName(project, service string, index int) string {
 	return NamePrefix + project + "-" + service + "-" + strconv.Itoa(index)

@@ -45,12 +45,6 @@ var (
 	taskEndGrace = 2 * time.Second
 )
 
-// serviceName is the Swarm service of a PanelX service (the runtime's
-// reconcile.WorkloadName, which this package does not import).
-func serviceName(project, service string) string {
-	return naming.NamePrefix + project + "-" + service
-}
-
 // serviceTasks returns the Swarm service of a PanelX service of this
 // installation and its tasks; found is false when there is none (or the
 // name is another's).
@@ -58,7 +52,7 @@ func serviceTasks(ctx context.Context, cli SwarmDocker, instance, project, servi
 	if instance == "" || project == "" || service == "" {
 		return svc, nil, false, errors.New("instance, project and service are required")
 	}
-	name := serviceName(project, service)
+	name := naming.WorkloadName(project, service)
 	err = withTimeout(ctx, func(ctx context.Context) (err error) {
 		svc, _, err = cli.ServiceInspectWithRaw(ctx, name, swarm.ServiceInspectOptions{})
 		return err

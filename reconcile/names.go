@@ -26,6 +26,7 @@ var (
 	ProjectNetworkName = naming.ProjectNetworkName
 	VolumeName         = naming.VolumeName
 	ContainerName      = naming.ContainerName
+	WorkloadName       = naming.WorkloadName
 	tempContainerName  = naming.TempContainerName
 	deadContainerName  = naming.DeadContainerName
 	ownerLabels        = naming.OwnerLabels

@@ -137,9 +137,6 @@ func WorkloadFromLabels(id, name string, labels map[string]string) Workload {
 	return w
 }
 
-// WorkloadName is the orchestrator's name of a service.
-func WorkloadName(project, service string) string { return NamePrefix + project + "-" + service }
-
 // BuildWorkloadSpec is BuildContainerSpec for an orchestrator: one template
 // for every replica (a service's replicas share its name as their only
 // alias), with its own hash.
