@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"time"
 
 	"github.com/docker/docker/api/types/swarm"
 
@@ -25,8 +26,19 @@ func (n node) lost() bool {
 // nodeRemoved is the state of a task's node that the swarm no longer lists.
 const nodeRemoved = "removed"
 
-// nodes lists the swarm's nodes by ID.
+// nodesFresh is how long a node list is reused: a task poll and the
+// inspects of the tasks it found changed share one list, instead of one
+// NodeList call per task.
+const nodesFresh = 500 * time.Millisecond
+
+// nodes lists the swarm's nodes by ID (a list at most nodesFresh old).
 func (r *Runtime) nodes(ctx context.Context) (map[string]node, error) {
+	r.nodeMu.Lock()
+	if r.nodeList != nil && time.Since(r.nodeListAt) < nodesFresh {
+		defer r.nodeMu.Unlock()
+		return r.nodeList, nil
+	}
+	r.nodeMu.Unlock()
 	var list []swarm.Node
 	err := r.call(ctx, "node_list", func(ctx context.Context) (err error) {
 		list, err = r.cli.NodeList(ctx, swarm.NodeListOptions{})
@@ -39,6 +51,9 @@ func (r *Runtime) nodes(ctx context.Context) (map[string]node, error) {
 	for _, n := range list {
 		out[n.ID] = node{name: n.Description.Hostname, state: n.Status.State}
 	}
+	r.nodeMu.Lock()
+	r.nodeList, r.nodeListAt = out, time.Now()
+	r.nodeMu.Unlock()
 	return out, nil
 }
 

@@ -108,6 +108,9 @@ type Runtime struct {
 	nodeMu   sync.Mutex
 	nodeID   string // the manager's node, where PanelX creates volumes
 	nodeName string // its hostname
+	// nodeList is the last node list (read only), from nodeListAt.
+	nodeList   map[string]node
+	nodeListAt time.Time
 
 	secrets secretState // secret files as Swarm secrets (secrets.go)
 }
