@@ -334,20 +334,21 @@ func ComputeVolumeStatus(v *api.Volume, dv *Volume, plan Plan, err error, now ti
 // nodeDownReplicas names the current replicas whose node the orchestrator
 // has lost, which it has not rescheduled yet.
 func nodeDownReplicas(rs []api.ReplicaStatus, byIndex map[int][]Container) string {
-	var idx []string
-	node := ""
+	var idx, nodes []string
 	for _, r := range rs {
 		for _, c := range byIndex[int(r.Index)] {
 			if c.ID == r.ContainerID && c.NodeDown {
 				idx = append(idx, fmt.Sprint(r.Index))
-				node = r.Node
+				if !slices.Contains(nodes, r.Node) {
+					nodes = append(nodes, r.Node)
+				}
 			}
 		}
 	}
 	if len(idx) == 0 {
 		return ""
 	}
-	return fmt.Sprintf("replica %s: node %s is down, waiting for the orchestrator to reschedule", strings.Join(idx, ", "), node)
+	return fmt.Sprintf("replica %s: node %s is down, waiting for the orchestrator to reschedule", strings.Join(idx, ", "), strings.Join(nodes, ", "))
 }
 
 // lostMessage says which nodes were lost with which replicas on them, by
