@@ -426,20 +426,30 @@ func nodeByName(t *testing.T, c *dockerd.Cluster, name string) *dockerd.Node {
 // into each.
 func (w *world) checkOperate(worker *api.Service) {
 	t, c := w.t, w.cluster
-	time.Sleep(time.Second) // a few log lines each
-	lines, err := operate.SwarmLogs(w.ctx, c.Manager().Client(t), operate.LogTarget{Instance: "multinode", Project: w.project, Service: "worker"}, operate.LogOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	per := map[int]int{}
-	for l := range lines {
-		if l.Stream != operate.StreamSystem {
-			per[l.Replica]++
+	// Every replica logs every 200 ms: read until each has a line.
+	var per map[int]int
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(200 * time.Millisecond) {
+		lines, err := operate.SwarmLogs(w.ctx, c.Manager().Client(t), operate.LogTarget{Instance: "multinode", Project: w.project, Service: "worker"}, operate.LogOptions{})
+		if err != nil {
+			t.Fatal(err)
 		}
-	}
-	for _, r := range worker.Status.Replicas {
-		if per[int(r.Index)] == 0 {
-			t.Errorf("no log line of replica %d (on %s): %v", r.Index, r.Node, per)
+		per = map[int]int{}
+		for l := range lines {
+			if l.Stream != operate.StreamSystem {
+				per[l.Replica]++
+			}
+		}
+		missing := 0
+		for _, r := range worker.Status.Replicas {
+			if per[int(r.Index)] == 0 {
+				missing++
+			}
+		}
+		if missing == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("log lines per replica %v: some of %+v have none", per, worker.Status.Replicas)
 		}
 	}
 	for _, r := range worker.Status.Replicas {

@@ -61,7 +61,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/docker/docker/api/types"
 	"github.com/docker/docker/api/types/swarm"
 	"github.com/docker/docker/client"
 
@@ -208,29 +207,15 @@ func (n *Node) SwarmID() string {
 }
 
 // Output returns what the node's dockerd and containerd printed.
-func (n *Node) Output() string {
-	var b strings.Builder
-	for _, name := range []string{dockerLog, ctrdLog} {
-		data, _ := os.ReadFile(filepath.Join(n.dir, name))
-		fmt.Fprintf(&b, "----- %s %s -----\n%s", n.Hostname(), name, data)
-	}
-	return b.String()
-}
+func (n *Node) Output() string { return daemonOutput(n.dir, n.Hostname()+" ") }
 
 // Client returns a client of the node's engine, closed when t ends.
 func (n *Node) Client(t testing.TB) *client.Client {
 	t.Helper()
-	cli, err := client.NewClientWithOpts(client.WithHost(n.Host()), client.WithAPIVersionNegotiation())
-	if err != nil {
-		t.Fatalf("cluster: client: %v", err)
-	}
 	n.mu.Lock()
-	if n.apiVersion != "" {
-		cli.NegotiateAPIVersionPing(types.Ping{APIVersion: n.apiVersion})
-	}
+	v := n.apiVersion
 	n.mu.Unlock()
-	t.Cleanup(func() { cli.Close() })
-	return cli
+	return testClient(t, n.Host(), v)
 }
 
 // Kill sends SIGKILL to the node's dockerd, as a crash: its containers

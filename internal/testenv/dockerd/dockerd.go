@@ -272,11 +272,15 @@ func (e *Engine) Running() bool {
 }
 
 // Output returns what dockerd and containerd printed so far, all runs.
-func (e *Engine) Output() string {
+func (e *Engine) Output() string { return daemonOutput(e.dir, "") }
+
+// daemonOutput is what the dockerd and containerd whose files are in dir
+// printed, each under a heading (prefixed with who, when not "").
+func daemonOutput(dir, who string) string {
 	var b strings.Builder
 	for _, name := range []string{dockerLog, ctrdLog} {
-		data, _ := os.ReadFile(filepath.Join(e.dir, name))
-		fmt.Fprintf(&b, "----- %s -----\n%s", name, data)
+		data, _ := os.ReadFile(filepath.Join(dir, name))
+		fmt.Fprintf(&b, "----- %s%s -----\n%s", who, name, data)
 	}
 	return b.String()
 }
@@ -285,18 +289,24 @@ func (e *Engine) Output() string {
 // when t ends. It works across restarts of the engine.
 func (e *Engine) Client(t testing.TB) *client.Client {
 	t.Helper()
-	cli, err := client.NewClientWithOpts(client.WithHost(e.Host()), client.WithAPIVersionNegotiation())
-	if err != nil {
-		t.Fatalf("dockerd: client: %v", err)
-	}
 	e.mu.Lock()
 	v := e.apiVersion
 	e.mu.Unlock()
-	if v != "" {
-		// Negotiate from the version seen at start, without a request,
-		// so that it works while the engine is stopped and so that
-		// concurrent first requests do not race to negotiate.
-		cli.NegotiateAPIVersionPing(types.Ping{APIVersion: v})
+	return testClient(t, e.Host(), v)
+}
+
+// testClient is a client of the engine at host, closed when t ends. With
+// the API version seen at start it negotiates without a request, so that
+// it works while the engine is stopped and concurrent first requests do
+// not race to negotiate.
+func testClient(t testing.TB, host, apiVersion string) *client.Client {
+	t.Helper()
+	cli, err := client.NewClientWithOpts(client.WithHost(host), client.WithAPIVersionNegotiation())
+	if err != nil {
+		t.Fatalf("dockerd: client of %s: %v", host, err)
+	}
+	if apiVersion != "" {
+		cli.NegotiateAPIVersionPing(types.Ping{APIVersion: apiVersion})
 	}
 	t.Cleanup(func() { cli.Close() })
 	return cli
