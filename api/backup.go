@@ -324,6 +324,10 @@ type BackupOp string
 const (
 	BackupOpBackup  BackupOp = "backup"
 	BackupOpRestore BackupOp = "restore"
+	// BackupOpMove copies a volume's data to another node of a swarm
+	// (docs/architecture.md, "Runtimes"): never beside a backup or restore
+	// of the same volume.
+	BackupOpMove BackupOp = "move"
 )
 
 // BackupPhase is where a run is.
@@ -383,6 +387,9 @@ type BackupRun struct {
 	Pruned *time.Time `json:"pruned,omitempty"`
 	// Restore is set on restores.
 	Restore *RestoreParams `json:"restore,omitempty"`
+	// Move is set on moves; Bytes and SHA256 are then of the copied
+	// archive, as the receiving node counted it.
+	Move *MoveParams `json:"move,omitempty"`
 	// Epoch is the leader term the run was started in.
 	Epoch int64 `json:"epoch,omitempty"`
 }
@@ -403,6 +410,25 @@ type RestoreParams struct {
 	// Stopped lists the services a restore scaled to 0, with the replicas
 	// they had, so a restarted controller can start them again.
 	Stopped map[string]int32 `json:"stopped,omitempty"`
+}
+
+// MoveParams say where a move takes a volume's data.
+type MoveParams struct {
+	// Node is the node (hostname, as status.node names it) that receives
+	// the data; the volume's services run there afterwards.
+	Node string `json:"node"`
+	// From is the node the data was on when the move started.
+	From string `json:"from,omitempty"`
+	// Files is how many entries the receiving node wrote.
+	Files int64 `json:"files,omitempty"`
+	// Stopped lists the services the move scaled to 0, with the replicas
+	// they had, so a restarted controller can start them again.
+	Stopped map[string]int32 `json:"stopped,omitempty"`
+}
+
+// MoveRequest is the body of POST …/volumes/{volume}/move.
+type MoveRequest struct {
+	Node string `json:"node"`
 }
 
 // BackupRequest is the body of POST …/volumes/{volume}/backups: a one-off

@@ -20,15 +20,15 @@ func (s *Store) BackupRuns() store.BackupRuns { return backupRuns{q: s.repo.q} }
 type backupRuns struct{ q querier }
 
 const backupRunCols = `id, project, volume, op, trigger, phase, reason, requested_by, scheduled_at, created_at,
-	started_at, finished_at, bytes, sha256, target, object_key, encrypted, pruned_at, restore, epoch`
+	started_at, finished_at, bytes, sha256, target, object_key, encrypted, pruned_at, restore, epoch, move`
 
 func scanBackupRun(row pgx.Row) (api.BackupRun, error) {
 	var (
-		r       api.BackupRun
-		restore []byte
+		r             api.BackupRun
+		restore, move []byte
 	)
 	err := row.Scan(&r.ID, &r.Project, &r.Volume, &r.Op, &r.Trigger, &r.Phase, &r.Reason, &r.RequestedBy, &r.ScheduledAt,
-		&r.CreatedAt, &r.StartedAt, &r.FinishedAt, &r.Bytes, &r.SHA256, &r.Target, &r.Key, &r.Encrypted, &r.Pruned, &restore, &r.Epoch)
+		&r.CreatedAt, &r.StartedAt, &r.FinishedAt, &r.Bytes, &r.SHA256, &r.Target, &r.Key, &r.Encrypted, &r.Pruned, &restore, &r.Epoch, &move)
 	if err != nil {
 		return r, err
 	}
@@ -36,6 +36,12 @@ func scanBackupRun(row pgx.Row) (api.BackupRun, error) {
 		r.Restore = new(api.RestoreParams)
 		if err := json.Unmarshal(restore, r.Restore); err != nil {
 			return r, fmt.Errorf("run %s: restore: %w", r.ID, err)
+		}
+	}
+	if len(move) > 0 {
+		r.Move = new(api.MoveParams)
+		if err := json.Unmarshal(move, r.Move); err != nil {
+			return r, fmt.Errorf("run %s: move: %w", r.ID, err)
 		}
 	}
 	return r, nil
@@ -48,25 +54,42 @@ func newRunID() string {
 	return hex.EncodeToString(b[:])
 }
 
-func restoreJSON(p *api.RestoreParams) ([]byte, error) {
+// paramsJSON is the jsonb of a run's restore or move parameters: NULL
+// when there are none.
+func paramsJSON[T any](p *T) ([]byte, error) {
 	if p == nil {
 		return nil, nil
 	}
-	return json.Marshal(p)
+	b, err := json.Marshal(p)
+	if err != nil {
+		return nil, fmt.Errorf("encode run parameters: %w", err)
+	}
+	return b, nil
+}
+
+// runParams encodes a run's restore and move parameters.
+func runParams(in api.BackupRun) (restore, move []byte, err error) {
+	if restore, err = paramsJSON(in.Restore); err != nil {
+		return nil, nil, err
+	}
+	if move, err = paramsJSON(in.Move); err != nil {
+		return nil, nil, err
+	}
+	return restore, move, nil
 }
 
 func (b backupRuns) Create(ctx context.Context, in api.BackupRun) (api.BackupRun, error) {
 	what := fmt.Sprintf("create %s run of volume %s/%s", in.Op, in.Project, in.Volume)
-	restore, err := restoreJSON(in.Restore)
+	restore, move, err := runParams(in)
 	if err != nil {
-		return in, err
+		return in, fmt.Errorf("%s: %w", what, err)
 	}
 	in.ID = newRunID()
 	out, err := scanBackupRun(b.q.QueryRow(ctx, `INSERT INTO panelx.backup_runs (id, project, volume, op, trigger, phase, reason,
-			requested_by, scheduled_at, started_at, finished_at, bytes, sha256, target, object_key, encrypted, pruned_at, restore, epoch)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19)
+			requested_by, scheduled_at, started_at, finished_at, bytes, sha256, target, object_key, encrypted, pruned_at, restore, epoch, move)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20)
 		RETURNING `+backupRunCols, in.ID, in.Project, in.Volume, in.Op, in.Trigger, in.Phase, in.Reason, in.RequestedBy,
-		in.ScheduledAt, in.StartedAt, in.FinishedAt, in.Bytes, in.SHA256, in.Target, in.Key, in.Encrypted, in.Pruned, restore, in.Epoch))
+		in.ScheduledAt, in.StartedAt, in.FinishedAt, in.Bytes, in.SHA256, in.Target, in.Key, in.Encrypted, in.Pruned, restore, in.Epoch, move))
 	if err != nil {
 		return out, runErr(err, what)
 	}
@@ -119,16 +142,16 @@ func (b backupRuns) List(ctx context.Context, project string, f store.BackupRunF
 
 func (b backupRuns) Update(ctx context.Context, in api.BackupRun, from api.BackupPhase) (api.BackupRun, error) {
 	what := fmt.Sprintf("update backup run %s", in.ID)
-	restore, err := restoreJSON(in.Restore)
+	restore, move, err := runParams(in)
 	if err != nil {
-		return in, err
+		return in, fmt.Errorf("%s: %w", what, err)
 	}
 	out, err := scanBackupRun(b.q.QueryRow(ctx, `UPDATE panelx.backup_runs SET phase = $4, reason = $5, scheduled_at = $6,
 			started_at = $7, finished_at = $8, bytes = $9, sha256 = $10, target = $11, object_key = $12, encrypted = $13,
-			pruned_at = $14, restore = $15, epoch = $16
+			pruned_at = $14, restore = $15, epoch = $16, move = $17
 		WHERE project = $1 AND id = $2 AND phase = $3 RETURNING `+backupRunCols,
 		in.Project, in.ID, from, in.Phase, in.Reason, in.ScheduledAt, in.StartedAt, in.FinishedAt, in.Bytes, in.SHA256,
-		in.Target, in.Key, in.Encrypted, in.Pruned, restore, in.Epoch))
+		in.Target, in.Key, in.Encrypted, in.Pruned, restore, in.Epoch, move))
 	if errors.Is(err, pgx.ErrNoRows) {
 		return out, fmt.Errorf("%s: %w: it is no longer %s", what, store.ErrConflict, from)
 	}

@@ -20,7 +20,7 @@ func (s *Store) BackupRuns() store.BackupRuns { return backupRuns{r: repo{s: s}}
 type backupRuns struct{ r repo }
 
 const backupRunCols = `id, project, volume, op, trigger, phase, reason, requested_by, scheduled_at, created_at,
-	started_at, finished_at, bytes, sha256, target, object_key, encrypted, pruned_at, restore, epoch`
+	started_at, finished_at, bytes, sha256, target, object_key, encrypted, pruned_at, restore, epoch, move`
 
 func microsOrNil(t *time.Time) any {
 	if t == nil {
@@ -42,11 +42,11 @@ func scanBackupRun(sc scanner) (api.BackupRun, error) {
 		r                                   api.BackupRun
 		scheduled, started, finished, prune sql.NullInt64
 		created                             int64
-		restore                             sql.NullString
+		restore, move                       sql.NullString
 		encrypted                           int64
 	)
 	err := sc.Scan(&r.ID, &r.Project, &r.Volume, &r.Op, &r.Trigger, &r.Phase, &r.Reason, &r.RequestedBy, &scheduled,
-		&created, &started, &finished, &r.Bytes, &r.SHA256, &r.Target, &r.Key, &encrypted, &prune, &restore, &r.Epoch)
+		&created, &started, &finished, &r.Bytes, &r.SHA256, &r.Target, &r.Key, &encrypted, &prune, &restore, &r.Epoch, &move)
 	if err != nil {
 		return r, err
 	}
@@ -58,15 +58,37 @@ func scanBackupRun(sc scanner) (api.BackupRun, error) {
 			return r, fmt.Errorf("run %s: restore: %w", r.ID, err)
 		}
 	}
+	if move.Valid && move.String != "" {
+		r.Move = new(api.MoveParams)
+		if err := json.Unmarshal([]byte(move.String), r.Move); err != nil {
+			return r, fmt.Errorf("run %s: move: %w", r.ID, err)
+		}
+	}
 	return r, nil
 }
 
-func restoreText(p *api.RestoreParams) (any, error) {
+// paramsText is the JSON text of a run's restore or move parameters: NULL
+// when there are none.
+func paramsText[T any](p *T) (any, error) {
 	if p == nil {
 		return nil, nil
 	}
 	b, err := json.Marshal(p)
-	return string(b), err
+	if err != nil {
+		return nil, fmt.Errorf("encode run parameters: %w", err)
+	}
+	return string(b), nil
+}
+
+// runParams encodes a run's restore and move parameters.
+func runParams(in api.BackupRun) (restore, move any, err error) {
+	if restore, err = paramsText(in.Restore); err != nil {
+		return nil, nil, err
+	}
+	if move, err = paramsText(in.Move); err != nil {
+		return nil, nil, err
+	}
+	return restore, move, nil
 }
 
 func boolInt(b bool) int64 {
@@ -87,9 +109,9 @@ func runErr(err error, what string) error {
 
 func (b backupRuns) Create(ctx context.Context, in api.BackupRun) (api.BackupRun, error) {
 	what := fmt.Sprintf("create %s run of volume %s/%s", in.Op, in.Project, in.Volume)
-	restore, err := restoreText(in.Restore)
+	restore, move, err := runParams(in)
 	if err != nil {
-		return in, err
+		return in, fmt.Errorf("%s: %w", what, err)
 	}
 	var id [8]byte
 	_, _ = rand.Read(id[:])
@@ -98,11 +120,11 @@ func (b backupRuns) Create(ctx context.Context, in api.BackupRun) (api.BackupRun
 	err = b.r.write(ctx, func(w *writer) error {
 		var err error
 		out, err = scanBackupRun(w.q.QueryRowContext(ctx, `INSERT INTO backup_runs (id, project, volume, op, trigger, phase, reason,
-				requested_by, scheduled_at, created_at, started_at, finished_at, bytes, sha256, target, object_key, encrypted, pruned_at, restore, epoch)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+				requested_by, scheduled_at, created_at, started_at, finished_at, bytes, sha256, target, object_key, encrypted, pruned_at, restore, epoch, move)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 			RETURNING `+backupRunCols, in.ID, in.Project, in.Volume, in.Op, in.Trigger, in.Phase, in.Reason, in.RequestedBy,
 			microsOrNil(in.ScheduledAt), now().UnixMicro(), microsOrNil(in.StartedAt), microsOrNil(in.FinishedAt), in.Bytes, in.SHA256,
-			in.Target, in.Key, boolInt(in.Encrypted), microsOrNil(in.Pruned), restore, in.Epoch))
+			in.Target, in.Key, boolInt(in.Encrypted), microsOrNil(in.Pruned), restore, in.Epoch, move))
 		if err != nil {
 			return runErr(err, what)
 		}
@@ -161,19 +183,19 @@ func (b backupRuns) List(ctx context.Context, project string, f store.BackupRunF
 
 func (b backupRuns) Update(ctx context.Context, in api.BackupRun, from api.BackupPhase) (api.BackupRun, error) {
 	what := fmt.Sprintf("update backup run %s", in.ID)
-	restore, err := restoreText(in.Restore)
+	restore, move, err := runParams(in)
 	if err != nil {
-		return in, err
+		return in, fmt.Errorf("%s: %w", what, err)
 	}
 	var out api.BackupRun
 	err = b.r.write(ctx, func(w *writer) error {
 		var err error
 		out, err = scanBackupRun(w.q.QueryRowContext(ctx, `UPDATE backup_runs SET phase = ?, reason = ?, scheduled_at = ?,
 				started_at = ?, finished_at = ?, bytes = ?, sha256 = ?, target = ?, object_key = ?, encrypted = ?,
-				pruned_at = ?, restore = ?, epoch = ?
+				pruned_at = ?, restore = ?, epoch = ?, move = ?
 			WHERE project = ? AND id = ? AND phase = ? RETURNING `+backupRunCols,
 			in.Phase, in.Reason, microsOrNil(in.ScheduledAt), microsOrNil(in.StartedAt), microsOrNil(in.FinishedAt), in.Bytes,
-			in.SHA256, in.Target, in.Key, boolInt(in.Encrypted), microsOrNil(in.Pruned), restore, in.Epoch, in.Project, in.ID, from))
+			in.SHA256, in.Target, in.Key, boolInt(in.Encrypted), microsOrNil(in.Pruned), restore, in.Epoch, move, in.Project, in.ID, from))
 		if errors.Is(err, sql.ErrNoRows) {
 			return fmt.Errorf("%s: %w: it is no longer %s", what, store.ErrConflict, from)
 		}

@@ -569,3 +569,87 @@ func TestRawWritesCannotBreakSecretsOrRevisions(t *testing.T) {
 		t.Error("a revision's ready time changed a second time")
 	}
 }
+
+// TestMoveMigrationKeepsRuns: 00007 rebuilds backup_runs (SQLite cannot
+// alter a CHECK); the runs recorded before it survive, with the one-Running
+// index, and going down again drops only the moves.
+func TestMoveMigrationKeepsRuns(t *testing.T) {
+	ctx := ctxFor(t)
+	path := filepath.Join(t.TempDir(), "panelx.db")
+	s, err := Open(ctx, path, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	db, err := openDB(ctx, path, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	p, err := newProvider(db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := p.UpTo(ctx, 6); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Projects().Create(ctx, storetest.Project("shop")); err != nil {
+		t.Fatal(err)
+	}
+	const restore = `{"backup":"b1","overwrite":true}`
+	if _, err := db.ExecContext(ctx, `INSERT INTO backup_runs (id, project, volume, op, trigger, phase, created_at, bytes, sha256, restore, epoch)
+		VALUES ('b1', 'shop', 'data', 'backup', 'schedule', 'Succeeded', 100, 42, 'ab', NULL, 3),
+		       ('r1', 'shop', 'data', 'restore', 'manual', 'Running', 200, 0, '', ?, 4)`, restore); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := p.UpTo(ctx, 7); err != nil {
+		t.Fatalf("migrate to 7: %v", err)
+	}
+	runs := s.BackupRuns()
+	b1, err := runs.Get(ctx, "shop", "b1")
+	if err != nil || b1.Op != api.BackupOpBackup || b1.Bytes != 42 || b1.SHA256 != "ab" || b1.Epoch != 3 || b1.Restore != nil || b1.Move != nil {
+		t.Fatalf("backup after the rebuild: %+v, %v", b1, err)
+	}
+	r1, err := runs.Get(ctx, "shop", "r1")
+	if err != nil || r1.Phase != api.BackupRunning || r1.Restore == nil || r1.Restore.Backup != "b1" || !r1.Restore.Overwrite {
+		t.Fatalf("restore after the rebuild: %+v, %v", r1, err)
+	}
+	// The indexes came back: r1 still keeps a move of the volume from running.
+	if _, err := runs.Create(ctx, api.BackupRun{Project: "shop", Volume: "data", Op: api.BackupOpMove, Trigger: api.BackupManual,
+		Phase: api.BackupRunning, Move: &api.MoveParams{Node: "n2"}}); !errors.Is(err, store.ErrConflict) {
+		t.Fatalf("move running beside a restore after the rebuild: %v", err)
+	}
+	var idx int
+	if err := db.QueryRowContext(ctx, `SELECT count(*) FROM sqlite_schema WHERE type = 'index' AND tbl_name = 'backup_runs'
+		AND name IN ('backup_runs_by_volume', 'backup_runs_one_running')`).Scan(&idx); err != nil || idx != 2 {
+		t.Fatalf("indexes of backup_runs: %d, %v", idx, err)
+	}
+	if _, err := runs.Create(ctx, api.BackupRun{Project: "shop", Volume: "logs", Op: api.BackupOpMove, Trigger: api.BackupManual,
+		Phase: api.BackupPending, Move: &api.MoveParams{Node: "n2"}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := p.Down(ctx); err != nil {
+		t.Fatalf("migrate down from 7: %v", err)
+	}
+	var ids []string
+	rows, err := db.QueryContext(ctx, `SELECT id FROM backup_runs ORDER BY id`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for rows.Next() {
+		var id string
+		if err := rows.Scan(&id); err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, id)
+	}
+	if err := rows.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(ids, []string{"b1", "r1"}) {
+		t.Errorf("runs after going down: %v, want the backup and the restore", ids)
+	}
+	if _, err := p.Up(ctx); err != nil {
+		t.Fatalf("migrate up again: %v", err)
+	}
+}

@@ -105,3 +105,86 @@ func testBackupRuns(t *testing.T, s store.Store) {
 		t.Fatalf("runs outlived their project: %+v", list)
 	}
 }
+
+// testMoveRuns: a move run keeps its parameters (the Stopped map too, which
+// a restarted controller needs to start the services again), is listed by
+// its op, and never runs beside a backup or restore of the same volume.
+func testMoveRuns(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	bs, ok := s.(store.BackupStore)
+	if !ok {
+		t.Fatal("the backend does not record backup runs (store.BackupStore)")
+	}
+	runs := bs.BackupRuns()
+	if _, err := s.Projects().Create(ctx, Project("mv")); err != nil {
+		t.Fatal(err)
+	}
+	move, err := runs.Create(ctx, api.BackupRun{Project: "mv", Volume: "data", Op: api.BackupOpMove, Trigger: api.BackupManual,
+		Phase: api.BackupPending, RequestedBy: "u1", Move: &api.MoveParams{Node: "node-2", From: "node-1"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if move.Op != api.BackupOpMove || move.Move == nil || move.Move.Node != "node-2" || move.Move.From != "node-1" || move.Restore != nil {
+		t.Fatalf("created %+v (move %+v)", move, move.Move)
+	}
+	backup, err := runs.Create(ctx, api.BackupRun{Project: "mv", Volume: "data", Op: api.BackupOpBackup, Trigger: api.BackupScheduled,
+		Phase: api.BackupPending})
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	// Running with the services it stopped: the map round-trips.
+	started := time.Now().UTC().Truncate(time.Microsecond)
+	run := move
+	run.Phase, run.StartedAt, run.Epoch = api.BackupRunning, &started, 3
+	run.Move = &api.MoveParams{Node: "node-2", From: "node-1", Stopped: map[string]int32{"web": 2, "worker": 1, "idle": 0}}
+	if run, err = runs.Update(ctx, run, api.BackupPending); err != nil {
+		t.Fatal(err)
+	}
+	got, err := runs.Get(ctx, "mv", move.ID)
+	if err != nil || got.Phase != api.BackupRunning || got.Move == nil || len(got.Move.Stopped) != 3 ||
+		got.Move.Stopped["web"] != 2 || got.Move.Stopped["worker"] != 1 || got.Move.Stopped["idle"] != 0 {
+		t.Fatalf("get %+v (move %+v), %v", got, got.Move, err)
+	}
+
+	// The backup of the same volume cannot run beside the move, created or
+	// updated into Running.
+	other := backup
+	other.Phase = api.BackupRunning
+	if _, err := runs.Update(ctx, other, api.BackupPending); !errors.Is(err, store.ErrConflict) {
+		t.Fatalf("backup running beside a move: %v", err)
+	}
+	if _, err := runs.Create(ctx, api.BackupRun{Project: "mv", Volume: "data", Op: api.BackupOpRestore, Trigger: api.BackupManual,
+		Phase: api.BackupRunning, Restore: &api.RestoreParams{Backup: "x"}}); !errors.Is(err, store.ErrConflict) {
+		t.Fatalf("restore created running beside a move: %v", err)
+	}
+	// Nor a second move.
+	if _, err := runs.Create(ctx, api.BackupRun{Project: "mv", Volume: "data", Op: api.BackupOpMove, Trigger: api.BackupManual,
+		Phase: api.BackupRunning, Move: &api.MoveParams{Node: "node-3"}}); !errors.Is(err, store.ErrConflict) {
+		t.Fatalf("second move created running: %v", err)
+	}
+
+	// Done: the counts stay, and the backup may run now.
+	done := started.Add(time.Second)
+	run.Phase, run.FinishedAt, run.Bytes, run.SHA256 = api.BackupSucceeded, &done, 4096, "cd34"
+	run.Move.Files = 17
+	if _, err = runs.Update(ctx, run, api.BackupRunning); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := runs.Update(ctx, other, api.BackupPending); err != nil {
+		t.Fatalf("backup after the move: %v", err)
+	}
+	list, err := runs.List(ctx, "mv", store.BackupRunFilter{Volume: "data", Op: api.BackupOpMove})
+	if err != nil || len(list) != 1 {
+		t.Fatalf("moves listed %+v, %v", list, err)
+	}
+	m := list[0]
+	if m.ID != move.ID || m.Phase != api.BackupSucceeded || m.Bytes != 4096 || m.SHA256 != "cd34" || m.RequestedBy != "u1" ||
+		m.Move == nil || m.Move.Files != 17 || m.Move.Node != "node-2" || m.Move.From != "node-1" || m.Move.Stopped["web"] != 2 {
+		t.Fatalf("listed move %+v (move %+v)", m, m.Move)
+	}
+	// A backup run has no move parameters.
+	if b, err := runs.Get(ctx, "mv", backup.ID); err != nil || b.Move != nil {
+		t.Fatalf("backup run %+v, %v", b, err)
+	}
+}

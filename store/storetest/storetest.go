@@ -34,6 +34,7 @@ func Run(t *testing.T, newStore Factory) {
 	}{
 		{"CreateGetList", testCreateGetList},
 		{"BackupRuns", testBackupRuns},
+		{"MoveRuns", testMoveRuns},
 		{"GetIfChanged", testGetIfChanged},
 		{"CreateErrors", testCreateErrors},
 		{"GenerationRules", testGenerationRules},
