@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/http"
 	"strconv"
+	"strings"
 
 	"github.com/go-chi/chi/v5"
 
@@ -13,16 +14,16 @@ import (
 	"github.com/panelx/panelx/store"
 )
 
-// Backups and restores are requests: the API records a Pending run and
-// the leading controller carries it out (docs/architecture.md, "Backups").
-// The routes speak only to the store.
+// Backups, restores and moves are requests: the API records a Pending run
+// and the leading controller carries it out (docs/architecture.md,
+// "Backups"). The routes speak only to the store.
 
 func (s *Server) backupRoutes() []route {
 	return []route{
 		{method: "GET", pattern: "/api/v1/projects/{project}/volumes/{volume}/backups", handler: s.listBackups,
-			doc: opDoc{summary: "The volume's backup and restore runs, newest first: start, end, bytes, SHA-256, target and key, result and reason [viewer]", tag: "volumes",
+			doc: opDoc{summary: "The volume's backup, restore and move runs, newest first: start, end, bytes, SHA-256, target and key, result and reason [viewer]", tag: "volumes",
 				status: 200, resp: itemsRef[api.BackupRun]("BackupRunList"),
-				query: []queryParam{{"op", "string", "backup or restore"}, {"phase", "string", "Pending, Running, Succeeded, Failed or Missed"}, {"limit", "integer", "1–1000 (default 100)"}}}},
+				query: []queryParam{{"op", "string", "backup, restore or move"}, {"phase", "string", "Pending, Running, Succeeded, Failed or Missed"}, {"limit", "integer", "1–1000 (default 100)"}}}},
 		{method: "POST", pattern: "/api/v1/projects/{project}/volumes/{volume}/backups", handler: s.createBackup,
 			doc: opDoc{summary: "Back the volume up now to its spec.backup target; the answer is the Pending run, which the controller runs (never beside another run of the volume) [editor]", tag: "volumes",
 				status: 202, resp: ref[api.BackupRun]()}},
@@ -31,6 +32,9 @@ func (s *Server) backupRoutes() []route {
 		{method: "POST", pattern: "/api/v1/projects/{project}/volumes/{volume}/restore", handler: s.createRestore,
 			doc: opDoc{summary: "Restore a successful backup of the volume into it (overwrite must be true; the services using it stop first and start after) or into a new volume; the archive is verified whole before anything is touched [editor]", tag: "volumes",
 				body: ref[api.RestoreRequest](), status: 202, resp: ref[api.BackupRun]()}},
+		{method: "POST", pattern: "/api/v1/projects/{project}/volumes/{volume}/move", handler: s.createMove,
+			doc: opDoc{summary: "Move the volume's data to another node of the swarm: the services mounting it stop, the data is copied, and they start on the new node; the old copy stays on the old node. The answer is the Pending run (op move), never run beside another run of the volume [editor]", tag: "volumes",
+				body: ref[api.MoveRequest](), status: 202, resp: ref[api.BackupRun]()}},
 	}
 }
 
@@ -68,9 +72,9 @@ func (s *Server) listBackups(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
 	f := store.BackupRunFilter{Volume: key.Name, Op: api.BackupOp(q.Get("op")), Phase: api.BackupPhase(q.Get("phase"))}
 	switch f.Op {
-	case "", api.BackupOpBackup, api.BackupOpRestore:
+	case "", api.BackupOpBackup, api.BackupOpRestore, api.BackupOpMove:
 	default:
-		s.fail(w, r, httpErr(http.StatusBadRequest, "op must be backup or restore"))
+		s.fail(w, r, httpErr(http.StatusBadRequest, "op must be backup, restore or move"))
 		return
 	}
 	switch f.Phase {
@@ -159,12 +163,15 @@ func (s *Server) createRun(w http.ResponseWriter, r *http.Request, run api.Backu
 		s.fail(w, r, err)
 		return
 	}
-	verb := "Backup"
-	if run.Op == api.BackupOpRestore {
+	verb, to := "Backup", ""
+	switch run.Op {
+	case api.BackupOpRestore:
 		verb = "Restore"
+	case api.BackupOpMove:
+		verb, to = "Move", fmt.Sprintf(" (%s → %s)", run.Move.From, run.Move.Node)
 	}
 	s.recordEvent(r.Context(), store.Event{Project: run.Project, Kind: api.KindVolume, Name: run.Volume, Type: store.EventNormal,
-		Reason: verb + "Requested", Message: fmt.Sprintf("%s %s requested by %s", verb, run.ID, run.RequestedBy)})
+		Reason: verb + "Requested", Message: fmt.Sprintf("%s %s requested by %s%s", verb, run.ID, run.RequestedBy, to)})
 	w.Header().Set("Location", fmt.Sprintf("/api/v1/projects/%s/volumes/%s/backups/%s", run.Project, run.Volume, run.ID))
 	writeJSON(w, http.StatusAccepted, run)
 }
@@ -237,4 +244,80 @@ func (s *Server) checkRestore(r *http.Request, key api.Key, v *api.Volume, req a
 		return nil
 	}
 	return err
+}
+
+func (s *Server) createMove(w http.ResponseWriter, r *http.Request) {
+	key, v, err := s.backupVolume(r, authz.Write)
+	var req api.MoveRequest
+	if err == nil {
+		var data []byte
+		if data, err = s.readBody(w, r, bodyTypes...); err == nil {
+			err = decodeStrict(data, &req)
+		}
+	}
+	if err == nil {
+		err = s.checkMove(r, key, v, req)
+	}
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	s.createRun(w, r, api.BackupRun{Project: key.Project, Volume: key.Name, Op: api.BackupOpMove,
+		Move: &api.MoveParams{Node: req.Node, From: v.Status.Node}})
+}
+
+// checkMove refuses a move the controller could not carry out: the node
+// name ends up in a Swarm placement constraint (node.hostname==NODE), so
+// only a hostname passes.
+func (s *Server) checkMove(r *http.Request, key api.Key, v *api.Volume, req api.MoveRequest) error {
+	switch {
+	case req.Node == "":
+		return invalid(api.ErrorList{api.Required("node", "name the node to move the volume to (its hostname, as docker node ls shows it)")})
+	case !isHostname(req.Node):
+		return invalid(api.ErrorList{api.Invalid("node", req.Node,
+			"must be a hostname: 1–253 characters, dot-separated labels of letters, digits and '-' (at most 63 each)")})
+	case v.Metadata.DeletionTimestamp != nil:
+		return httpErr(http.StatusConflict, "volume %q is being deleted", key.Name)
+	case v.Status.Node == "":
+		return httpErr(http.StatusConflict, "volume %q has no node recorded: it is not on a swarm runtime, or not created yet", key.Name)
+	case req.Node == v.Status.Node:
+		return httpErr(http.StatusConflict, "volume %q is already on node %s", key.Name, req.Node)
+	}
+	// A queued run would run first and the move would start from a stale
+	// node; one at a time keeps the From of the run true.
+	runs, err := s.backupRuns()
+	if err != nil {
+		return err
+	}
+	for _, phase := range []api.BackupPhase{api.BackupRunning, api.BackupPending} {
+		open, err := runs.List(r.Context(), key.Project, store.BackupRunFilter{Volume: key.Name, Phase: phase, Limit: 1})
+		if err != nil {
+			return fmt.Errorf("look for open runs of volume %s: %w", key.Name, err)
+		}
+		if len(open) > 0 {
+			return httpErr(http.StatusConflict, "volume %q has a %s %s run (%s): wait for it to end (panelx backup list %s -p %s)",
+				key.Name, open[0].Op, open[0].Phase, open[0].ID, key.Name, key.Project)
+		}
+	}
+	return nil
+}
+
+// isHostname: 1–253 characters of dot-separated, non-empty labels of
+// letters, digits and '-', at most 63 each; nothing a placement constraint
+// would read as syntax (spaces, '=', '!').
+func isHostname(h string) bool {
+	if len(h) == 0 || len(h) > 253 {
+		return false
+	}
+	for label := range strings.SplitSeq(h, ".") {
+		if len(label) == 0 || len(label) > 63 {
+			return false
+		}
+		for _, c := range label {
+			if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-') {
+				return false
+			}
+		}
+	}
+	return true
 }

@@ -67,6 +67,7 @@ var roleMatrix = map[string]string{
 	"POST /api/v1/projects/{project}/volumes/{volume}/backups":               "editor",
 	"GET /api/v1/projects/{project}/volumes/{volume}/backups/{run}":          "viewer",
 	"POST /api/v1/projects/{project}/volumes/{volume}/restore":               "editor",
+	"POST /api/v1/projects/{project}/volumes/{volume}/move":                  "editor",
 }
 
 // webSockets are routes that, past authorization, ask a plain request to
@@ -155,6 +156,10 @@ func TestRoleMatrix(t *testing.T) {
 				}
 				runID = run.ID
 			}
+			if strings.HasSuffix(pattern, "/move") {
+				// A volume on a node of a swarm, as the controller records it.
+				setVolumeNode(t, e, project, "data", "node-1")
+			}
 			path := fill(pattern, map[string]string{"project": project, "service": "web", "volume": "data", "userId": "dave", "registry": "ghcr.io", "host": host,
 				"secret": "db", "revision": "1", "digest": digest, "run": runID})
 			body := validBody(method, pattern)
@@ -163,6 +168,8 @@ func TestRoleMatrix(t *testing.T) {
 				body = certBody
 			case strings.HasSuffix(pattern, "/restore"):
 				body = map[string]any{"backup": runID, "overwrite": true}
+			case strings.HasSuffix(pattern, "/move"):
+				body = map[string]any{"node": "node-2"}
 			case strings.HasSuffix(pattern, "/members/{userId}") && method == "PUT":
 				body = map[string]any{"role": "editor"}
 			case strings.HasSuffix(pattern, "/services") && method == "POST":

@@ -15,7 +15,7 @@ func volumePath(project, volume, what string) string {
 	return "/api/v1/projects/" + url.PathEscape(project) + "/volumes/" + url.PathEscape(volume) + "/" + what
 }
 
-// Backups lists a volume's backup and restore runs, newest first.
+// Backups lists a volume's backup, restore and move runs, newest first.
 func (c *Client) Backups(ctx context.Context, project, volume string, op api.BackupOp, limit int) ([]api.BackupRun, error) {
 	q := url.Values{}
 	if op != "" {
@@ -59,6 +59,21 @@ func (c *Client) Restore(ctx context.Context, project, volume string, req api.Re
 	}
 	var run api.BackupRun
 	r := request{method: http.MethodPost, path: volumePath(project, volume, "restore"), body: bytes.NewReader(body), contentType: "application/json"}
+	if err := c.do(ctx, r, &run); err != nil {
+		return nil, err
+	}
+	return &run, nil
+}
+
+// MoveVolume asks for the volume's data to be moved to another node of the
+// swarm; the answer is the Pending run (op move).
+func (c *Client) MoveVolume(ctx context.Context, project, volume, node string) (*api.BackupRun, error) {
+	body, err := json.Marshal(api.MoveRequest{Node: node})
+	if err != nil {
+		return nil, err
+	}
+	var run api.BackupRun
+	r := request{method: http.MethodPost, path: volumePath(project, volume, "move"), body: bytes.NewReader(body), contentType: "application/json"}
 	if err := c.do(ctx, r, &run); err != nil {
 		return nil, err
 	}
