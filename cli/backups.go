@@ -79,7 +79,7 @@ func newBackupListCmd(conn *connection) *cobra.Command {
 	)
 	cmd := &cobra.Command{
 		Use:   "list VOLUME -p PROJECT",
-		Short: "List the volume's backup and restore runs, newest first",
+		Short: "List the volume's backup, restore and move runs, newest first",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			c, err := conn.client()
@@ -128,7 +128,7 @@ func newBackupListCmd(conn *connection) *cobra.Command {
 	}
 	cmd.Flags().StringVarP(&project, "project", "p", "", "the volume's project")
 	cmd.Flags().StringVarP(&output, "output", "o", "table", "table, yaml or json")
-	cmd.Flags().StringVar(&op, "op", "", "only backup or restore runs")
+	cmd.Flags().StringVar(&op, "op", "", "only backup, restore or move runs")
 	cmd.Flags().IntVar(&limit, "limit", 0, "at most this many (default 100)")
 	return cmd
 }
@@ -195,13 +195,21 @@ func waitRun(ctx context.Context, c *client.Client, w io.Writer, run *api.Backup
 			return err
 		}
 	}
-	if run.Phase != api.BackupSucceeded {
-		return fmt.Errorf("%s %s %s: %s", run.Op, run.ID, run.Phase, run.Reason)
+	nodes := ""
+	if run.Move != nil {
+		nodes = fmt.Sprintf(" (%s → %s)", orDash(run.Move.From), run.Move.Node)
 	}
-	if run.Op == api.BackupOpBackup {
+	if run.Phase != api.BackupSucceeded {
+		return fmt.Errorf("%s %s %s%s: %s", run.Op, run.ID, run.Phase, nodes, run.Reason)
+	}
+	switch {
+	case run.Op == api.BackupOpBackup:
 		fmt.Fprintf(w, "backup %s Succeeded: %s, sha256 %s, %s %s\n", run.ID, humanSize(run.Bytes), run.SHA256, run.Target, run.Key)
-	} else {
-		fmt.Fprintf(w, "restore %s Succeeded\n", run.ID)
+	case run.Op == api.BackupOpMove && run.Move != nil:
+		fmt.Fprintf(w, "move %s Succeeded: %s → %s, %d files, %s, sha256 %s\n", run.ID, orDash(run.Move.From), run.Move.Node,
+			run.Move.Files, humanSize(run.Bytes), run.SHA256)
+	default:
+		fmt.Fprintf(w, "%s %s Succeeded\n", run.Op, run.ID)
 	}
 	return nil
 }
