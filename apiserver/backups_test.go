@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/panelx/panelx/api"
@@ -165,5 +166,39 @@ func TestListMoves(t *testing.T) {
 	r := e.do(t, req{method: "GET", path: "/api/v1/projects/shop/volumes/data/backups?op=copy", token: owner})
 	if r.Status != http.StatusBadRequest || r.problem(t).Detail != "op must be backup, restore or move" {
 		t.Errorf("op=copy: %d %s", r.Status, r.Body)
+	}
+}
+
+// TestConcurrentMoves: of moves of one volume requested at once, one is
+// recorded and the others are 409s (the store's one-open-move index closes
+// the gap between the API's check and its insert).
+func TestConcurrentMoves(t *testing.T) {
+	e := newEnv(t)
+	owner := e.jwtFor("owner")
+	e.project(t, owner, "shop")
+	e.volume(t, owner, "shop", "data")
+	setVolumeNode(t, e, "shop", "data", "node-1")
+	const n = 8
+	statuses := make(chan int, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Go(func() {
+			r := e.do(t, req{method: "POST", path: "/api/v1/projects/shop/volumes/data/move", token: owner,
+				body: map[string]any{"node": fmt.Sprintf("node-%d", i+2)}})
+			statuses <- r.Status
+		})
+	}
+	wg.Wait()
+	close(statuses)
+	count := map[int]int{}
+	for s := range statuses {
+		count[s]++
+	}
+	if count[http.StatusAccepted] != 1 || count[http.StatusConflict] != n-1 {
+		t.Errorf("statuses %v, want one 202 and %d 409s", count, n-1)
+	}
+	list, err := e.Store.(store.BackupStore).BackupRuns().List(context.Background(), "shop", store.BackupRunFilter{Op: api.BackupOpMove})
+	if err != nil || len(list) != 1 {
+		t.Errorf("moves recorded: %+v, %v", list, err)
 	}
 }

@@ -2,7 +2,8 @@
 -- CHECK, so the table is rebuilt: create the new one, copy the rows, drop
 -- the old one, rename, recreate its indexes (they went with the old table).
 -- Nothing references backup_runs, so foreign keys may stay on; goose runs
--- the whole file in one transaction.
+-- the whole file in one transaction. backup_runs_one_open_move: see the
+-- PostgreSQL migration.
 
 -- +goose Up
 CREATE TABLE backup_runs_new (
@@ -37,6 +38,8 @@ DROP TABLE backup_runs;
 ALTER TABLE backup_runs_new RENAME TO backup_runs;
 CREATE INDEX backup_runs_by_volume ON backup_runs (project, volume, created_at DESC);
 CREATE UNIQUE INDEX backup_runs_one_running ON backup_runs (project, volume) WHERE phase = 'Running';
+CREATE UNIQUE INDEX backup_runs_one_open_move ON backup_runs (project, volume)
+    WHERE op = 'move' AND phase IN ('Pending', 'Running');
 
 -- +goose Down
 CREATE TABLE backup_runs_old (

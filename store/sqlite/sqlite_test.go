@@ -621,7 +621,7 @@ func TestMoveMigrationKeepsRuns(t *testing.T) {
 	}
 	var idx int
 	if err := db.QueryRowContext(ctx, `SELECT count(*) FROM sqlite_schema WHERE type = 'index' AND tbl_name = 'backup_runs'
-		AND name IN ('backup_runs_by_volume', 'backup_runs_one_running')`).Scan(&idx); err != nil || idx != 2 {
+		AND name IN ('backup_runs_by_volume', 'backup_runs_one_running', 'backup_runs_one_open_move')`).Scan(&idx); err != nil || idx != 3 {
 		t.Fatalf("indexes of backup_runs: %d, %v", idx, err)
 	}
 	if _, err := runs.Create(ctx, api.BackupRun{Project: "shop", Volume: "logs", Op: api.BackupOpMove, Trigger: api.BackupManual,

@@ -132,6 +132,15 @@ func testMoveRuns(t *testing.T, s store.Store) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// One open move per volume: a second one would start from a stale node.
+	if _, err := runs.Create(ctx, api.BackupRun{Project: "mv", Volume: "data", Op: api.BackupOpMove, Trigger: api.BackupManual,
+		Phase: api.BackupPending, Move: &api.MoveParams{Node: "node-3", From: "node-1"}}); !errors.Is(err, store.ErrConflict) {
+		t.Fatalf("second open move: %v", err)
+	}
+	if _, err := runs.Create(ctx, api.BackupRun{Project: "mv", Volume: "logs", Op: api.BackupOpMove, Trigger: api.BackupManual,
+		Phase: api.BackupPending, Move: &api.MoveParams{Node: "node-3", From: "node-1"}}); err != nil {
+		t.Fatalf("a move of another volume: %v", err)
+	}
 
 	// Running with the services it stopped: the map round-trips.
 	started := time.Now().UTC().Truncate(time.Microsecond)
@@ -174,11 +183,16 @@ func testMoveRuns(t *testing.T, s store.Store) {
 	if _, err := runs.Update(ctx, other, api.BackupPending); err != nil {
 		t.Fatalf("backup after the move: %v", err)
 	}
+	// The move ended: the volume may move again.
+	if _, err := runs.Create(ctx, api.BackupRun{Project: "mv", Volume: "data", Op: api.BackupOpMove, Trigger: api.BackupManual,
+		Phase: api.BackupPending, Move: &api.MoveParams{Node: "node-1", From: "node-2"}}); err != nil {
+		t.Fatalf("a move after the last one ended: %v", err)
+	}
 	list, err := runs.List(ctx, "mv", store.BackupRunFilter{Volume: "data", Op: api.BackupOpMove})
-	if err != nil || len(list) != 1 {
+	if err != nil || len(list) != 2 {
 		t.Fatalf("moves listed %+v, %v", list, err)
 	}
-	m := list[0]
+	m := list[1] // newest first
 	if m.ID != move.ID || m.Phase != api.BackupSucceeded || m.Bytes != 4096 || m.SHA256 != "cd34" || m.RequestedBy != "u1" ||
 		m.Move == nil || m.Move.Files != 17 || m.Move.Node != "node-2" || m.Move.From != "node-1" || m.Move.Stopped["web"] != 2 {
 		t.Fatalf("listed move %+v (move %+v)", m, m.Move)
