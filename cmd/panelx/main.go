@@ -12,6 +12,7 @@ import (
 
 	"github.com/panelx/panelx/cli"
 	"github.com/panelx/panelx/operate"
+	"github.com/panelx/panelx/volumemove"
 )
 
 func main() {
@@ -19,6 +20,10 @@ func main() {
 	// anything else, so no flag or environment of the server applies.
 	if len(os.Args) > 1 && os.Args[1] == operate.HelperCommand {
 		os.Exit(operate.VolumeHelperMain())
+	}
+	// Inside a volume move task (see package volumemove), likewise.
+	if len(os.Args) > 1 && os.Args[1] == volumemove.Command {
+		os.Exit(volumemove.Main(os.Args[2:]))
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
