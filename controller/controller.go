@@ -320,10 +320,15 @@ func (l *loop) enqueueChange(ctx context.Context, ch store.Change) {
 			l.enqueueServicesOf(ctx, ch.Key.Name)
 		}
 	case api.KindVolume:
+		k := reconcile.VolumeKey(ch.Key.Project, ch.Key.Name)
 		if !ch.StatusChanged || ch.SpecChanged || ch.Deleting || ch.Type != store.ChangeUpsert {
-			k := reconcile.VolumeKey(ch.Key.Project, ch.Key.Name)
 			l.c.opts.Metrics.changeQueued(k, ch.CommittedAt)
 			l.addNow(k)
+		} else {
+			// A status write may be a move's new status.node (or a backup
+			// condition): one more look, which writes nothing when the
+			// status is what it computes.
+			l.add(k)
 		}
 		// Services waiting for this volume to be declared look again.
 		if ch.SpecChanged || ch.Type == store.ChangeRemoved || ch.Deleting {

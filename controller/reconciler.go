@@ -634,6 +634,22 @@ func writeStatus[T api.Object](ctx context.Context, res store.Resources[T], obj 
 	return err
 }
 
+// writeStatusCAS is writeStatus on the version of obj read: a conflict
+// (someone else wrote meanwhile) drops this write, and the change that
+// caused it queues another reconcile.
+func writeStatusCAS[T api.Object](ctx context.Context, res store.Resources[T], obj T, status any, set func(T)) error {
+	if sameJSON(obj.StatusPtr(), status) {
+		return nil
+	}
+	upd := api.Clone(obj)
+	set(upd)
+	_, err := res.UpdateStatus(ctx, upd)
+	if errors.Is(err, store.ErrNotFound) || errors.Is(err, store.ErrConflict) {
+		return nil
+	}
+	return err
+}
+
 func (r *Reconciler) writeServiceStatus(ctx context.Context, svc *api.Service, status api.ServiceStatus) error {
 	return writeStatus(ctx, r.Store.Services(), r.rowStatus(svc), status, func(s *api.Service) { s.Status = status })
 }
@@ -729,8 +745,14 @@ func (r *Reconciler) reconcileVolume(ctx context.Context, key reconcile.Key) (Re
 	if v, ok := r.Cache.Volumes(key.Project)[name]; ok {
 		dv = &v
 	}
-	status := reconcile.ComputeVolumeStatus(vol, dv, plan, lastErr, r.now())
-	if err := writeStatus(ctx, r.Store.Volumes(), vol, status, func(v *api.Volume) { v.Status = status }); err != nil && lastErr == nil {
+	node, err := r.nodeName(ctx)
+	if err != nil {
+		return Result{}, err
+	}
+	status := reconcile.ComputeVolumeStatus(vol, dv, node, plan, lastErr, r.now())
+	// Compare-and-set: status.node is the record of where the data is,
+	// which a move (controller/volumemove.go) changes meanwhile.
+	if err := writeStatusCAS(ctx, r.Store.Volumes(), vol, status, func(v *api.Volume) { v.Status = status }); err != nil && lastErr == nil {
 		lastErr = err
 	}
 	return Result{RequeueAfter: plan.RequeueAfter}, lastErr

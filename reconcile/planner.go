@@ -21,7 +21,7 @@ const (
 	ReasonDependency        = "WaitingForDependency"
 	ReasonVolumeInUse       = "VolumeInUse"
 	ReasonVolumeNotFound    = "DockerVolumeNotFound"
-	ReasonVolumeElsewhere   = "VolumeOnAnotherNode"
+	ReasonVolumesApart      = "VolumesOnDifferentNodes"
 	ReasonBuildPending      = "BuildPending"
 )
 
@@ -140,7 +140,7 @@ func PlanService(in ServiceInput) Plan {
 	}
 	sp := &in.Service.Spec
 
-	prereqs := planPrerequisites(&p, in)
+	prereqs, node := planPrerequisites(&p, in)
 	if p.Blocked != "" {
 		return p
 	}
@@ -153,7 +153,7 @@ func PlanService(in ServiceInput) Plan {
 		return p
 	}
 	if in.Orchestrated {
-		planWorkload(&p, in, imageID, prereqs)
+		planWorkload(&p, in, imageID, node, prereqs)
 		return p
 	}
 
@@ -279,9 +279,9 @@ func sortContainers(cs []Container) []Container {
 }
 
 // planPrerequisites adds the network and volumes the containers need and
-// returns the indexes of those ops.
-func planPrerequisites(p *Plan, in ServiceInput) []int {
-	var prereqs []int
+// returns the indexes of those ops, and the node the replicas must run on
+// on a runtime of several ("" = anywhere): the one holding their volumes.
+func planPrerequisites(p *Plan, in ServiceInput) (prereqs []int, node string) {
 	sp := &in.Service.Spec
 	project := in.Key.Project
 	for _, n := range ServiceNetworks(sp) {
@@ -291,13 +291,14 @@ func planPrerequisites(p *Plan, in ServiceInput) []int {
 				Cause: "network missing", Labels: networkLabels(in.Instance, project, n)}))
 		}
 	}
+	nodeOf := "" // the volume that decided node
 	for i, m := range sp.Volumes {
 		if m.DockerVolume != "" && !in.DockerVolumesFound[m.DockerVolume] {
 			// Docker would create a missing one, empty: never for data
 			// that is someone else's.
 			p.block(ReasonVolumeNotFound, "spec.volumes[%d]: Docker volume %q does not exist (PanelX does not create a dockerVolume)", i, m.DockerVolume)
 			p.RequeueAfter = readyRecheck
-			return nil
+			return nil, ""
 		}
 		if m.Name == "" {
 			continue
@@ -305,20 +306,28 @@ func planPrerequisites(p *Plan, in ServiceInput) []int {
 		vol, ok := in.Volumes[m.Name]
 		if !ok || vol.Metadata.DeletionTimestamp != nil {
 			p.block(ReasonVolumeNotDeclared, "spec.volumes[%d]: volume %q is not declared in project %q (or is being deleted)", i, m.Name, project)
-			return nil
+			return nil, ""
 		}
+		at := in.Node
 		name := VolumeName(project, m.Name)
-		if _, ok := in.DockerVolumes[name]; !ok {
-			if msg := volumeElsewhere(vol, in.Node); msg != "" {
-				p.block(ReasonVolumeElsewhere, "spec.volumes[%d]: %s", i, msg)
-				p.RequeueAfter = readyRecheck
-				return nil
-			}
+		switch _, found := in.DockerVolumes[name]; {
+		case VolumeElsewhere(vol, in.Node):
+			// Its data is on another node: the orchestrator mounts it
+			// there; a copy the engine here lists is a stale one (left
+			// by a move), never used.
+			at = vol.Status.Node
+		case !found:
 			prereqs = append(prereqs, p.add(Op{Kind: OpCreateVolume, Target: name, Cause: "volume missing",
-				VolumeSpec: volumeSpec(in.Instance, vol)}))
+				VolumeSpec: BuildVolumeSpec(in.Instance, vol)}))
 		}
+		if nodeOf != "" && at != node {
+			p.block(ReasonVolumesApart, "spec.volumes[%d]: volume %q is on node %s and volume %q on node %s: a service's replicas run on one node "+
+				"(move one of them: panelx volume move)", i, m.Name, at, nodeOf, node)
+			return nil, ""
+		}
+		nodeOf, node = m.Name, at
 	}
-	return prereqs
+	return prereqs, node
 }
 
 // planImage decides whether the image must be pulled first. It returns the
@@ -590,7 +599,8 @@ func FirstNetwork(project string, sp *api.ServiceSpec, networks map[string]Netwo
 	return nil
 }
 
-func volumeSpec(instance string, v *api.Volume) *VolumeSpec {
+// BuildVolumeSpec is the Docker volume of a Volume resource.
+func BuildVolumeSpec(instance string, v *api.Volume) *VolumeSpec {
 	l := ownerLabels(instance)
 	l[LabelProject] = v.Metadata.Project
 	l[LabelVolume] = v.Metadata.Name
@@ -711,25 +721,19 @@ func PlanVolume(in VolumeInput) Plan {
 		p.add(Op{Kind: OpRemoveVolume, Target: in.DockerVolume.Name, Cause: "volume deleted"})
 	case in.Project == nil || in.Project.Metadata.DeletionTimestamp != nil:
 		// The project's delete decides about this volume's data.
+	case VolumeElsewhere(in.Volume, in.Node):
+		// Its data is on another node, which the orchestrator mounts; a
+		// copy here is stale (left by a move) and stays untouched.
 	case in.DockerVolume == nil:
-		if msg := volumeElsewhere(in.Volume, in.Node); msg != "" {
-			p.block(ReasonVolumeElsewhere, "%s", msg)
-			p.RequeueAfter = readyRecheck
-			return p
-		}
-		p.add(Op{Kind: OpCreateVolume, Target: VolumeName(in.Key.Project, in.Key.Name), Cause: "volume missing", VolumeSpec: volumeSpec(in.Instance, in.Volume)})
+		p.add(Op{Kind: OpCreateVolume, Target: VolumeName(in.Key.Project, in.Key.Name), Cause: "volume missing", VolumeSpec: BuildVolumeSpec(in.Instance, in.Volume)})
 	}
 	return p
 }
 
-// volumeElsewhere says why a volume missing from the engine PanelX talks
-// to must not be created there: its data was last seen on another node (a
-// swarm whose manager PanelX talks to changed). Created, it would be
-// empty, and the services mounting it would move onto it.
-func volumeElsewhere(vol *api.Volume, node string) string {
-	if node == "" || vol.Status.Node == "" || vol.Status.Node == node {
-		return ""
-	}
-	return fmt.Sprintf("volume %q holds its data on node %s, and PanelX creates volumes on node %s: it does not create an empty one there "+
-		"(point PanelX at a manager on %s, or move the data there yourself)", vol.Metadata.Name, vol.Status.Node, node, vol.Status.Node)
+// VolumeElsewhere reports whether a volume's data is on another node than
+// the one whose engine PanelX talks to (node): where PanelX created it, or
+// where a move took it (status.node, which only a move changes). PanelX
+// neither creates nor removes it there — created, it would be empty.
+func VolumeElsewhere(vol *api.Volume, node string) bool {
+	return node != "" && vol.Status.Node != "" && vol.Status.Node != node
 }

@@ -325,17 +325,6 @@ wait: replica 0 starting
 			want: "blocked: VolumeNotDeclared: spec.volumes[0]: volume \"data\" is not declared in project \"shop\" (or is being deleted)\n",
 		},
 		{
-			name: "a volume whose data is on another node blocks, and is not created empty here",
-			in: func() ServiceInput {
-				in := baseInput(v1)
-				in.DockerVolumes, in.Node = nil, "px-node-2"
-				in.Volumes["data"].Status.Node = "px-node-1"
-				return in
-			}(),
-			want: "blocked: VolumeOnAnotherNode: spec.volumes[0]: volume \"data\" holds its data on node px-node-1, and PanelX creates volumes on node px-node-2: " +
-				"it does not create an empty one there (point PanelX at a manager on px-node-1, or move the data there yourself)\n",
-		},
-		{
 			name: "dependsOn waits for the dependency",
 			in: func() ServiceInput {
 				in := baseInput(testService(func(s *api.Service) { s.Spec.DependsOn = []string{"db"} }))
@@ -594,9 +583,8 @@ func TestPlanVolume(t *testing.T) {
 		{"row vanished: the data stays", VolumeInput{Key: key, DockerVolume: dv}, ""},
 		{"missing on the node it was seen on", VolumeInput{Key: key, Volume: onNode1, Project: testProject(), Node: "px-node-1"},
 			"0 create-volume panelx-shop-data (volume missing)\n"},
-		{"missing here, its data on another node", VolumeInput{Key: key, Volume: onNode1, Project: testProject(), Node: "px-node-2"},
-			"blocked: VolumeOnAnotherNode: volume \"data\" holds its data on node px-node-1, and PanelX creates volumes on node px-node-2: " +
-				"it does not create an empty one there (point PanelX at a manager on px-node-1, or move the data there yourself)\n"},
+		{"missing here, its data on another node: not created empty here", VolumeInput{Key: key, Volume: onNode1, Project: testProject(), Node: "px-node-2"}, ""},
+		{"a stale copy here, its data on another node: left alone", VolumeInput{Key: key, Volume: onNode1, Project: testProject(), Node: "px-node-2", DockerVolume: dv}, ""},
 		{"one engine: no node", VolumeInput{Key: key, Volume: onNode1, Project: testProject()}, "0 create-volume panelx-shop-data (volume missing)\n"},
 	}
 	for _, tt := range tests {

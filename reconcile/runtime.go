@@ -107,3 +107,34 @@ func NodeName(ctx context.Context, rt Runtime) (string, error) {
 	}
 	return "", nil
 }
+
+// VolumeMove is a copy of a volume's data from one node to another.
+type VolumeMove struct {
+	Project string
+	Volume  string // the Volume resource's name
+	// From and To are nodes (hostnames, as status.node names them).
+	From, To string
+	// Spec is the volume created on To (its labels and driver).
+	Spec VolumeSpec
+	// Auth pulls the helper image on both nodes (nil: anonymous).
+	Auth *RegistryAuth
+}
+
+// VolumeMoveResult is what the receiving node wrote and checked.
+type VolumeMoveResult struct {
+	Files, Bytes int64
+	SHA256       string
+}
+
+// VolumeMover is a runtime of several hosts that copies a volume's data
+// between them (the swarm runtime; docs/architecture.md, Runtimes).
+type VolumeMover interface {
+	// MoveVolume copies the data; the copy on From stays as it was. It
+	// refuses while a task that mounts the volume runs.
+	MoveVolume(ctx context.Context, m VolumeMove) (VolumeMoveResult, error)
+	// VolumeTasks names the running tasks, on any node, that mount the
+	// Docker volume.
+	VolumeTasks(ctx context.Context, dockerName string) ([]string, error)
+	// MoveImage is the image the copy runs ("" : moves are not set up).
+	MoveImage() string
+}

@@ -1,6 +1,7 @@
 package reconcile
 
 import (
+	"cmp"
 	"fmt"
 	"slices"
 	"strings"
@@ -292,8 +293,13 @@ func ServiceReady(s *api.Service) bool {
 	return c != nil && c.Status == api.ConditionTrue && s.Status.ObservedGeneration == s.Metadata.Generation
 }
 
+// ReasonOnAnotherNode: a volume's data is on a node other than the one
+// PanelX talks to.
+const ReasonOnAnotherNode = "OnAnotherNode"
+
 // ComputeVolumeStatus reports whether a volume's Docker volume exists.
-func ComputeVolumeStatus(v *api.Volume, dv *Volume, plan Plan, err error, now time.Time) api.VolumeStatus {
+// node is the one whose engine PanelX talks to, on a runtime of several.
+func ComputeVolumeStatus(v *api.Volume, dv *Volume, node string, plan Plan, err error, now time.Time) api.VolumeStatus {
 	st := api.VolumeStatus{ObservedGeneration: v.Metadata.Generation, Conditions: append([]api.Condition(nil), v.Status.Conditions...)}
 	set := func(typ string, ok bool, reason, msg string) {
 		status := api.ConditionFalse
@@ -303,9 +309,16 @@ func ComputeVolumeStatus(v *api.Volume, dv *Volume, plan Plan, err error, now ti
 		st.Conditions = api.SetCondition(st.Conditions, api.Condition{Type: typ, Status: status, Reason: reason,
 			Message: msg, ObservedGeneration: v.Metadata.Generation}, now)
 	}
-	st.Node = v.Status.Node // where the data was last seen, while it is not found
-	if dv != nil {
-		st.DockerName, st.Node = dv.Name, dv.Node
+	// The node is recorded once, where PanelX created the data (or first
+	// found it); only a move changes it. A copy the engine here lists while
+	// the data is elsewhere is a stale one, left by a move.
+	st.Node = v.Status.Node
+	elsewhere := VolumeElsewhere(v, node)
+	if elsewhere {
+		st.DockerName = VolumeName(v.Metadata.Project, v.Metadata.Name)
+	} else if dv != nil {
+		st.DockerName = dv.Name
+		st.Node = cmp.Or(st.Node, dv.Node)
 	}
 	switch {
 	case v.Metadata.DeletionTimestamp != nil:
@@ -321,6 +334,10 @@ func ComputeVolumeStatus(v *api.Volume, dv *Volume, plan Plan, err error, now ti
 	case plan.Blocked != "":
 		st.Phase = api.PhaseDegraded
 		set(api.ConditionReady, false, plan.BlockedReason, plan.Blocked)
+	case elsewhere:
+		st.Phase = api.PhaseReady
+		set(api.ConditionReady, true, ReasonOnAnotherNode, fmt.Sprintf("its data is on node %s, where its services run; PanelX talks to the engine of node %s, "+
+			"which does not see it (file browsing and backups need PanelX on %s)", v.Status.Node, node, v.Status.Node))
 	case dv != nil:
 		st.Phase = api.PhaseReady
 		set(api.ConditionReady, true, ReasonAsExpected, "")

@@ -1,6 +1,7 @@
 package reconcile
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -79,6 +80,9 @@ type Workload struct {
 	Fields map[string]string
 	// Nodes the workload is pinned to (node-local volumes).
 	Constraints []string
+	// Node is the node (hostname) it is pinned to by its volumes, from
+	// Constraints ("" = none, or pinned another way).
+	Node string
 	// Lost are the replicas the orchestrator last saw running on a node
 	// it has lost contact with (down, or gone from the cluster).
 	Lost []LostReplica
@@ -119,6 +123,10 @@ type WorkloadSpec struct {
 	// Auth, set by the executor, goes to the orchestrator so that every
 	// node can pull (--with-registry-auth).
 	Auth *RegistryAuth
+	// Node is the node (hostname) the replicas must run on: the one that
+	// holds their volumes' data ("" = anywhere). Not in the spec hash: a
+	// move changes it while the service is scaled to 0.
+	Node string
 }
 
 // Hash is the spec hash (of the template; the replica count is not in it).
@@ -230,8 +238,9 @@ func orchestratorUnsupported(sp *api.ServiceSpec, cs *ContainerSpec) string {
 
 // planWorkload creates or updates the service's workload and waits for its
 // replicas: the orchestrator does the rest.
-func planWorkload(p *Plan, in ServiceInput, imageID string, prereqs []int) {
+func planWorkload(p *Plan, in ServiceInput, imageID, node string, prereqs []int) {
 	spec := BuildWorkloadSpec(in.Instance, in.Service, imageID, in.Secrets)
+	spec.Node = node
 	if msg := orchestratorUnsupported(&in.Service.Spec, &spec.Template); msg != "" {
 		p.block(ReasonUnsupported, "%s", msg)
 		return
@@ -264,6 +273,11 @@ func planWorkload(p *Plan, in ServiceInput, imageID string, prereqs []int) {
 		op.Kind, op.Cause = OpUpdateWorkload, fmt.Sprintf("scale %d → %d", w.Replicas, spec.Replicas)
 		p.add(op)
 		p.wait(readyRecheck, "scaling to %d", spec.Replicas)
+		return
+	case w.Node != spec.Node:
+		op.Kind, op.Cause = OpUpdateWorkload, fmt.Sprintf("its volumes are on node %s (was %s)", spec.Node, cmp.Or(w.Node, "unpinned"))
+		p.add(op)
+		p.wait(readyRecheck, "moving to node %s", spec.Node)
 		return
 	case w.Update == "updating" || w.Update == "rollback_started":
 		p.wait(readyRecheck, "rollout in progress")

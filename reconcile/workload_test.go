@@ -33,6 +33,16 @@ func withSecrets(in ServiceInput, v string) ServiceInput {
 	return in
 }
 
+// onNodes: PanelX talks to the engine of node here; the volume's data is
+// recorded on node data ("" = not recorded yet).
+func onNodes(in ServiceInput, here, data string) ServiceInput {
+	in.Node = here
+	in.Volumes["data"].Status.Node = data
+	return in
+}
+
+func onNode(n string) func(*Workload) { return func(w *Workload) { w.Node = n } }
+
 func orchestratedInput(svc *api.Service, w *Workload, cs ...Container) ServiceInput {
 	in := baseInput(svc, cs...)
 	in.Orchestrated, in.Workload = true, w
@@ -104,6 +114,27 @@ func TestPlanWorkload(t *testing.T) {
 		{"a port on one address", orchestratedInput(testService(func(s *api.Service) {
 			s.Spec.Ports = []api.Port{{ContainerPort: 8080, HostPort: 18080, HostIP: "127.0.0.1"}}
 		}), nil), "blocked: UnsupportedByRuntime: port 8080: hostIP 127.0.0.1 is not supported on this runtime, which publishes on every address of a node\n"},
+		{"pinned to the node of its volume", onNodes(orchestratedInput(v1, workload(v1), task(v1, 1, "running")), "px-node-1", ""),
+			"0 update-service panelx-shop-web (its volumes are on node px-node-1 (was unpinned))\nwait: moving to node px-node-1\n"},
+		{"pinned and converged", onNodes(orchestratedInput(v1, workload(v1, onNode("px-node-1")), task(v1, 1, "running")), "px-node-1", "px-node-1"), ""},
+		{"data moved: follows it, and the copy left here is not used", onNodes(orchestratedInput(v1, workload(v1, onNode("px-node-1"))), "px-node-1", "px-node-2"),
+			"0 update-service panelx-shop-web (its volumes are on node px-node-2 (was px-node-1))\nwait: moving to node px-node-2\n"},
+		{"data on another node: never created empty here", func() ServiceInput {
+			in := onNodes(orchestratedInput(v1, nil), "px-node-1", "px-node-2")
+			in.DockerVolumes = nil
+			return in
+		}(), "0 create-service panelx-shop-web (service missing)\nwait: 1 replica(s) starting\n"},
+		{"volumes on two nodes", func() ServiceInput {
+			two := testService(func(s *api.Service) {
+				s.Spec.Volumes = append(s.Spec.Volumes, api.VolumeMount{Name: "logs", MountPath: "/logs"})
+			})
+			in := onNodes(orchestratedInput(two, nil), "px-node-1", "px-node-2")
+			in.Volumes["logs"] = testVolume()
+			in.Volumes["logs"].Metadata.Name = "logs"
+			in.DockerVolumes["panelx-shop-logs"] = Volume{Name: "panelx-shop-logs", Project: "shop", Volume: "logs"}
+			return in
+		}(), "blocked: VolumesOnDifferentNodes: spec.volumes[1]: volume \"logs\" is on node px-node-1 and volume \"data\" on node px-node-2: " +
+			"a service's replicas run on one node (move one of them: panelx volume move)\n"},
 		{"deleted", orchestratedInput(deleted, workload(v1), task(v1, 1, "running")),
 			"0 remove-service panelx-shop-web (service deleted)\nwait: service panelx-shop-web being removed\n"},
 		{"deleted, tasks stopping", orchestratedInput(deleted, nil, task(v1, 1, "running")),

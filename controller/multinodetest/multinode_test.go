@@ -49,6 +49,8 @@ type world struct {
 	store   store.Store
 	project string
 	stop    func() // the controller newWorld started
+	// backups, when set, runs the volumes' runs (moves) beside it.
+	backups *controller.Backups
 }
 
 // newCluster starts the three nodes and a fresh store: a world whose
@@ -84,7 +86,8 @@ func (w *world) startController(rt reconcile.Runtime) (stop func()) {
 	t := w.t
 	ctl, err := controller.New(controller.Options{Store: w.store, Runtime: rt, Instance: "multinode",
 		Log: zaptest.NewLogger(t, zaptest.Level(zap.InfoLevel)), ResyncInterval: 30 * time.Second, PullInterval: time.Minute,
-		RateLimiter: workqueue.NewTypedItemExponentialFailureRateLimiter[reconcile.Key](100*time.Millisecond, 2*time.Second)})
+		RateLimiter: workqueue.NewTypedItemExponentialFailureRateLimiter[reconcile.Key](100*time.Millisecond, 2*time.Second),
+		Backups:     w.backups})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -333,7 +336,8 @@ func TestMultiNode(t *testing.T) {
 // checkManagerChange: PanelX moves to another manager of the swarm (a
 // failover, a new DOCKER_HOST). That engine does not have the volume,
 // whose data is on the first manager's node: PanelX must not create an
-// empty one there and move the services onto it.
+// empty one there and move the services onto it; they stay on the node
+// status.node names.
 func (w *world) checkManagerChange() {
 	t, c := w.t, w.cluster
 	mgr := c.Manager().Client(t)
@@ -359,34 +363,29 @@ func (w *world) checkManagerChange() {
 	w.stop()
 	w.startController(swarmruntime.New(cli, "multinode", multinodeOptions))
 
-	blocked := func(conds []api.Condition, typ string) *api.Condition {
-		cond := api.FindCondition(conds, typ)
-		if cond != nil && cond.Reason == reconcile.ReasonVolumeElsewhere {
-			return cond
-		}
-		return nil
+	// The volume is where its data is, which PanelX says, and db stays
+	// there, Ready.
+	vol := w.waitVolume("data", "Ready on another node", func(v *api.Volume) bool {
+		c := api.FindCondition(v.Status.Conditions, api.ConditionReady)
+		return c != nil && c.Status == api.ConditionTrue && c.Reason == reconcile.ReasonOnAnotherNode
+	})
+	msg := api.FindCondition(vol.Status.Conditions, api.ConditionReady).Message
+	t.Logf("volume data: %s", msg)
+	if vol.Status.Node != c.Manager().Hostname() || !strings.Contains(msg, "on node "+c.Manager().Hostname()) || !strings.Contains(msg, "node "+second.Hostname()) {
+		t.Errorf("volume data: node %s, message %q: want %s, and both nodes named", vol.Status.Node, msg, c.Manager().Hostname())
 	}
-	var msg string
-	for deadline := time.Now().Add(2 * time.Minute); ; time.Sleep(200 * time.Millisecond) {
-		vol, err := w.store.Volumes().Get(w.ctx, api.Key{Project: w.project, Name: "data"})
-		if err == nil {
-			if cond := blocked(vol.Status.Conditions, api.ConditionReady); cond != nil {
-				msg = cond.Message
-				break
+	w.wait("db", "Ready where its data is", func(s *api.Service) bool {
+		if !reconcile.ServiceReady(s) {
+			return false
+		}
+		for _, r := range s.Status.Replicas {
+			if r.Node != c.Manager().Hostname() {
+				return false
 			}
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("volume data: no %s condition: %+v", reconcile.ReasonVolumeElsewhere, vol)
-		}
-	}
-	t.Logf("volume data: %s", msg)
-	if !strings.Contains(msg, "on node "+c.Manager().Hostname()) || !strings.Contains(msg, "on node "+second.Hostname()) {
-		t.Errorf("the message %q does not name both nodes", msg)
-	}
-	w.wait("db", "Degraded for the volume", func(s *api.Service) bool {
-		return blocked(s.Status.Conditions, api.ConditionDegraded) != nil
+		return true
 	})
-	// Swarm still runs db where its data is: PanelX sent it nothing.
+	// Swarm runs db where its data is.
 	tasks, err := cli.TaskList(w.ctx, swarm.TaskListOptions{Filters: filters.NewArgs(
 		filters.Arg("service", reconcile.WorkloadName(w.project, "db")), filters.Arg("desired-state", "running"))})
 	if err != nil {
@@ -407,6 +406,28 @@ func (w *world) checkManagerChange() {
 	for _, v := range vols.Volumes {
 		if v.Name == reconcile.VolumeName(w.project, "data") {
 			t.Errorf("an empty volume %s was created on %s", v.Name, second.Hostname())
+		}
+	}
+}
+
+func (w *world) volume(name string) *api.Volume {
+	w.t.Helper()
+	v, err := w.store.Volumes().Get(w.ctx, api.Key{Project: w.project, Name: name})
+	if err != nil {
+		w.t.Fatal(err)
+	}
+	return v
+}
+
+func (w *world) waitVolume(name, what string, cond func(*api.Volume) bool) *api.Volume {
+	w.t.Helper()
+	for deadline := time.Now().Add(time.Minute); ; time.Sleep(200 * time.Millisecond) {
+		v := w.volume(name)
+		if cond(v) {
+			return v
+		}
+		if time.Now().After(deadline) {
+			w.t.Fatalf("volume %s: no %s: %+v", name, what, v.Status)
 		}
 	}
 }
