@@ -16,6 +16,7 @@ import (
 
 	"github.com/panelx/panelx/api"
 	"github.com/panelx/panelx/backup"
+	"github.com/panelx/panelx/reconcile"
 	"github.com/panelx/panelx/seal"
 	"github.com/panelx/panelx/store"
 )
@@ -49,9 +50,13 @@ type BackupHookResult struct {
 
 // BackupOptions configure the backup manager.
 type BackupOptions struct {
-	Store   store.Store
-	Docker  BackupDocker
-	Keyring *seal.Keyring
+	Store  store.Store
+	Docker BackupDocker
+	// Mover copies volumes between nodes (the swarm runtime; nil: moves
+	// fail, saying so). Instance labels the volumes it creates.
+	Mover    reconcile.VolumeMover
+	Instance string
+	Keyring  *seal.Keyring
 	// Dir is where local targets live: <Dir>/<project>/<path>.
 	Dir     string
 	Log     *zap.Logger
@@ -149,7 +154,7 @@ func (b *Backups) recover(ctx context.Context, epoch int64) {
 		if mine {
 			continue
 		}
-		if run.Restore != nil && len(run.Restore.Stopped) > 0 {
+		if st := stoppedBy(&run); st != nil && len(*st) > 0 {
 			b.startServices(ctx, run)
 		}
 		b.finish(ctx, run, api.BackupRunning, fmt.Errorf("interrupted: the controller running it (term %d) stopped before it ended; no archive of it is marked good", run.Epoch))
@@ -321,9 +326,12 @@ func (b *Backups) launch(ctx context.Context, lease store.Lease, run api.BackupR
 			b.mu.Unlock()
 		}()
 		var err error
-		if run.Op == api.BackupOpRestore {
+		switch run.Op {
+		case api.BackupOpRestore:
 			run, err = b.restore(ctx, lease, run)
-		} else {
+		case api.BackupOpMove:
+			run, err = b.move(ctx, lease, run)
+		default:
 			run, err = b.backup(ctx, lease, run)
 		}
 		b.finish(ctx, run, api.BackupRunning, err)
@@ -356,10 +364,7 @@ func (b *Backups) finish(ctx context.Context, run api.BackupRun, from api.Backup
 		b.log.Warn("record the end of a backup run", zap.String("run", run.ID), zap.Error(uerr))
 		return // a newer term recorded it already
 	}
-	verb := "Backup"
-	if run.Op == api.BackupOpRestore {
-		verb = "Restore"
-	}
+	verb := opVerb(run.Op)
 	if err != nil {
 		b.log.Warn(strings.ToLower(verb)+" failed", zap.Stringer("volume", key), zap.String("run", run.ID), zap.Error(err))
 		b.opts.Metrics.failed(key, string(run.Op))
@@ -378,7 +383,23 @@ func (b *Backups) finish(ctx context.Context, run api.BackupRun, from api.Backup
 		b.setCondition(wctx, key, true, "BackupSucceeded", msg)
 		return
 	}
+	if run.Op == api.BackupOpMove {
+		b.event(wctx, key, store.EventNormal, "Moved", fmt.Sprintf("move %s: the data is on node %s now (%d files, %d bytes, sha256 %s); the copy on node %s stays as it was",
+			run.ID, run.Move.Node, run.Move.Files, run.Bytes, run.SHA256, run.Move.From))
+		return
+	}
 	b.event(wctx, key, store.EventNormal, "Restored", fmt.Sprintf("restore %s of backup %s into volume %s succeeded", run.ID, run.Restore.Backup, restoreInto(run)))
+}
+
+// opVerb names a run's op in events and logs: Backup, Restore, Move.
+func opVerb(op api.BackupOp) string {
+	switch op {
+	case api.BackupOpRestore:
+		return "Restore"
+	case api.BackupOpMove:
+		return "Move"
+	}
+	return "Backup"
 }
 
 func restoreInto(run api.BackupRun) string {
@@ -504,6 +525,9 @@ func (b *Backups) backup(ctx context.Context, lease store.Lease, run api.BackupR
 	v, err := b.opts.Store.Volumes().Get(ctx, key)
 	if err != nil {
 		return run, fmt.Errorf("volume: %w", err)
+	}
+	if err := b.onThisNode(ctx, v); err != nil {
+		return run, err
 	}
 	spec := v.Spec.Backup
 	if spec == nil {
@@ -699,6 +723,13 @@ func (b *Backups) restore(ctx context.Context, lease store.Lease, run api.Backup
 			return run, err
 		}
 	}
+	intoVol, err := b.opts.Store.Volumes().Get(ctx, api.Key{Project: run.Project, Name: into})
+	if err != nil {
+		return run, fmt.Errorf("volume %s: %w", into, err)
+	}
+	if err := b.onThisNode(ctx, intoVol); err != nil {
+		return run, err
+	}
 	if err := fenced(lease); err != nil {
 		return run, err
 	}
@@ -708,7 +739,9 @@ func (b *Backups) restore(ctx context.Context, lease store.Lease, run api.Backup
 	}
 	if into == run.Volume || p.Overwrite {
 		var stopErr error
-		run, stopErr = b.stopServices(ctx, lease, run, into)
+		run, stopErr = b.stopServices(ctx, lease, run, into, func(ctx context.Context) ([]string, error) {
+			return b.opts.Docker.RunningUsers(ctx, run.Project, into)
+		})
 		defer func() { b.startServices(context.WithoutCancel(ctx), run) }()
 		if stopErr != nil {
 			return run, stopErr
@@ -757,15 +790,15 @@ func (b *Backups) openWhenCreated(ctx context.Context, project, name string) (Ba
 }
 
 // stopServices scales the services that mount the volume to 0 (a change
-// attributed to the restore, so their rollout says why), records what
-// they had in the run so a later term can start them again, and waits
-// until no running container mounts the volume.
-func (b *Backups) stopServices(ctx context.Context, lease store.Lease, run api.BackupRun, volume string) (api.BackupRun, error) {
+// attributed to the run, so their rollout says why), records what they had
+// in the run so a later term can start them again, and waits until users
+// (the running containers or tasks that mount the volume) names none.
+func (b *Backups) stopServices(ctx context.Context, lease store.Lease, run api.BackupRun, volume string, users func(context.Context) ([]string, error)) (api.BackupRun, error) {
 	svcs, err := b.opts.Store.Services().List(ctx, store.ListOptions{Project: run.Project})
 	if err != nil {
 		return run, err
 	}
-	cause := fmt.Sprintf("restore %s of volume %s", run.ID, volume)
+	cause := fmt.Sprintf("%s %s of volume %s", run.Op, run.ID, volume)
 	stopped := map[string]int32{}
 	for _, s := range svcs.Items {
 		if s.Metadata.DeletionTimestamp != nil || s.Spec.Replicas == nil || *s.Spec.Replicas == 0 || !mounts(s, volume) {
@@ -774,7 +807,7 @@ func (b *Backups) stopServices(ctx context.Context, lease store.Lease, run api.B
 		stopped[s.Metadata.Name] = *s.Spec.Replicas
 	}
 	if len(stopped) > 0 {
-		run.Restore.Stopped = stopped
+		*stoppedBy(&run) = stopped
 		updated, err := b.runs.Update(ctx, run, api.BackupRunning)
 		if err != nil {
 			return run, fmt.Errorf("record the services to stop: %w", err)
@@ -788,11 +821,11 @@ func (b *Backups) stopServices(ctx context.Context, lease store.Lease, run api.B
 		if err := b.setReplicas(ctx, api.Key{Project: run.Project, Name: name}, -1, 0, cause); err != nil {
 			return run, err
 		}
-		b.serviceEvent(ctx, run.Project, name, "StoppedForRestore", "scaled to 0 for "+cause)
+		b.serviceEvent(ctx, run.Project, name, "StoppedFor"+opVerb(run.Op), "scaled to 0 for "+cause)
 	}
 	deadline := time.Now().Add(b.opts.StopTimeout)
 	for {
-		users, err := b.opts.Docker.RunningUsers(ctx, run.Project, volume)
+		users, err := users(ctx)
 		if err != nil {
 			return run, err
 		}
@@ -810,6 +843,18 @@ func (b *Backups) stopServices(ctx context.Context, lease store.Lease, run api.B
 	}
 }
 
+// stoppedBy is where a run that stops services records them (nil: a run
+// that stops none).
+func stoppedBy(run *api.BackupRun) *map[string]int32 {
+	switch {
+	case run.Restore != nil:
+		return &run.Restore.Stopped
+	case run.Move != nil:
+		return &run.Move.Stopped
+	}
+	return nil
+}
+
 func mounts(s *api.Service, volume string) bool {
 	for _, m := range s.Spec.Volumes {
 		if m.Name == volume {
@@ -819,19 +864,20 @@ func mounts(s *api.Service, volume string) bool {
 	return false
 }
 
-// startServices gives the services a restore stopped their replicas back,
+// startServices gives the services a restore or move stopped their replicas back,
 // unless someone changed them meanwhile.
 func (b *Backups) startServices(ctx context.Context, run api.BackupRun) {
-	if run.Restore == nil {
+	stopped := stoppedBy(&run)
+	if stopped == nil {
 		return
 	}
-	cause := fmt.Sprintf("restore %s of volume %s ended", run.ID, restoreInto(run))
-	for name, n := range run.Restore.Stopped {
+	cause := fmt.Sprintf("%s %s of volume %s ended", run.Op, run.ID, restoreInto(run))
+	for name, n := range *stopped {
 		if err := b.setReplicas(ctx, api.Key{Project: run.Project, Name: name}, 0, n, cause); err != nil {
-			b.log.Warn("start service after restore", zap.String("service", name), zap.Error(err))
+			b.log.Warn("start service after "+string(run.Op), zap.String("service", name), zap.Error(err))
 			continue
 		}
-		b.serviceEvent(ctx, run.Project, name, "StartedAfterRestore", fmt.Sprintf("scaled back to %d: %s", n, cause))
+		b.serviceEvent(ctx, run.Project, name, "StartedAfter"+opVerb(run.Op), fmt.Sprintf("scaled back to %d: %s", n, cause))
 	}
 }
 

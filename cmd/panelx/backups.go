@@ -12,6 +12,7 @@ import (
 	"github.com/panelx/panelx/internal/backupdocker"
 	"github.com/panelx/panelx/internal/operations"
 	"github.com/panelx/panelx/operate"
+	"github.com/panelx/panelx/reconcile"
 	"github.com/panelx/panelx/seal"
 	"github.com/panelx/panelx/store"
 )
@@ -32,7 +33,7 @@ func (b *backupConfig) register(env *envFlags) {
 
 // newBackups makes the controller's backup manager over Docker; nil when
 // disabled (then requested runs wait for a server that runs them).
-func newBackups(cfg *serverConfig, cli operate.Docker, st store.Store, keyring *seal.Keyring, instance string, reg prometheus.Registerer, log *zap.Logger) *controller.Backups {
+func newBackups(cfg *serverConfig, cli operate.Docker, rt reconcile.Runtime, st store.Store, keyring *seal.Keyring, instance string, reg prometheus.Registerer, log *zap.Logger) *controller.Backups {
 	if cfg.backups.disable {
 		return nil
 	}
@@ -48,7 +49,9 @@ func newBackups(cfg *serverConfig, cli operate.Docker, st store.Store, keyring *
 		log.Warn("restores are disabled: no static panelx binary to run as the volume helper", zap.Error(err))
 		helper = ""
 	}
+	mover, _ := rt.(reconcile.VolumeMover) // moves between nodes: the swarm runtime
 	b, err := controller.NewBackups(controller.BackupOptions{
+		Mover: mover, Instance: instance,
 		Store: st, Keyring: keyring, Dir: dir, Log: log, Tick: cfg.backups.tick, Metrics: controller.NewBackupMetrics(reg),
 		Docker: &backupdocker.Docker{CLI: cli, Instance: instance, HelperBinary: helper},
 	})

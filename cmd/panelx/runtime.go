@@ -18,6 +18,7 @@ type runtimeConfig struct {
 	kind         string
 	publishMode  string
 	endpointMode string
+	helperImage  string
 	swarmEdge    swarmEdgeConfig
 }
 
@@ -28,6 +29,8 @@ func (c *runtimeConfig) register(env *envFlags) {
 		"with --runtime swarm: how published ports are published, ingress (the routing mesh, every node answers) or host (the node running the task)")
 	env.String(&c.endpointMode, "swarm-endpoint-mode", "PANELX_SWARM_ENDPOINT_MODE", swarmruntime.EndpointVIP,
 		"with --runtime swarm: what a service's name resolves to on its networks, vip (one virtual IP balanced by the kernel's IPVS) or dnsrr (the replicas' own addresses, as on one engine; for kernels without ip_vs; needs --swarm-publish-mode host)")
+	env.String(&c.helperImage, "swarm-helper-image", "PANELX_SWARM_HELPER_IMAGE", "",
+		"with --runtime swarm: an image of this panelx that every node can pull (its entrypoint the panelx binary, as the PanelX image's is); moving a volume to another node runs it on both nodes (panelx volume move). Pulled with the project's registry credentials")
 	c.swarmEdge.register(env)
 }
 
@@ -43,7 +46,7 @@ func newRuntime(ctx context.Context, c runtimeConfig, cli *client.Client, instan
 		rt.Observe = m.ObserveDockerCall
 		return rt, nil
 	case "swarm":
-		opts := swarmruntime.Options{PublishMode: c.publishMode, EndpointMode: c.endpointMode}
+		opts := swarmruntime.Options{PublishMode: c.publishMode, EndpointMode: c.endpointMode, HelperImage: c.helperImage}
 		if err := opts.Validate(); err != nil {
 			return nil, err
 		}

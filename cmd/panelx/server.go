@@ -301,7 +301,7 @@ func runDockerSide(ctx context.Context, cfg *serverConfig, st migrator, keyring 
 		BuildRepository:  cfg.buildRepository,
 		BuildConcurrency: cfg.buildConcurrency,
 		BuildContexts:    cfg.buildContexts,
-		Backups:          newBackups(cfg, cli, st, keyring, instance, reg, log),
+		Backups:          newBackups(cfg, cli, rt, st, keyring, instance, reg, log),
 	})
 	if err != nil {
 		return err

@@ -74,6 +74,10 @@ type Options struct {
 	// EdgeContainer names the container running `panelx edge` on this
 	// engine: PanelX attaches it to every project overlay (edge.go).
 	EdgeContainer string
+	// HelperImage is an image of panelx that every node can pull (its
+	// entrypoint the panelx binary): moves of volumes between nodes run
+	// it there (move.go).
+	HelperImage string
 }
 
 // Validate says what is wrong with the options, in the words of their
@@ -172,6 +176,10 @@ func (r *Runtime) owned(labels map[string]string) bool {
 func (r *Runtime) ownerFilter() filters.Args {
 	return filters.NewArgs(filters.Arg("label", reconcile.LabelInstance+"="+r.instance))
 }
+
+// hostnameConstraint pins a service to the node of its volumes (nodes are
+// named by hostname in status.node, as `docker node ls` shows them).
+const hostnameConstraint = "node.hostname=="
 
 // managerNode is the node this engine is: volumes PanelX creates live there.
 func (r *Runtime) managerNode(ctx context.Context) (string, error) {
@@ -421,6 +429,11 @@ func (r *Runtime) workload(s swarm.Service, lost []reconcile.LostReplica) reconc
 	}
 	if p := s.Spec.TaskTemplate.Placement; p != nil {
 		w.Constraints = slices.Clone(p.Constraints)
+		for _, c := range p.Constraints {
+			if n, ok := strings.CutPrefix(c, hostnameConstraint); ok {
+				w.Node = n
+			}
+		}
 	}
 	w.Lost = lost
 	return w
@@ -515,9 +528,14 @@ func (r *Runtime) serviceSpec(ctx context.Context, ws reconcile.WorkloadSpec) (s
 	if tpl.NanoCPUs > 0 || tpl.MemoryBytes > 0 {
 		task.Resources = &swarm.ResourceRequirements{Limits: &swarm.Limit{NanoCPUs: tpl.NanoCPUs, MemoryBytes: tpl.MemoryBytes}}
 	}
-	if local {
-		// A volume holds data on one node: the replicas go where PanelX
-		// created it, never onto an empty volume elsewhere.
+	switch {
+	case ws.Node != "":
+		// A volume holds data on one node: the replicas go where its data
+		// is (status.node), never onto an empty volume elsewhere.
+		task.Placement = &swarm.Placement{Constraints: []string{hostnameConstraint + ws.Node}}
+	case local:
+		// The planner names the node of every volume; should it not, the
+		// manager's engine is where PanelX creates them.
 		node, err := r.managerNode(ctx)
 		if err != nil {
 			return swarm.ServiceSpec{}, err
