@@ -481,3 +481,35 @@ func TestTerminalProtocol(t *testing.T) {
 		}
 	}
 }
+
+// nodeOps is a swarm's Operations: they reach the volumes of one node.
+type nodeOps struct {
+	*fakeOps
+	node string
+}
+
+func (o nodeOps) NodeName(context.Context) (string, error) { return o.node, nil }
+
+// TestFilesOfAVolumeOnAnotherNode: the files of a volume whose data was
+// moved to another node are refused (a stale copy on this node must never
+// pass for it); on its own node they answer.
+func TestFilesOfAVolumeOnAnotherNode(t *testing.T) {
+	e, alice := shopEnv(t, withOps(nodeOps{fakeOps: newFakeOps(), node: "px-node-1"}))
+	for _, c := range []struct {
+		node        string
+		read, write int
+	}{
+		{"", http.StatusOK, http.StatusNoContent},
+		{"px-node-1", http.StatusOK, http.StatusNoContent},
+		{"px-node-2", http.StatusConflict, http.StatusConflict},
+	} {
+		setVolumeNode(t, e, "shop", "data", c.node)
+		r := e.must(t, c.read, req{method: "GET", path: filesPath + "dir", token: alice})
+		if c.read == http.StatusConflict {
+			if p := r.problem(t); !strings.Contains(p.Detail, "holds its data on node px-node-2") || !strings.Contains(p.Detail, "on node px-node-1 only") {
+				t.Errorf("node %s: %q", c.node, p.Detail)
+			}
+		}
+		e.must(t, c.write, req{method: "PUT", path: filesPath + "f", token: alice, body: "x"})
+	}
+}

@@ -92,10 +92,30 @@ func (s *Server) volumeTarget(r *http.Request, action authz.Action) (api.Key, er
 	if len(api.ValidateName("", key.Name)) > 0 {
 		return key, notFound
 	}
-	if _, err := s.store.Volumes().Get(ctx, key); errors.Is(err, store.ErrNotFound) {
+	v, err := s.store.Volumes().Get(ctx, key)
+	if errors.Is(err, store.ErrNotFound) {
 		return key, notFound
 	} else if err != nil {
 		return key, err
 	}
+	// On a swarm, the engine PanelX talks to holds only its own node's
+	// volumes: one moved elsewhere may have a stale copy here, which must
+	// never pass for the volume.
+	if nn, ok := s.ops.ops.(NodeNamer); ok && v.Status.Node != "" {
+		here, err := nn.NodeName(ctx)
+		if err != nil {
+			return key, err
+		}
+		if here != "" && here != v.Status.Node {
+			return key, httpErr(http.StatusConflict, "volume %q holds its data on node %s; PanelX reaches the files of volumes on node %s only (move it there, or run PanelX on %s)",
+				key.Name, v.Status.Node, here, v.Status.Node)
+		}
+	}
 	return key, nil
+}
+
+// NodeNamer is Operations on a swarm: the node whose engine they reach
+// ("" on one engine).
+type NodeNamer interface {
+	NodeName(ctx context.Context) (string, error)
 }

@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"sync"
 	"time"
 
 	"github.com/docker/docker/client"
@@ -43,6 +44,9 @@ type Options struct {
 type Docker struct {
 	cli  operate.Docker
 	opts Options
+
+	nodeMu sync.Mutex
+	node   string // NodeName, once known
 }
 
 var _ apiserver.Operations = (*Docker)(nil)
@@ -283,4 +287,28 @@ func (d *Docker) DockerVolumes(ctx context.Context) ([]apiserver.DockerVolume, e
 // RemoveDockerVolume removes one of the installation's Docker volumes.
 func (d *Docker) RemoveDockerVolume(ctx context.Context, name string) error {
 	return mapErr(operate.RemoveVolume(ctx, d.cli, d.opts.Instance, name))
+}
+
+var _ apiserver.NodeNamer = (*Docker)(nil)
+
+// NodeName is the swarm node whose engine this reaches ("" on one engine):
+// volume files are this node's volumes only.
+func (d *Docker) NodeName(ctx context.Context) (string, error) {
+	if !d.opts.Swarm {
+		return "", nil
+	}
+	sw, err := d.swarm()
+	if err != nil {
+		return "", err
+	}
+	d.nodeMu.Lock()
+	defer d.nodeMu.Unlock()
+	if d.node == "" {
+		info, err := sw.Info(ctx)
+		if err != nil {
+			return "", fmt.Errorf("find this engine's node: %w", err)
+		}
+		d.node = info.Name
+	}
+	return d.node, nil
 }
