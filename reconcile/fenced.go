@@ -40,6 +40,22 @@ func (f FencedRuntime) guard(ctx context.Context) (context.Context, context.Canc
 	return ctx, func() { stop(); cancel() }, nil
 }
 
+// Events is a read, but the stream of an orchestrator also sweeps what no
+// service uses any more (the Swarm runtime's task poll removes unused
+// secrets): it is cut off when the lease ends, like the mutating calls, so
+// a deposed leader sweeps nothing a new leader just made. (The controller
+// leads with the lease's context already; this keeps the guarantee with
+// the fence, not with each caller.)
+func (f FencedRuntime) Events(ctx context.Context) (<-chan RuntimeEvent, <-chan error) {
+	ctx, cancel := context.WithCancel(ctx)
+	stop := context.AfterFunc(f.Fence.Context(), cancel)
+	go func() {
+		<-ctx.Done()
+		stop()
+	}()
+	return f.Runtime.Events(ctx)
+}
+
 func (f FencedRuntime) PullImage(ctx context.Context, ref string, auth *RegistryAuth) error {
 	ctx, cancel, err := f.guard(ctx)
 	defer cancel()
