@@ -5,12 +5,10 @@ import (
 	"bufio"
 	"context"
 	"crypto/rand"
-	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"hash"
 	"io"
 	"io/fs"
 	"net"
@@ -168,12 +166,12 @@ func receive(root *os.Root, staging string, conn net.Conn, cfg config) (Result, 
 		return Result{}, fmt.Errorf("send token: %w", err)
 	}
 	br := bufio.NewReaderSize(dc, bufSize)
-	hr := &hashReader{r: br, h: sha256.New()}
+	d := newDigest()
 	if err := root.Mkdir(staging, 0o700); err != nil {
 		return Result{}, fmt.Errorf("staging directory: %w", err)
 	}
 	x := &extractor{root: root, base: staging, buf: make([]byte, bufSize)}
-	tr := tar.NewReader(hr)
+	tr := tar.NewReader(io.TeeReader(br, d))
 	for {
 		hdr, err := tr.Next()
 		if err == io.EOF {
@@ -192,7 +190,7 @@ func receive(root *os.Root, staging string, conn net.Conn, cfg config) (Result, 
 	if err := x.closeDirs(); err != nil {
 		return Result{}, err
 	}
-	got := trailer{Files: x.files, Bytes: hr.n, SHA256: hex.EncodeToString(hr.h.Sum(nil))}
+	got := d.trailer(x.files)
 	line, err := readLine(br, maxTrailerLine)
 	if err != nil {
 		return Result{}, fmt.Errorf("read trailer: %w", err)
@@ -216,20 +214,6 @@ func receive(root *os.Root, staging string, conn net.Conn, cfg config) (Result, 
 		fmt.Fprintf(cfg.stderr, "volume-move fetch: warning: the source missed the acknowledgement: %v\n", err)
 	}
 	return Result{Files: got.Files, Bytes: got.Bytes, SHA256: got.SHA256}, nil
-}
-
-// hashReader counts and hashes what is read from r.
-type hashReader struct {
-	r io.Reader
-	h hash.Hash
-	n int64
-}
-
-func (hr *hashReader) Read(p []byte) (int, error) {
-	n, err := hr.r.Read(p)
-	hr.h.Write(p[:n])
-	hr.n += int64(n)
-	return n, err
 }
 
 // attrs are what an entry restores after its contents.

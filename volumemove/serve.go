@@ -6,11 +6,9 @@ import (
 	"context"
 	"crypto/sha256"
 	"crypto/subtle"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"hash"
 	"io"
 	"io/fs"
 	"net"
@@ -133,8 +131,8 @@ func serveConn(ctx context.Context, root *os.Root, conn net.Conn, cfg config) (R
 	}
 
 	bw := bufio.NewWriterSize(deadlineConn{c: conn, idle: cfg.idleTimeout}, bufSize)
-	hw := &hashWriter{w: bw, h: sha256.New()}
-	tw := tar.NewWriter(hw)
+	d := newDigest()
+	tw := tar.NewWriter(io.MultiWriter(bw, d))
 	files, skipped, err := writeTree(ctx, root, tw)
 	if err != nil {
 		return Result{}, fmt.Errorf("send volume: %w", err)
@@ -142,7 +140,7 @@ func serveConn(ctx context.Context, root *os.Root, conn net.Conn, cfg config) (R
 	if err := tw.Close(); err != nil {
 		return Result{}, fmt.Errorf("send volume: %w", err)
 	}
-	t := trailer{Files: files, Bytes: hw.n, SHA256: hex.EncodeToString(hw.h.Sum(nil))}
+	t := d.trailer(files)
 	line, err := json.Marshal(t)
 	if err != nil {
 		return Result{}, err
@@ -176,20 +174,6 @@ func serveConn(ctx context.Context, root *os.Root, conn net.Conn, cfg config) (R
 func tokenEqual(got, want string) bool {
 	g, w := sha256.Sum256([]byte(got)), sha256.Sum256([]byte(want))
 	return subtle.ConstantTimeCompare(g[:], w[:]) == 1
-}
-
-// hashWriter counts and hashes what passes to w.
-type hashWriter struct {
-	w io.Writer
-	h hash.Hash
-	n int64
-}
-
-func (hw *hashWriter) Write(p []byte) (int, error) {
-	n, err := hw.w.Write(p)
-	hw.h.Write(p[:n])
-	hw.n += int64(n)
-	return n, err
 }
 
 // fileID identifies an inode, for hard links.

@@ -34,9 +34,12 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"hash"
 	"io"
 	"os"
 	"os/signal"
@@ -279,3 +282,21 @@ const (
 
 // bufSize is the buffer between the tar stream and the connection.
 const bufSize = 256 << 10
+
+// digest counts and hashes the tar stream, as the trailer reports it.
+type digest struct {
+	h hash.Hash
+	n int64
+}
+
+func newDigest() *digest { return &digest{h: sha256.New()} }
+
+func (d *digest) Write(p []byte) (int, error) {
+	d.h.Write(p)
+	d.n += int64(len(p))
+	return len(p), nil
+}
+
+func (d *digest) trailer(files int64) trailer {
+	return trailer{Files: files, Bytes: d.n, SHA256: hex.EncodeToString(d.h.Sum(nil))}
+}

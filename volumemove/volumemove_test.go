@@ -453,9 +453,8 @@ func fakeSource(t *testing.T, send func(w io.Writer)) string {
 
 // archive writes entries as the source would, then its honest trailer.
 func archive(w io.Writer, entries []tar.Header, data map[string]string) {
-	h := sha256.New()
-	hw := &hashWriter{w: w, h: h}
-	tw := tar.NewWriter(hw)
+	d := newDigest()
+	tw := tar.NewWriter(io.MultiWriter(w, d))
 	for _, e := range entries {
 		e.Size = int64(len(data[e.Name]))
 		if e.Mode == 0 {
@@ -467,7 +466,7 @@ func archive(w io.Writer, entries []tar.Header, data map[string]string) {
 		_, _ = io.WriteString(tw, data[e.Name])
 	}
 	_ = tw.Close()
-	line, _ := json.Marshal(trailer{Files: int64(len(entries)), Bytes: hw.n, SHA256: hex.EncodeToString(h.Sum(nil))})
+	line, _ := json.Marshal(d.trailer(int64(len(entries))))
 	fmt.Fprintf(w, "%s\n", line)
 }
 
