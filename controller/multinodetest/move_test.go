@@ -142,6 +142,23 @@ func TestVolumeMove(t *testing.T) {
 	}
 	w.checkNoMoveObjects()
 
+	// The target node's daemon dies as the move starts: the move fails
+	// naming it (never waits for it), db runs on node 2 again.
+	third := c.Node(3)
+	third.Kill(t)
+	run = w.move(third.Hostname())
+	if run.Phase != api.BackupFailed || !strings.Contains(run.Reason, "node "+third.Hostname()) {
+		t.Errorf("move to a dead node: %s %q, want Failed naming %s", run.Phase, run.Reason, third.Hostname())
+	}
+	t.Logf("move to a node whose daemon died: %s after %v", run.Reason, run.FinishedAt.Sub(*run.StartedAt).Round(time.Millisecond))
+	w.wait("db", "Ready on "+second.Hostname()+" after the failed move", func(s *api.Service) bool {
+		return reconcile.ServiceReady(s) && len(s.Status.Replicas) == 1 && s.Status.Replicas[0].Node == second.Hostname()
+	})
+	if n := w.volume("data").Status.Node; n != second.Hostname() {
+		t.Errorf("status.node = %s after a failed move, want %s", n, second.Hostname())
+	}
+	third.Start(t)
+
 	// A node that does not exist: refused before anything stops.
 	run = w.move("px-node-9")
 	if run.Phase != api.BackupFailed || !strings.Contains(run.Reason, `no node "px-node-9"`) {

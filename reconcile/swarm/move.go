@@ -133,7 +133,7 @@ func (r *Runtime) MoveVolume(ctx context.Context, m reconcile.VolumeMove) (res r
 		}
 	}
 	dstID := ids[1]
-	end, err := r.waitMoveTask(ctx, ids[0], dstID)
+	end, err := r.waitMoveTask(ctx, m, ids[0], dstID)
 	if err != nil {
 		return res, err
 	}
@@ -283,7 +283,7 @@ type moveEnd struct {
 // "ok" (its data in place and synced), so from then on the result line is
 // read from the logs without waiting for the target's node to report the
 // task complete (a worker took ~3 s more).
-func (r *Runtime) waitMoveTask(ctx context.Context, srcID, dstID string) (moveEnd, error) {
+func (r *Runtime) waitMoveTask(ctx context.Context, m reconcile.VolumeMove, srcID, dstID string) (moveEnd, error) {
 	started := time.Now()
 	tick := time.NewTicker(500 * time.Millisecond)
 	defer tick.Stop()
@@ -295,6 +295,16 @@ func (r *Runtime) waitMoveTask(ctx context.Context, srcID, dstID string) (moveEn
 		})
 		if err != nil {
 			return moveEnd{}, fmt.Errorf("list the move's tasks: %w", err)
+		}
+		nodes, err := r.nodes(ctx)
+		if err != nil {
+			return moveEnd{}, err
+		}
+		// A task does not end, nor start, while its node is away.
+		for _, name := range []string{m.From, m.To} {
+			if state := nodeState(nodes, name); state != swarm.NodeStateReady {
+				return moveEnd{}, fmt.Errorf("node %s went %s during the move", name, state)
+			}
 		}
 		running, served := 0, false
 		for _, t := range tasks {
@@ -332,6 +342,16 @@ func (r *Runtime) waitMoveTask(ctx context.Context, srcID, dstID string) (moveEn
 		case <-tick.C:
 		}
 	}
+}
+
+// nodeState is the state of the node of that hostname ("removed": none).
+func nodeState(nodes map[string]node, hostname string) swarm.NodeState {
+	for _, n := range nodes {
+		if n.name == hostname {
+			return n.state
+		}
+	}
+	return nodeRemoved
 }
 
 // moveLog is what the target task wrote (stdout and stderr), through the
