@@ -330,6 +330,17 @@ const (
 	BackupOpMove BackupOp = "move"
 )
 
+// Title names the op in event reasons and messages: Backup, Restore, Move.
+func (op BackupOp) Title() string {
+	switch op {
+	case BackupOpRestore:
+		return "Restore"
+	case BackupOpMove:
+		return "Move"
+	}
+	return "Backup"
+}
+
 // BackupPhase is where a run is.
 type BackupPhase string
 

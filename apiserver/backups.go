@@ -163,12 +163,9 @@ func (s *Server) createRun(w http.ResponseWriter, r *http.Request, run api.Backu
 		s.fail(w, r, err)
 		return
 	}
-	verb, to := "Backup", ""
-	switch run.Op {
-	case api.BackupOpRestore:
-		verb = "Restore"
-	case api.BackupOpMove:
-		verb, to = "Move", fmt.Sprintf(" (%s → %s)", run.Move.From, run.Move.Node)
+	verb, to := run.Op.Title(), ""
+	if run.Move != nil {
+		to = fmt.Sprintf(" (%s → %s)", run.Move.From, run.Move.Node)
 	}
 	s.recordEvent(r.Context(), store.Event{Project: run.Project, Kind: api.KindVolume, Name: run.Volume, Type: store.EventNormal,
 		Reason: verb + "Requested", Message: fmt.Sprintf("%s %s requested by %s%s", verb, run.ID, run.RequestedBy, to)})

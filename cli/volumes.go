@@ -101,7 +101,10 @@ docker node ls shows it):
   3. the services start again, on NODE, with the replicas they had.
 
 The copy on the old node stays there, untouched: remove it by hand
-(docker volume rm on that node) once the volume works on NODE.
+(docker volume rm on that node) once the volume works on NODE. A move onto a
+node that still holds such a copy is refused (nothing is mixed): remove the
+copy there first. The server needs PANELX_SWARM_HELPER_IMAGE, an image of
+panelx every node can pull, which runs the copy on both nodes.
 
 A move is recorded as a run of the volume, like a backup or restore, and
 never runs beside one of them: panelx backup list VOLUME -p PROJECT --op move

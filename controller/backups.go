@@ -364,7 +364,7 @@ func (b *Backups) finish(ctx context.Context, run api.BackupRun, from api.Backup
 		b.log.Warn("record the end of a backup run", zap.String("run", run.ID), zap.Error(uerr))
 		return // a newer term recorded it already
 	}
-	verb := opVerb(run.Op)
+	verb := run.Op.Title()
 	if err != nil {
 		b.log.Warn(strings.ToLower(verb)+" failed", zap.Stringer("volume", key), zap.String("run", run.ID), zap.Error(err))
 		b.opts.Metrics.failed(key, string(run.Op))
@@ -389,17 +389,6 @@ func (b *Backups) finish(ctx context.Context, run api.BackupRun, from api.Backup
 		return
 	}
 	b.event(wctx, key, store.EventNormal, "Restored", fmt.Sprintf("restore %s of backup %s into volume %s succeeded", run.ID, run.Restore.Backup, restoreInto(run)))
-}
-
-// opVerb names a run's op in events and logs: Backup, Restore, Move.
-func opVerb(op api.BackupOp) string {
-	switch op {
-	case api.BackupOpRestore:
-		return "Restore"
-	case api.BackupOpMove:
-		return "Move"
-	}
-	return "Backup"
 }
 
 func restoreInto(run api.BackupRun) string {
@@ -821,7 +810,7 @@ func (b *Backups) stopServices(ctx context.Context, lease store.Lease, run api.B
 		if err := b.setReplicas(ctx, api.Key{Project: run.Project, Name: name}, -1, 0, cause); err != nil {
 			return run, err
 		}
-		b.serviceEvent(ctx, run.Project, name, "StoppedFor"+opVerb(run.Op), "scaled to 0 for "+cause)
+		b.serviceEvent(ctx, run.Project, name, "StoppedFor"+run.Op.Title(), "scaled to 0 for "+cause)
 	}
 	deadline := time.Now().Add(b.opts.StopTimeout)
 	for {
@@ -877,7 +866,7 @@ func (b *Backups) startServices(ctx context.Context, run api.BackupRun) {
 			b.log.Warn("start service after "+string(run.Op), zap.String("service", name), zap.Error(err))
 			continue
 		}
-		b.serviceEvent(ctx, run.Project, name, "StartedAfter"+opVerb(run.Op), fmt.Sprintf("scaled back to %d: %s", n, cause))
+		b.serviceEvent(ctx, run.Project, name, "StartedAfter"+run.Op.Title(), fmt.Sprintf("scaled back to %d: %s", n, cause))
 	}
 }
 

@@ -617,32 +617,30 @@ func sameJSON(a, b any) bool {
 }
 
 // writeStatus stores a new status unless it equals the current one.
-// Status is the controller's alone, so no resourceVersion guards it; the
-// uid guards the incarnation. A conflict or a missing object means the
-// object was deleted or re-created meanwhile: its own change comes next.
+// A service's and a project's status are the controller's alone, so no
+// resourceVersion guards them; the uid guards the incarnation. A conflict
+// or a missing object means the object was deleted or re-created
+// meanwhile: its own change comes next.
 func writeStatus[T api.Object](ctx context.Context, res store.Resources[T], obj T, status any, set func(T)) error {
+	return putStatus(ctx, res, obj, status, set, false)
+}
+
+// writeStatusCAS is writeStatus on the version of obj read, for a status
+// others write too (a volume's: backups, moves): a conflict drops this
+// write, and the other write queues another reconcile.
+func writeStatusCAS[T api.Object](ctx context.Context, res store.Resources[T], obj T, status any, set func(T)) error {
+	return putStatus(ctx, res, obj, status, set, true)
+}
+
+func putStatus[T api.Object](ctx context.Context, res store.Resources[T], obj T, status any, set func(T), onVersion bool) error {
 	if sameJSON(obj.StatusPtr(), status) { // a pointer encodes like its value
 		return nil
 	}
 	upd := api.Clone(obj)
 	set(upd)
-	upd.GetMeta().ResourceVersion = ""
-	_, err := res.UpdateStatus(ctx, upd)
-	if errors.Is(err, store.ErrNotFound) || errors.Is(err, store.ErrConflict) {
-		return nil
+	if !onVersion {
+		upd.GetMeta().ResourceVersion = ""
 	}
-	return err
-}
-
-// writeStatusCAS is writeStatus on the version of obj read: a conflict
-// (someone else wrote meanwhile) drops this write, and the change that
-// caused it queues another reconcile.
-func writeStatusCAS[T api.Object](ctx context.Context, res store.Resources[T], obj T, status any, set func(T)) error {
-	if sameJSON(obj.StatusPtr(), status) {
-		return nil
-	}
-	upd := api.Clone(obj)
-	set(upd)
 	_, err := res.UpdateStatus(ctx, upd)
 	if errors.Is(err, store.ErrNotFound) || errors.Is(err, store.ErrConflict) {
 		return nil

@@ -29,7 +29,7 @@ func (b *Backups) move(ctx context.Context, lease store.Lease, run api.BackupRun
 		return run, errors.New("moving a volume between nodes needs the swarm runtime (PANELX_RUNTIME=swarm)")
 	}
 	if mover.MoveImage() == "" {
-		return run, errors.New("moving a volume between nodes needs PANELX_SWARM_HELPER_IMAGE: an image of this panelx that every node can pull")
+		return run, reconcile.ErrNoMoveImage
 	}
 	key := api.Key{Project: run.Project, Name: run.Volume}
 	v, err := b.opts.Store.Volumes().Get(ctx, key)

@@ -126,6 +126,9 @@ type VolumeMoveResult struct {
 	SHA256       string
 }
 
+// ErrNoMoveImage: moves between nodes run an image of panelx on them.
+var ErrNoMoveImage = errors.New("moving a volume between nodes needs PANELX_SWARM_HELPER_IMAGE: an image of this panelx that every node can pull (its entrypoint the panelx binary, as the PanelX image's is)")
+
 // VolumeMover is a runtime of several hosts that copies a volume's data
 // between them (the swarm runtime; docs/architecture.md, Runtimes).
 type VolumeMover interface {

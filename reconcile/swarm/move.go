@@ -2,6 +2,7 @@ package swarm
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -52,12 +53,9 @@ const (
 	moveMaxLog       = 1 << 20
 )
 
-// ErrNoHelperImage: moves need Options.HelperImage.
-var ErrNoHelperImage = errors.New("moving a volume between nodes needs PANELX_SWARM_HELPER_IMAGE: an image of this panelx that every node can pull (its entrypoint the panelx binary, as the PanelX image's is)")
-
 func (r *Runtime) MoveVolume(ctx context.Context, m reconcile.VolumeMove) (res reconcile.VolumeMoveResult, err error) {
 	if r.opts.HelperImage == "" {
-		return res, ErrNoHelperImage
+		return res, reconcile.ErrNoMoveImage
 	}
 	if m.From == m.To {
 		return res, fmt.Errorf("volume %s is already on node %s", m.Volume, m.To)
@@ -89,13 +87,17 @@ func (r *Runtime) MoveVolume(ctx context.Context, m reconcile.VolumeMove) (res r
 			err = cerr
 		}
 	}()
-	token, err := moveToken()
+	token, err := randomHex(32)
 	if err != nil {
 		return res, err
 	}
 	// A new name each time: Swarm lists a removed overlay a few seconds
 	// more, and a network of the same name cannot be created meanwhile.
-	base := "panelx-move-" + token[:12]
+	suffix, err := randomHex(6)
+	if err != nil {
+		return res, err
+	}
+	base := "panelx-move-" + suffix
 	var netID string
 	err = r.call(ctx, "network_create", func(ctx context.Context) error {
 		resp, err := r.cli.NetworkCreate(ctx, base, network.CreateOptions{Driver: "overlay", Labels: labels})
@@ -137,13 +139,13 @@ func (r *Runtime) MoveVolume(ctx context.Context, m reconcile.VolumeMove) (res r
 	if err != nil {
 		return res, err
 	}
-	out, logErr := end.out, end.logErr
-	if out == nil && logErr == nil {
+	out, logErr := end.out, error(nil)
+	if out == nil {
 		out, logErr = r.moveLog(ctx, dstID)
 	}
 	result, perr := volumemove.ParseResult(out)
 	if end.task.State != swarm.TaskStateComplete {
-		msg := cmpOr(result.Error, end.task.Err, end.task.Message, string(end.task.State))
+		msg := cmp.Or(result.Error, end.task.Err, end.task.Message, string(end.task.State))
 		switch {
 		case result.Error != "":
 		case logErr != nil:
@@ -157,15 +159,6 @@ func (r *Runtime) MoveVolume(ctx context.Context, m reconcile.VolumeMove) (res r
 		return res, fmt.Errorf("copy on node %s ended without a result: %w", m.To, errors.Join(perr, logErr))
 	}
 	return reconcile.VolumeMoveResult{Files: result.Files, Bytes: result.Bytes, SHA256: result.SHA256}, nil
-}
-
-func cmpOr(ss ...string) string {
-	for _, s := range ss {
-		if s != "" {
-			return s
-		}
-	}
-	return ""
 }
 
 // moveService is a one-shot helper task on node: no restart (a failure is
@@ -194,10 +187,12 @@ func moveService(name, node, image, netID string, labels map[string]string, env 
 	}
 }
 
-func moveToken() (string, error) {
-	b := make([]byte, 32)
+// randomHex is n random bytes in hex: the move's token, and its objects'
+// names (never a part of the token: names are listed to anyone).
+func randomHex(n int) (string, error) {
+	b := make([]byte, n)
 	if _, err := rand.Read(b); err != nil {
-		return "", fmt.Errorf("move token: %w", err)
+		return "", fmt.Errorf("volume move: %w", err)
 	}
 	return hex.EncodeToString(b), nil
 }
@@ -271,11 +266,11 @@ func (r *Runtime) VolumeTasks(ctx context.Context, dockerName string) ([]string,
 	return out, nil
 }
 
-// moveEnd is how the target task ended, and its log when it was read.
+// moveEnd is how the target task ended, and the result's log when it was
+// read.
 type moveEnd struct {
-	task   swarm.TaskStatus
-	out    []byte
-	logErr error
+	task swarm.TaskStatus
+	out  []byte
 }
 
 // waitMoveTask waits until the target task ends, and fails early when
@@ -314,7 +309,7 @@ func (r *Runtime) waitMoveTask(ctx context.Context, m reconcile.VolumeMove, srcI
 			case t.ServiceID == dstID && ended:
 				return moveEnd{task: t.Status}, nil
 			case ended && t.Status.State != swarm.TaskStateComplete:
-				return moveEnd{}, fmt.Errorf("the move's source task on its node ended %s: %s", t.Status.State, cmpOr(t.Status.Err, t.Status.Message))
+				return moveEnd{}, fmt.Errorf("the move's source task on its node ended %s: %s", t.Status.State, cmp.Or(t.Status.Err, t.Status.Message))
 			case ended:
 				served = true
 			case t.Status.State == swarm.TaskStateRunning:
